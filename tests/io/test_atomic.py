@@ -1,0 +1,71 @@
+"""Atomic writing: complete file or nothing (old file kept), temp files never left behind."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from blockrecon.io import atomic_path, atomic_write
+
+
+def test_success_replaces_target_and_leaves_only_the_target(tmp_path):
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+    with atomic_path(target) as temporary:
+        assert temporary.parent == tmp_path and temporary != target
+        assert temporary.exists()
+        temporary.write_bytes(b"new content")
+        assert target.read_bytes() == b"old"  # not visible before the block ends
+    assert target.read_bytes() == b"new content"
+    assert sorted(os.listdir(tmp_path)) == ["out.bin"]
+
+
+def test_permissions_follow_the_umask(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "f.txt", lambda p: p.write_text("x"))
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("error", [RuntimeError("write failed"), KeyboardInterrupt()])
+def test_failure_leaves_no_file(tmp_path, error):
+    target = tmp_path / "out.h5"
+    with pytest.raises(type(error)):
+        with atomic_path(target) as temporary:
+            temporary.write_bytes(b"half")
+            raise error
+    assert os.listdir(tmp_path) == []
+
+
+def test_failure_keeps_the_previous_file(tmp_path):
+    target = tmp_path / "ckpt.pt"
+    target.write_bytes(b"previous")
+
+    def write(path: Path) -> None:
+        path.write_bytes(b"partial")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(target, write)
+    assert target.read_bytes() == b"previous"
+    assert os.listdir(tmp_path) == ["ckpt.pt"]
+
+
+def test_temporary_keeps_all_suffixes(tmp_path):
+    with atomic_path(tmp_path / "volume.nii.gz", durable=False) as temporary:
+        assert temporary.name.endswith(".partial.nii.gz")
+        assert temporary.name.startswith(".volume-")
+
+
+def test_missing_folder_and_directory_target(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        atomic_write(tmp_path / "no_such_folder" / "f.h5", lambda p: None)
+    with pytest.raises(IsADirectoryError, match="directory"):
+        atomic_write(tmp_path, lambda p: None)
+
+
+def test_atomic_write_returns_the_target(tmp_path):
+    result = atomic_write(str(tmp_path / "a.txt"), lambda p: p.write_text("hello"))
+    assert result == tmp_path / "a.txt" and result.read_text() == "hello"
