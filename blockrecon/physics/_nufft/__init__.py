@@ -1,0 +1,66 @@
+"""Private NUFFT backends behind :class:`blockrecon.physics.nufft.NUFFT`.
+
+``make_backend(name, device, image_shape, eps)`` resolves ``"auto"`` to the fastest installed
+backend for the device (FINUFFT on CPU, else SigPy; cuFINUFFT on CUDA, else SigPy on CuPy).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from blockrecon.backend import has_cufinufft, has_cupy, has_finufft
+
+from .base import NufftBackend
+from .finufft_backend import CufinufftBackend, FinufftBackend
+from .sigpy_backend import SigpyBackend
+
+BACKEND_NAMES = ("auto", "sigpy", "finufft", "cufinufft")
+
+_CLASSES = {"sigpy": SigpyBackend, "finufft": FinufftBackend, "cufinufft": CufinufftBackend}
+
+
+def available_backends(device_type: str) -> tuple[str, ...]:
+    """Installed backend names usable on ``"cpu"`` or ``"cuda"`` tensors, fastest first."""
+    if device_type == "cpu":
+        return ("finufft", "sigpy") if has_finufft() else ("sigpy",)
+    if device_type == "cuda":
+        names = ("cufinufft",) if has_cufinufft() else ()
+        return names + ("sigpy",) if has_cupy() else names
+    return ()
+
+
+def check_backend_name(name: str) -> str:
+    """Raise ValueError for an unknown backend name or one not installed on any device."""
+    if name not in BACKEND_NAMES:
+        raise ValueError(f"backend must be one of {BACKEND_NAMES}, got {name!r}")
+    installed = set(available_backends("cpu")) | set(available_backends("cuda"))
+    if name != "auto" and name not in installed:
+        raise ValueError(
+            f"NUFFT backend {name!r} is not installed (installed: {sorted(installed)})"
+        )
+    return name
+
+
+def make_backend(
+    name: str, device: torch.device, image_shape: tuple[int, ...], eps: float | None
+) -> NufftBackend:
+    """Instantiate backend ``name`` (or the fastest for ``device`` when ``"auto"``)."""
+    usable = available_backends(device.type)
+    if not usable:
+        raise ValueError(f"no NUFFT backend for device {device}; for CUDA install cupy")
+    if name == "auto":
+        name = usable[0]
+    if name not in usable:
+        raise ValueError(
+            f"NUFFT backend {name!r} cannot run on device {device} (usable there: {usable})"
+        )
+    return _CLASSES[name](image_shape, eps)
+
+
+__all__ = [
+    "BACKEND_NAMES",
+    "NufftBackend",
+    "available_backends",
+    "check_backend_name",
+    "make_backend",
+]

@@ -1,0 +1,121 @@
+"""Toeplitz embedding of the NUFFT normal operator ``A^H W A``.
+
+For the NUFFT ``A`` (SigPy scaling, see :mod:`blockrecon.physics.nufft`) and real sample weights
+``W``, ``A^H W A`` is a convolution of the image with the point-spread function
+
+    h(d) = 1/prod(N) * sum_m w_m exp(+i 2 pi sum_j k_mj d_j / N_j),   -N_j < d_j < N_j.
+
+``h`` is computed once as an adjoint NUFFT of the weights onto a grid twice the image size (with
+the coordinates doubled), and stored as its FFT on that grid. Applying the operator is then:
+zero-pad the image to 2N, FFT, multiply by the kernel, inverse FFT, crop. It is exact up to the
+NUFFT's accuracy in building ``h``, costs two FFTs of the 2N grid, and runs in pure torch (CPU or
+CUDA, autograd included: the operator is self-adjoint and linear).
+
+Because the weights are real, ``h`` is Hermitian and its FFT is real: the kernel is stored as a
+real tensor, halving its memory.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from ._nufft import make_backend
+from .validation import check_image, check_image_shape, check_weights
+
+__all__ = ["toeplitz_kernel", "apply_toeplitz", "ToeplitzNormal"]
+
+
+def toeplitz_kernel(
+    coord: torch.Tensor,
+    image_shape: Sequence[int],
+    weights: torch.Tensor | None = None,
+    backend: str = "auto",
+    eps: float | None = None,
+) -> torch.Tensor:
+    """FFT of the normal operator's point-spread function on the 2x grid.
+
+    Args:
+        coord: float tensor ``(..., ndim)`` in image-grid units, already validated.
+        image_shape: ``N`` (2D or 3D).
+        weights: optional real, non-negative tensor broadcastable to ``coord.shape[:-1]``.
+        backend: NUFFT backend used for the PSF (computed once, in double precision).
+        eps: NUFFT accuracy for that computation (backend default when None).
+
+    Returns:
+        real tensor of shape ``2N`` (float64 on CPU, same device as coord).
+    """
+    shape = check_image_shape(image_shape)
+    samples = coord.reshape(-1, len(shape))
+    if weights is None:
+        w = torch.ones(samples.shape[0], dtype=torch.complex128, device=coord.device)
+    else:
+        check_weights(weights, coord.shape[:-1])
+        w = weights.detach().expand(coord.shape[:-1]).reshape(-1).to(torch.complex128)
+    grid = tuple(2 * n for n in shape)
+    psf = make_backend(backend, coord.device, grid, eps).adjoint(w[None], 2 * samples)[0]
+    psf = psf * (math.sqrt(math.prod(grid)) / math.prod(shape))
+    for axis in range(len(shape)):  # drop d = -N: unused, and it breaks Hermitian symmetry
+        psf.select(axis, 0).zero_()
+    dims = tuple(range(len(shape)))
+    return torch.fft.fftn(torch.fft.ifftshift(psf, dim=dims), dim=dims).real
+
+
+def apply_toeplitz(image: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Apply ``A^H W A`` to ``image`` ``(*batch, *N)`` given ``kernel = toeplitz_kernel(...)``.
+
+    The kernel is cast to the image's real precision; the result has the image's dtype.
+    """
+    ndim = kernel.ndim
+    dims = tuple(range(-ndim, 0))
+    shape = image.shape[-ndim:]
+    kernel = kernel.to(device=image.device, dtype=image.real.dtype)
+    spectrum = torch.fft.fftn(image, s=kernel.shape, dim=dims)
+    out = torch.fft.ifftn(spectrum * kernel, dim=dims)
+    return out[(..., *(slice(0, n) for n in shape))]
+
+
+class ToeplitzNormal(torch.nn.Module):
+    """``A^H W A`` as a module; the kernel is built on first use per device and cached.
+
+    Args:
+        coord: ``(..., ndim)`` float coordinates in grid units (validated by the caller).
+        image_shape: ``N``.
+        weights: optional real sample weights broadcastable to ``coord.shape[:-1]``.
+        backend, eps: NUFFT used to build the kernel.
+    """
+
+    def __init__(
+        self,
+        coord: torch.Tensor,
+        image_shape: Sequence[int],
+        weights: torch.Tensor | None = None,
+        backend: str = "auto",
+        eps: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.image_shape = check_image_shape(image_shape)
+        self.backend = backend
+        self.eps = eps
+        self.register_buffer("coord", coord.detach(), persistent=False)
+        self.register_buffer(
+            "weights", None if weights is None else weights.detach(), persistent=False
+        )
+        self._kernels: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+
+    def kernel(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """The real kernel ``2N`` in ``dtype`` on the coordinates' device (built once, cached)."""
+        key = (self.coord.device, dtype)
+        if key not in self._kernels:
+            kernel = toeplitz_kernel(
+                self.coord, self.image_shape, self.weights, self.backend, self.eps
+            )
+            self._kernels[key] = kernel.to(dtype)
+        return self._kernels[key]
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """``(*batch, *N)`` complex -> same shape: ``A^H W A image``."""
+        check_image(image, self.image_shape)
+        return apply_toeplitz(image, self.kernel(image.real.dtype))

@@ -1,0 +1,152 @@
+"""NUFFT: adjointness, autograd, accuracy against an exact DFT, backend agreement, bad input."""
+
+import pytest
+import torch
+from conftest import (
+    assert_adjoint,
+    assert_vjp_is_adjoint,
+    dft_matrix,
+    random_complex,
+    random_coord,
+    relative_error,
+)
+
+from blockrecon.backend import has_cufinufft, has_finufft
+from blockrecon.physics.nufft import NUFFT
+
+CPU_BACKENDS = [
+    "sigpy",
+    pytest.param(
+        "finufft", marks=pytest.mark.skipif(not has_finufft(), reason="finufft not installed")
+    ),
+]
+SHAPES = [(10, 12), (6, 8, 5)]
+#: measured relative error against an exact DFT (complex64, these sizes), with headroom:
+#: SigPy's default kernel (~1e-3 forward / 8e-3 adjoint at large sizes, a little worse on
+#: grids this small), FINUFFT at its complex64 default eps 1e-5.
+DFT_TOL = {
+    "sigpy": {"forward": 1.5e-2, "adjoint": 1.5e-2},
+    "finufft": {"forward": 5e-5, "adjoint": 5e-5},
+}
+
+
+def _problem(image_shape, rng, batch=(2,), samples=(3, 40), dtype=torch.complex64):
+    coord = random_coord(samples, image_shape, rng)
+    x = random_complex((*batch, *image_shape), rng, dtype)
+    y = random_complex((*batch, *samples), rng, dtype)
+    return coord, x, y
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("image_shape", SHAPES)
+def test_adjoint(backend, image_shape, rng):
+    coord, x, y = _problem(image_shape, rng)
+    op = NUFFT(image_shape, coord, backend=backend)
+    assert op(x).shape == y.shape and op(x).dtype == torch.complex64
+    assert_adjoint(op.forward, op.adjoint, x, y, tol=1e-4)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("image_shape", SHAPES)
+def test_matches_exact_dft(backend, image_shape, rng):
+    coord, x, y = _problem(image_shape, rng)
+    op = NUFFT(image_shape, coord, backend=backend)
+    a = dft_matrix(coord, image_shape)
+    exact_y = (x.reshape(2, -1).to(torch.complex128) @ a.T).reshape(y.shape)
+    exact_x = (y.reshape(2, -1).to(torch.complex128) @ a.conj()).reshape(x.shape)
+    assert relative_error(op(x), exact_y) < DFT_TOL[backend]["forward"]
+    assert relative_error(op.adjoint(y), exact_x) < DFT_TOL[backend]["adjoint"]
+
+
+@pytest.mark.skipif(not has_finufft(), reason="finufft not installed")
+@pytest.mark.parametrize("image_shape", SHAPES)
+def test_backends_agree_and_double_precision(image_shape, rng):
+    coord, x, y = _problem(image_shape, rng, dtype=torch.complex128)
+    a = dft_matrix(coord, image_shape)
+    exact_y = (x.reshape(2, -1) @ a.T).reshape(y.shape)
+    finufft_y = NUFFT(image_shape, coord, backend="finufft")(x)
+    assert finufft_y.dtype == torch.complex128
+    assert relative_error(finufft_y, exact_y) < 5e-6
+    sigpy_y = NUFFT(image_shape, coord, backend="sigpy")(x)
+    assert relative_error(sigpy_y, finufft_y) < DFT_TOL["sigpy"]["forward"]
+    tight = NUFFT(image_shape, coord, backend="finufft", eps=1e-10)(x)
+    assert relative_error(tight, exact_y) < 1e-8
+
+
+def test_auto_picks_fastest_cpu_backend(rng):
+    coord, x, _ = _problem((8, 8), rng)
+    op = NUFFT((8, 8), coord)
+    op(x)
+    assert op._backend_for(x).name == ("finufft" if has_finufft() else "sigpy")
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("image_shape", SHAPES)
+def test_autograd_is_adjoint(backend, image_shape, rng):
+    coord, x, y = _problem(image_shape, rng)
+    op = NUFFT(image_shape, coord, backend=backend)
+    assert_vjp_is_adjoint(op.forward, op.adjoint, x, y)
+    assert_vjp_is_adjoint(op.adjoint, op.forward, y, x)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_gradcheck_double(backend, rng):
+    coord, x, y = _problem((4, 5), rng, batch=(), samples=(6,), dtype=torch.complex128)
+    op = NUFFT((4, 5), coord.double(), backend=backend)
+    x.requires_grad_(True)
+    y.requires_grad_(True)
+    assert torch.autograd.gradcheck(op.forward, (x,), eps=1e-6, atol=1e-5)
+    assert torch.autograd.gradcheck(op.adjoint, (y,), eps=1e-6, atol=1e-5)
+    assert torch.autograd.gradgradcheck(op.forward, (x,), eps=1e-6, atol=1e-5)
+
+
+def test_batch_shapes_and_plan_reuse(rng):
+    coord, x, _ = _problem((8, 6), rng, batch=(2, 3))
+    op = NUFFT((8, 6), coord)
+    y = op(x)
+    assert y.shape == (2, 3, 3, 40)
+    assert torch.allclose(op(x[1, 2]), y[1, 2], atol=1e-6)
+    assert op.adjoint(y).shape == x.shape
+    assert torch.equal(op(x), y)  # cached plans give identical results
+
+
+@pytest.mark.skipif(not has_cufinufft(), reason="needs a GPU with cupy and cufinufft")
+def test_cuda_backends_agree_with_cpu(rng):
+    coord, x, _ = _problem((8, 6, 4), rng)
+    expected = NUFFT((8, 6, 4), coord, backend="sigpy")(x)
+    for backend in ("cufinufft", "sigpy"):
+        op = NUFFT((8, 6, 4), coord, backend=backend).cuda()
+        assert relative_error(op(x.cuda()).cpu(), expected) < 2e-2
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"coord": torch.zeros(5, 3)}, "last dimension must equal"),
+        ({"coord": torch.full((5, 2), 4.0)}, r"coord\[..., 0\] must lie in"),
+        ({"coord": torch.zeros(5, 2), "backend": "nfft"}, "backend must be one of"),
+        ({"coord": torch.zeros(5, 2), "eps": 2.0}, "eps must be in"),
+        ({"coord": torch.zeros(5, 2), "image_shape": (8,)}, "2 or 3 entries"),
+    ],
+)
+def test_bad_construction(kwargs, match):
+    kwargs = {"image_shape": (8, 8), **kwargs}
+    with pytest.raises(ValueError, match=match):
+        NUFFT(**kwargs)
+
+
+def test_bad_calls(rng):
+    coord, x, y = _problem((8, 8), rng)
+    op = NUFFT((8, 8), coord)
+    with pytest.raises(ValueError, match="image must be complex"):
+        op(x.real)
+    with pytest.raises(ValueError, match="image must have shape"):
+        op(x[..., :7])
+    y_nan = y.clone()
+    y_nan[0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="kspace contains 1 non-finite"):
+        op.adjoint(y_nan)
+    with pytest.raises(ValueError, match="kspace must have shape"):
+        op.adjoint(y[..., :5])
+    with pytest.raises(ValueError, match="image is on meta but the NUFFT coordinates are on cpu"):
+        op(x.to("meta"))
