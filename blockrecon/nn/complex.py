@@ -1,0 +1,28 @@
+"""Complex images <-> real 2-channel tensors, the form networks see.
+
+A complex volume of shape ``(N, *spatial)`` becomes a real tensor ``(N, 2, *spatial)`` whose
+channel 0 is the real part and channel 1 the imaginary part; ``complex64`` maps to ``float32``
+and ``complex128`` to ``float64``. Both conversions are differentiable.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def complex_to_channels(x: torch.Tensor) -> torch.Tensor:
+    """Complex ``(N, *spatial)`` -> real ``(N, 2, *spatial)`` (real, imaginary)."""
+    if not x.is_complex():
+        raise ValueError(f"complex_to_channels expects a complex tensor, got dtype {x.dtype}")
+    if x.ndim < 1:
+        raise ValueError("complex_to_channels expects a tensor with a batch dimension")
+    return torch.stack((x.real, x.imag), dim=1)
+
+
+def channels_to_complex(y: torch.Tensor) -> torch.Tensor:
+    """Real ``(N, 2, *spatial)`` (real, imaginary) -> complex ``(N, *spatial)``."""
+    if y.is_complex() or y.ndim < 2 or y.shape[1] != 2:
+        raise ValueError(
+            f"channels_to_complex expects a real tensor (N, 2, *spatial), got {y.dtype} "
+            f"of shape {tuple(y.shape)}")
+    return torch.complex(y[:, 0], y[:, 1])

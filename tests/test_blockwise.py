@@ -1,0 +1,146 @@
+"""Block-wise application equals the full-volume network: outputs and every gradient."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from blockrecon.blockwise import BlockwiseRegularizer, apply_full, plan_patches
+from blockrecon.nn import ResNet3d, UNet
+
+
+def _net(kind: str) -> nn.Module:
+    torch.manual_seed(0)
+    if kind == "resnet":
+        return ResNet3d(width=4, n_layers=3).double()
+    return UNet(dim=3, in_ch=2, out_ch=2, base_width=2, depth=2, valid=True).double()
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm())
+
+
+def _grads(net: nn.Module, apply, x: torch.Tensor, region: tuple[slice, ...]):
+    """Output and gradients (input, then every parameter) of a weighted sum over ``region``."""
+    x = x.detach().clone().requires_grad_(True)
+    net.zero_grad()
+    y = apply(x)
+    weights = torch.linspace(-1, 2, y[region].numel(), dtype=torch.float64)
+    (y[region].real.reshape(-1) * weights).sum().backward()
+    return y.detach(), [x.grad] + [p.grad.clone() for p in net.parameters()]
+
+
+def _assert_blockwise_matches_full(net, x, patch, region, **kwargs):
+    padding = kwargs.get("padding", "reflect")
+    blockwise = BlockwiseRegularizer(net, patch, **kwargs)
+    y_blk, g_blk = _grads(net, blockwise, x, region)
+    y_ref, g_ref = _grads(net, lambda v: apply_full(net, v, padding), x, region)
+    assert y_blk.shape == y_ref.shape == x.shape[:1] + y_ref.shape[1:]
+    assert _rel(y_blk, y_ref) < 1e-5
+    for i, (gb, gr) in enumerate(zip(g_blk, g_ref, strict=True)):
+        assert gr.norm() > 0, f"gradient {i} vanishes: the comparison would be empty"
+        assert _rel(gb, gr) < 1e-4, f"gradient {i} differs by {_rel(gb, gr):.2e}"
+
+
+REGIONS = {
+    "all": (Ellipsis,),
+    "corner": (Ellipsis, slice(0, 3), slice(0, 3), slice(0, 3)),  # border patch only
+    "interior": (Ellipsis, slice(5, 7), slice(5, 7), slice(4, 6)),
+}
+
+
+@pytest.mark.parametrize("region", sorted(REGIONS))
+@pytest.mark.parametrize("padding", ["reflect", "zeros"])
+def test_resnet_blockwise_equals_full_anisotropic(region, padding):
+    x = torch.randn(2, 2, 13, 11, 9, dtype=torch.float64)
+    _assert_blockwise_matches_full(_net("resnet"), x, (4, 6, 5), REGIONS[region],
+                                   padding=padding)
+
+
+@pytest.mark.parametrize("patch_batch", [1, 4])
+def test_resnet_blockwise_complex_input_and_patch_batch(patch_batch):
+    x = torch.randn(1, 12, 9, 10, dtype=torch.complex128)
+    _assert_blockwise_matches_full(_net("resnet"), x, 4, REGIONS["all"],
+                                   patch_batch=patch_batch)
+
+
+def test_resnet_blockwise_halo_larger_than_margin_and_no_checkpoint():
+    net, x = _net("resnet"), torch.randn(1, 2, 9, 9, 9, dtype=torch.float64)
+    _assert_blockwise_matches_full(net, x, 4, REGIONS["all"], halo=5)
+    _assert_blockwise_matches_full(net, x, 4, REGIONS["all"], checkpoint=False)
+
+
+@pytest.mark.parametrize("region", ["all", "corner"])
+def test_valid_unet_blockwise_equals_full_with_odd_sizes(region):
+    # stride 2: an odd volume is padded at the end to a multiple of the stride
+    x = torch.randn(1, 2, 11, 10, 13, dtype=torch.float64)
+    _assert_blockwise_matches_full(_net("unet"), x, (4, 6, 4), REGIONS[region],
+                                   patch_batch=2)
+
+
+def test_padded_net_exact_in_interior_approximate_at_border():
+    torch.manual_seed(0)
+    net = ResNet3d(width=4, n_layers=3, valid=False).double()
+    x = torch.randn(1, 2, 14, 14, 14, dtype=torch.float64)
+    with torch.no_grad():
+        y_blk = BlockwiseRegularizer(net, 4, padding="zeros")(x)
+        y_ref = net(x)
+    radius = (net.receptive_field - 1) // 2
+    inner = (Ellipsis,) + (slice(radius, -radius),) * 3
+    assert _rel(y_blk[inner], y_ref[inner]) < 1e-12
+    assert _rel(y_blk, y_ref) > 1e-6  # per-layer zero padding differs at the border
+
+
+@pytest.mark.parametrize("shape,patch,stride", [((10, 7, 5), (4, 4, 5), 1),
+                                                 ((9, 12, 6), (4, 8, 2), 2),
+                                                 ((5, 5), (5, 2), 1)])
+def test_plan_covers_volume_once_with_equal_patches(shape, patch, stride):
+    plan = plan_patches(shape, patch, 3, stride)
+    count = torch.zeros(shape, dtype=torch.int64)
+    for p in plan:
+        count[p.output] += 1
+        assert tuple(s.stop - s.start for s in p.input) == plan.input_size
+        assert all(s.start % stride == 0 for s in p.input)
+        for keep, out in zip(p.keep, p.output, strict=True):
+            assert keep.stop - keep.start == out.stop - out.start
+    assert bool((count == 1).all())
+    assert len(plan) == torch.tensor(plan.grid).prod()
+    assert "keep (in core)" in repr(plan)
+
+
+class NoContract(nn.Module):
+    def forward(self, x):
+        return x
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda: BlockwiseRegularizer(NoContract(), 4), "tiling contract"),
+    (lambda: BlockwiseRegularizer(_net("resnet"), 4, halo=2), "smaller than the network margin"),
+    (lambda: BlockwiseRegularizer(_net("resnet"), 4, padding="wrap"), "padding"),
+    (lambda: BlockwiseRegularizer(_net("resnet"), 4, patch_batch=0), "patch_batch"),
+    (lambda: BlockwiseRegularizer(nn.Sequential(nn.BatchNorm3d(2)), 4), "tiling contract"),
+    (lambda: plan_patches((8, 8), (4, 4, 4), 1), "dimensions"),
+])
+def test_bad_construction_raises_value_error(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_normalisation_layers_are_rejected():
+    net = _net("resnet")
+    net.body.insert(1, nn.InstanceNorm3d(4))
+    with pytest.raises(ValueError, match="InstanceNorm3d"):
+        BlockwiseRegularizer(net, 4)
+
+
+@pytest.mark.parametrize("kind,x,patch,match", [
+    ("resnet", torch.randn(1, 2, 6, 6, 6), 8, "larger than the volume"),
+    ("unet", torch.randn(1, 2, 8, 8, 8), 3, "not a multiple of the network stride"),
+    ("resnet", torch.randn(2, 6, 6, 6), 4, "spatial dimensions"),
+    ("resnet", torch.randn(6, 6, 6, dtype=torch.complex64), 4, "spatial dimensions"),
+    ("resnet", torch.randn(1, 2, 3, 3, 3), 3, "reflect padding"),
+])
+def test_bad_input_raises_value_error(kind, x, patch, match):
+    with pytest.raises(ValueError, match=match):
+        BlockwiseRegularizer(_net(kind).float(), patch)(x)
