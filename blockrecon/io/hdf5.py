@@ -43,7 +43,7 @@ import torch
 from blockrecon.io.acquisition import Acquisition, check_acquisition, standard_dtypes
 from blockrecon.io.atomic import atomic_path
 
-__all__ = ["FORMAT_VERSION", "write_acquisition", "read_acquisition", "open_hdf5"]
+__all__ = ["FORMAT_VERSION", "write_acquisition", "read_acquisition", "open_hdf5", "read_dataset"]
 
 #: Version of the schema written by :func:`write_acquisition`; readers accept it and older ones.
 FORMAT_VERSION = 1
@@ -132,9 +132,12 @@ def _read_geometry(handle: h5py.File, path: Path) -> tuple[tuple[int, ...], tupl
 
 
 def _check_format(handle: h5py.File, path: Path) -> None:
-    if "format_version" not in handle.attrs:
-        raise ValueError(f"{path}: not a blockrecon acquisition file "
-                         "(no 'format_version' attribute)")
+    for name in ("blockrecon_format", "format_version"):
+        if name not in handle.attrs:
+            raise ValueError(f"{path}: not a blockrecon acquisition file (no '{name}' attribute)")
+    kind = handle.attrs["blockrecon_format"]
+    if kind != _FORMAT_NAME:
+        raise ValueError(f"{path}: blockrecon_format is {kind!r}, expected {_FORMAT_NAME!r}")
     version = handle.attrs["format_version"]
     if not np.issubdtype(np.asarray(version).dtype, np.integer) or np.ndim(version) != 0:
         raise ValueError(f"{path}: attribute 'format_version' must be an int, got {version!r}")
