@@ -15,6 +15,24 @@ import torch
 LinearMap = Callable[[torch.Tensor], torch.Tensor]
 
 
+def _finufft_importable() -> bool:
+    try:
+        import finufft  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+#: NUFFT backends that run on CPU tensors, for ``pytest.mark.parametrize("backend", ...)``;
+#: FINUFFT cases are skipped when it is not installed.
+CPU_NUFFT_BACKENDS = [
+    "sigpy",
+    pytest.param(
+        "finufft", marks=pytest.mark.skipif(not _finufft_importable(), reason="needs finufft")
+    ),
+]
+
+
 def inner(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Complex inner product ``<a, b> = sum(conj(a) * b)`` in double precision."""
     return torch.vdot(a.reshape(-1).to(torch.complex128), b.reshape(-1).to(torch.complex128))

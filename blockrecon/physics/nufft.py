@@ -112,7 +112,6 @@ class NUFFT(torch.nn.Module):
         self._check_tensor(image, "image")
         if self._toeplitz is None:
             self._toeplitz = ToeplitzNormal(self.coord, self.image_shape, None, self.backend)
-        self._toeplitz.to(self.coord.device)
         return self._toeplitz(image)
 
     def apply_forward(self, image: torch.Tensor) -> torch.Tensor:

@@ -3,6 +3,7 @@
 import pytest
 import torch
 from conftest import (
+    CPU_NUFFT_BACKENDS,
     assert_adjoint,
     assert_vjp_is_adjoint,
     dft_matrix,
@@ -14,12 +15,6 @@ from conftest import (
 from blockrecon.backend import has_cufinufft, has_finufft
 from blockrecon.physics.nufft import NUFFT
 
-CPU_BACKENDS = [
-    "sigpy",
-    pytest.param(
-        "finufft", marks=pytest.mark.skipif(not has_finufft(), reason="finufft not installed")
-    ),
-]
 SHAPES = [(10, 12), (6, 8, 5)]
 #: measured relative error against an exact DFT (complex64, these sizes), with headroom:
 #: SigPy's default kernel (~1e-3 forward / 8e-3 adjoint at large sizes, a little worse on
@@ -37,7 +32,7 @@ def _problem(image_shape, rng, batch=(2,), samples=(3, 40), dtype=torch.complex6
     return coord, x, y
 
 
-@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("backend", CPU_NUFFT_BACKENDS)
 @pytest.mark.parametrize("image_shape", SHAPES)
 def test_adjoint(backend, image_shape, rng):
     coord, x, y = _problem(image_shape, rng)
@@ -46,7 +41,7 @@ def test_adjoint(backend, image_shape, rng):
     assert_adjoint(op.forward, op.adjoint, x, y, tol=1e-4)
 
 
-@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("backend", CPU_NUFFT_BACKENDS)
 @pytest.mark.parametrize("image_shape", SHAPES)
 def test_matches_exact_dft(backend, image_shape, rng):
     coord, x, y = _problem(image_shape, rng)
@@ -80,7 +75,7 @@ def test_auto_picks_fastest_cpu_backend(rng):
     assert op._backend_for(x).name == ("finufft" if has_finufft() else "sigpy")
 
 
-@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("backend", CPU_NUFFT_BACKENDS)
 @pytest.mark.parametrize("image_shape", SHAPES)
 def test_autograd_is_adjoint(backend, image_shape, rng):
     coord, x, y = _problem(image_shape, rng)
@@ -89,7 +84,7 @@ def test_autograd_is_adjoint(backend, image_shape, rng):
     assert_vjp_is_adjoint(op.adjoint, op.forward, y, x)
 
 
-@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("backend", CPU_NUFFT_BACKENDS)
 def test_gradcheck_double(backend, rng):
     coord, x, y = _problem((4, 5), rng, batch=(), samples=(6,), dtype=torch.complex128)
     op = NUFFT((4, 5), coord.double(), backend=backend)

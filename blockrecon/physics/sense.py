@@ -1,0 +1,135 @@
+"""Multi-coil SENSE operator ``E = F S`` with optional density weights in its normal operator."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import torch
+
+from .nufft import NUFFT
+from .toeplitz import ToeplitzNormal, apply_toeplitz
+from .validation import check_coil_count, check_image, check_kspace, check_maps, check_weights
+
+__all__ = ["Sense"]
+
+
+class Sense(torch.nn.Module):
+    """SENSE forward model: coil sensitivities then NUFFT, per coil.
+
+    ``forward`` is ``E x = F (S x)``, ``adjoint`` is ``E^H y = sum_c conj(S_c) F^H y_c`` and
+    ``normal`` is ``E^H W E x`` (``W`` = diag(weights), identity when no weights are given).
+
+    Args:
+        maps: complex coil sensitivities ``(coils, *image_shape)``, 2D or 3D images. If ``maps``
+            requires grad (an ``nn.Parameter`` or part of a graph), gradients flow into it.
+        coord: float k-space coordinates ``(..., ndim)`` in grid units, ``[-N/2, N/2)``.
+        weights: optional real, non-negative density weights broadcastable to
+            ``coord.shape[:-1]``; they enter only the normal operator.
+        backend: NUFFT backend (``"auto"``, ``"sigpy"``, ``"finufft"``, ``"cufinufft"``).
+        coil_batch: process this many coils at a time to bound memory (``None`` = all at once).
+        eps: NUFFT accuracy for FINUFFT backends (``None`` = default).
+
+    Shapes: image ``(*batch, *image_shape)``; k-space ``(*batch, coils, *coord.shape[:-1])``.
+    """
+
+    def __init__(
+        self,
+        maps: torch.Tensor,
+        coord: torch.Tensor,
+        weights: torch.Tensor | None = None,
+        backend: str = "auto",
+        coil_batch: int | None = None,
+        eps: float | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(maps, torch.Tensor) or maps.ndim not in (3, 4):
+            raise ValueError(
+                "maps must be a tensor of shape (coils, *image_shape) with a 2D or 3D image, "
+                f"got {getattr(maps, 'shape', type(maps).__name__)}"
+            )
+        image_shape = tuple(maps.shape[1:])
+        check_maps(maps, image_shape)
+        if coil_batch is not None and (
+            isinstance(coil_batch, bool) or not isinstance(coil_batch, int) or coil_batch < 1
+        ):
+            raise ValueError(f"coil_batch must be a positive int or None, got {coil_batch!r}")
+        self.nufft = NUFFT(image_shape, coord, backend=backend, eps=eps)
+        if weights is not None:
+            check_weights(weights, self.nufft.sample_shape)
+            if weights.device != coord.device:
+                raise ValueError(f"weights are on {weights.device} but coord on {coord.device}")
+            weights = weights.detach()
+        if maps.device != coord.device:
+            raise ValueError(f"maps are on {maps.device} but coord on {coord.device}")
+        if isinstance(maps, torch.nn.Parameter):
+            self.maps = maps
+        else:
+            self.register_buffer("maps", maps, persistent=False)
+        self.register_buffer("weights", weights, persistent=False)
+        self.coil_batch = coil_batch
+        self.toeplitz = ToeplitzNormal(coord, image_shape, weights, backend=backend, eps=eps)
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return self.nufft.image_shape
+
+    @property
+    def num_coils(self) -> int:
+        return self.maps.shape[0]
+
+    @property
+    def kspace_shape(self) -> tuple[int, ...]:
+        """Per-item k-space shape ``(coils, *coord.shape[:-1])``."""
+        return (self.num_coils, *self.nufft.sample_shape)
+
+    def extra_repr(self) -> str:
+        return f"coils={self.num_coils}, coil_batch={self.coil_batch}"
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """``(*batch, *image_shape)`` -> ``(*batch, coils, *samples)``."""
+        self._check_image(image)
+        return torch.cat(
+            [self.nufft.apply_forward(self._coil_images(image, c)) for c in self._coil_chunks()],
+            dim=image.ndim - len(self.image_shape),
+        )
+
+    def adjoint(self, kspace: torch.Tensor) -> torch.Tensor:
+        """``(*batch, coils, *samples)`` -> ``(*batch, *image_shape)``."""
+        check_coil_count(kspace, self.maps, sample_ndim=len(self.nufft.sample_shape))
+        check_kspace(kspace, self.kspace_shape)
+        self.nufft._check_tensor(kspace, "kspace")
+        axis = kspace.ndim - len(self.nufft.sample_shape) - 1
+        return self._combine_coils(
+            lambda c: self.nufft.apply_adjoint(kspace.narrow(axis, c.start, c.stop - c.start))
+        )
+
+    def normal(self, image: torch.Tensor, toeplitz: bool = True) -> torch.Tensor:
+        """``E^H W E image``: Toeplitz embedding by default, else ``adjoint(W forward(image))``."""
+        self._check_image(image)
+        if not toeplitz:
+            kspace = self.forward(image)
+            return self.adjoint(kspace if self.weights is None else kspace * self.weights)
+        kernel = self.toeplitz.kernel(image.real.dtype)
+        return self._combine_coils(lambda c: apply_toeplitz(self._coil_images(image, c), kernel))
+
+    def _check_image(self, image: torch.Tensor) -> None:
+        check_image(image, self.image_shape)
+        self.nufft._check_tensor(image, "image")
+
+    def _coil_chunks(self) -> Iterator[slice]:
+        step = self.coil_batch or self.num_coils
+        for start in range(0, self.num_coils, step):
+            yield slice(start, min(start + step, self.num_coils))
+
+    def _coil_images(self, image: torch.Tensor, coils: slice) -> torch.Tensor:
+        """``S_c x`` for the coils in the slice: ``(*batch, c, *image_shape)``."""
+        return image.unsqueeze(-len(self.image_shape) - 1) * self.maps[coils]
+
+    def _combine_coils(self, per_coil_images: Callable[[slice], torch.Tensor]) -> torch.Tensor:
+        """``sum_c conj(S_c) z_c`` where ``per_coil_images(coils)`` gives ``z`` for a chunk."""
+        coil_axis = -len(self.image_shape) - 1
+        total = None
+        for coils in self._coil_chunks():
+            part = (self.maps[coils].conj() * per_coil_images(coils)).sum(dim=coil_axis)
+            total = part if total is None else total + part
+        return total
