@@ -67,7 +67,7 @@ def test_real_volume_keeps_its_sign(tmp_path, volume):
                                   real.float().numpy().transpose(2, 1, 0))
 
 
-def test_affine_helper_matches_formula():
+def test_nifti_affine_matches_formula():
     affine = nifti_affine((5, 4, 3), (0.5, 1.0, 2.0))
     np.testing.assert_allclose(np.diag(affine), [0.5, 1.0, 2.0, 1.0])
     np.testing.assert_allclose(affine[:3, 3], [-1.0, -2.0, -2.0])
