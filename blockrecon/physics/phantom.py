@@ -49,7 +49,7 @@ def normalized_grid(shape: Sequence[int], oversample: int = 1) -> tuple[torch.Te
         oversample: positive integer refinement; the grid has ``oversample * shape`` voxels.
 
     Returns:
-        ``(z, y, x)``, float64 tensors broadcastable to the refined shape, in ``[-1, 1)``.
+        ``(z, y, x)``, float32 tensors broadcastable to the refined shape, in ``[-1, 1)``.
     """
     shape = check_image_shape(shape)
     if len(shape) != 3:
@@ -59,7 +59,7 @@ def normalized_grid(shape: Sequence[int], oversample: int = 1) -> tuple[torch.Te
     axes = []
     for dim, n in enumerate(shape):
         m = n * oversample
-        u = (torch.arange(m, dtype=torch.float64) - m // 2) / (m / 2)
+        u = (torch.arange(m, dtype=torch.float32) - m // 2) / (m / 2)
         view = [1, 1, 1]
         view[dim] = m
         axes.append(u.reshape(view))
@@ -70,10 +70,10 @@ def _rotation(phi: float, theta: float, psi: float) -> torch.Tensor:
     """z-x-z Euler rotation matrix (angles in degrees), acting on (x, y, z) column vectors."""
     def about_z(a: float) -> torch.Tensor:
         c, s = math.cos(math.radians(a)), math.sin(math.radians(a))
-        return torch.tensor([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+        return torch.tensor([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
 
     c, s = math.cos(math.radians(theta)), math.sin(math.radians(theta))
-    about_x = torch.tensor([[1.0, 0.0, 0.0], [0.0, c, s], [0.0, -s, c]], dtype=torch.float64)
+    about_x = torch.tensor([[1.0, 0.0, 0.0], [0.0, c, s], [0.0, -s, c]])
     return about_z(psi) @ about_x @ about_z(phi)
 
 
@@ -81,7 +81,7 @@ def _ellipsoid_mask(grid, semi_axes, centre, angles, edge: float) -> torch.Tenso
     """Smooth indicator in [0, 1] of one ellipsoid; ``edge`` is the logistic width (normalized)."""
     z, y, x = grid
     offsets = (x - centre[0], y - centre[1], z - centre[2])
-    rot = _rotation(*angles)
+    rot = _rotation(*angles).tolist()
     rho_sq = 0
     for row, axis in zip(rot, semi_axes, strict=True):
         local = row[0] * offsets[0] + row[1] * offsets[1] + row[2] * offsets[2]
@@ -89,7 +89,7 @@ def _ellipsoid_mask(grid, semi_axes, centre, angles, edge: float) -> torch.Tenso
     # (1 - rho) * min axis approximates the signed distance to the surface (exact for a sphere).
     distance = (1 - torch.sqrt(rho_sq)) * min(semi_axes)
     if edge == 0:
-        return (distance >= 0).to(torch.float64)
+        return (distance >= 0).to(distance.dtype)
     return torch.sigmoid(distance / edge)
 
 
@@ -157,15 +157,15 @@ def random_ellipsoids(
     grid = normalized_grid(shape, oversample)
     edge = _edge_in_normalized_units(tuple(shape), edge_width)
     rng = np.random.default_rng(seed)
-    magnitude = torch.zeros(torch.broadcast_shapes(*(g.shape for g in grid)), dtype=torch.float64)
+    magnitude = torch.zeros(torch.broadcast_shapes(*(g.shape for g in grid)), dtype=torch.float32)
     for _ in range(n_ellipsoids):
-        semi_axes = tuple(rng.uniform(0.1, 0.5, size=3))
+        semi_axes = tuple(rng.uniform(0.1, 0.5, size=3).tolist())
         direction = rng.normal(size=3)
         direction /= np.linalg.norm(direction)
-        centre = tuple(direction * rng.uniform(0, 0.95 - max(semi_axes)))
-        angles = tuple(rng.uniform(0, 180, size=3))
-        intensity = rng.uniform(0.2, 1.0)
+        centre = tuple((direction * rng.uniform(0, 0.95 - max(semi_axes))).tolist())
+        angles = tuple(rng.uniform(0, 180, size=3).tolist())
+        intensity = float(rng.uniform(0.2, 1.0))
         mask = _ellipsoid_mask(grid, semi_axes, centre, angles, edge)
         magnitude = torch.maximum(magnitude, intensity * mask)
-    phase_coefficients = tuple(rng.uniform(-0.6, 0.6, size=len(SHEPP_LOGAN_PHASE)))
+    phase_coefficients = tuple(rng.uniform(-0.6, 0.6, size=len(SHEPP_LOGAN_PHASE)).tolist())
     return torch.polar(magnitude, _phase(grid, phase_coefficients)).to(torch.complex64)
