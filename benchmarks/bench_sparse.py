@@ -21,9 +21,10 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from blockrecon.io.atomic import atomic_write
 
 MIB = 2**20
 CHANNELS = 16
@@ -117,13 +118,6 @@ def _table(rows: list[dict], dense: dict) -> str:
     return "\n".join(lines)
 
 
-def _write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
-        json.dump(payload, f, indent=2)
-    os.replace(f.name, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=128, help="grid edge N (default 128)")
@@ -148,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     print("live = saved-for-backward (per storage) + output + kernel map; "
           "dRSS = VmHWM - VmRSS at reset (MALLOC_MMAP_THRESHOLD_=65536); x = dense / case")
     print(_table(rows, dense))
-    _write_json(args.json, {"size": size, "channels": CHANNELS, "rows": rows})
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    payload = json.dumps({"size": size, "channels": CHANNELS, "rows": rows}, indent=2)
+    atomic_write(args.json, lambda tmp: tmp.write_text(payload), durable=False)
     print(f"wrote {args.json}")
     return 0
 

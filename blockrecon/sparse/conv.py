@@ -18,18 +18,12 @@ from blockrecon.sparse.kernel_map import KernelMap, as_tuple, kernel_map
 from blockrecon.sparse.tensor import SparseTensor
 
 
-def _accumulate(src, weight, entries, num_out, forward: bool) -> torch.Tensor:
-    """Sum over offsets of W[k] applied to paired rows; ``forward=False`` runs the adjoint."""
-    out = src.new_zeros(num_out, weight.shape[2] if forward else weight.shape[1])
-    for j, in_idx, out_idx in entries:
-        src_idx, dst_idx = (in_idx, out_idx) if forward else (out_idx, in_idx)
-        rows = src if src_idx is None else src.index_select(0, src_idx)
-        product = rows @ (weight[j] if forward else weight[j].T)
-        if dst_idx is None:
-            out += product
-        else:
-            out.index_add_(0, dst_idx, product)
-    return out
+def _add_rows(out: torch.Tensor, rows: torch.Tensor | None, values: torch.Tensor) -> None:
+    """out[rows] += values (rows unique; None = all rows in order)."""
+    if rows is None:
+        out += values
+    else:
+        out.index_add_(0, rows, values)
 
 
 class _SparseConvFunction(torch.autograd.Function):
@@ -37,22 +31,26 @@ class _SparseConvFunction(torch.autograd.Function):
     def forward(ctx, feats, weight, kmap: KernelMap):
         ctx.save_for_backward(feats, weight)
         ctx.kmap = kmap
-        return _accumulate(feats, weight, kmap.entries, kmap.num_out, forward=True)
+        out = feats.new_zeros(kmap.num_out, weight.shape[2])
+        for j, in_idx, out_idx in kmap.entries:
+            rows = feats if in_idx is None else feats.index_select(0, in_idx)
+            _add_rows(out, out_idx, rows @ weight[j])
+        return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out):
         feats, weight = ctx.saved_tensors
-        kmap = ctx.kmap
-        grad_feats = grad_weight = None
         grad_out = grad_out.contiguous()
-        if ctx.needs_input_grad[0]:
-            grad_feats = _accumulate(grad_out, weight, kmap.entries, kmap.num_in, forward=False)
-        if ctx.needs_input_grad[1]:
-            grad_weight = torch.zeros_like(weight)
-            for j, in_idx, out_idx in kmap.entries:
+        need_feats, need_weight = ctx.needs_input_grad[:2]
+        grad_feats = torch.zeros_like(feats) if need_feats else None
+        grad_weight = torch.zeros_like(weight) if need_weight else None
+        for j, in_idx, out_idx in ctx.kmap.entries:
+            grads = grad_out if out_idx is None else grad_out.index_select(0, out_idx)
+            if need_feats:
+                _add_rows(grad_feats, in_idx, grads @ weight[j].T)
+            if need_weight:
                 rows = feats if in_idx is None else feats.index_select(0, in_idx)
-                grads = grad_out if out_idx is None else grad_out.index_select(0, out_idx)
                 grad_weight[j] = rows.T @ grads
         return grad_feats, grad_weight, None
 
