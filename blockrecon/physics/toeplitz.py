@@ -72,9 +72,9 @@ def apply_toeplitz(image: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     dims = tuple(range(-ndim, 0))
     shape = image.shape[-ndim:]
     kernel = kernel.to(device=image.device, dtype=image.real.dtype)
-    spectrum = torch.fft.fftn(image, s=kernel.shape, dim=dims)
-    out = torch.fft.ifftn(spectrum * kernel, dim=dims)
-    return out[(..., *(slice(0, n) for n in shape))]
+    spectrum = torch.fft.fftn(image, s=kernel.shape, dim=dims).mul_(kernel)
+    out = torch.fft.ifftn(spectrum, dim=dims)
+    return out[(..., *(slice(0, n) for n in shape))].contiguous()  # frees the 2N grid
 
 
 class ToeplitzNormal(torch.nn.Module):

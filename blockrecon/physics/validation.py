@@ -85,9 +85,11 @@ def check_finite(x: torch.Tensor, name: str) -> None:
     x = _as_tensor(x, name)
     if x.device.type == "meta":
         return
-    finite = torch.isfinite(torch.view_as_real(x) if x.is_complex() else x)
-    if not bool(finite.all()):
-        bad = int((~finite).sum())
+    values = torch.view_as_real(x) if x.is_complex() else x
+    if values.numel() == 0 or bool(torch.isfinite(values.sum())):
+        return  # fast path: any NaN/Inf makes the sum non-finite
+    bad = int((~torch.isfinite(values)).sum())  # exact count; 0 if only the sum overflowed
+    if bad:
         raise ValueError(f"{name} contains {bad} non-finite values (NaN or Inf)")
 
 

@@ -17,7 +17,7 @@ from blockrecon.physics.toeplitz import ToeplitzNormal, apply_toeplitz, toeplitz
 
 SHAPES = [(9, 12), (6, 7, 5)]
 #: kernel error against the exact normal: FINUFFT eps 1e-6 (double), SigPy's default kernel
-EXACT_TOL = {"sigpy": 2e-2, "finufft": 1e-5}
+EXACT_TOL = {"sigpy": 1e-2, "finufft": 1e-6}
 
 
 def _weights(coord, rng):

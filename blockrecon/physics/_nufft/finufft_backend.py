@@ -40,11 +40,15 @@ class FinufftBackend(NufftBackend):
         return self._execute(_ADJOINT, kspace, coord)
 
     def _execute(self, nufft_type: int, data: torch.Tensor, coord: torch.Tensor) -> torch.Tensor:
+        """Run one plan; the unitary scaling is applied to the k-space side (the smaller one)."""
+        scale = 1.0 / math.sqrt(math.prod(self.image_shape))
+        if nufft_type == _ADJOINT:
+            data = data * scale
         with array_device(data):
             plan = self._plan(nufft_type, data.dtype, data.shape[0], coord)
-            out = plan.execute(to_array(data.contiguous()))
-            out = from_array(out).reshape(self._out_shape(nufft_type, data, coord))
-            return out.mul_(1.0 / math.sqrt(math.prod(self.image_shape)))
+            out = from_array(plan.execute(to_array(data.contiguous())))
+            out = out.reshape(self._out_shape(nufft_type, data, coord))
+            return out.mul_(scale) if nufft_type == _FORWARD else out
 
     def _out_shape(self, nufft_type: int, data: torch.Tensor, coord: torch.Tensor) -> tuple:
         if nufft_type == _FORWARD:
