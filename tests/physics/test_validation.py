@@ -82,3 +82,12 @@ def test_coil_count_mismatch():
         v.check_coil_count(torch.zeros(4, 3, 15), maps, sample_ndim=1)
     with pytest.raises(ValueError, match="coil axis"):
         v.check_coil_count(torch.zeros(15), maps, sample_ndim=1)
+
+
+def test_finite_check_counts_exactly_and_survives_overflowing_sum():
+    v.check_finite(torch.full((10,), 3e38), "big")  # sum overflows, values are finite
+    x = torch.zeros(4, dtype=torch.complex64)
+    x[1] = complex(float("nan"), 0)
+    x[3] = complex(0, float("-inf"))
+    with pytest.raises(ValueError, match="x contains 2 non-finite"):
+        v.check_finite(x, "x")
