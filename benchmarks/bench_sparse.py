@@ -11,7 +11,7 @@ step. Memory columns:
 - dRSS MiB: VmHWM during the timed step minus VmRSS at the reset (inputs, weights and the
   kernel map were already resident), i.e. peak process memory the step itself added.
 
-Usage: python benchmarks/bench_sparse.py [--quick] [--json PATH]
+Usage: python benchmarks/bench_sparse.py [--quick] [--threads T] [--json PATH]
 """
 
 from __future__ import annotations
@@ -92,9 +92,9 @@ def worker(size: int, density: float | None) -> dict:
             "drss_mib": (peak - rss_before) / 1024, "vmhwm_mib": peak / 1024}
 
 
-def _run_case(size: int, density: float | None) -> dict:
+def _run_case(size: int, density: float | None, threads: int) -> dict:
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
-    cmd = [sys.executable, __file__, "--worker", "--size", str(size)]
+    cmd = [sys.executable, __file__, "--worker", "--size", str(size), "--threads", str(threads)]
     if density is not None:
         cmd += ["--density", str(density)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
@@ -125,17 +125,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small smoke run (32^3)")
     parser.add_argument("--json", type=Path,
                         default=Path(__file__).parent / "results" / "bench_sparse.json")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--density", type=float, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    import torch
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     if args.worker:
         print(json.dumps(worker(args.size, args.density)))
         return 0
     size = 32 if args.quick else args.size
-    dense = _run_case(size, None)
-    rows = [dense] + [_run_case(size, d) for d in args.densities]
-    import torch
-
+    dense = _run_case(size, None, args.threads)
+    rows = [dense] + [_run_case(size, d, args.threads) for d in args.densities]
     print(f"submanifold conv {CHANNELS}->{CHANNELS}, 3x3x3, {size}^3, batch 1, float32, "
           f"CPU, {torch.get_num_threads()} threads; one timed step after a warm-up, "
           f"each case in a fresh process")
