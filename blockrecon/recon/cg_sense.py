@@ -1,0 +1,105 @@
+"""CG-SENSE: iterative SENSE reconstruction by conjugate gradient on the normal equations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from blockrecon.physics.validation import check_weights
+from blockrecon.recon._common import (
+    check_iterations,
+    check_non_negative,
+    progress_bar,
+    sense_operator,
+)
+
+
+def conjugate_gradient(
+    normal: Callable[[torch.Tensor], torch.Tensor],
+    rhs: torch.Tensor,
+    n_iter: int,
+    tol: float = 0.0,
+    x0: torch.Tensor | None = None,
+    progress: bool = True,
+    desc: str = "CG",
+) -> torch.Tensor:
+    """Solve ``normal(x) = rhs`` for a Hermitian positive (semi-)definite linear ``normal``.
+
+    Stops after ``n_iter`` iterations or when ``||r|| <= tol * ||rhs||``.
+
+    Args:
+        normal: the linear operator, a function of a tensor shaped like ``rhs``.
+        rhs: right-hand side (complex or real).
+        n_iter: maximum number of iterations.
+        tol: relative residual tolerance.
+        x0: initial guess (zeros by default).
+        progress: progress bar (only when stderr is a terminal).
+        desc: progress-bar label.
+
+    Returns:
+        the solution estimate, shaped like ``rhs``.
+    """
+    x = torch.zeros_like(rhs) if x0 is None else x0.clone()
+    residual = rhs - normal(x) if x0 is not None else rhs.clone()
+    direction = residual.clone()
+    residual_sq = torch.vdot(residual.flatten(), residual.flatten()).real
+    stop_sq = (tol * rhs.norm()) ** 2
+    for _ in progress_bar(range(n_iter), desc, progress):
+        if residual_sq <= stop_sq or residual_sq == 0:
+            break
+        normal_direction = normal(direction)
+        step = residual_sq / torch.vdot(direction.flatten(), normal_direction.flatten()).real
+        x = x + step * direction
+        residual = residual - step * normal_direction
+        new_residual_sq = torch.vdot(residual.flatten(), residual.flatten()).real
+        direction = residual + (new_residual_sq / residual_sq) * direction
+        residual_sq = new_residual_sq
+    return x
+
+
+def cg_sense(
+    kspace: torch.Tensor,
+    coord: torch.Tensor,
+    maps: torch.Tensor,
+    weights: torch.Tensor | None = None,
+    n_iter: int = 30,
+    lamda: float = 0.0,
+    tol: float = 1e-6,
+    backend: str = "auto",
+    progress: bool = True,
+) -> torch.Tensor:
+    """CG-SENSE: ``argmin_x ||W^(1/2) (E x - y)||^2 + lamda ||x||^2``.
+
+    Solves ``(E^H W E + lamda I) x = E^H W y`` by :func:`conjugate_gradient` starting from zero,
+    with the Toeplitz normal operator of :class:`~blockrecon.physics.sense.Sense`.
+
+    Args:
+        kspace: complex ``(coils, *coord.shape[:-1])``.
+        coord: float ``(..., ndim)`` in grid units.
+        maps: complex ``(coils, *image_shape)``.
+        weights: optional non-negative sample weights (e.g. a DCF, which speeds convergence at
+            the price of noise weighting), broadcastable to ``coord.shape[:-1]``.
+        n_iter: maximum CG iterations (early stopping regularizes when ``lamda = 0``).
+        lamda: Tikhonov regularization weight.
+        tol: relative residual at which CG stops.
+        backend: NUFFT backend.
+        progress: progress bar.
+
+    Returns:
+        complex64 image ``image_shape``.
+    """
+    check_iterations(n_iter)
+    lamda = check_non_negative(lamda, "lamda")
+    tol = check_non_negative(tol, "tol")
+    if weights is not None:
+        check_weights(weights, coord.shape[:-1])
+    sense = sense_operator(kspace, coord, maps, weights=weights, backend=backend)
+    kspace = kspace.to(torch.complex64)
+    with torch.no_grad():
+        rhs = sense.adjoint(kspace if weights is None else kspace * weights)
+
+        def normal(x: torch.Tensor) -> torch.Tensor:
+            return sense.normal(x) + lamda * x
+
+        return conjugate_gradient(normal, rhs, n_iter, tol, progress=progress, desc="CG-SENSE")
