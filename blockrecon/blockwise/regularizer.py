@@ -120,7 +120,7 @@ class BlockwiseRegularizer(nn.Module):
         self.net = net
         self.contract: TilingContract = tiling_contract(net)
         self.ndim = _spatial_dims(net, patch_size)
-        self.patch_size = patch_size
+        self.patch_size = self._check_patch_size(patch_size)
         self.halo = self._check_halo(halo)
         if not (isinstance(patch_batch, int) and patch_batch >= 1):
             raise ValueError(f"patch_batch must be a positive int, got {patch_batch!r}")
@@ -130,6 +130,15 @@ class BlockwiseRegularizer(nn.Module):
         self.patch_batch = patch_batch
         self.padding = padding
         self.progress = progress
+
+    def _check_patch_size(self, patch_size: int | Sequence[int]) -> tuple[int, ...]:
+        cores = (patch_size,) * self.ndim if isinstance(patch_size, int) else tuple(patch_size)
+        if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in cores):
+            raise ValueError(f"patch_size must be positive integers, got {patch_size!r}")
+        if any(c % self.contract.stride for c in cores):
+            raise ValueError(f"patch_size {cores} is not a multiple of the network stride "
+                             f"{self.contract.stride}")
+        return cores
 
     def _check_halo(self, halo: int | Sequence[int] | str) -> tuple[int, ...]:
         c = self.contract
