@@ -1,0 +1,121 @@
+"""Data-consistency layers for unrolled reconstruction.
+
+Both layers act on a complex image ``z`` (the regularizer's output), given ``aty = E^H y`` and an
+operator ``op`` with ``normal(x, toeplitz=...) = E^H E x`` (e.g. :class:`blockrecon.physics.Sense`).
+Images are complex ``(*batch, *image_shape)``.
+
+:class:`GradientStepDC`
+    ``x = z - a (E^H E z - E^H y)`` with a learnable step ``a``.
+:class:`ConjugateGradientDC`
+    MoDL: ``x = argmin ||E x - y||^2 + lam ||x - z||^2``, i.e. ``(E^H E + lam I) x = E^H y +
+    lam z``, solved by conjugate gradient with a learnable ``lam > 0``. Backward differentiates
+    implicitly: one more CG solve with the same operator, so no CG iterate is stored (only
+    ``z`` and the solution ``x``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from blockrecon.recon.cg_sense import conjugate_gradient
+
+Normal = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _check_positive(value: float, name: str) -> float:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def _check_pair(z: torch.Tensor, aty: torch.Tensor) -> None:
+    if not (z.is_complex() and aty.is_complex()):
+        raise ValueError(f"data consistency expects complex images, got {z.dtype} and {aty.dtype}")
+    if z.shape != aty.shape:
+        raise ValueError(f"image {tuple(z.shape)} and E^H y {tuple(aty.shape)} differ in shape")
+
+
+class GradientStepDC(nn.Module):
+    """Learned gradient step ``x = z - a * (E^H E z - E^H y)``.
+
+    Args:
+        step: initial step size ``a`` (learnable when ``learnable``).
+        learnable: make ``a`` a parameter.
+        toeplitz: use the Toeplitz normal operator (else a NUFFT forward/adjoint pair).
+    """
+
+    def __init__(self, step: float = 1.0, learnable: bool = True, toeplitz: bool = True) -> None:
+        super().__init__()
+        step_tensor = torch.tensor(_check_positive(step, "step"))
+        self.step = nn.Parameter(step_tensor) if learnable else step_tensor
+        self.toeplitz = toeplitz
+
+    def forward(self, z: torch.Tensor, aty: torch.Tensor, op: nn.Module) -> torch.Tensor:
+        _check_pair(z, aty)
+        return z - self.step * (op.normal(z, toeplitz=self.toeplitz) - aty)
+
+
+class _ConjugateGradientSolve(torch.autograd.Function):
+    """``x = (N + lam I)^{-1} (aty + lam z)`` with an implicit (CG) backward."""
+
+    @staticmethod
+    def forward(ctx, z, aty, lam, normal: Normal, n_iter: int, tol: float):
+        def system(v: torch.Tensor) -> torch.Tensor:
+            return normal(v) + lam * v
+
+        with torch.no_grad():
+            x = conjugate_gradient(system, aty + lam * z, n_iter, tol, x0=z, progress=False)
+        ctx.system, ctx.n_iter, ctx.tol = system, n_iter, tol
+        ctx.save_for_backward(z, x, lam)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        z, x, lam = ctx.saved_tensors
+        with torch.no_grad():
+            v = conjugate_gradient(ctx.system, grad, ctx.n_iter, ctx.tol, progress=False)
+            grad_lam = torch.vdot(v.flatten(), (z - x).flatten()).real.to(lam.dtype)
+        return lam * v, v, grad_lam, None, None, None
+
+
+class ConjugateGradientDC(nn.Module):
+    """MoDL data consistency: solve ``(E^H E + lam I) x = E^H y + lam z`` by CG.
+
+    Args:
+        lam: initial regularization weight (learnable, kept positive as ``exp(log_lam)``).
+        n_iter: CG iterations in forward and in the implicit backward.
+        tol: relative residual at which CG stops early (0 runs all iterations).
+        learnable: make ``lam`` a parameter.
+        toeplitz: use the Toeplitz normal operator (default; cheaper than a NUFFT pair).
+
+    CG starts from ``z``. Gradients with respect to ``z``, ``E^H y`` and ``lam`` come from a
+    second CG solve (the system is Hermitian), exact to the CG tolerance.
+    """
+
+    def __init__(self, lam: float = 0.05, n_iter: int = 10, tol: float = 0.0,
+                 learnable: bool = True, toeplitz: bool = True) -> None:
+        super().__init__()
+        log_lam = torch.tensor(math.log(_check_positive(lam, "lam")))
+        self.log_lam = nn.Parameter(log_lam) if learnable else log_lam
+        if not (isinstance(n_iter, int) and n_iter >= 1):
+            raise ValueError(f"n_iter must be a positive int, got {n_iter!r}")
+        if not (isinstance(tol, (int, float)) and tol >= 0):
+            raise ValueError(f"tol must be >= 0, got {tol!r}")
+        self.n_iter, self.tol, self.toeplitz = n_iter, float(tol), toeplitz
+
+    @property
+    def lam(self) -> torch.Tensor:
+        return self.log_lam.exp()
+
+    def forward(self, z: torch.Tensor, aty: torch.Tensor, op: nn.Module) -> torch.Tensor:
+        _check_pair(z, aty)
+
+        def normal(v: torch.Tensor) -> torch.Tensor:
+            return op.normal(v, toeplitz=self.toeplitz)
+
+        return _ConjugateGradientSolve.apply(z, aty, self.lam.to(z.real.dtype), normal,
+                                             self.n_iter, self.tol)
