@@ -1,0 +1,1 @@
+"""Training: simulated training pairs, train steps and evaluation for unrolled networks."""
