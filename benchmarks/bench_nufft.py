@@ -40,32 +40,37 @@ from blockrecon.physics.nufft import NUFFT
 from blockrecon.physics.trajectory import radial_3d
 
 
-def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def _bench_wrapper(backend: str, coord, image, kspace, repeats: int) -> dict:
+def _timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _round_robin(cases: dict[str, dict[str, Callable]], repeats: int) -> dict[str, dict]:
+    """Median seconds of every (method, operation); one call of each per round, so that load
+    from other processes hits all methods alike."""
+    samples = {(m, o): [] for m, ops in cases.items() for o in ops}
+    for _ in range(repeats):
+        for (method, op), times in samples.items():
+            times.append(_timed(cases[method][op]))
+    medians: dict[str, dict] = {m: {} for m in cases}
+    for (method, op), times in samples.items():
+        medians[method][op] = statistics.median(times)
+    return medians
+
+
+def _wrapper_case(backend: str, coord, image, kspace) -> tuple[float, dict]:
+    """(setup seconds: plans + Toeplitz kernel + first calls, operations)."""
     op = NUFFT(image.shape[1:], coord, backend=backend)
-    op(image)
-    op.adjoint(kspace)
-    op.normal(image)
-    setup = time.perf_counter() - start
-    with torch.no_grad():
-        return {
-            "setup": setup,
-            "forward": _median_seconds(lambda: op(image), repeats),
-            "adjoint": _median_seconds(lambda: op.adjoint(kspace), repeats),
-            "normal": _median_seconds(lambda: op.normal(image), repeats),
-        }
+    setup = _timed(lambda: (op(image), op.adjoint(kspace), op.normal(image)))
+    return setup, {
+        "forward": lambda: op(image),
+        "adjoint": lambda: op.adjoint(kspace),
+        "normal": lambda: op.normal(image),
+    }
 
 
-def _bench_raw_finufft(coord, image, kspace, repeats: int) -> dict:
+def _raw_finufft_case(coord, image, kspace) -> tuple[float, dict]:
     import finufft
 
     shape, coils = image.shape[1:], image.shape[0]
@@ -75,18 +80,23 @@ def _bench_raw_finufft(coord, image, kspace, repeats: int) -> dict:
     ]
     eps = DEFAULT_EPS[torch.complex64]
     image_np, kspace_np = image.numpy(), kspace.reshape(coils, -1).numpy()
-    start = time.perf_counter()
-    forward = finufft.Plan(2, shape, n_trans=coils, eps=eps, isign=-1, dtype="complex64")
-    forward.setpts(*points)
-    adjoint = finufft.Plan(1, shape, n_trans=coils, eps=eps, isign=1, dtype="complex64")
-    adjoint.setpts(*points)
-    setup = time.perf_counter() - start
-    forward.execute(image_np)
-    adjoint.execute(kspace_np)
-    return {
-        "setup": setup,
-        "forward": _median_seconds(lambda: forward.execute(image_np), repeats),
-        "adjoint": _median_seconds(lambda: adjoint.execute(kspace_np), repeats),
+    plans = {}
+
+    def make() -> None:
+        for name, nufft_type, isign, data in (
+            ("forward", 2, -1, image_np),
+            ("adjoint", 1, 1, kspace_np),
+        ):
+            plans[name] = finufft.Plan(
+                nufft_type, shape, n_trans=coils, eps=eps, isign=isign, dtype="complex64"
+            )
+            plans[name].setpts(*points)
+            plans[name].execute(data)
+
+    setup = _timed(make)
+    return setup, {
+        "forward": lambda: plans["forward"].execute(image_np),
+        "adjoint": lambda: plans["adjoint"].execute(kspace_np),
     }
 
 
@@ -98,25 +108,20 @@ def _write_cfl(stem: Path, array: np.ndarray) -> None:
     np.asarray(array, dtype=np.complex64).T.tofile(stem.with_suffix(".cfl"))
 
 
-def _bench_bart(coord, image, kspace, repeats: int) -> dict:
+def _bart_case(folder: Path, coord, image, kspace) -> tuple[None, dict]:
     """BART wall time per process call (startup and .cfl input/output included)."""
     dims = ":".join(str(n) for n in image.shape[1:])
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        _write_cfl(tmp / "traj", coord.permute(2, 1, 0).numpy())  # (3, readout, spokes)
-        _write_cfl(tmp / "img", image.permute(1, 2, 3, 0).numpy())  # (x, y, z, coils)
-        ksp = kspace.permute(2, 1, 0).numpy()[None]  # (1, readout, spokes, coils)
-        _write_cfl(tmp / "ksp", ksp)
+    _write_cfl(folder / "traj", coord.permute(2, 1, 0).numpy())  # (3, readout, spokes)
+    _write_cfl(folder / "img", image.permute(1, 2, 3, 0).numpy())  # (x, y, z, coils)
+    _write_cfl(folder / "ksp", kspace.permute(2, 1, 0).numpy()[None])  # (1, read, spokes, coils)
 
-        def run(*args: str) -> None:
-            subprocess.run(["bart", "nufft", *args], check=True, capture_output=True, cwd=tmp)
+    def run(*args: str) -> None:
+        subprocess.run(["bart", "nufft", *args], check=True, capture_output=True, cwd=folder)
 
-        return {
-            "forward": _median_seconds(lambda: run("traj", "img", "out_k"), repeats),
-            "adjoint": _median_seconds(
-                lambda: run("-a", "-d", dims, "traj", "ksp", "out_i"), repeats
-            ),
-        }
+    return None, {
+        "forward": lambda: run("traj", "img", "out_k"),
+        "adjoint": lambda: run("-a", "-d", dims, "traj", "ksp", "out_i"),
+    }
 
 
 def bench_size(size: int, coils: int, repeats: int) -> list[dict]:
@@ -125,14 +130,17 @@ def bench_size(size: int, coils: int, repeats: int) -> list[dict]:
     coord = radial_3d(round(0.3 * size**2), size)
     image = torch.randn(coils, size, size, size, dtype=torch.complex64, generator=gen)
     kspace = torch.randn(coils, *coord.shape[:-1], dtype=torch.complex64, generator=gen)
-    runs = {
-        f"blockrecon/{b}": _bench_wrapper(b, coord, image, kspace, repeats)
-        for b in available_backends("cpu")
-    }
-    if "finufft" in available_backends("cpu"):
-        runs["raw finufft"] = _bench_raw_finufft(coord, image, kspace, repeats)
-    if shutil.which("bart"):
-        runs["bart nufft"] = _bench_bart(coord, image, kspace, max(1, repeats // 2))
+    with tempfile.TemporaryDirectory() as tmp, torch.no_grad():
+        cases = {
+            f"blockrecon/{b}": _wrapper_case(b, coord, image, kspace)
+            for b in available_backends("cpu")
+        }
+        if "finufft" in available_backends("cpu"):
+            cases["raw finufft"] = _raw_finufft_case(coord, image, kspace)
+        if shutil.which("bart"):
+            cases["bart nufft"] = _bart_case(Path(tmp), coord, image, kspace)
+        medians = _round_robin({m: ops for m, (_, ops) in cases.items()}, repeats)
+    runs = {m: {"setup": cases[m][0], **medians[m]} for m in cases}
     rows = []
     for name, times in runs.items():
         row = {
@@ -169,7 +177,7 @@ def _table(rows: list[dict]) -> str:
     for row in rows:
         cells = []
         for c in columns:
-            value = row.get(c, "")
+            value = "" if row.get(c) is None else row[c]
             cells.append(f"{value:>12.3f}" if isinstance(value, float) else f"{value!s:>12}")
         lines.append(" | ".join(cells))
     return "\n".join(lines)

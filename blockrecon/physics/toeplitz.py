@@ -34,6 +34,7 @@ def toeplitz_kernel(
     weights: torch.Tensor | None = None,
     backend: str = "auto",
     eps: float | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """FFT of the normal operator's point-spread function on the 2x grid.
 
@@ -41,26 +42,29 @@ def toeplitz_kernel(
         coord: float tensor ``(..., ndim)`` in image-grid units, already validated.
         image_shape: ``N`` (2D or 3D).
         weights: optional real, non-negative tensor broadcastable to ``coord.shape[:-1]``.
-        backend: NUFFT backend used for the PSF (computed once, in double precision).
+        backend: NUFFT backend used for the PSF (computed once).
         eps: NUFFT accuracy for that computation (backend default when None).
+        dtype: float32 or float64: precision of the PSF computation and of the result.
 
     Returns:
-        real tensor of shape ``2N`` (float64 on CPU, same device as coord).
+        real tensor of shape ``2N`` in ``dtype``, on the device of coord.
     """
     shape = check_image_shape(image_shape)
     samples = coord.reshape(-1, len(shape))
+    complex_dtype = torch.complex128 if dtype == torch.float64 else torch.complex64
     if weights is None:
-        w = torch.ones(samples.shape[0], dtype=torch.complex128, device=coord.device)
+        w = torch.ones(samples.shape[0], dtype=complex_dtype, device=coord.device)
     else:
         check_weights(weights, coord.shape[:-1])
-        w = weights.detach().expand(coord.shape[:-1]).reshape(-1).to(torch.complex128)
+        w = weights.detach().expand(coord.shape[:-1]).reshape(-1).to(complex_dtype)
     grid = tuple(2 * n for n in shape)
+    w = w * (math.sqrt(math.prod(grid)) / math.prod(shape))  # adjoint scaling -> h(d)
     psf = make_backend(backend, coord.device, grid, eps).adjoint(w[None], 2 * samples)[0]
-    psf = psf * (math.sqrt(math.prod(grid)) / math.prod(shape))
     for axis in range(len(shape)):  # drop d = -N: unused, and it breaks Hermitian symmetry
         psf.select(axis, 0).zero_()
     dims = tuple(range(len(shape)))
-    return torch.fft.fftn(torch.fft.ifftshift(psf, dim=dims), dim=dims).real
+    spectrum = torch.fft.fftn(torch.fft.ifftshift(psf, dim=dims), dim=dims)
+    return spectrum.real.contiguous()  # a copy, so the complex spectrum is freed
 
 
 def apply_toeplitz(image: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -109,10 +113,9 @@ class ToeplitzNormal(torch.nn.Module):
         """The real kernel ``2N`` in ``dtype`` on the coordinates' device (built once, cached)."""
         key = (self.coord.device, dtype)
         if key not in self._kernels:
-            kernel = toeplitz_kernel(
-                self.coord, self.image_shape, self.weights, self.backend, self.eps
+            self._kernels[key] = toeplitz_kernel(
+                self.coord, self.image_shape, self.weights, self.backend, self.eps, dtype
             )
-            self._kernels[key] = kernel.to(dtype)
         return self._kernels[key]
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
