@@ -128,6 +128,10 @@ class NUFFT(torch.nn.Module):
         out = _NufftFunction.apply(kspace.reshape(-1, self._flat_coord.shape[0]), self, True)
         return out.reshape(*batch, *self.image_shape)
 
+    def __getstate__(self) -> dict:
+        """Pickle/deepcopy without the backends: their plans hold C pointers; rebuilt on use."""
+        return {**super().__getstate__(), "_backends": {}}
+
     def _check_tensor(self, x: torch.Tensor, name: str) -> None:
         if x.dtype not in _COMPLEX_DTYPES:
             raise ValueError(f"{name} must be complex64 or complex128, got {x.dtype}")

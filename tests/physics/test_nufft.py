@@ -1,5 +1,8 @@
 """NUFFT: adjointness, autograd, accuracy against an exact DFT, backend agreement, bad input."""
 
+import copy
+import io
+
 import pytest
 import torch
 from conftest import (
@@ -103,6 +106,16 @@ def test_batch_shapes_and_plan_reuse(rng):
     assert torch.allclose(op(x[1, 2]), y[1, 2], atol=1e-6)
     assert op.adjoint(y).shape == x.shape
     assert torch.equal(op(x), y)  # cached plans give identical results
+
+
+def test_copy_and_save_after_use(rng):
+    coord, x, _ = _problem((8, 6), rng)
+    op = NUFFT((8, 6), coord)
+    y, normal = op(x), op.normal(x)
+    clone = copy.deepcopy(op)
+    assert torch.equal(clone(x), y) and torch.equal(clone.normal(x), normal)
+    torch.save(op, io.BytesIO())
+    assert torch.equal(op(x), y)  # the original keeps its cached plans
 
 
 @pytest.mark.skipif(not has_cufinufft(), reason="needs a GPU with cupy and cufinufft")
