@@ -96,20 +96,20 @@ class NUFFT(torch.nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """``(*batch, *image_shape)`` complex -> ``(*batch, *sample_shape)``."""
         check_image(image, self.image_shape)
-        self._check_tensor(image, "image")
+        self.check_tensor(image, "image")
         return self.apply_forward(image)
 
     def adjoint(self, kspace: torch.Tensor) -> torch.Tensor:
         """``(*batch, *sample_shape)`` complex -> ``(*batch, *image_shape)``."""
         check_kspace(kspace, self.sample_shape)
-        self._check_tensor(kspace, "kspace")
+        self.check_tensor(kspace, "kspace")
         return self.apply_adjoint(kspace)
 
     def normal(self, image: torch.Tensor, toeplitz: bool = True) -> torch.Tensor:
         """``A^H A image``: Toeplitz embedding by default, else an adjoint of the forward."""
         if not toeplitz:
             return self.adjoint(self.forward(image))
-        self._check_tensor(image, "image")
+        self.check_tensor(image, "image")
         if self._toeplitz is None:
             self._toeplitz = ToeplitzNormal(self.coord, self.image_shape, None, self.backend)
         return self._toeplitz(image)
@@ -132,7 +132,8 @@ class NUFFT(torch.nn.Module):
         """Pickle/deepcopy without the backends: their plans hold C pointers; rebuilt on use."""
         return {**super().__getstate__(), "_backends": {}}
 
-    def _check_tensor(self, x: torch.Tensor, name: str) -> None:
+    def check_tensor(self, x: torch.Tensor, name: str) -> None:
+        """Raise ValueError unless ``x`` is complex64/128 and on the coordinates' device."""
         if x.dtype not in _COMPLEX_DTYPES:
             raise ValueError(f"{name} must be complex64 or complex128, got {x.dtype}")
         if x.device != self.coord.device:

@@ -97,7 +97,7 @@ class Sense(torch.nn.Module):
         """``(*batch, coils, *samples)`` -> ``(*batch, *image_shape)``."""
         check_coil_count(kspace, self.maps, sample_ndim=len(self.nufft.sample_shape))
         check_kspace(kspace, self.kspace_shape)
-        self.nufft._check_tensor(kspace, "kspace")
+        self.nufft.check_tensor(kspace, "kspace")
         axis = kspace.ndim - len(self.nufft.sample_shape) - 1
         return self._combine_coils(
             lambda c: self.nufft.apply_adjoint(kspace.narrow(axis, c.start, c.stop - c.start))
@@ -108,13 +108,15 @@ class Sense(torch.nn.Module):
         self._check_image(image)
         if not toeplitz:
             kspace = self.forward(image)
-            return self.adjoint(kspace if self.weights is None else kspace * self.weights)
+            if self.weights is not None:
+                kspace = kspace * self.weights.to(kspace.real.dtype)
+            return self.adjoint(kspace)
         kernel = self.toeplitz.kernel(image.real.dtype)
         return self._combine_coils(lambda c: apply_toeplitz(self._coil_images(image, c), kernel))
 
     def _check_image(self, image: torch.Tensor) -> None:
         check_image(image, self.image_shape)
-        self.nufft._check_tensor(image, "image")
+        self.nufft.check_tensor(image, "image")
 
     def _coil_chunks(self) -> Iterator[slice]:
         step = self.coil_batch or self.num_coils

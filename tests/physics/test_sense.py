@@ -58,6 +58,14 @@ def test_toeplitz_normal_matches_nufft_pair(image_shape, weighted, rng):
         assert relative_error(Sense(maps, coord, backend="finufft").normal(x), pair) > 0.1
 
 
+@pytest.mark.parametrize("toeplitz", [True, False])
+def test_normal_keeps_image_dtype_with_double_weights(toeplitz, rng):
+    maps, coord, x, _ = _problem((6, 6), rng)
+    weights = torch.rand(coord.shape[:-1], generator=rng, dtype=torch.float64)
+    out = Sense(maps, coord, weights=weights).normal(x, toeplitz=toeplitz)
+    assert out.dtype == torch.complex64 and out.shape == x.shape
+
+
 @pytest.mark.parametrize("image_shape", SHAPES)
 def test_toeplitz_normal_sigpy_within_its_accuracy(image_shape, rng):
     """SigPy's own NUFFT pair is only ~1e-2 accurate at these sizes; Toeplitz stays within it."""
