@@ -21,8 +21,7 @@ from pathlib import Path
 import torch
 
 from blockrecon.io.atomic import atomic_path
-from blockrecon.physics import pipe_menon_dcf, radial_3d, simulate_acquisition
-from blockrecon.physics.simulate import SimulatedAcquisition
+from blockrecon.physics import Acquisition, pipe_menon_dcf, radial_3d, simulate_acquisition
 from blockrecon.recon import cg_sense, grid_recon, l1_wavelet, nrmse, psnr, ssim
 
 #: Default L1-wavelet weight for data at the object's scale (image magnitude about 1).
@@ -49,7 +48,7 @@ def demo_spokes(size: int, acceleration: float) -> int:
 
 
 def simulate_demo(size: int = 48, n_coils: int = 8, acceleration: float = 8.0,
-                  snr_db: float | None = 40.0, seed: int = 0) -> SimulatedAcquisition:
+                  snr_db: float | None = 40.0, seed: int = 0) -> Acquisition:
     """A ``size``^3 Shepp-Logan acquisition with ``n_coils`` coils on a golden-angle kooshball,
     ``acceleration``-fold angularly undersampled, complex noise at ``snr_db`` (k-space, dB)."""
     if isinstance(size, bool) or not isinstance(size, int) or size < 8:
@@ -89,7 +88,7 @@ def timed(name: str, fn: Callable[[], torch.Tensor]) -> MethodResult:
     return MethodResult(name, image.detach(), seconds, peak)
 
 
-def classical_methods(acq: SimulatedAcquisition, progress: bool = True
+def classical_methods(acq: Acquisition, progress: bool = True
                       ) -> dict[str, Callable[[], torch.Tensor]]:
     """Gridding, CG-SENSE and L1-wavelet CS (30 iterations) on the true coil maps.
 
@@ -112,7 +111,7 @@ def classical_methods(acq: SimulatedAcquisition, progress: bool = True
     return {"gridding": grid, "CG-SENSE": cg, "L1-wavelet CS": l1}
 
 
-def run_demo(acq: SimulatedAcquisition,
+def run_demo(acq: Acquisition,
              methods: dict[str, Callable[[], torch.Tensor]]) -> list[MethodResult]:
     """Run each method once, in order, with timing and memory."""
     return [timed(name, fn) for name, fn in methods.items()]

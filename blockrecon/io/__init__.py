@@ -5,11 +5,11 @@ names the file; everything written goes through :mod:`blockrecon.io.atomic`, so 
 leaves no partial file.
 """
 
-from blockrecon.io.acquisition import Acquisition, check_acquisition, standard_dtypes
 from blockrecon.io.atomic import atomic_path, atomic_write
 from blockrecon.io.hdf5 import FORMAT_VERSION, read_acquisition, write_acquisition
 from blockrecon.io.ismrmrd import read_ismrmrd, write_ismrmrd
 from blockrecon.io.nifti import nifti_affine, write_nifti
+from blockrecon.physics.acquisition import Acquisition, check_acquisition, standard_dtypes
 
 __all__ = [
     "Acquisition",

@@ -40,8 +40,8 @@ import h5py
 import numpy as np
 import torch
 
-from blockrecon.io.acquisition import Acquisition, check_acquisition, standard_dtypes
 from blockrecon.io.atomic import atomic_path
+from blockrecon.physics.acquisition import Acquisition, check_acquisition, standard_dtypes
 
 __all__ = ["FORMAT_VERSION", "write_acquisition", "read_acquisition", "open_hdf5", "read_dataset"]
 

@@ -1,16 +1,18 @@
 """blockrecon.physics."""
 
+from .acquisition import Acquisition, check_acquisition, standard_dtypes
 from .coils import birdcage_maps
 from .dcf import pipe_menon_dcf
 from .maps import estimate_maps
 from .nufft import NUFFT
 from .phantom import random_ellipsoids, shepp_logan_3d
 from .sense import Sense
-from .simulate import SimulatedAcquisition, simulate_acquisition
+from .simulate import simulate_acquisition, simulate_radial
 from .toeplitz import ToeplitzNormal, apply_toeplitz, toeplitz_kernel
 from .trajectory import radial_3d, stack_of_spirals, stack_of_stars
 
 __all__ = ["NUFFT", "Sense", "ToeplitzNormal", "apply_toeplitz", "toeplitz_kernel",
            "birdcage_maps", "pipe_menon_dcf", "estimate_maps", "random_ellipsoids",
-           "shepp_logan_3d", "SimulatedAcquisition", "simulate_acquisition", "radial_3d",
+           "shepp_logan_3d", "Acquisition", "check_acquisition", "standard_dtypes",
+           "simulate_acquisition", "simulate_radial", "radial_3d",
            "stack_of_spirals", "stack_of_stars"]

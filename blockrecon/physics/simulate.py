@@ -18,40 +18,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 
+from blockrecon.physics.acquisition import Acquisition
 from blockrecon.physics.coils import birdcage_maps
 from blockrecon.physics.nufft import NUFFT
 from blockrecon.physics.phantom import random_ellipsoids, shepp_logan_3d
+from blockrecon.physics.trajectory import radial_3d
 from blockrecon.physics.validation import check_coord, check_image_shape
 
 PHANTOMS = ("shepp_logan", "ellipsoids")
-
-
-@dataclass(frozen=True)
-class SimulatedAcquisition:
-    """A simulated acquisition and its ground truth.
-
-    Attributes:
-        kspace: complex64 ``(coils, *coord.shape[:-1])``.
-        coord: float32 ``(..., 3)`` in grid units of ``image_shape``.
-        maps: true coil maps on the reconstruction grid, complex64 ``(coils, *image_shape)``,
-            ``sum_c |S_c|^2 = 1``.
-        image: reference object on the reconstruction grid, complex64 ``image_shape``.
-        image_shape: reconstruction grid ``(nz, ny, nx)``.
-        noise_std: standard deviation of the complex noise added (0 for noise-free data).
-        snr_db: requested SNR in dB (``None`` for noise-free data).
-    """
-
-    kspace: torch.Tensor
-    coord: torch.Tensor
-    maps: torch.Tensor
-    image: torch.Tensor
-    image_shape: tuple[int, ...]
-    noise_std: float
-    snr_db: float | None
 
 
 def _phantom(
@@ -87,7 +64,7 @@ def simulate_acquisition(
     seed: int = 0,
     edge_width: float = 0.5,
     backend: str = "auto",
-) -> SimulatedAcquisition:
+) -> Acquisition:
     """Simulate multi-coil k-space of an analytic phantom from a finer grid.
 
     Args:
@@ -104,7 +81,10 @@ def simulate_acquisition(
         backend: NUFFT backend.
 
     Returns:
-        :class:`SimulatedAcquisition`.
+        :class:`~blockrecon.physics.acquisition.Acquisition` with the true ``maps`` (complex64
+        ``(coils, *image_shape)``, ``sum_c |S_c|^2 = 1``) and the reference ``image`` on the
+        reconstruction grid, ``noise_std`` (0 for noise-free data) and ``snr_db``; voxel size
+        1 mm.
     """
     image_shape = check_image_shape(image_shape)
     if len(image_shape) != 3:
@@ -122,7 +102,7 @@ def simulate_acquisition(
     noise_std = 0.0
     if snr_db is not None:
         noise_std = add_noise(kspace, snr_db, torch.Generator().manual_seed(seed))
-    return SimulatedAcquisition(
+    return Acquisition(
         kspace=kspace,
         coord=coord,
         maps=birdcage_maps(n_coils, image_shape).to(coord.device),
@@ -131,3 +111,59 @@ def simulate_acquisition(
         noise_std=noise_std,
         snr_db=snr_db,
     )
+
+
+def radial_coord(n_spokes: int, n_readout: int, image_shape: Sequence[int]) -> torch.Tensor:
+    """Golden-means 3D radial trajectory for a possibly anisotropic grid.
+
+    Spokes are laid out for the largest image size and each axis is scaled to its own size,
+    so the trajectory covers ``[-N_d/2, N_d/2)`` along every axis ``d``.
+
+    Returns:
+        float32 ``(n_spokes, n_readout, 3)`` in grid units of ``image_shape``.
+    """
+    image_shape = check_image_shape(image_shape)
+    if len(image_shape) != 3:
+        raise ValueError(f"image_shape must be 3D (nz, ny, nx), got {image_shape}")
+    size = max(image_shape)
+    coord = radial_3d(n_spokes, n_readout, image_size=size)
+    half = torch.tensor(image_shape, dtype=torch.float32) / 2
+    upper = torch.nextafter(half, torch.zeros_like(half))
+    return torch.minimum(coord * (2 * half / size), upper)
+
+
+def simulate_radial(
+    image_shape: Sequence[int],
+    n_coils: int = 8,
+    n_spokes: int | None = None,
+    n_readout: int | None = None,
+    phantom: str = "shepp_logan",
+    snr_db: float | None = 30.0,
+    seed: int = 0,
+    backend: str = "auto",
+) -> Acquisition:
+    """A 3D radial ("kooshball") acquisition of an analytic phantom (see
+    :func:`simulate_acquisition` for the model).
+
+    Args:
+        image_shape: reconstruction grid ``(nz, ny, nx)``.
+        n_coils: birdcage coils.
+        n_spokes: radial spokes; default ``pi N^2 / 16`` (8-fold angular undersampling of
+            the largest size ``N``).
+        n_readout: samples per spoke; default ``2 N`` (2x readout oversampling).
+        phantom: ``"shepp_logan"`` or ``"ellipsoids"``.
+        snr_db: k-space SNR in dB; ``None`` gives noise-free data.
+        seed: noise and random-phantom seed.
+        backend: NUFFT backend.
+
+    Returns:
+        :class:`~blockrecon.physics.acquisition.Acquisition` with kspace
+        ``(coils, n_spokes, n_readout)``, the true maps and the reference image.
+    """
+    image_shape = check_image_shape(image_shape)
+    size = max(image_shape)
+    n_spokes = max(1, round(math.pi * size**2 / 16)) if n_spokes is None else n_spokes
+    n_readout = 2 * size if n_readout is None else n_readout
+    coord = radial_coord(n_spokes, n_readout, image_shape)
+    return simulate_acquisition(coord, image_shape, n_coils=n_coils, phantom=phantom,
+                                snr_db=snr_db, seed=seed, backend=backend)

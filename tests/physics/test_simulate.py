@@ -3,8 +3,9 @@ import math
 import pytest
 import torch
 
+from blockrecon.physics.acquisition import Acquisition, check_acquisition
 from blockrecon.physics.nufft import NUFFT
-from blockrecon.physics.simulate import SimulatedAcquisition, simulate_acquisition
+from blockrecon.physics.simulate import simulate_acquisition, simulate_radial
 from blockrecon.physics.trajectory import radial_3d
 
 N = 16
@@ -23,7 +24,7 @@ def _relative_difference(a, b):
 @pytest.mark.parametrize("phantom", ["shepp_logan", "ellipsoids"])
 def test_fine_grid_kspace_matches_coarse_model_closely_but_not_exactly(coord, phantom):
     acq = simulate_acquisition(coord, SHAPE, n_coils=4, phantom=phantom, seed=1)
-    assert isinstance(acq, SimulatedAcquisition)
+    assert isinstance(acq, Acquisition)
     assert acq.kspace.shape == (4, 300, N) and acq.kspace.dtype == torch.complex64
     assert acq.maps.shape == (4, *SHAPE) and acq.image.shape == SHAPE
     assert acq.noise_std == 0 and acq.snr_db is None
@@ -70,3 +71,16 @@ def test_bad_input_raises_value_error(coord, kwargs, message):
     kwargs = {"image_shape": SHAPE, **kwargs}
     with pytest.raises(ValueError, match=message):
         simulate_acquisition(coord, n_coils=2, **kwargs)
+
+
+def test_simulate_radial_covers_an_anisotropic_grid_and_validates():
+    shape = (8, 12, 16)
+    acq = simulate_radial(shape, n_coils=2, n_spokes=40, snr_db=None)
+    assert isinstance(acq, Acquisition) and acq.image_shape == shape
+    assert acq.kspace.shape == (2, 40, 32) and acq.noise_std == 0
+    check_acquisition(acq)
+    extent = acq.coord.abs().amax(dim=(0, 1))
+    half = torch.tensor(shape) / 2
+    assert torch.all(extent <= half) and torch.all(extent > 0.9 * half)
+    with pytest.raises(ValueError, match="3D"):
+        simulate_radial((8, 8), n_coils=2)

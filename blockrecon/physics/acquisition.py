@@ -1,6 +1,7 @@
 """A non-Cartesian MRI acquisition in memory: k-space, trajectory and what belongs with them.
 
-This is what every reader in :mod:`blockrecon.io` returns and what the writers take. Shapes
+One dataclass for measured and simulated data: :func:`~blockrecon.physics.simulate_acquisition`
+returns it, every reader in :mod:`blockrecon.io` returns it and the writers take it. Shapes
 follow the blockrecon conventions (SigPy/BART):
 
 * ``kspace``: complex64 ``(coils, *sample_shape)``;
@@ -10,7 +11,8 @@ follow the blockrecon conventions (SigPy/BART):
   order;
 * ``maps`` (optional): complex64 coil sensitivities ``(coils, *image_shape)``;
 * ``dcf`` (optional): float32 non-negative density compensation ``sample_shape``;
-* ``image`` (optional): complex64 reference image ``image_shape``.
+* ``image`` (optional): complex64 reference image ``image_shape``;
+* ``noise_std``, ``snr_db`` (optional): the noise added by a simulation, when known.
 
 :func:`check_acquisition` validates all of it (shapes, dtypes, ranges, finite values) and names
 the offending field; readers and writers call it with the file's name, so the message names the
@@ -52,6 +54,9 @@ class Acquisition:
         maps: complex64 coil sensitivity maps ``(coils, *image_shape)``, or ``None``.
         dcf: float32 density compensation weights ``sample_shape``, or ``None``.
         image: complex64 reference image ``image_shape`` (e.g. the simulated truth), or ``None``.
+        noise_std: standard deviation of the complex k-space noise (``E|n|^2 = noise_std**2``)
+            when known, e.g. 0 for noise-free simulated data; ``None`` when unknown.
+        snr_db: k-space SNR in dB requested from a simulation, or ``None``.
 
     The constructor only normalizes ``image_shape`` and ``voxel_size_mm`` to tuples; call
     :func:`check_acquisition` to validate the contents.
@@ -64,6 +69,8 @@ class Acquisition:
     maps: torch.Tensor | None = None
     dcf: torch.Tensor | None = None
     image: torch.Tensor | None = None
+    noise_std: float | None = None
+    snr_db: float | None = None
 
     def __post_init__(self) -> None:
         self.image_shape = tuple(self.image_shape)
