@@ -1,0 +1,16 @@
+"""Unrolled-network configurations, model files, and the shipped pretrained model.
+
+Main names: :func:`build_unrolled` (architecture from a JSON-able config), :func:`save_model` /
+:func:`load_model` (model files), :func:`load_pretrained` (the model shipped with the package).
+"""
+
+from blockrecon.models.config import (
+    DEFAULT_CONFIG,
+    build_unrolled,
+    default_config,
+    resolve_config,
+)
+from blockrecon.models.files import FORMAT_VERSION, load_model, model_metadata, save_model
+
+__all__ = ["DEFAULT_CONFIG", "FORMAT_VERSION", "build_unrolled", "default_config",
+           "load_model", "model_metadata", "resolve_config", "save_model"]
