@@ -2,29 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import torch
 from torch.utils.data import Dataset
 
 from blockrecon.physics import Sense
 from blockrecon.physics.simulate import simulate_acquisition
 from blockrecon.physics.trajectory import radial_3d
-
-
-@dataclass(frozen=True)
-class TrainingPair:
-    """One simulated example.
-
-    Attributes:
-        kspace: complex64 ``(coils, spokes, readout)``.
-        op: the :class:`~blockrecon.physics.Sense` operator of this acquisition (true maps).
-        target: complex64 reference image ``image_shape``.
-    """
-
-    kspace: torch.Tensor
-    op: Sense
-    target: torch.Tensor
+from blockrecon.train.data import TrainingPair, normalize_pair
 
 
 class SimulatedRadialPairs(Dataset):
@@ -42,17 +25,20 @@ class SimulatedRadialPairs(Dataset):
         seed: first seed.
         backend: NUFFT backend.
         cache: keep simulated items in memory.
+        normalize: normalize each pair (unit-norm operator, unit-peak intensity; see
+            :func:`blockrecon.train.data.normalize_pair`).
     """
 
     def __init__(self, n_items: int, image_size: int = 16, n_spokes: int = 100,
                  n_coils: int = 4, snr_db: float | None = 30.0, seed: int = 0,
-                 backend: str = "auto", cache: bool = True) -> None:
+                 backend: str = "auto", cache: bool = True, normalize: bool = False) -> None:
         for name, value in (("n_items", n_items), ("image_size", image_size),
                             ("n_spokes", n_spokes), ("n_coils", n_coils)):
             if not (isinstance(value, int) and value >= 1):
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         self.n_items, self.image_size, self.n_coils = n_items, image_size, n_coils
         self.snr_db, self.seed, self.backend = snr_db, seed, backend
+        self.normalize = normalize
         self.coord = radial_3d(n_spokes, 2 * image_size, image_size=image_size)
         self._cache: dict[int, TrainingPair] | None = {} if cache else None
 
@@ -67,8 +53,11 @@ class SimulatedRadialPairs(Dataset):
         acq = simulate_acquisition(self.coord, (self.image_size,) * 3, n_coils=self.n_coils,
                                    phantom="ellipsoids", snr_db=self.snr_db,
                                    seed=self.seed + index, backend=self.backend)
-        pair = TrainingPair(acq.kspace, Sense(acq.maps, self.coord, backend=self.backend),
-                            acq.image)
+        if self.normalize:
+            pair = normalize_pair(acq.kspace, acq.maps, self.coord, acq.image, self.backend)
+        else:
+            pair = TrainingPair(acq.kspace, Sense(acq.maps, self.coord, backend=self.backend),
+                                acq.image)
         if self._cache is not None:
             self._cache[index] = pair
         return pair

@@ -2,15 +2,42 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
 
 from blockrecon.losses import relative_l2
-from blockrecon.train.simulated import TrainingPair
+from blockrecon.train.data import TrainingPair
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def accumulate_gradients(model: nn.Module, pairs: Sequence[TrainingPair],
+                         loss_fn: Loss = relative_l2) -> float:
+    """Backpropagate the mean loss over ``pairs``, one pair at a time; returns that mean.
+
+    Gradients are added to the parameters' ``.grad`` (zero them before). Each pair is
+    reconstructed by ``model(kspace, op)`` and compared with its target. Under
+    ``DistributedDataParallel`` the gradients are all-reduced once, at the last pair (the others
+    run under ``no_sync``), so the result is the mean over every rank's pairs.
+    """
+    if not pairs:
+        raise ValueError("accumulate_gradients needs at least one pair")
+    total = 0.0
+    for k, pair in enumerate(pairs):
+        last = k == len(pairs) - 1
+        sync = contextlib.nullcontext() if last or not hasattr(model, "no_sync") \
+            else model.no_sync()
+        with sync:
+            loss = loss_fn(model(pair.kspace, pair.op), pair.target)
+            if not torch.isfinite(loss):
+                raise ValueError(f"training loss is {loss.item()}; lower the learning rate or "
+                                 "the DC step")
+            (loss / len(pairs)).backward()
+        total += float(loss.detach())
+    return total / len(pairs)
 
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, pair: TrainingPair,
@@ -18,12 +45,9 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, pair: Trainin
     """Reconstruct ``pair.kspace`` with ``model(kspace, op)``, backpropagate, step; the loss."""
     model.train()
     optimizer.zero_grad(set_to_none=True)
-    loss = loss_fn(model(pair.kspace, pair.op), pair.target)
-    if not torch.isfinite(loss):
-        raise ValueError(f"training loss is {loss.item()}; lower the learning rate or DC step")
-    loss.backward()
+    loss = accumulate_gradients(model, [pair], loss_fn)
     optimizer.step()
-    return float(loss.detach())
+    return loss
 
 
 def evaluate(model: nn.Module, pairs: Iterable[TrainingPair], loss_fn: Loss = relative_l2

@@ -1,0 +1,155 @@
+"""Training pairs from acquisitions: normalization, files on disk, and moving pairs to a device.
+
+Normalization (``normalize_pair``) makes one trained network usable across scanners and
+trajectories. Two scalars are applied, neither changes the reconstruction problem:
+
+* the operator is scaled to unit norm: ``E' = a E`` with ``a = 1 / sqrt(lambda_max(E^H E))``
+  and ``y' = a y``, so a data-consistency step of about 1 is stable whatever the trajectory;
+* the intensity is scaled to a unit peak: ``y'' = c y'`` and ``x'' = c x`` with ``c`` the inverse
+  of the largest magnitude of the least-squares-scaled adjoint image ``s E'^H y'`` (the
+  ``init="adjoint"`` starting point of :class:`~blockrecon.unrolled.UnrolledNet`).
+
+A network trained on normalized pairs reconstructs ``x''``; the image at the data's own scale is
+``x'' / c`` (``TrainingPair.intensity_scale`` holds ``c``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from blockrecon.io.hdf5 import read_acquisition
+from blockrecon.physics import Sense, estimate_maps
+from blockrecon.physics.acquisition import Acquisition
+from blockrecon.recon import max_eigenvalue
+
+
+@dataclass(frozen=True)
+class TrainingPair:
+    """One example: k-space, its operator and the image to recover.
+
+    Attributes:
+        kspace: complex64 ``(coils, *samples)``.
+        op: the :class:`~blockrecon.physics.Sense` operator of this acquisition.
+        target: complex64 reference image ``image_shape`` (``None`` when there is none).
+        intensity_scale: factor already applied to ``kspace`` and ``target`` (1 unless
+            normalized, see the module docstring); divide a reconstruction by it to get
+            the data's own scale.
+    """
+
+    kspace: torch.Tensor
+    op: Sense
+    target: torch.Tensor | None
+    intensity_scale: float = 1.0
+
+
+#: Power iterations for the operator norm (about 1% accurate, ample for a normalization).
+POWER_ITERATIONS = 10
+
+#: Name stored with models trained on normalized pairs (model file ``extra``).
+NORMALIZATION = "unit_operator_unit_peak"
+
+
+def acquisition_maps(acq: Acquisition, estimate: bool = False, progress: bool = False
+                     ) -> torch.Tensor:
+    """The acquisition's coil maps, or ESPIRiT maps estimated from its k-space when it has none
+    (or when ``estimate``). complex64 ``(coils, *image_shape)``."""
+    if acq.maps is not None and not estimate:
+        return acq.maps
+    return estimate_maps(acq.kspace, acq.coord, acq.image_shape, progress=progress)
+
+
+def normalize_pair(kspace: torch.Tensor, maps: torch.Tensor, coord: torch.Tensor,
+                   target: torch.Tensor | None = None, backend: str = "auto") -> TrainingPair:
+    """The normalized pair of an acquisition (see the module docstring).
+
+    Args:
+        kspace: complex ``(coils, *coord.shape[:-1])``.
+        maps: complex ``(coils, *image_shape)``.
+        coord: float32 ``(..., ndim)`` in grid units.
+        target: complex reference image ``image_shape``, or ``None`` (inference).
+        backend: NUFFT backend.
+
+    Returns:
+        :class:`TrainingPair` with the scaled operator, k-space and target (``target`` is
+        ``None`` when none was given) and ``intensity_scale = c``.
+    """
+    maps = maps.to(torch.complex64).clone()
+    op = Sense(maps, coord, backend=backend)
+    operator_scale = max_eigenvalue(op, n_iter=POWER_ITERATIONS) ** -0.5
+    maps.mul_(operator_scale)  # op.maps is this tensor: E becomes a E, its Toeplitz kernel stays
+    kspace = kspace.to(torch.complex64) * operator_scale
+    with torch.no_grad():
+        aty = op.adjoint(kspace)
+        curvature = torch.vdot(aty.flatten(), op.normal(aty).flatten()).real
+        peak = (aty.norm() ** 2 / curvature * aty.abs().max()).item()
+    if not peak > 0:
+        raise ValueError("the k-space data are zero: nothing to reconstruct")
+    scale = 1.0 / peak
+    return TrainingPair(kspace * scale, op, None if target is None else target * scale, scale)
+
+
+def pair_to(pair: TrainingPair, device: torch.device | str) -> TrainingPair:
+    """The pair with its tensors and operator on ``device`` (the same pair if already there)."""
+    device = torch.device(device)
+    if pair.kspace.device == device:
+        return pair
+    op = Sense(pair.op.maps.to(device), pair.op.nufft.coord.to(device),
+               backend=pair.op.nufft.backend)
+    target = None if pair.target is None else pair.target.to(device)
+    return replace(pair, kspace=pair.kspace.to(device), op=op, target=target)
+
+
+class AcquisitionFiles(Dataset):
+    """Normalized training pairs from blockrecon HDF5 files, each with a reference image.
+
+    Every file is read and validated once at construction (errors name the file); items are
+    read again on access and cached in memory when ``cache``. Files without coil maps get
+    ESPIRiT maps estimated from their k-space.
+
+    Args:
+        paths: the ``.h5`` files.
+        backend: NUFFT backend.
+        cache: keep built pairs in memory.
+    """
+
+    def __init__(self, paths: list[str | os.PathLike[str]], backend: str = "auto",
+                 cache: bool = True) -> None:
+        self.paths = [Path(p) for p in paths]
+        if not self.paths:
+            raise ValueError("no training files given")
+        for path in self.paths:
+            if read_acquisition(path).image is None:
+                raise ValueError(f"{path}: no reference image ('image' dataset) to train on")
+        self.backend = backend
+        self._cache: dict[int, TrainingPair] | None = {} if cache else None
+
+    @classmethod
+    def from_folder(cls, folder: str | os.PathLike[str], **kwargs) -> AcquisitionFiles:
+        """All ``*.h5`` files of ``folder``, in name order."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"data folder {folder} does not exist")
+        paths = sorted(folder.glob("*.h5"))
+        if not paths:
+            raise ValueError(f"data folder {folder} holds no .h5 files")
+        return cls(paths, **kwargs)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> TrainingPair:
+        if not 0 <= index < len(self.paths):
+            raise IndexError(f"index {index} out of range for {len(self.paths)} files")
+        if self._cache is not None and index in self._cache:
+            return self._cache[index]
+        acq = read_acquisition(self.paths[index])
+        pair = normalize_pair(acq.kspace, acquisition_maps(acq), acq.coord, acq.image,
+                              self.backend)
+        if self._cache is not None:
+            self._cache[index] = pair
+        return pair

@@ -1,0 +1,306 @@
+"""The training loop: block-wise unrolled networks, checkpoint/resume, signals, DDP, metrics.
+
+:func:`fit` trains an :class:`~blockrecon.unrolled.UnrolledNet` built from a configuration
+(:func:`blockrecon.models.build_unrolled`) and writes into a run folder:
+
+``checkpoint.pt``
+    the training state (:mod:`blockrecon.train.checkpoint`), written atomically after every
+    epoch and when SIGINT or SIGTERM arrives (the handler only sets a flag; the loop saves
+    after the batch under way and returns). A process killed outright loses at most the
+    epoch under way.
+``model.pt``
+    the network for reconstruction (:func:`blockrecon.models.save_model`), every epoch.
+``metrics.jsonl``
+    one JSON object per completed epoch: ``epoch``, ``train_loss``, ``val_loss`` and
+    ``val_psnr_db`` (when there is validation data), ``lr``, ``batches``, ``seconds``;
+    rewritten atomically from the checkpoint's history, so it always matches the checkpoint.
+
+Exact resume: the data order of an epoch is a function of the seed and the epoch
+(``DistributedSampler.set_epoch``), and the checkpoint stores the optimizer state, the torch,
+NumPy and Python random states and the position inside the epoch, so on CPU a resumed run
+reproduces the losses of an uninterrupted one bit for bit.
+
+Distributed: under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) every process trains on its shard
+of each global batch through ``DistributedDataParallel``; only rank 0 evaluates and writes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import Dataset, DistributedSampler
+from tqdm.auto import tqdm
+
+from blockrecon.io.atomic import atomic_write
+from blockrecon.losses import relative_l2
+from blockrecon.models import build_unrolled, resolve_config, save_model
+from blockrecon.recon import psnr
+from blockrecon.train.checkpoint import (
+    check_same,
+    load_checkpoint,
+    restore_rng_states,
+    save_checkpoint,
+)
+from blockrecon.train.data import NORMALIZATION, pair_to
+from blockrecon.train.distributed import (
+    DistributedContext,
+    any_rank,
+    mean_over_ranks,
+    setup_distributed,
+    teardown_distributed,
+    training_device,
+)
+from blockrecon.train.step import Loss, accumulate_gradients, evaluate
+
+CHECKPOINT_NAME = "checkpoint.pt"
+MODEL_NAME = "model.pt"
+METRICS_NAME = "metrics.jsonl"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` did.
+
+    Attributes:
+        history: one metrics dict per completed epoch (all of the run, resumed ones included).
+        stopped_by: the signal number that stopped training early, or ``None``.
+        run_dir: the run folder.
+    """
+
+    history: list[dict] = field(default_factory=list)
+    stopped_by: int | None = None
+    run_dir: Path | None = None
+
+
+@contextmanager
+def stop_requests() -> Iterator[dict[str, int | None]]:
+    """Catch SIGINT/SIGTERM while training: the handler records the signal in the yielded dict
+    (``{"signal": signum}``) and returns; the previous handlers come back on exit. Outside the
+    main thread no handler is installed."""
+    request: dict[str, int | None] = {"signal": None}
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+
+    def handler(signum, frame) -> None:
+        request["signal"] = signum
+
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    try:
+        yield request
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch, NumPy and Python's ``random``."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - libraries draw from the global generator
+    random.seed(seed)
+
+
+def _check_positive(name: str, value: Any, kind: type = int) -> None:
+    ok = isinstance(value, (int, float) if kind is float else int) and not isinstance(value, bool)
+    if not (ok and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive {kind.__name__}, got {value!r}")
+
+
+def _batches(sampler: DistributedSampler, epoch: int, batch_size: int) -> list[list[int]]:
+    sampler.set_epoch(epoch)
+    order = list(sampler)
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def _validate(model: torch.nn.Module, val_data: Dataset, device: torch.device,
+              loss_fn: Loss) -> dict[str, float]:
+    pairs = [pair_to(val_data[i], device) for i in range(len(val_data))]
+    scores = [psnr(_reconstruct(model, p), p.target) for p in pairs]
+    return {"val_loss": evaluate(model, pairs, loss_fn), "val_psnr_db": sum(scores) / len(scores)}
+
+
+def _reconstruct(model: torch.nn.Module, pair) -> torch.Tensor:
+    with torch.no_grad():
+        return model(pair.kspace, pair.op)
+
+
+def _write_metrics(path: Path, history: list[dict]) -> None:
+    text = "".join(json.dumps(record) + "\n" for record in history)
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+class _Run:
+    """The state of one training run on one process (see :func:`fit`)."""
+
+    def __init__(self, config: Mapping[str, Any], run_dir: Path, settings: dict,
+                 context: DistributedContext, device: torch.device, resume: bool) -> None:
+        self.run_dir, self.settings, self.context, self.device = run_dir, settings, context, device
+        self.config = resolve_config(config)
+        seed_everything(settings["seed"])
+        self.model = build_unrolled(self.config).to(device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=settings["lr"])
+        self.epoch, self.step, self.epoch_loss_sum = 0, 0, 0.0
+        self.history: list[dict] = []
+        self._rng: dict | None = None
+        checkpoint = run_dir / CHECKPOINT_NAME
+        if resume:
+            self._resume(checkpoint)
+        elif checkpoint.exists():
+            raise ValueError(f"{run_dir} already holds a training run ({CHECKPOINT_NAME}); "
+                             "pass --resume to continue it or choose another output folder")
+        self.net = (DistributedDataParallel(self.model) if context.enabled else self.model)
+
+    def _resume(self, path: Path) -> None:
+        state = load_checkpoint(path)
+        check_same(state["config"], self.config, "architecture", path)
+        check_same(state["settings"], {k: v for k, v in self.settings.items() if k != "epochs"},
+                   "training settings", path)
+        self.model.load_state_dict(state["state_dict"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch, self.step = state["epoch"], state["step"]
+        self.epoch_loss_sum, self.history = state["epoch_loss_sum"], list(state["history"])
+        self._rng = state["rng"]
+
+    def restore_rng(self) -> None:
+        """Set the random states of a resumed checkpoint (after everything that draws)."""
+        if self._rng is not None:
+            restore_rng_states(self._rng)
+
+    def save(self) -> None:
+        """Checkpoint (rank 0 only), then the metrics log in step with it."""
+        if not self.context.is_main:
+            return
+        save_checkpoint(self.run_dir / CHECKPOINT_NAME, model=self.model, config=self.config,
+                        optimizer=self.optimizer, epoch=self.epoch, step=self.step,
+                        epoch_loss_sum=self.epoch_loss_sum, history=self.history,
+                        settings={k: v for k, v in self.settings.items() if k != "epochs"})
+        _write_metrics(self.run_dir / METRICS_NAME, self.history)
+
+    def save_model(self) -> None:
+        if self.context.is_main:
+            extra = {"epoch": self.epoch, "data_normalization": NORMALIZATION,
+                     "training": self.settings, "metrics": self.history[-1]}
+            save_model(self.run_dir / MODEL_NAME, self.model, self.config, extra)
+
+
+def fit(config: Mapping[str, Any], train_data: Dataset, run_dir: str | os.PathLike[str], *,
+        val_data: Dataset | None = None, epochs: int = 10, lr: float = 1e-3,
+        batch_size: int = 1, seed: int = 0, resume: bool = False, device: str = "cpu",
+        progress: bool = True, loss_fn: Loss | None = None,
+        data_description: Mapping[str, Any] | None = None) -> FitResult:
+    """Train an unrolled network with block-wise learning, checkpointing every epoch.
+
+    Args:
+        config: architecture (:mod:`blockrecon.models.config`); ``patch_size`` sets the
+            block-wise training patch.
+        train_data: dataset of normalized :class:`~blockrecon.train.data.TrainingPair`
+            (e.g. :class:`~blockrecon.train.SimulatedRadialPairs` with ``normalize=True``,
+            :class:`~blockrecon.train.data.AcquisitionFiles`).
+        run_dir: output folder (created); see the module docstring for its files.
+        val_data: pairs evaluated after every epoch (``val_loss``, ``val_psnr_db``).
+        epochs: total epochs of the run (a resumed run continues up to it).
+        lr: Adam learning rate.
+        batch_size: pairs per optimizer step on each process (gradients accumulated).
+        seed: seeds the weights, the data order and every random generator.
+        resume: continue the run saved in ``run_dir`` (settings must match).
+        device: ``"cpu"`` or ``"cuda"``.
+        progress: progress bar (rank 0, and only when stderr is a terminal).
+        loss_fn: training loss (default relative L2).
+        data_description: JSON-able description of the data, stored and compared on resume.
+
+    Returns:
+        :class:`FitResult`; ``stopped_by`` is set when SIGINT/SIGTERM stopped the run (after
+        saving a checkpoint).
+
+    Raises:
+        ValueError: bad settings, an existing run without ``resume``, or a checkpoint whose
+            architecture or settings differ from the requested ones.
+        FileNotFoundError: ``resume`` without a checkpoint.
+    """
+    _check_positive("epochs", epochs)
+    _check_positive("batch_size", batch_size)
+    _check_positive("lr", lr, float)
+    if len(train_data) == 0:
+        raise ValueError("the training data are empty")
+    if val_data is not None and len(val_data) == 0:
+        val_data = None
+    loss_fn = loss_fn or relative_l2
+    context = setup_distributed(device)
+    try:
+        return _fit(config, train_data, Path(run_dir), val_data, loss_fn, context, progress,
+                    {"epochs": epochs, "lr": float(lr), "batch_size": batch_size, "seed": seed,
+                     "world_size": context.world_size,
+                     "data": dict(data_description or {})},
+                    resume, training_device(device, context))
+    finally:
+        teardown_distributed(context)
+
+
+def _fit(config, train_data, run_dir: Path, val_data, loss_fn: Loss,
+         context: DistributedContext, progress: bool, settings: dict, resume: bool,
+         device: torch.device) -> FitResult:
+    if context.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    if context.enabled:
+        dist.barrier()
+    run = _Run(config, run_dir, settings, context, device, resume)
+    sampler = DistributedSampler(train_data, num_replicas=context.world_size,
+                                 rank=context.rank, shuffle=True, seed=settings["seed"])
+    result = FitResult(run_dir=run_dir)
+    run.restore_rng()
+    with stop_requests() as request:
+        while run.epoch < settings["epochs"]:
+            started = time.perf_counter()
+            batches = _batches(sampler, run.epoch, settings["batch_size"])
+            bar = tqdm(total=len(batches), initial=run.step, desc=f"epoch {run.epoch + 1}",
+                       disable=not (progress and context.is_main and sys.stderr.isatty()),
+                       leave=False)
+            with bar:
+                while run.step < len(batches):
+                    pairs = [pair_to(train_data[i], device) for i in batches[run.step]]
+                    run.net.train()
+                    run.optimizer.zero_grad(set_to_none=True)
+                    loss = mean_over_ranks(accumulate_gradients(run.net, pairs, loss_fn),
+                                           context)
+                    run.optimizer.step()
+                    run.step += 1
+                    run.epoch_loss_sum += loss
+                    bar.update()
+                    bar.set_postfix(loss=f"{loss:.4f}")
+                    if any_rank(request["signal"] is not None, context):
+                        run.save()
+                        result.stopped_by = request["signal"] or signal.SIGTERM
+                        result.history = run.history
+                        return result
+            record = {"epoch": run.epoch + 1, "train_loss": run.epoch_loss_sum / len(batches)}
+            if val_data is not None and context.is_main:
+                record.update(_validate(run.model, val_data, device, loss_fn))
+            record.update(lr=settings["lr"], batches=len(batches),
+                          seconds=time.perf_counter() - started)
+            run.history.append(record)
+            run.epoch, run.step, run.epoch_loss_sum = run.epoch + 1, 0, 0.0
+            run.save()
+            run.save_model()
+            if context.enabled:
+                dist.barrier()
+            if context.is_main:
+                print(json.dumps(record), file=sys.stderr)
+    result.history = run.history
+    return result
