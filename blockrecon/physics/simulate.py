@@ -132,6 +132,12 @@ def radial_coord(n_spokes: int, n_readout: int, image_shape: Sequence[int]) -> t
     return torch.minimum(coord * (2 * half / size), upper)
 
 
+def radial_spokes(size: int, acceleration: float = 8.0) -> int:
+    """Spokes of a 3D radial scan of an ``size``^3 grid undersampled ``acceleration``-fold
+    angularly (Nyquist needs about ``pi N^2 / 2`` full spokes)."""
+    return max(1, round(math.pi * size**2 / 2 / acceleration))
+
+
 def simulate_radial(
     image_shape: Sequence[int],
     n_coils: int = 8,
@@ -148,8 +154,8 @@ def simulate_radial(
     Args:
         image_shape: reconstruction grid ``(nz, ny, nx)``.
         n_coils: birdcage coils.
-        n_spokes: radial spokes; default ``pi N^2 / 16`` (8-fold angular undersampling of
-            the largest size ``N``).
+        n_spokes: radial spokes; default :func:`radial_spokes` of the largest size ``N``
+            (8-fold angular undersampling).
         n_readout: samples per spoke; default ``2 N`` (2x readout oversampling).
         phantom: ``"shepp_logan"`` or ``"ellipsoids"``.
         snr_db: k-space SNR in dB; ``None`` gives noise-free data.
@@ -162,7 +168,7 @@ def simulate_radial(
     """
     image_shape = check_image_shape(image_shape)
     size = max(image_shape)
-    n_spokes = max(1, round(math.pi * size**2 / 16)) if n_spokes is None else n_spokes
+    n_spokes = radial_spokes(size) if n_spokes is None else n_spokes
     n_readout = 2 * size if n_readout is None else n_readout
     coord = radial_coord(n_spokes, n_readout, image_shape)
     return simulate_acquisition(coord, image_shape, n_coils=n_coils, phantom=phantom,

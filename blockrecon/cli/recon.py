@@ -1,0 +1,192 @@
+"""``blockrecon recon``: reconstruct a blockrecon HDF5 or ISMRMRD acquisition.
+
+Methods: ``grid`` (density-compensated adjoint), ``cg`` (CG-SENSE), ``l1`` (L1-wavelet
+compressed sensing) and ``mbdl`` (a trained unrolled network applied block-wise). Coil maps come
+from the input file, from ``--maps FILE``, or are estimated by ESPIRiT when the input has none
+(or with ``--maps estimate``). The image is written as NIfTI (magnitude, with the voxel size) or
+as HDF5 (complex ``image`` dataset); PSNR and SSIM are printed when the input holds a reference
+image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from blockrecon.io import atomic_path, check_acquisition, read_acquisition, read_ismrmrd
+from blockrecon.io.hdf5 import open_hdf5, read_dataset
+from blockrecon.io.nifti import write_nifti
+from blockrecon.physics import Acquisition, Sense, pipe_menon_dcf
+from blockrecon.recon import cg_sense, grid_recon, l1_wavelet, psnr, ssim
+from blockrecon.train.data import NORMALIZATION, TrainingPair, acquisition_maps, normalize_pair
+
+METHODS = ("mbdl", "cg", "l1", "grid")
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+HDF5_SUFFIXES = (".h5", ".hdf5")
+#: Default iterations of cg and l1; default L1 weight for data at unit image scale.
+DEFAULT_ITERATIONS = {"cg": 20, "l1": 30}
+DEFAULT_L1_LAMDA = 1e-2
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "recon", help="reconstruct an acquisition (blockrecon HDF5 or ISMRMRD)",
+        description=__doc__.splitlines()[0].strip("`").split(": ", 1)[-1])
+    parser.add_argument("input", type=Path, help="blockrecon .h5 or ISMRMRD file")
+    parser.add_argument("--method", choices=METHODS, required=True)
+    parser.add_argument("--out", type=Path, required=True, help="output .nii, .nii.gz or .h5")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="mbdl: model file (default: the pretrained model)")
+    parser.add_argument("--patch", type=int, default=None,
+                        help="mbdl: block-wise core size (default: the model's)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--maps", default=None,
+                        help="coil maps: an HDF5 file with a 'maps' dataset, or 'estimate' "
+                             "(default: the input's maps, estimated when absent)")
+    parser.add_argument("--iterations", type=int, default=None,
+                        help="cg/l1 iterations (default 20 / 30)")
+    parser.add_argument("--lamda", type=float, default=None,
+                        help="cg: Tikhonov weight (default 0); l1: L1 weight (default 1e-2)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.set_defaults(func=run)
+
+
+def _check_output(out: Path) -> None:
+    if not out.name.endswith(NIFTI_SUFFIXES + HDF5_SUFFIXES):
+        raise ValueError(f"--out {out} must end in .nii, .nii.gz, .h5 or .hdf5")
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"--out folder {out.parent} does not exist")
+
+
+def read_input(path: Path) -> Acquisition:
+    """A blockrecon HDF5 file (``blockrecon_format`` attribute) or an ISMRMRD file (a
+    ``dataset`` group, or a ``.mrd`` name), told apart by their content."""
+    with open_hdf5(path) as handle:
+        blockrecon_file = "blockrecon_format" in handle.attrs
+        ismrmrd_file = isinstance(handle.get("dataset"), h5py.Group)
+    if blockrecon_file:
+        return read_acquisition(path)
+    if ismrmrd_file or path.suffix == ".mrd":
+        return read_ismrmrd(path)
+    raise ValueError(f"{path}: neither a blockrecon acquisition file (no 'blockrecon_format' "
+                     "attribute) nor an ISMRMRD file (no 'dataset' group)")
+
+
+def _read_maps(path: Path, acq: Acquisition) -> torch.Tensor:
+    with open_hdf5(path) as handle:
+        array = read_dataset(handle, "maps", path)
+    if array.dtype.names is not None and len(array.dtype.names) == 2:
+        array = array[array.dtype.names[0]] + 1j * array[array.dtype.names[1]]
+    if not np.iscomplexobj(array):
+        raise ValueError(f"{path}: dataset 'maps' has dtype {array.dtype}, expected complex64")
+    maps = torch.from_numpy(np.ascontiguousarray(array, dtype=np.complex64))
+    check_acquisition(replace(acq, maps=maps), str(path))
+    return maps
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    return not args.no_progress and sys.stderr.isatty()
+
+
+def _device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: CUDA is not available on this machine")
+    return torch.device(name)
+
+
+def load_mbdl(args: argparse.Namespace, image_shape: tuple[int, ...], device: torch.device
+              ) -> tuple[torch.nn.Module, bool]:
+    """The unrolled network (eval mode, block-wise at ``--patch``) and whether it was trained
+    on normalized data; a patch larger than the volume or off the network's stride is refused
+    here, before any work."""
+    from blockrecon import models
+
+    overrides = {} if args.patch is None else {"patch_size": args.patch}
+    if args.model is not None:
+        model, _ = models.load_model(args.model, map_location=device, overrides=overrides)
+        extra = models.model_metadata(args.model)
+    elif hasattr(models, "load_pretrained"):
+        model, _, extra = models.load_pretrained(map_location=device, overrides=overrides)
+    else:
+        raise ValueError("--method mbdl needs --model (no pretrained model is installed)")
+    regularizer = model.regularizers[0]
+    if hasattr(regularizer, "plan"):
+        regularizer.plan(image_shape)
+    return model, extra.get("data_normalization") == NORMALIZATION
+
+
+def _mbdl(model: torch.nn.Module, normalized: bool, acq: Acquisition, maps: torch.Tensor
+          ) -> torch.Tensor:
+    if normalized:
+        pair = normalize_pair(acq.kspace, maps, acq.coord)
+    else:
+        pair = TrainingPair(acq.kspace, Sense(maps, acq.coord), None)
+    with torch.no_grad():
+        return model(pair.kspace, pair.op) / pair.intensity_scale
+
+
+def reconstruct(args: argparse.Namespace, acq: Acquisition, maps: torch.Tensor,
+                mbdl: tuple[torch.nn.Module, bool] | None = None) -> torch.Tensor:
+    """The complex64 image ``image_shape`` by ``args.method`` (``mbdl``: the loaded network and
+    whether it takes normalized data, from :func:`load_mbdl`)."""
+    progress = _progress(args)
+    n_iter = args.iterations or DEFAULT_ITERATIONS.get(args.method, 1)
+    if args.method == "grid":
+        return grid_recon(acq.kspace, acq.coord, maps, dcf=acq.dcf, progress=progress)
+    if args.method == "cg":
+        return cg_sense(acq.kspace, acq.coord, maps, n_iter=n_iter, lamda=args.lamda or 0.0,
+                        progress=progress)
+    if args.method == "l1":
+        dcf = acq.dcf if acq.dcf is not None else pipe_menon_dcf(acq.coord, acq.image_shape,
+                                                                 progress=progress)
+        lamda = DEFAULT_L1_LAMDA if args.lamda is None else args.lamda
+        return l1_wavelet(acq.kspace, acq.coord, maps, lamda=lamda, n_iter=n_iter, weights=dcf,
+                          progress=progress)
+    return _mbdl(*mbdl, acq, maps)
+
+
+def _coil_maps(args: argparse.Namespace, acq: Acquisition) -> torch.Tensor:
+    if args.maps is not None and args.maps != "estimate":
+        return _read_maps(Path(args.maps), acq)
+    if acq.maps is None or args.maps == "estimate":
+        print("Estimating coil maps (ESPIRiT)", file=sys.stderr)
+    return acquisition_maps(acq, estimate=args.maps == "estimate", progress=_progress(args))
+
+
+def write_image(path: Path, image: torch.Tensor, acq: Acquisition, method: str) -> None:
+    """NIfTI (magnitude, voxel size from the acquisition) or HDF5 (complex ``image``)."""
+    if path.name.endswith(NIFTI_SUFFIXES):
+        write_nifti(path, image, acq.voxel_size_mm)
+        return
+    with atomic_path(path) as temporary, h5py.File(temporary, "w") as handle:
+        handle.create_dataset("image", data=image.detach().cpu().numpy().astype(np.complex64))
+        handle.attrs["blockrecon_format"] = "image"
+        handle.attrs["voxel_size_mm"] = np.asarray(acq.voxel_size_mm, dtype=np.float64)
+        handle.attrs["method"] = method
+
+
+def run(args: argparse.Namespace) -> int:
+    _check_output(args.out)
+    if args.iterations is not None and args.iterations < 1:
+        raise ValueError(f"--iterations must be positive, got {args.iterations}")
+    if args.method != "mbdl" and (args.model is not None or args.patch is not None):
+        raise ValueError("--model and --patch apply to --method mbdl only")
+    device = _device(args.device)
+    acq = read_input(args.input)
+    mbdl = load_mbdl(args, acq.image_shape, device) if args.method == "mbdl" else None
+    maps = _coil_maps(args, acq)
+    acq = acq.to(device)
+    image = reconstruct(args, acq, maps.to(device), mbdl).cpu()
+    write_image(args.out, image, acq, args.method)
+    print(f"Wrote {args.out} ({args.method}, {'x'.join(map(str, acq.image_shape))})",
+          file=sys.stderr)
+    if acq.image is not None:
+        reference = acq.image.cpu()
+        print(f"PSNR {psnr(image, reference):.2f} dB  SSIM {ssim(image, reference):.3f}")
+    return 0
