@@ -1,0 +1,92 @@
+"""``blockrecon train``: runs, resumes after SIGKILL, refuses mismatches, runs under torchrun."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from blockrecon.cli import main
+from blockrecon.train.checkpoint import load_checkpoint
+
+TINY = ["--simulate", "2", "--size", "16", "--spokes", "30", "--coils", "2", "--width", "4",
+        "--layers", "2", "--unrolls", "2", "--patch", "8", "--seed", "4", "--no-progress"]
+
+
+def _metrics(run):
+    path = run / "metrics.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+def _command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "blockrecon", "train", *TINY, *args]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def test_sigkill_loses_at_most_the_epoch_under_way_and_resume_matches(tmp_path):
+    run = tmp_path / "killed"
+    process = subprocess.Popen(_command("--out", str(run), "--epochs", "500"), env=_env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while len(_metrics(run)) < 2 and time.monotonic() < deadline:
+            assert process.poll() is None, "training ended before it was killed"
+            time.sleep(0.1)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+    saved = load_checkpoint(run / "checkpoint.pt")  # complete, never half-written
+    epochs = saved["epoch"]
+    assert epochs >= 2 and _metrics(run) == saved["history"]
+
+    # same thread count for every run, so that floating-point sums agree bit for bit
+    for args in (["--out", str(run), "--resume"], ["--out", str(tmp_path / "straight")]):
+        subprocess.run(_command(*args, "--epochs", str(epochs + 1)), env=_env(), check=True,
+                       capture_output=True, timeout=300)
+    resumed, straight = _metrics(run), _metrics(tmp_path / "straight")
+    assert len(resumed) == epochs + 1
+    assert [m["train_loss"] for m in resumed] == [m["train_loss"] for m in straight]
+
+
+def test_resume_with_other_architecture_exits_2(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--out", str(run), "--epochs", "1"]) == 0
+    capsys.readouterr()
+    assert main(["train", *TINY, "--out", str(run), "--epochs", "2", "--resume",
+                 "--width", "8"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "architecture differs" in err
+    assert main(["train", *TINY, "--out", str(run), "--epochs", "2"]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert len(_metrics(run)) == 1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_train_under_torchrun_with_two_processes(tmp_path):
+    run = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+               f"--master_port={_free_port()}", "-m", "blockrecon", "train",
+               *TINY, "--out", str(run), "--epochs", "2", "--val", "1"]
+    done = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    history = _metrics(run)
+    assert [m["epoch"] for m in history] == [1, 2]  # written once, by rank 0
+    assert all(m["batches"] == 1 for m in history)  # 2 acquisitions over 2 processes
+    assert "val_loss" in history[-1]
+    assert load_checkpoint(run / "checkpoint.pt")["settings"]["world_size"] == 2
