@@ -9,6 +9,7 @@ A configuration is a plain ``dict`` (it goes into JSON files and model files unc
       "share_weights": True,
       "init": "adjoint",
       "patch_size": 32,
+      "patch_batch": 1,
       "padding": "reflect",
     }
 
@@ -29,8 +30,9 @@ Data-consistency kinds (:mod:`blockrecon.dc`):
 
 Top level: ``n_unrolls``, ``share_weights``, ``init`` (``"zeros"`` or ``"adjoint"``),
 ``patch_size`` (block-wise core size: an int, a list of 3 ints, or ``None`` for the whole
-volume at once) and ``padding`` (``"reflect"`` or ``"zeros"``). ``patch_size`` and ``padding``
-do not change the parameters: a trained model may be rebuilt with another patch size.
+volume at once), ``patch_batch`` (patches stacked per network call: faster, more memory) and
+``padding`` (``"reflect"`` or ``"zeros"``). ``patch_size``, ``patch_batch`` and ``padding`` do
+not change the parameters: a trained model may be rebuilt with another patch size.
 
 Missing entries take their defaults (those of the chosen kind for the nested dicts); unknown
 keys, unknown kinds and values of the wrong type raise ``ValueError`` naming them.
@@ -69,6 +71,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "share_weights": True,
     "init": "adjoint",
     "patch_size": 32,
+    "patch_batch": 1,
     "padding": "reflect",
 }
 
@@ -147,7 +150,7 @@ def resolve_config(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "dc": _resolve_part("dc", config.get("dc", {}), DC_DEFAULTS,
                             DEFAULT_CONFIG["dc"]["kind"]),
     }
-    for key in ("n_unrolls", "share_weights"):
+    for key in ("n_unrolls", "share_weights", "patch_batch"):
         value = config.get(key, DEFAULT_CONFIG[key])
         _check_value(key, value, DEFAULT_CONFIG[key])
         resolved[key] = value
@@ -189,10 +192,9 @@ def build_unrolled(config: Mapping[str, Any] | None = None) -> UnrolledNet:
         ValueError: the configuration is invalid (the message names the key or value).
     """
     resolved = resolve_config(config)
-    padding = resolved["padding"]
     patch_size = resolved["patch_size"]
     return UnrolledNet(
         build_regularizer(resolved["regularizer"]), build_dc(resolved["dc"]),
         n_unrolls=resolved["n_unrolls"], share_weights=resolved["share_weights"],
         patch_size=tuple(patch_size) if isinstance(patch_size, list) else patch_size,
-        padding=padding, init=resolved["init"])
+        patch_batch=resolved["patch_batch"], padding=resolved["padding"], init=resolved["init"])
