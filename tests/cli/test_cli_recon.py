@@ -148,11 +148,22 @@ def test_bad_models_and_patches_exit_2(scan, model_file, tmp_path, capsys):
         assert not out.exists()
 
 
-def test_ismrmrd_input_is_detected_by_content(scan, tmp_path, capsys):
+def test_ismrmrd_input_is_detected_by_content_and_takes_maps_from_a_file(scan, tmp_path):
     mrd = tmp_path / "raw.data"  # no telling extension
     write_ismrmrd(mrd, read_acquisition(scan))
     out = tmp_path / "grid.nii"
-    assert main(["recon", str(mrd), "--method", "grid", "--out", str(out)]) == 0
+    assert main(["recon", str(mrd), "--method", "grid", "--maps", str(scan), "--out",
+                 str(out)]) == 0
+    assert nib.load(out).shape == SHAPE[::-1]
+
+
+@pytest.mark.slow
+def test_maps_are_estimated_when_the_input_has_none(scan, tmp_path, capsys):
+    mrd = tmp_path / "raw.mrd"  # ISMRMRD holds no coil maps
+    write_ismrmrd(mrd, read_acquisition(scan))
+    out = tmp_path / "cg.nii.gz"
+    assert main(["recon", str(mrd), "--method", "cg", "--iterations", "10", "--out",
+                 str(out)]) == 0
     assert "Estimating coil maps" in capsys.readouterr().err
     assert nib.load(out).shape == SHAPE[::-1]
 
