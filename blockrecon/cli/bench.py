@@ -1,0 +1,69 @@
+"""``blockrecon bench``: how much memory one training step takes at each patch size."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from blockrecon import step_memory
+from blockrecon.io.atomic import atomic_write
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("bench", help="benchmarks: memory of a training step",
+                                   description=__doc__.splitlines()[0])
+    parser.set_defaults(func=lambda args: _usage(parser))
+    benches = parser.add_subparsers(dest="bench", metavar="BENCH",
+                                    parser_class=type(parser))
+    memory = benches.add_parser(
+        "memory", help="peak memory of one block-wise training step per patch size",
+        description=step_memory.__doc__.splitlines()[0])
+    memory.add_argument("--shape", type=int, nargs=3, required=True, metavar=("NZ", "NY", "NX"))
+    memory.add_argument("--coils", type=int, default=8)
+    memory.add_argument("--unrolls", type=int, default=5)
+    memory.add_argument("--patch", type=int, nargs="+", required=True,
+                        help="patch core sizes (voxels) to compare")
+    memory.add_argument("--spokes", type=int, default=None,
+                        help="radial spokes (default: 8x angular undersampling)")
+    memory.add_argument("--width", type=int, default=32, help="ResNet3d feature channels")
+    memory.add_argument("--layers", type=int, default=5, help="ResNet3d convolutions")
+    memory.add_argument("--coil-batch", type=int, default=1,
+                        help="coils per Toeplitz/NUFFT call")
+    memory.add_argument("--checkpoint-unrolls", action="store_true",
+                        help="also checkpoint each unroll of the block-wise network")
+    memory.add_argument("--estimate-only", action="store_true",
+                        help="meta-device estimate only: nothing is allocated or run")
+    memory.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    memory.add_argument("--json", type=Path, default=None, help="write the results as JSON")
+    memory.add_argument("--plot", type=Path, default=None, help="write a PNG figure")
+    memory.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    memory.set_defaults(func=run_memory)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _check_output(path: Path | None, option: str) -> None:
+    if path is not None and not path.parent.is_dir():
+        raise FileNotFoundError(f"{option} {path}: folder {path.parent} does not exist")
+
+
+def run_memory(args: argparse.Namespace) -> int:
+    _check_output(args.json, "--json")
+    _check_output(args.plot, "--plot")
+    problem = step_memory.StepProblem(
+        tuple(args.shape), coils=args.coils, unrolls=args.unrolls, spokes=args.spokes,
+        width=args.width, n_layers=args.layers, coil_batch=args.coil_batch,
+        checkpoint_unrolls=args.checkpoint_unrolls)
+    result = step_memory.memory_table(problem, args.patch, estimate_only=args.estimate_only,
+                                      device=args.device, progress=not args.no_progress)
+    print(step_memory.format_table(result))
+    if args.json is not None:
+        atomic_write(args.json, lambda p: p.write_text(json.dumps(result, indent=2)))
+    if args.plot is not None:
+        step_memory.save_plot(result, args.plot)
+    return 0

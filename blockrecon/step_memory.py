@@ -1,0 +1,416 @@
+"""Memory of one training step of the block-wise unrolled network on a 3D radial problem.
+
+The step is what training does for one example: ``x = model(y, E)`` with the unrolled network of
+:func:`blockrecon.models.build_unrolled` (valid ResNet3d regularizer applied block-wise with
+checkpointed patches, learned gradient-step data consistency through the Sense operator's
+Toeplitz normal, ``init="adjoint"``), the relative-L2 loss against a target, and backward. The
+optimizer update (a few tens of thousands of parameters) is left out.
+
+Memory is reported in two parts:
+
+``data_bytes``
+    what exists before the step and stays for the whole training: k-space, trajectory, coil
+    maps, the Toeplitz kernel (real, on the 2x grid), the parameters with their gradients and
+    two Adam moments. Computed from the sizes.
+``step_bytes``
+    the peak the step adds on top. Three ways to obtain it, each where the machine supports it:
+
+    * estimate (:func:`estimate_step_bytes`): the step runs on the meta device and
+      :func:`blockrecon.memory.saved_bytes` counts the peak of live tensors, allocating
+      nothing, so any volume can be estimated. Everything in the step is torch code with meta
+      kernels (the Toeplitz normal is FFTs on the 2x grid) except the NUFFT adjoint ``E^H y``,
+      which runs once before the graph, keeps nothing for backward, and is replaced by an empty
+      image. Its library-internal workspace (outside torch) is accounted analytically by
+      :func:`nufft_workspace_bytes`: one upsampled complex grid (factor 2 per axis) per coil in
+      a batch; the estimate is the larger of the two peaks;
+    * measured saved bytes and peak RSS on CPU (:func:`measure_step`): a fresh process builds
+      the problem, runs a warm-up step, resets the resident high-water mark and runs the
+      measured step under :func:`~blockrecon.memory.saved_bytes`
+      (:func:`blockrecon.memory.peak_rss`: ``MALLOC_MMAP_THRESHOLD_=65536``);
+    * CUDA peak on a GPU (:func:`blockrecon.memory.cuda_peak_bytes`), after a warm-up step.
+
+Full backpropagation is the same step with ``patch_size=None`` (the regularizer on the whole
+volume at once, no checkpoints).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from blockrecon.memory import cuda_peak_bytes, peak_rss, saved_bytes
+from blockrecon.models import build_unrolled
+from blockrecon.physics import Sense, ToeplitzNormal, birdcage_maps
+from blockrecon.physics.simulate import radial_coord, radial_spokes
+from blockrecon.unrolled import UnrolledNet
+
+#: Bytes per complex64 / float32 value.
+COMPLEX_BYTES, REAL_BYTES = 8, 4
+
+#: Copies of the parameters a training run keeps: values, gradients, two Adam moments.
+PARAMETER_COPIES = 4
+
+#: Safety factor on the estimate when deciding whether a step can be measured.
+FIT_MARGIN = 1.5
+
+
+def _positive_int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class StepProblem:
+    """One training example's size and the network trained on it.
+
+    Attributes:
+        shape: image grid ``(nz, ny, nx)``.
+        coils: receive coils.
+        unrolls: unrolls of the network (one shared regularizer).
+        spokes: radial spokes; ``None`` gives 8-fold angular undersampling of the largest size.
+        readout: samples per spoke; ``None`` gives ``2 * max(shape)``.
+        width, n_layers: ResNet3d regularizer (feature channels, 3x3x3 convolutions).
+        coil_batch: coils per Toeplitz / NUFFT call (bounds the 2x-grid transients).
+        backend: NUFFT backend for ``E^H y`` and the Toeplitz kernel.
+        checkpoint_unrolls: block-wise runs also checkpoint each unroll, keeping one image per
+            unroll instead of its data-consistency intermediates (full backpropagation never
+            checkpoints).
+    """
+
+    shape: tuple[int, int, int]
+    coils: int = 8
+    unrolls: int = 5
+    spokes: int | None = None
+    readout: int | None = None
+    width: int = 32
+    n_layers: int = 5
+    coil_batch: int | None = 1
+    backend: str = "auto"
+    checkpoint_unrolls: bool = False
+
+    def __post_init__(self) -> None:
+        shape = tuple(self.shape)
+        if len(shape) != 3:
+            raise ValueError(f"shape must be 3 sizes (nz, ny, nx), got {shape}")
+        for size in shape:
+            _positive_int(size, "each shape entry")
+        object.__setattr__(self, "shape", shape)
+        for name in ("coils", "unrolls", "width", "n_layers"):
+            _positive_int(getattr(self, name), name)
+        for name in ("spokes", "readout", "coil_batch"):
+            if getattr(self, name) is not None:
+                _positive_int(getattr(self, name), name)
+
+    @property
+    def n_spokes(self) -> int:
+        return self.spokes or radial_spokes(max(self.shape))
+
+    @property
+    def n_readout(self) -> int:
+        return self.readout or 2 * max(self.shape)
+
+    @property
+    def voxels(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def samples(self) -> int:
+        return self.n_spokes * self.n_readout
+
+    def check_patch(self, patch: int | None) -> None:
+        """ValueError unless ``patch`` is None (full volume) or a core that fits the volume."""
+        if patch is None:
+            return
+        _positive_int(patch, "patch size")
+        if patch > min(self.shape):
+            raise ValueError(f"patch size {patch} is larger than the volume {self.shape}")
+
+
+def build_model(problem: StepProblem, patch: int | None) -> UnrolledNet:
+    """The unrolled network of ``problem`` applied block-wise with cores of ``patch`` voxels
+    (``None``: the regularizer on the whole volume, i.e. full backpropagation).
+
+    Padding is ``"zeros"`` (reflect padding changes no size, and zeros has meta kernels)."""
+    problem.check_patch(patch)
+    torch.manual_seed(0)
+    model = build_unrolled({
+        "regularizer": {"kind": "resnet3d", "width": problem.width,
+                        "n_layers": problem.n_layers},
+        "n_unrolls": problem.unrolls, "patch_size": patch, "padding": "zeros"})
+    model.checkpoint_unrolls = problem.checkpoint_unrolls and patch is not None
+    return model
+
+
+def parameter_count(problem: StepProblem) -> int:
+    """Learned parameters of the network of ``problem``."""
+    return sum(p.numel() for p in build_model(problem, None).parameters())
+
+
+def data_bytes(problem: StepProblem) -> dict[str, int]:
+    """Bytes of what a training run keeps for the whole run (see the module docstring)."""
+    v = problem.voxels
+    return {
+        "kspace": problem.coils * problem.samples * COMPLEX_BYTES,
+        "trajectory": problem.samples * 3 * REAL_BYTES,
+        "maps": problem.coils * v * COMPLEX_BYTES,
+        "toeplitz_kernel": 8 * v * REAL_BYTES,
+        "parameters": PARAMETER_COPIES * parameter_count(problem) * REAL_BYTES,
+    }
+
+
+def nufft_workspace_bytes(problem: StepProblem) -> int:
+    """Library-internal workspace of ``E^H y`` (not torch tensors, so not seen on meta): one
+    complex64 grid upsampled 2x per axis per coil of a batch (FINUFFT's default factor; SigPy
+    uses 1.25), plus the image it returns."""
+    batch = problem.coil_batch or problem.coils
+    return (8 * batch + 1) * problem.voxels * COMPLEX_BYTES
+
+
+class _MetaToeplitz(ToeplitzNormal):
+    """Toeplitz normal whose kernel is an empty meta tensor of the right size, made once (as
+    the real kernel is built once and cached before any step)."""
+
+    def kernel(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        key = (self.coord.device, dtype)
+        if key not in self._kernels:
+            shape = [2 * n for n in self.image_shape]
+            self._kernels[key] = torch.empty(shape, dtype=dtype, device="meta")
+        return self._kernels[key]
+
+
+class _MetaSense(Sense):
+    """Sense on the meta device: ``normal`` runs the real Toeplitz code on meta tensors;
+    ``adjoint`` (a NUFFT, which has no meta kernel) returns an empty image of the right shape."""
+
+    def __init__(self, maps: torch.Tensor, coord: torch.Tensor, coil_batch: int | None) -> None:
+        super().__init__(maps, coord, coil_batch=coil_batch)
+        self.toeplitz = _MetaToeplitz(coord, self.image_shape)
+        self.toeplitz.kernel(maps.real.dtype)
+
+    def adjoint(self, kspace: torch.Tensor) -> torch.Tensor:
+        batch = kspace.shape[: kspace.ndim - len(self.nufft.sample_shape) - 1]
+        return torch.empty((*batch, *self.image_shape), dtype=kspace.dtype, device="meta")
+
+
+@dataclass
+class StepInputs:
+    """k-space ``(coils, spokes, readout)``, the operator and the target image."""
+
+    kspace: torch.Tensor
+    op: Sense
+    target: torch.Tensor
+
+
+def build_inputs(problem: StepProblem, device: torch.device | str = "cpu") -> StepInputs:
+    """Random k-space, birdcage maps and a random target for ``problem`` on ``device``.
+
+    Values do not change memory; on ``"meta"`` nothing is allocated. The trajectory is the
+    golden-means 3D radial one of :func:`blockrecon.physics.simulate_radial`.
+    """
+    device = torch.device(device)
+    k_shape = (problem.coils, problem.n_spokes, problem.n_readout)
+    if device.type == "meta":
+        coord = torch.empty((*k_shape[1:], 3), device=device)
+        maps = torch.empty((problem.coils, *problem.shape), dtype=torch.complex64, device=device)
+        return StepInputs(torch.empty(k_shape, dtype=torch.complex64, device=device),
+                          _MetaSense(maps, coord, problem.coil_batch),
+                          torch.empty(problem.shape, dtype=torch.complex64, device=device))
+    generator = torch.Generator().manual_seed(0)
+    coord = radial_coord(problem.n_spokes, problem.n_readout, problem.shape).to(device)
+    maps = birdcage_maps(problem.coils, problem.shape).to(device)
+    op = Sense(maps, coord, backend=problem.backend, coil_batch=problem.coil_batch)
+    kspace = torch.randn(k_shape, dtype=torch.complex64, generator=generator).to(device)
+    target = torch.randn(problem.shape, dtype=torch.complex64, generator=generator).to(device)
+    return StepInputs(kspace, op, target)
+
+
+def relative_error(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``||estimate - target|| / ||target||`` without a data-dependent check (runs on meta)."""
+    return (estimate - target).norm() / target.norm()
+
+
+def training_step(model: nn.Module, inputs: StepInputs) -> None:
+    """Forward, relative-L2 loss and backward; gradients replace the previous ones."""
+    model.zero_grad(set_to_none=True)
+    relative_error(model(inputs.kspace, inputs.op), inputs.target).backward()
+
+
+def estimate_step_bytes(problem: StepProblem, patch: int | None) -> int:
+    """Peak bytes one training step adds on top of :func:`data_bytes`, counted on meta
+    (the larger of the graph's peak and :func:`nufft_workspace_bytes`)."""
+    model = build_model(problem, patch).to("meta")
+    inputs = build_inputs(problem, "meta")
+    graph = saved_bytes(lambda: training_step(model, inputs))
+    return max(graph, nufft_workspace_bytes(problem))
+
+
+_PREPARED: dict[tuple, tuple[nn.Module, StepInputs]] = {}
+
+
+def _prepared(problem: StepProblem, patch: int | None, device: str) -> tuple:
+    """Model and inputs built once per process (the warm-up and the measured step share them)."""
+    key = (problem, patch, device)
+    if key not in _PREPARED:
+        _PREPARED.clear()
+        _PREPARED[key] = (build_model(problem, patch).to(device), build_inputs(problem, device))
+    return _PREPARED[key]
+
+
+def _measured_cpu_step(problem: StepProblem, patch: int | None, result_path: str) -> None:
+    """One step on CPU under :func:`saved_bytes`; writes its count and wall time to a file."""
+    model, inputs = _prepared(problem, patch, "cpu")
+    start = time.perf_counter()
+    count = saved_bytes(lambda: training_step(model, inputs))
+    seconds = time.perf_counter() - start
+    with open(result_path, "w") as out:
+        json.dump({"saved_bytes": count, "seconds": seconds}, out)
+
+
+def available_bytes(device: str) -> int:
+    """Memory free for a new step: MemAvailable on CPU, free CUDA memory on a GPU."""
+    if device == "cuda":
+        return int(torch.cuda.mem_get_info()[0])
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    raise ValueError("/proc/meminfo has no MemAvailable")
+
+
+def measure_step(problem: StepProblem, patch: int | None, device: str = "cpu") -> dict:
+    """Measure one training step after a warm-up step.
+
+    CPU: a fresh process (see :func:`blockrecon.memory.peak_rss`); returns ``saved_bytes``
+    (peak live tensor bytes), ``rss_bytes`` (resident high-water mark above the level after the
+    warm-up, data included in that level) and ``seconds`` of the measured step. CUDA: in this
+    process, ``cuda_bytes`` (``max_memory_allocated`` above the data) and ``seconds``.
+    """
+    problem.check_patch(patch)
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("--device cuda, but CUDA is not available")
+        model, inputs = _prepared(problem, patch, "cuda")
+        training_step(model, inputs)
+        start = time.perf_counter()
+        peak = cuda_peak_bytes(lambda: training_step(model, inputs))
+        return {"cuda_bytes": peak, "seconds": time.perf_counter() - start}
+    if device != "cpu":
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    with tempfile.TemporaryDirectory() as folder:
+        result_path = os.path.join(folder, "step.json")
+        rss = peak_rss(_measured_cpu_step, problem, patch, result_path)
+        with open(result_path) as result:
+            measured = json.load(result)
+    return {**measured, "rss_bytes": rss.increase}
+
+
+def fits(problem: StepProblem, step_estimate: int, device: str) -> bool:
+    """Whether data plus ``step_estimate`` (times :data:`FIT_MARGIN`) fit the free memory."""
+    need = sum(data_bytes(problem).values()) + step_estimate
+    return FIT_MARGIN * need < available_bytes(device)
+
+
+def problem_dict(problem: StepProblem) -> dict:
+    """``problem`` as a JSON-able dict with the derived sizes."""
+    return {**asdict(problem), "shape": list(problem.shape), "n_spokes": problem.n_spokes,
+            "n_readout": problem.n_readout, "parameters": parameter_count(problem)}
+
+
+def memory_table(problem: StepProblem, patches: Sequence[int], estimate_only: bool = False,
+                 device: str = "cpu", progress: bool = True) -> dict:
+    """Step memory for each patch size and for full backpropagation.
+
+    Every row has the meta ``estimate_bytes``; unless ``estimate_only``, the block-wise rows
+    are measured on ``device`` (:func:`measure_step`) and the full-backprop row too when its
+    estimate fits the free memory (``measured`` says whether it was).
+
+    Returns:
+        JSON-able dict: ``problem``, ``device``, ``data_bytes`` (by part), ``rows`` (one per
+        patch, ascending) and ``full``.
+    """
+    from tqdm.auto import tqdm
+
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    if not patches:
+        raise ValueError("give at least one patch size")
+    for patch in patches:
+        problem.check_patch(patch)
+    configs: list[int | None] = sorted(set(patches)) + [None]
+    rows = []
+    for patch in tqdm(configs, desc="bench memory", disable=None if progress else True):
+        row: dict = {"patch": patch, "estimate_bytes": estimate_step_bytes(problem, patch)}
+        measure = not estimate_only and (patch is not None
+                                         or fits(problem, row["estimate_bytes"], device))
+        if measure:
+            row.update(measure_step(problem, patch, device))
+        row["measured"] = measure
+        rows.append(row)
+    return {"problem": problem_dict(problem), "device": device,
+            "data_bytes": data_bytes(problem), "rows": rows[:-1], "full": rows[-1]}
+
+
+MIB = 2**20
+
+#: Columns of :func:`format_table`: (row key, header).
+COLUMNS = (("estimate_bytes", "estimate MiB"), ("saved_bytes", "saved MiB"),
+           ("rss_bytes", "RSS MiB"), ("cuda_bytes", "CUDA MiB"))
+
+
+def format_table(result: dict) -> str:
+    """Plain-text table of :func:`memory_table`'s result (MiB; ``-`` where not measured)."""
+    rows = result["rows"] + [result["full"]]
+    columns = [(key, head) for key, head in COLUMNS if any(key in r for r in rows)]
+    header = f"{'patch':>6}" + "".join(f"{head:>14}" for _, head in columns) + f"{'time s':>9}"
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        cells = [f"{row[key] / MIB:14.1f}" if key in row else f"{'-':>14}" for key, _ in columns]
+        seconds = f"{row['seconds']:9.2f}" if "seconds" in row else f"{'-':>9}"
+        lines.append(f"{row['patch'] or 'full':>6}" + "".join(cells) + seconds)
+    data = sum(result["data_bytes"].values())
+    lines.append(f"data kept for the whole run (k-space, trajectory, maps, Toeplitz kernel, "
+                 f"parameters + Adam): {data / MIB:.1f} MiB, not included above")
+    return "\n".join(lines)
+
+
+def save_plot(result: dict, path: str | os.PathLike[str]) -> None:
+    """PNG: step memory against patch size (log y), full backpropagation as horizontal lines;
+    written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from blockrecon.io.atomic import atomic_path
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    patches = [row["patch"] for row in result["rows"]]
+    for key, head in COLUMNS:
+        values = [row.get(key) for row in result["rows"]]
+        if all(v is None for v in values) and key not in result["full"]:
+            continue
+        line, = ax.plot(patches, [None if v is None else v / MIB for v in values], "o-",
+                        label=f"block-wise {head.split()[0]}")
+        if key in result["full"]:
+            ax.axhline(result["full"][key] / MIB, ls="--", color=line.get_color(),
+                       label=f"full backprop {head.split()[0]}")
+    shape = "x".join(map(str, result["problem"]["shape"]))
+    ax.set_title(f"one training step, {shape}, {result['problem']['coils']} coils, "
+                 f"{result['problem']['unrolls']} unrolls", fontsize=9)
+    ax.set_xlabel("patch core (voxels)")
+    ax.set_ylabel("step memory above data (MiB)")
+    ax.set_yscale("log")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)

@@ -1,0 +1,100 @@
+"""``blockrecon bench memory`` and :mod:`blockrecon.step_memory` at tiny sizes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from blockrecon.cli import main
+from blockrecon.memory import saved_bytes
+from blockrecon.step_memory import (
+    StepProblem,
+    build_inputs,
+    build_model,
+    estimate_step_bytes,
+    nufft_workspace_bytes,
+    training_step,
+)
+
+TINY = ["--shape", "16", "16", "16", "--coils", "2", "--unrolls", "2"]
+
+
+def test_estimate_only_json_is_consistent(tmp_path, capsys):
+    out, png = tmp_path / "mem.json", tmp_path / "mem.png"
+    code = main(["bench", "memory", *TINY, "--patch", "12", "8", "--estimate-only",
+                 "--json", str(out), "--plot", str(png), "--no-progress"])
+    assert code == 0
+    result = json.loads(out.read_text())
+    estimates = [row["estimate_bytes"] for row in result["rows"]]
+    assert [row["patch"] for row in result["rows"]] == [8, 12]
+    assert estimates[0] < estimates[1] < result["full"]["estimate_bytes"]
+    assert not any(row["measured"] for row in result["rows"] + [result["full"]])
+    assert result["problem"]["shape"] == [16, 16, 16] and result["problem"]["coils"] == 2
+    assert png.read_bytes().startswith(b"\x89PNG")
+    assert "full" in capsys.readouterr().out
+
+
+def test_estimate_equals_cpu_count():
+    """The meta estimate counts exactly what a real CPU step holds (NUFFT adjoint included)."""
+    problem = StepProblem((16, 12, 16), coils=3, unrolls=2, spokes=60, width=4, n_layers=2,
+                          coil_batch=2)
+    for patch in (8, None):
+        model, inputs = build_model(problem, patch), build_inputs(problem)
+        training_step(model, inputs)  # builds the Toeplitz kernel, as before any real step
+        graph = saved_bytes(lambda m=model, i=inputs: training_step(m, i))
+        assert estimate_step_bytes(problem, patch) == max(graph, nufft_workspace_bytes(problem))
+        assert all(p.grad is not None and torch.isfinite(p.grad).all()
+                   for p in model.parameters())
+
+
+def test_block_wise_step_grows_linearly_with_the_volume():
+    """Doubling the volume doubles the block-wise step (its volume-sized states and the DC's 2x
+    grid); the patch activations add nothing that grows, and full backprop stays well above."""
+    small, large = (StepProblem(s, coils=1, unrolls=1, width=16, n_layers=3)
+                    for s in ((16, 16, 32), (16, 32, 32)))
+    growth = estimate_step_bytes(large, 8) / estimate_step_bytes(small, 8)
+    assert 1.9 < growth < 2.1
+    assert estimate_step_bytes(large, None) > 1.5 * estimate_step_bytes(large, 8)
+
+
+def test_checkpointing_unrolls_lowers_the_estimate():
+    plain = StepProblem((16, 16, 16), coils=1, unrolls=3, width=4, n_layers=2)
+    checkpointed = StepProblem((16, 16, 16), coils=1, unrolls=3, width=4, n_layers=2,
+                               checkpoint_unrolls=True)
+    assert estimate_step_bytes(checkpointed, 8) < estimate_step_bytes(plain, 8)
+
+
+def test_measured_step_on_cpu(tmp_path):
+    out = tmp_path / "mem.json"
+    code = main(["bench", "memory", *TINY, "--patch", "8", "--width", "4", "--layers", "2",
+                 "--json", str(out), "--no-progress"])
+    assert code == 0
+    result = json.loads(out.read_text())
+    row, full = result["rows"][0], result["full"]
+    assert row["measured"] and full["measured"]  # tiny: the full step fits in memory
+    workspace = nufft_workspace_bytes(StepProblem((16, 16, 16), coils=2, unrolls=2))
+    assert row["estimate_bytes"] == max(row["saved_bytes"], workspace)
+    assert 0 < row["saved_bytes"] < full["saved_bytes"]
+    assert row["rss_bytes"] > 0 and row["seconds"] > 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--patch", "32"], "larger than the volume"),
+    (["--patch", "0"], "patch size must be a positive integer"),
+    (["--patch", "8", "--coils", "0"], "coils must be a positive integer"),
+    (["--patch", "8", "--json", "/nonexistent/folder/x.json"], "does not exist"),
+])
+def test_bad_input_exits_2(args, message, capsys):
+    code = main(["bench", "memory", *TINY, *args, "--estimate-only", "--no-progress"])
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cuda_without_gpu_exits_2(capsys):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    code = main(["bench", "memory", *TINY, "--patch", "8", "--device", "cuda", "--no-progress"])
+    assert code == 2
+    assert "CUDA is not available" in capsys.readouterr().err
