@@ -1,0 +1,272 @@
+"""Is MBDL better and faster than compressed sensing? Image quality, time and memory per method.
+
+A simulated multi-coil 3D radial scan (random-ellipsoid phantom, birdcage coils, golden-means
+kooshball with readout N, ``--acceleration``-fold angular undersampling, k-space noise at
+``--snr`` dB, simulated from a 2x finer grid) is reconstructed by
+
+* gridding (Pipe-Menon density compensation, counted in its time), CG-SENSE (20 iterations);
+* L1-wavelet CS (FISTA, density weights) with 30 and 100 iterations, its lambda chosen on a
+  separate tuning volume (another phantom seed) as the lowest NRMSE over ``--lambdas`` at 30
+  iterations;
+* BART ``pics -e -l1`` (when the ``bart`` program is installed), 30 and 100 iterations, its own
+  lambda tuned the same way on the tuning volume; the true coil maps are given to BART as .cfl;
+* the shipped block-wise MBDL model (:func:`blockrecon.models.load_pretrained`, normalized
+  data as it was trained; normalization counted in its time), when it is installed.
+
+Every method gets the true coil maps. Metrics (:mod:`blockrecon.recon.metrics`): PSNR and SSIM
+over the volume, NRMSE inside the object. Time is wall time; memory is the increase of this
+process's resident high-water mark during the method (BART: the whole ``bart`` process's peak).
+
+Usage: python benchmarks/bench_recon.py [--quick] [--size N] [--json PATH] [--figure PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from blockrecon import demo
+from blockrecon.io.atomic import atomic_write
+from blockrecon.memory import MMAP_THRESHOLD, peak_rss
+from blockrecon.physics import Acquisition, pipe_menon_dcf, radial_3d, simulate_acquisition
+from blockrecon.recon import cg_sense, grid_recon, l1_wavelet, nrmse
+
+TEST_SEED, TUNING_SEED = 20_000, 20_001
+CS_TUNING_ITERATIONS = 30
+
+
+def simulate(size: int, coils: int, acceleration: float, snr_db: float, seed: int
+             ) -> Acquisition:
+    """The benchmark's scan of one random-ellipsoid phantom (see the module docstring)."""
+    coord = radial_3d(demo.demo_spokes(size, acceleration), size)
+    return simulate_acquisition(coord, (size,) * 3, n_coils=coils, phantom="ellipsoids",
+                                snr_db=snr_db, seed=seed)
+
+
+def object_nrmse(image: torch.Tensor, acq: Acquisition) -> float:
+    return nrmse(image, acq.image, mask=demo.object_mask(acq.image))
+
+
+# --- BART -------------------------------------------------------------------------------------
+
+def write_cfl(stem: Path, array: np.ndarray) -> None:
+    """BART .hdr/.cfl pair: complex64, column-major (first axis fastest)."""
+    array = np.asarray(array, dtype=np.complex64)
+    stem.with_suffix(".hdr").write_text("# Dimensions\n" + " ".join(map(str, array.shape)) + "\n")
+    array.T.tofile(stem.with_suffix(".cfl"))
+
+
+def read_cfl(stem: Path) -> np.ndarray:
+    dims = [int(d) for d in stem.with_suffix(".hdr").read_text().splitlines()[1].split()]
+    return np.fromfile(stem.with_suffix(".cfl"), dtype=np.complex64).reshape(dims[::-1]).T
+
+
+class Bart:
+    """BART ``pics`` on one acquisition. Our axes 0, 1, 2 are BART's dimensions 0, 1, 2 (the
+    NUFFT sign and centre conventions agree, checked against ``bart nufft``): trajectory
+    ``(3, readout, spokes)`` in grid units, k-space ``(1, readout, spokes, coils)``, maps
+    ``(N0, N1, N2, coils)``."""
+
+    def __init__(self, acq: Acquisition, folder: Path, threads: int) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder, self.shape, self.threads = folder, acq.image_shape, threads
+        write_cfl(folder / "traj", acq.coord.permute(2, 1, 0).numpy())
+        write_cfl(folder / "ksp", acq.kspace.permute(2, 1, 0).numpy()[None])
+        write_cfl(folder / "sens", acq.maps.permute(1, 2, 3, 0).numpy())
+
+    def command(self, lamda: float, n_iter: int) -> list[str]:
+        """``bart pics`` with ``--threads`` OpenMP threads, its iteration log discarded (the
+        shell execs bart, so the measured process is bart itself)."""
+        files = [shlex.quote(str(self.folder / name)) for name in ("traj", "ksp", "sens", "out")]
+        pics = (f"OMP_NUM_THREADS={self.threads} exec bart pics -S -e -l1 -r {lamda:g} "
+                f"-i {n_iter} -t {' '.join(files)} > /dev/null")
+        return ["sh", "-c", pics]
+
+    def pics(self, lamda: float, n_iter: int) -> demo.MethodResult:
+        """Run ``bart pics``; wall time of the process and its peak RSS."""
+        start = time.perf_counter()
+        peak = peak_rss(self.command(lamda, n_iter)).peak
+        seconds = time.perf_counter() - start
+        image = torch.from_numpy(read_cfl(self.folder / "out").reshape(self.shape).copy())
+        return demo.MethodResult(f"BART pics {n_iter}", image, seconds, peak)
+
+
+# --- methods ----------------------------------------------------------------------------------
+
+def tune(candidates: list[float], run, acq: Acquisition) -> tuple[float, dict[str, float]]:
+    """The lambda of lowest object NRMSE on the tuning acquisition, and every NRMSE."""
+    scores = {}
+    for lamda in candidates:
+        scores[f"{lamda:g}"] = object_nrmse(run(lamda), acq)
+        print(f"  lambda {lamda:g}: NRMSE {scores[f'{lamda:g}']:.4f}", file=sys.stderr)
+    best = min(candidates, key=lambda lamda: scores[f"{lamda:g}"])
+    return best, scores
+
+
+def mbdl_method(acq: Acquisition):
+    """The shipped model as a method, or None (with the reason) when it is not installed."""
+    from blockrecon import models
+    from blockrecon.train.data import NORMALIZATION, normalize_pair
+
+    if not hasattr(models, "load_pretrained"):
+        return None, "blockrecon.models.load_pretrained does not exist"
+    try:
+        model, config, extra = models.load_pretrained()
+    except FileNotFoundError as err:
+        return None, str(err)
+    model.regularizers[0].plan(acq.image_shape)
+
+    def run() -> torch.Tensor:
+        if extra.get("data_normalization") == NORMALIZATION:
+            pair = normalize_pair(acq.kspace, acq.maps, acq.coord)
+            return model(pair.kspace, pair.op) / pair.intensity_scale
+        from blockrecon.physics import Sense
+        return model(acq.kspace, Sense(acq.maps, acq.coord))
+
+    return run, {"config": config, "training": {k: v for k, v in extra.items()
+                                                 if isinstance(v, (int, float, str))}}
+
+
+def _with_mmap_threshold() -> None:
+    """Re-run this script with ``MALLOC_MMAP_THRESHOLD_`` set (glibc reads it at start-up), so
+    that freed large buffers go back to the system and each method's peak-RSS increase is its
+    own (see :mod:`blockrecon.memory`)."""
+    if os.environ.get("MALLOC_MMAP_THRESHOLD_") != MMAP_THRESHOLD:
+        env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": MMAP_THRESHOLD}
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a 40^3 smoke run")
+    parser.add_argument("--size", type=int, default=96)
+    parser.add_argument("--coils", type=int, default=8)
+    parser.add_argument("--acceleration", type=float, default=8.0)
+    parser.add_argument("--snr", type=float, default=40.0, help="k-space SNR in dB")
+    parser.add_argument("--lambdas", type=float, nargs="+", default=[1e-3, 3e-3, 1e-2])
+    parser.add_argument("--bart-lambdas", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3])
+    parser.add_argument("--iterations", type=int, nargs="+", default=[30, 100])
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--no-bart", action="store_true")
+    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/bench_recon.json"))
+    parser.add_argument("--figure", type=Path, default=None,
+                        help="PNG of slices and error maps (default: next to the JSON)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.size, args.iterations = 40, [30]
+    torch.set_num_threads(args.threads)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    setting = (args.size, args.coils, args.acceleration, args.snr)
+    print(f"Simulating {args.size}^3, {args.coils} coils, {args.acceleration:g}x, "
+          f"{args.snr:g} dB (test seed {TEST_SEED}, tuning seed {TUNING_SEED})", file=sys.stderr)
+    acq, tuning = simulate(*setting, TEST_SEED), simulate(*setting, TUNING_SEED)
+    use_bart = shutil.which("bart") is not None and not args.no_bart
+    with tempfile.TemporaryDirectory() as tmp:
+        bart = Bart(acq, Path(tmp) / "test", args.threads) if use_bart else None
+        meta = {"setting": dict(zip(("size", "coils", "acceleration", "snr_db"), setting,
+                                    strict=True)),
+                "spokes": int(acq.coord.shape[0]), "readout": int(acq.coord.shape[1]),
+                "threads": args.threads, "seeds": {"test": TEST_SEED, "tuning": TUNING_SEED}}
+        meta["tuning"] = tune_all(args, tuning, Path(tmp), use_bart)
+        methods = test_methods(args, acq, meta, bart)
+        results = []
+        for name, fn in methods.items():
+            print(f"Running {name}", file=sys.stderr)
+            results.append(fn() if name.startswith("BART") else demo.timed(name, fn))
+    rows = demo.quality_rows(results, acq.image)
+    print(demo.format_table(rows))
+    meta["ratios"] = ratios(rows)
+    for line in meta["ratios"].get("summary", []):
+        print(line)
+    atomic_write(args.json, lambda p: p.write_text(json.dumps({"meta": meta, "rows": rows},
+                                                              indent=2)))
+    figure = args.figure or args.json.with_suffix(".png")
+    demo.save_figure(figure, acq.image, results)
+    print(f"wrote {args.json} and {figure}", file=sys.stderr)
+    return 0
+
+
+def tune_all(args: argparse.Namespace, tuning: Acquisition, tmp: Path, use_bart: bool) -> dict:
+    """Lambda sweeps on the tuning volume for our L1-wavelet CS and for BART."""
+    dcf = pipe_menon_dcf(tuning.coord, tuning.image_shape, progress=False)
+    print("Tuning L1-wavelet lambda", file=sys.stderr)
+    best, scores = tune(args.lambdas, lambda lamda: l1_wavelet(
+        tuning.kspace, tuning.coord, tuning.maps, lamda=lamda, n_iter=CS_TUNING_ITERATIONS,
+        weights=dcf, progress=False), tuning)
+    result = {"iterations": CS_TUNING_ITERATIONS, "l1_wavelet": {"best": best, "nrmse": scores}}
+    if use_bart:
+        print("Tuning BART pics lambda", file=sys.stderr)
+        bart = Bart(tuning, tmp / "tuning", args.threads)
+        best, scores = tune(args.bart_lambdas, lambda lamda: bart.pics(
+            lamda, CS_TUNING_ITERATIONS).image, tuning)
+        result["bart"] = {"best": best, "nrmse": scores}
+    return result
+
+
+def test_methods(args: argparse.Namespace, acq: Acquisition, meta: dict, bart: Bart | None
+                 ) -> dict:
+    """Name -> callable returning the image (BART: returning a MethodResult)."""
+    dcf: dict[str, torch.Tensor] = {}
+
+    def grid() -> torch.Tensor:
+        dcf["w"] = pipe_menon_dcf(acq.coord, acq.image_shape, progress=False)
+        return grid_recon(acq.kspace, acq.coord, acq.maps, dcf=dcf["w"], progress=False)
+
+    def l1(n_iter: int):
+        lamda = meta["tuning"]["l1_wavelet"]["best"]
+        return lambda: l1_wavelet(acq.kspace, acq.coord, acq.maps, lamda=lamda, n_iter=n_iter,
+                                  weights=dcf["w"], progress=False)
+
+    methods = {"gridding": grid,
+               "CG-SENSE": lambda: cg_sense(acq.kspace, acq.coord, acq.maps, n_iter=20,
+                                            progress=False)}
+    methods.update({f"L1-wavelet {n}": l1(n) for n in args.iterations})
+    if bart is not None:
+        lamda = meta["tuning"]["bart"]["best"]
+        methods.update({f"BART pics {n}": (lambda n=n: bart.pics(lamda, n))
+                        for n in args.iterations})
+    run, info = mbdl_method(acq)
+    meta["mbdl"] = info
+    if run is not None:
+        methods["MBDL"] = run
+    else:
+        print(f"MBDL skipped: {info}", file=sys.stderr)
+    return methods
+
+
+def ratios(rows: list[dict]) -> dict:
+    """MBDL against each L1-wavelet run: time ratio (CS / MBDL), PSNR and SSIM differences,
+    NRMSE ratio (MBDL / CS)."""
+    by_name = {row["method"]: row for row in rows}
+    if "MBDL" not in by_name:
+        return {}
+    mbdl = by_name["MBDL"]
+    out: dict = {"summary": []}
+    for name, row in by_name.items():
+        if not name.startswith(("L1-wavelet", "BART")):
+            continue
+        entry = {"time_cs_over_mbdl": row["seconds"] / mbdl["seconds"],
+                 "psnr_mbdl_minus_cs_db": mbdl["psnr_db"] - row["psnr_db"],
+                 "ssim_mbdl_minus_cs": mbdl["ssim"] - row["ssim"],
+                 "nrmse_mbdl_over_cs": mbdl["nrmse"] / row["nrmse"]}
+        out[name] = entry
+        out["summary"].append(
+            f"MBDL vs {name}: {entry['time_cs_over_mbdl']:.2f}x faster, PSNR "
+            f"{entry['psnr_mbdl_minus_cs_db']:+.2f} dB, SSIM {entry['ssim_mbdl_minus_cs']:+.3f}, "
+            f"NRMSE x{entry['nrmse_mbdl_over_cs']:.2f}")
+    return out
+
+
+if __name__ == "__main__":
+    _with_mmap_threshold()
+    sys.exit(main())
