@@ -1,0 +1,139 @@
+"""Network inputs and targets cut from ULM acquisitions.
+
+Grid convention (shared by targets and decoding): input voxel ``i`` along axis ``d`` is centred
+at ``i * pixel_size[d]`` lambda and covers ``[i - 1/2, i + 1/2)`` pixels; on a grid ``scale``
+times finer, cell ``j`` covers ``[(j / scale) - 1/2, ((j + 1) / scale) - 1/2)`` pixels, i.e. the
+children of voxel ``i`` under transposed convolutions of stride 2 are ``scale * i + o``.
+
+Targets are occupancy maps: a cell is 1 when a bubble lies in it. They are held as sorted int64
+linear keys of the occupied cells of the ``(B, T, *(scale * S))`` grid (one set per scale), so
+an 8x-finer 3D+t target costs a few bytes per bubble instead of a dense grid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from blockrecon.ulm.acquisition import UlmAcquisition
+
+
+def cell_indices(positions: torch.Tensor, pixel_size: Sequence[float], scale: int
+                 ) -> torch.Tensor:
+    """int64 (n, D) fine-grid cells of positions (n, D) in lambda, on a grid ``scale`` x finer."""
+    pixel = torch.as_tensor(pixel_size, dtype=torch.float64)
+    return torch.floor((positions.double() / pixel + 0.5) * scale).to(torch.int64)
+
+
+def cell_centres(cells: torch.Tensor, pixel_size: Sequence[float], scale: int) -> torch.Tensor:
+    """float64 (n, D) positions (lambda) of (possibly fractional) fine-grid cell coordinates."""
+    pixel = torch.as_tensor(pixel_size, dtype=torch.float64)
+    return ((cells.double() + 0.5) / scale - 0.5) * pixel
+
+
+@dataclass(frozen=True)
+class OccupancyTargets:
+    """Occupied cells of a batch of blocks at each scale.
+
+    Attributes:
+        grid: block grid (T, *S) at scale 1.
+        batch_size: number of blocks B.
+        keys: {scale: sorted unique int64 keys of the occupied cells of (B, T, *(scale * S))}.
+    """
+
+    grid: tuple[int, ...]
+    batch_size: int
+    keys: dict[int, torch.Tensor]
+
+    def shape(self, scale: int) -> tuple[int, ...]:
+        """Dense target shape (B, T, *(scale * S))."""
+        return (self.batch_size, self.grid[0], *(scale * s for s in self.grid[1:]))
+
+    def dense(self, scale: int) -> torch.Tensor:
+        """Dense float32 occupancy (B, T, *(scale * S)) (small grids only)."""
+        flat = torch.zeros(int(np.prod(self.shape(scale))))
+        flat[self.keys[scale]] = 1.0
+        return flat.reshape(self.shape(scale))
+
+    def select(self, items: Sequence[int]) -> OccupancyTargets:
+        """Targets of the blocks ``items`` (renumbered 0..len-1)."""
+        keys = {}
+        for scale, k in self.keys.items():
+            per_item = int(np.prod(self.shape(scale)[1:]))
+            parts = [k[(k // per_item) == i] % per_item + n * per_item
+                     for n, i in enumerate(items)]
+            keys[scale] = torch.cat(parts) if parts else k[:0]
+        return OccupancyTargets(self.grid, len(items), keys)
+
+
+def occupancy_targets(positions: torch.Tensor, frames: torch.Tensor, items: torch.Tensor,
+                      grid: Sequence[int], batch_size: int, pixel_size: Sequence[float],
+                      scales: Sequence[int] = (1, 2, 4, 8)) -> OccupancyTargets:
+    """Targets from a point table: positions (n, D) lambda, block-local frames (n,) and block
+    index (n,) of each point. Points outside the grid are ignored."""
+    grid = tuple(int(g) for g in grid)
+    keys = {}
+    for scale in scales:
+        shape = torch.tensor([batch_size, grid[0], *(scale * s for s in grid[1:])])
+        coords = torch.cat([items[:, None], frames[:, None],
+                            cell_indices(positions, pixel_size, scale)], dim=1)
+        inside = ((coords >= 0) & (coords < shape)).all(1)
+        coords = coords[inside]
+        flat = coords[:, 0]
+        for i in range(1, coords.shape[1]):
+            flat = flat * shape[i] + coords[:, i]
+        keys[scale] = torch.unique(flat, sorted=True)
+    return OccupancyTargets(grid, batch_size, keys)
+
+
+def iq_channels(iq: torch.Tensor) -> torch.Tensor:
+    """Complex blocks (B, T, *S) -> float32 (B, 2, T, *S) (real, imag), each block divided by
+    the mean over its frames of the frame's largest magnitude (a typical bright bubble ~ 1)."""
+    if not isinstance(iq, torch.Tensor) or not iq.is_complex() or iq.ndim not in (4, 5):
+        raise ValueError("iq must be a complex tensor (B, T, *S) with 2 or 3 spatial axes")
+    magnitude = iq.abs().flatten(2).amax(2).mean(1)  # (B,)
+    scale = torch.where(magnitude > 0, magnitude, torch.ones_like(magnitude))
+    iq = iq / scale.reshape(-1, *(1,) * (iq.ndim - 1))
+    return torch.stack([iq.real, iq.imag], dim=1).to(torch.float32)
+
+
+@dataclass(frozen=True)
+class UlmBlocks:
+    """Network inputs and targets cut from an acquisition.
+
+    Attributes:
+        inputs: float32 (B, 2, T, *S), see :func:`iq_channels`.
+        targets: :class:`OccupancyTargets` of the blocks.
+        first_frames: int64 (B,) acquisition frame of each block's frame 0.
+        pixel_size: voxel size (lambda).
+    """
+
+    inputs: torch.Tensor
+    targets: OccupancyTargets
+    first_frames: torch.Tensor
+    pixel_size: tuple[float, ...]
+
+
+def acquisition_blocks(acquisition: UlmAcquisition, frames_per_block: int,
+                       scales: Sequence[int] = (1, 2, 4, 8)) -> UlmBlocks:
+    """Cut the acquisition into consecutive blocks of ``frames_per_block`` frames (the tail that
+    does not fill a block is dropped), with their occupancy targets."""
+    if not isinstance(acquisition, UlmAcquisition):
+        raise ValueError("acquisition must be a UlmAcquisition")
+    n_blocks = acquisition.n_frames // int(frames_per_block) if frames_per_block > 0 else 0
+    if n_blocks < 1:
+        raise ValueError(f"frames_per_block must be in [1, {acquisition.n_frames}] "
+                         f"(the acquisition's frames), got {frames_per_block}")
+    used = n_blocks * frames_per_block
+    iq = acquisition.iq[:used].reshape(n_blocks, frames_per_block, *acquisition.spatial_shape)
+    keep = acquisition.frames < used
+    frames = acquisition.frames[keep]
+    targets = occupancy_targets(acquisition.positions[keep], frames % frames_per_block,
+                                frames // frames_per_block,
+                                (frames_per_block, *acquisition.spatial_shape), n_blocks,
+                                acquisition.pixel_size, scales)
+    first = torch.arange(n_blocks, dtype=torch.int64) * frames_per_block
+    return UlmBlocks(iq_channels(iq), targets, first, tuple(acquisition.pixel_size))

@@ -1,0 +1,55 @@
+"""Soft Dice loss on occupancy predictions, dense or sparse, against key-set targets.
+
+Dice = (2 I + eps) / (P + G + eps) with P the summed predicted occupancy (sigmoid of the logits;
+sites a sparse prediction does not hold count 0), G the number of occupied target cells and I
+the predicted occupancy summed over them. Sums run over the whole batch. ``eps`` (default 1)
+keeps the loss finite and equal to 0 when prediction and target are both empty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+
+from blockrecon.sparse import SparseTensor
+from blockrecon.ulm.blocks import OccupancyTargets
+
+
+def _sums(logits, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(I, P) of a dense (B, T, *grid) or sparse (1 channel) logit map."""
+    if isinstance(logits, SparseTensor):
+        prob = torch.sigmoid(logits.feats[:, 0])
+        site_keys = logits.keys()
+        if site_keys.numel() == 0 or keys.numel() == 0:
+            return prob.sum() * 0, prob.sum()
+        pos = torch.searchsorted(site_keys, keys).clamp_(max=site_keys.numel() - 1)
+        hit = site_keys[pos] == keys
+        return prob[pos[hit]].sum(), prob.sum()
+    prob = torch.sigmoid(logits).reshape(-1)
+    return prob[keys].sum(), prob.sum()
+
+
+def dice_score(logits, keys: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """Soft Dice (scalar tensor, differentiable) of one scale's logits against target keys."""
+    intersection, predicted = _sums(logits, keys.to(logits.device))
+    return (2 * intersection + eps) / (predicted + keys.numel() + eps)
+
+
+def multiscale_dice_loss(outputs: Mapping[int, object], targets: OccupancyTargets,
+                         weights: Mapping[int, float] | None = None, eps: float = 1.0
+                         ) -> torch.Tensor:
+    """Deep supervision: weighted mean over scales of ``1 - dice_score`` (default equal weights).
+
+    ``outputs``: {scale: logits} as returned by the ULM networks; every scale must have target
+    keys.
+    """
+    missing = [s for s in outputs if s not in targets.keys]
+    if missing:
+        raise ValueError(f"targets lack scales {missing}")
+    weights = {s: 1.0 for s in outputs} if weights is None else dict(weights)
+    if any(s not in outputs for s in weights) or sum(weights.values()) <= 0:
+        raise ValueError(f"weights {weights} must name output scales and sum to > 0")
+    total = sum(w * (1 - dice_score(outputs[s], targets.keys[s], eps))
+                for s, w in weights.items())
+    return total / sum(weights.values())

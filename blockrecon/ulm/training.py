@@ -1,0 +1,146 @@
+"""Training the ULM networks by deep supervision (multi-scale Dice), and their model files.
+
+A model file (``torch.save`` of a plain dict, written atomically) holds the network kind
+(``"dense"`` or ``"sparse"``), its :class:`UlmNetConfig`, its ``state_dict``, the input
+sparsifier (kind, value and, for a learned mask, its weights) and the training history.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from blockrecon.ulm.blocks import UlmBlocks
+from blockrecon.ulm.dice import dice_score, multiscale_dice_loss
+from blockrecon.ulm.learned_mask import InputSparsifier, LearnedMask
+from blockrecon.ulm.nets import DenseUlmNet, SparseUlmNet, UlmNetConfig
+
+NET_KINDS = ("dense", "sparse")
+
+
+@dataclass
+class UlmModel:
+    """A ULM network with the input sparsifier it was trained with (None for dense)."""
+
+    net: DenseUlmNet | SparseUlmNet
+    sparsifier: InputSparsifier | None = None
+    history: list[float] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        return self.net.mode
+
+    def __call__(self, inputs: torch.Tensor) -> dict:
+        """Logits per scale of a batch of blocks (B, 2, T, *S) (see the networks)."""
+        if self.sparsifier is None:
+            return self.net(inputs)
+        return self.net(self.sparsifier(inputs))
+
+
+def build_model(kind: str, config: UlmNetConfig, sparsifier: InputSparsifier | None = None
+                ) -> UlmModel:
+    """A fresh dense or sparse model (sparse defaults to the |x|^2 > 0.25 threshold)."""
+    if kind not in NET_KINDS:
+        raise ValueError(f"network kind must be one of {NET_KINDS}, got {kind!r}")
+    if kind == "dense":
+        return UlmModel(DenseUlmNet(config))
+    return UlmModel(SparseUlmNet(config), sparsifier or InputSparsifier())
+
+
+def train_ulm(model: UlmModel, blocks: UlmBlocks, steps: int, lr: float = 3e-3,
+              batch_size: int = 2, seed: int = 0, progress: bool = True) -> list[float]:
+    """Adam on the multi-scale Dice loss over random batches of ``blocks``; returns the losses
+    (also appended to ``model.history``)."""
+    if steps < 0 or batch_size < 1:
+        raise ValueError(f"need steps >= 0 and batch_size >= 1, got {steps}, {batch_size}")
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(model.net.parameters(), lr=lr)
+    model.net.train()
+    losses = []
+    bar = tqdm(range(steps), desc=f"train {model.kind}", disable=not progress or None)
+    for _ in bar:
+        items = torch.randint(blocks.inputs.shape[0], (batch_size,), generator=generator)
+        loss = multiscale_dice_loss(model(blocks.inputs[items]),
+                                    blocks.targets.select(items.tolist()))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+        bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    model.history.extend(losses)
+    return losses
+
+
+@torch.no_grad()
+def predict(model: UlmModel, blocks: UlmBlocks, batch_size: int = 1,
+            progress: bool = True) -> list[dict]:
+    """Logits per scale for every batch of ``batch_size`` consecutive blocks."""
+    model.net.eval()
+    outputs = []
+    starts = range(0, blocks.inputs.shape[0], batch_size)
+    for start in tqdm(starts, desc=f"predict {model.kind}", disable=not progress or None):
+        outputs.append(model(blocks.inputs[start:start + batch_size]))
+    return outputs
+
+
+def mean_dice(model: UlmModel, blocks: UlmBlocks, scale: int = 8) -> float:
+    """Soft Dice at ``scale`` over all blocks (one batch)."""
+    model.net.eval()
+    with torch.no_grad():
+        return float(dice_score(model(blocks.inputs)[scale], blocks.targets.keys[scale]))
+
+
+def save_model(model: UlmModel, path: str | os.PathLike[str]) -> Path:
+    """Write ``model`` atomically (temporary file in the same folder, then ``os.replace``)."""
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise FileNotFoundError(f"cannot write {target}: folder {target.parent} does not exist")
+    sparsifier = None
+    if model.sparsifier is not None:
+        s = model.sparsifier
+        sparsifier = {"kind": s.kind, "value": s.value,
+                      "mask": None if s.mask is None else {
+                          "spatial_dims": s.mask.spatial_dims,
+                          "channels": s.mask.block.spatial.out_channels,
+                          "state_dict": s.mask.state_dict()}}
+    payload = {"format": "blockrecon.ulm.model/1", "kind": model.kind,
+               "config": model.net.config.to_dict(), "state_dict": model.net.state_dict(),
+               "sparsifier": sparsifier, "history": list(model.history)}
+    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}-", dir=target.parent)
+    os.close(fd)
+    try:
+        torch.save(payload, temporary)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def load_model(path: str | os.PathLike[str]) -> UlmModel:
+    """Read a model written by :func:`save_model` (weights only: no code is unpickled)."""
+    source = Path(path)
+    if not source.is_file():
+        raise FileNotFoundError(f"no such model file: {source}")
+    try:
+        payload = torch.load(source, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is bad input
+        raise ValueError(f"{source}: not a ULM model file ({err})") from err
+    if not isinstance(payload, dict) or payload.get("format") != "blockrecon.ulm.model/1":
+        raise ValueError(f"{source}: not a ULM model file")
+    sparsifier = None
+    if payload["sparsifier"] is not None:
+        s, mask = payload["sparsifier"], None
+        if s["mask"] is not None:
+            mask = LearnedMask(s["mask"]["spatial_dims"], s["mask"]["channels"])
+            mask.load_state_dict(s["mask"]["state_dict"])
+        sparsifier = InputSparsifier(s["kind"], s["value"], mask)
+    model = build_model(payload["kind"], UlmNetConfig(**payload["config"]), sparsifier)
+    model.net.load_state_dict(payload["state_dict"])
+    model.history.extend(payload["history"])
+    return model
