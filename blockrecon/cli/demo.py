@@ -10,6 +10,7 @@ from pathlib import Path
 from blockrecon import demo
 from blockrecon.io.atomic import atomic_write
 from blockrecon.io.nifti import write_nifti
+from blockrecon.models import load_model
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None,
                         help="folder for NIfTI volumes, the PNG figure and results.json")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="model file for the MBDL method (default: the shipped pretrained "
+                             "model)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(func=run)
 
@@ -36,7 +40,9 @@ def run(args: argparse.Namespace) -> int:
     n_spokes = acq.coord.shape[0]
     print(f"Simulated {args.size}^3, {args.coils} coils, {n_spokes} spokes "
           f"({args.acceleration:g}x undersampled), SNR {args.snr:g} dB", file=sys.stderr)
-    results = demo.run_demo(acq, demo.classical_methods(acq, progress=progress))
+    model = None if args.model is None else load_model(args.model)[0]
+    methods = {**demo.classical_methods(acq, progress=progress), **demo.mbdl_method(acq, model)}
+    results = demo.run_demo(acq, methods)
     rows = demo.quality_rows(results, acq.image)
     print(demo.format_table(rows))
     if args.out is not None:

@@ -56,13 +56,14 @@ def test_partial_config_takes_the_defaults_of_its_kind():
 
 
 def test_built_network_follows_the_config():
-    model = build_unrolled({**TINY, "share_weights": False, "n_unrolls": 3,
+    model = build_unrolled({**TINY, "share_weights": False, "n_unrolls": 3, "patch_batch": 4,
                             "dc": {"kind": "cg", "lam": 0.1, "n_iter": 2}})
     assert model.n_unrolls == 3 and len(model.regularizers) == 3
     net = model.regularizers[0].net
     assert net.body[0].out_channels == 4 and net.margin == 2
     assert float(model.dcs[0].lam.detach()) == pytest.approx(0.1)
     assert model.regularizers[0].patch_size == (6, 6, 6)
+    assert model.regularizers[0].patch_batch == 4
 
 
 @pytest.mark.parametrize("config, named", [
@@ -76,6 +77,7 @@ def test_built_network_follows_the_config():
     ({"init": "gridding"}, "init"),
     ({"padding": "circular"}, "padding"),
     ({"patch_size": [8, 8]}, "patch_size"),
+    ({"patch_batch": 0}, "patch_batch"),
     ({"regularizer": "resnet3d"}, "regularizer"),
     ({"regularizer": {"width": 0}}, "width"),
     ({"n_unrolls": 0}, "n_unrolls"),
