@@ -137,3 +137,24 @@ def acquisition_blocks(acquisition: UlmAcquisition, frames_per_block: int,
                                 acquisition.pixel_size, scales)
     first = torch.arange(n_blocks, dtype=torch.int64) * frames_per_block
     return UlmBlocks(iq_channels(iq), targets, first, tuple(acquisition.pixel_size))
+
+
+def concat_blocks(parts: Sequence[UlmBlocks]) -> UlmBlocks:
+    """Blocks of several acquisitions as one set (same block grid and pixel size required)."""
+    parts = list(parts)
+    if not parts:
+        raise ValueError("no blocks to concatenate")
+    first = parts[0]
+    for part in parts[1:]:
+        if (part.targets.grid, part.pixel_size, tuple(part.targets.keys)) != (
+                first.targets.grid, first.pixel_size, tuple(first.targets.keys)):
+            raise ValueError("blocks differ in grid, pixel size or scales")
+    keys, offset = {s: [] for s in first.targets.keys}, 0
+    for part in parts:
+        for s, k in part.targets.keys.items():
+            keys[s].append(k + offset * int(np.prod(part.targets.shape(s)[1:])))
+        offset += part.targets.batch_size
+    targets = OccupancyTargets(first.targets.grid, offset,
+                               {s: torch.cat(k) for s, k in keys.items()})
+    return UlmBlocks(torch.cat([p.inputs for p in parts]), targets,
+                     torch.cat([p.first_frames for p in parts]), first.pixel_size)

@@ -1,0 +1,227 @@
+"""``blockrecon ulm``: simulate ULM acquisitions, train and evaluate detection networks, and
+measure the memory of a training step (dense vs sparse)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    return not args.no_progress and sys.stderr.isatty()
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    """Write JSON atomically."""
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"--json folder {path.parent} does not exist")
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(payload, f, indent=2)
+    os.replace(temporary, path)
+
+
+def _positive(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+    return parse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "ulm", help="ultrasound localization microscopy: simulate, train, evaluate, memory",
+        description="Deep-learning ULM: in-silico acquisitions, dense and sparse detection "
+                    "networks (per-frame occupancy on an 8x finer grid), their evaluation "
+                    "against the ground truth, and the memory of a training step.")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    sub = parser.add_subparsers(dest="ulm_command", metavar="ULM_COMMAND", required=True,
+                                parser_class=type(parser))
+    _register_simulate(sub)
+    _register_train(sub)
+    _register_evaluate(sub)
+    _register_bench_memory(sub)
+
+
+# ---------------------------------------------------------------- simulate
+def _register_simulate(sub) -> None:
+    p = sub.add_parser("simulate", help="write a simulated acquisition (HDF5)")
+    p.add_argument("--out", type=Path, required=True, help="output .h5 file")
+    p.add_argument("--shape", type=_positive(int), nargs="+", default=[32, 32],
+                   help="spatial grid, 2 or 3 sizes, depth first (default 32 32)")
+    p.add_argument("--frames", type=_positive(int), default=256)
+    p.add_argument("--concentration", type=float, default=10.0,
+                   help="mean bubbles in the field of view per frame (default 10)")
+    p.add_argument("--snr", type=float, default=30.0, help="SNR in dB (default 30)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_simulate)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from blockrecon.ulm.acquisition import save_acquisition
+    from blockrecon.ulm.simulate import simulate_acquisition
+
+    if args.out.suffix not in (".h5", ".hdf5"):
+        raise ValueError(f"--out {args.out} must end in .h5 or .hdf5")
+    acq = simulate_acquisition(args.shape, args.frames, args.concentration, seed=args.seed,
+                               snr_db=args.snr, progress=_progress(args))
+    save_acquisition(acq, args.out)
+    print(f"Wrote {args.out}: {'x'.join(map(str, acq.spatial_shape))} x {acq.n_frames} frames, "
+          f"{len(acq.frames)} bubble positions", file=sys.stderr)
+    return 0
+
+
+# ---------------------------------------------------------------- train
+def _register_train(sub) -> None:
+    p = sub.add_parser("train", help="train a dense or sparse detection network")
+    p.add_argument("--data", type=Path, required=True, nargs="+", help="acquisition .h5 files")
+    p.add_argument("--out", type=Path, required=True, help="model file to write (.pt)")
+    p.add_argument("--kind", choices=("dense", "sparse"), default="sparse")
+    p.add_argument("--block-frames", type=_positive(int), default=16,
+                   help="frames per training block (multiple of 16; default 16)")
+    p.add_argument("--steps", type=_positive(int), default=200)
+    p.add_argument("--batch", type=_positive(int), default=2, help="blocks per step")
+    p.add_argument("--lr", type=_positive(float), default=3e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--channels", type=_positive(int), nargs=3, default=[8, 16, 32])
+    p.add_argument("--fine-channels", type=_positive(int), default=8)
+    p.add_argument("--sparsifier", choices=("threshold", "topk", "learned"),
+                   default="threshold", help="sparse input sites (default threshold)")
+    p.add_argument("--sparsity", type=float, default=0.25,
+                   help="threshold on |x|^2 of the normalized block, or top-k fraction")
+    p.add_argument("--mask-steps", type=_positive(int), default=100,
+                   help="training steps of the learned mask")
+    p.set_defaults(func=_train)
+
+
+def _load_blocks(paths, block_frames: int):
+    """Blocks of every file, concatenated."""
+    from blockrecon.ulm.acquisition import load_acquisition
+    from blockrecon.ulm.blocks import acquisition_blocks, concat_blocks
+
+    return concat_blocks([acquisition_blocks(load_acquisition(p), block_frames) for p in paths])
+
+
+def _train(args: argparse.Namespace) -> int:
+    from blockrecon.ulm.learned_mask import InputSparsifier, LearnedMask, train_learned_mask
+    from blockrecon.ulm.nets import UlmNetConfig
+    from blockrecon.ulm.training import build_model, save_model, train_ulm
+
+    if args.out.suffix != ".pt":
+        raise ValueError(f"--out {args.out} must end in .pt")
+    if not args.out.parent.is_dir():
+        raise FileNotFoundError(f"--out folder {args.out.parent} does not exist")
+    blocks = _load_blocks(args.data, args.block_frames)
+    config = UlmNetConfig(spatial_dims=blocks.inputs.ndim - 3, channels=tuple(args.channels),
+                          fine_channels=args.fine_channels)
+    torch.manual_seed(args.seed)
+    sparsifier = None
+    if args.kind == "sparse":
+        mask = None
+        if args.sparsifier == "learned":
+            mask = LearnedMask(config.spatial_dims)
+            train_learned_mask(mask, blocks, args.mask_steps, seed=args.seed,
+                               progress=_progress(args))
+        sparsifier = InputSparsifier(args.sparsifier, args.sparsity, mask)
+    model = build_model(args.kind, config, sparsifier)
+    losses = train_ulm(model, blocks, args.steps, lr=args.lr, batch_size=args.batch,
+                       seed=args.seed, progress=_progress(args))
+    save_model(model, args.out)
+    print(f"Wrote {args.out}: {args.kind} network, {args.steps} steps on "
+          f"{blocks.inputs.shape[0]} blocks, loss {losses[0]:.3f} -> {losses[-1]:.3f}",
+          file=sys.stderr)
+    return 0
+
+
+# ---------------------------------------------------------------- evaluate
+def _register_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="detect bubbles with a model and score them")
+    p.add_argument("--data", type=Path, required=True, help="acquisition .h5 file")
+    p.add_argument("--model", type=Path, required=True, help="model file from 'ulm train'")
+    p.add_argument("--block-frames", type=_positive(int), default=16)
+    p.add_argument("--json", type=Path, default=None, help="write the scores as JSON here")
+    p.set_defaults(func=_evaluate)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from blockrecon.ulm.acquisition import load_acquisition
+    from blockrecon.ulm.evaluation import evaluate_model
+    from blockrecon.ulm.training import load_model
+
+    model = load_model(args.model)
+    acq = load_acquisition(args.data)
+    if acq.iq.ndim - 1 != model.net.config.spatial_dims:
+        raise ValueError(f"{args.data} is {acq.iq.ndim - 1}D but the model is "
+                         f"{model.net.config.spatial_dims}D")
+    scores = evaluate_model(model, acq, args.block_frames, progress=_progress(args))
+    print("  ".join(f"{k} {v:.4g}" for k, v in scores.items()))
+    if args.json is not None:
+        _write_json(args.json, {"data": str(args.data), "model": str(args.model), **scores})
+    return 0
+
+
+# ---------------------------------------------------------------- bench-memory
+def _register_bench_memory(sub) -> None:
+    p = sub.add_parser("bench-memory",
+                       help="peak memory of one training step, dense vs sparse")
+    p.add_argument("--shape", type=_positive(int), nargs="+", default=[32, 32],
+                   help="block spatial size, 2 or 3 sizes (default 32 32)")
+    p.add_argument("--frames", type=_positive(int), default=512)
+    p.add_argument("--concentration", type=float, default=20.0)
+    p.add_argument("--model", type=Path, default=None,
+                   help="sparse model file (trained heads prune realistically); default an "
+                        "untrained network")
+    p.add_argument("--dense-real", action="store_true",
+                   help="also run the dense step for real (otherwise meta-device count only)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path, default=None)
+    p.set_defaults(func=_bench_memory)
+
+
+def _bench_memory(args: argparse.Namespace) -> int:
+    from blockrecon.ulm.blocks import acquisition_blocks
+    from blockrecon.ulm.memory import training_step_memory
+    from blockrecon.ulm.nets import UlmNetConfig
+    from blockrecon.ulm.simulate import simulate_acquisition
+    from blockrecon.ulm.training import build_model, load_model
+
+    acq = simulate_acquisition(args.shape, args.frames, args.concentration, seed=args.seed,
+                               progress=_progress(args))
+    blocks = acquisition_blocks(acq, args.frames)
+    torch.manual_seed(args.seed)
+    if args.model is not None:
+        sparse = load_model(args.model)
+        if sparse.kind != "sparse" or sparse.net.config.spatial_dims != len(args.shape):
+            raise ValueError(f"--model {args.model} is not a {len(args.shape)}D sparse model")
+        config = sparse.net.config
+    else:
+        config = UlmNetConfig(spatial_dims=len(args.shape))
+        sparse = build_model("sparse", config)
+    dense = build_model("dense", config)
+    rows = {"dense (meta count)": training_step_memory(dense, blocks.inputs, blocks.targets,
+                                                       meta=True)}
+    if args.dense_real:
+        rows["dense"] = training_step_memory(dense, blocks.inputs, blocks.targets)
+    rows["sparse"] = training_step_memory(sparse, blocks.inputs, blocks.targets)
+    ratio = rows["dense (meta count)"].peak_bytes / max(rows["sparse"].peak_bytes, 1)
+    print(f"{'network':20s} {'peak MiB':>12s}  sites per scale")
+    for name, row in rows.items():
+        print(f"{name:20s} {row.peak_bytes / 2**20:12.1f}  {row.sites}")
+    print(f"dense / sparse: {ratio:.1f}x")
+    if args.json is not None:
+        _write_json(args.json, {"shape": list(args.shape), "frames": args.frames,
+                                "concentration": args.concentration, "ratio": ratio,
+                                "rows": {k: {"peak_bytes": v.peak_bytes, "sites": v.sites}
+                                         for k, v in rows.items()}})
+    return 0

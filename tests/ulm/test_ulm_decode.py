@@ -1,0 +1,80 @@
+"""Grid convention, multi-scale Dice known answers, decoding of hand-built occupancy maps."""
+
+import pytest
+import torch
+
+from blockrecon.sparse import SparseTensor
+from blockrecon.ulm.blocks import cell_centres, cell_indices, occupancy_targets
+from blockrecon.ulm.decode import decode_occupancy
+from blockrecon.ulm.dice import dice_score, multiscale_dice_loss
+
+BIG = 50.0  # logit whose sigmoid is 1 to float64 rounding
+
+
+def test_cell_centres_invert_cell_indices():
+    pixel = (0.5, 0.25)
+    pos = torch.tensor([[0.0, 0.0], [1.23, 2.2], [-0.2, 0.1]], dtype=torch.float64)
+    for scale in (1, 8):
+        cells = cell_indices(pos, pixel, scale)
+        err = (cell_centres(cells, pixel, scale) - pos).abs() / torch.tensor(pixel)
+        assert bool((err <= 0.5 / scale + 1e-12).all())
+    # voxel 0 covers [-1/2, 1/2) pixels: 8 children 0..7
+    assert cell_indices(torch.tensor([[-0.24, 0.24]]), (0.5, 0.5), 8).tolist() == [[0, 7]]
+
+
+def _logits(shape, cells):
+    logits = torch.full(shape, -BIG, dtype=torch.float64)
+    for c in cells:
+        logits[c] = BIG
+    return logits
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_dice_known_answers(sparse):
+    shape = (1, 2, 4, 4)
+    target = occupancy_targets(torch.tensor([[0.1, 0.1], [1.0, 1.0]]), torch.tensor([0, 1]),
+                               torch.tensor([0, 0]), (2, 4, 4), 1, (1.0, 1.0), scales=(1,))
+    keys = target.keys[1]  # cells (0, 0, 0) and (0, 1, 1, 1)
+
+    def score(cells):
+        logits = _logits(shape, cells)
+        if sparse:
+            logits = SparseTensor.from_dense(logits.unsqueeze(1), threshold=0.0)
+        return float(dice_score(logits, keys))
+
+    assert score([(0, 0, 0, 0), (0, 1, 1, 1)]) == pytest.approx(1.0)
+    assert score([(0, 0, 0, 0), (0, 1, 2, 2)]) == pytest.approx(3 / 5)  # (2*1+1)/(2+2+1)
+    assert score([(0, 0, 3, 3)]) == pytest.approx(1 / 4)  # (0+1)/(1+2+1)
+    assert score([]) == pytest.approx(1 / 3)  # (0+1)/(0+2+1)
+    perfect = {1: _logits(shape, [(0, 0, 0, 0), (0, 1, 1, 1)])}
+    assert float(multiscale_dice_loss(perfect, target)) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_decode_recovers_hand_built_bubbles():
+    pixel = (0.5, 0.5)
+    shape = (2, 3, 32, 32)  # 2 blocks, 3 frames, 4x4 input grid at scale 8
+    logits = torch.full(shape, -BIG)
+    logits[0, 1, 4:6, 10:12] = BIG  # 2x2 blob: centre at cell (4.5, 10.5)
+    logits[0, 1, 20, 3] = BIG  # single cell
+    logits[1, 2, 30, 30] = 0.0  # occupancy 0.5: not above the threshold
+    logits[1, 0, 7:10, 7] = torch.tensor([0.0, 3.0, 0.0]) + 1e-3  # 3 cells, symmetric weights
+    found = decode_occupancy(logits, pixel, scale=8, first_frames=torch.tensor([0, 100]))
+    expected = cell_centres(torch.tensor([[4.5, 10.5], [20.0, 3.0], [8.0, 7.0]]), pixel, 8)
+    assert found.items.tolist() == [0, 0, 1]
+    assert found.frames.tolist() == [1, 1, 100]
+    order = torch.argsort(found.positions[:2, 0])
+    got = torch.cat([found.positions[:2][order], found.positions[2:]])
+    torch.testing.assert_close(got, expected.float(), rtol=0, atol=1e-5)
+    sparse = SparseTensor.from_dense(logits.unsqueeze(1), threshold=-1.0 + BIG ** 2 * 0)
+    again = decode_occupancy(sparse, pixel, scale=8, first_frames=torch.tensor([0, 100]))
+    torch.testing.assert_close(again.positions, found.positions)
+    assert again.frames.tolist() == found.frames.tolist()
+
+
+def test_decode_bad_input():
+    with pytest.raises(ValueError, match="threshold"):
+        decode_occupancy(torch.zeros(1, 1, 8, 8), (1.0, 1.0), threshold=1.5)
+    with pytest.raises(ValueError, match="pixel_size"):
+        decode_occupancy(torch.zeros(1, 1, 8, 8), (1.0,))
+    with pytest.raises(ValueError, match="logits"):
+        decode_occupancy(torch.zeros(8, 8), (1.0, 1.0))
