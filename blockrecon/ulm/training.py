@@ -130,7 +130,8 @@ def load_model(path: str | os.PathLike[str]) -> UlmModel:
     try:
         payload = torch.load(source, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file is bad input
-        raise ValueError(f"{source}: not a ULM model file ({err})") from err
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{source}: not a ULM model file ({reason})") from err
     if not isinstance(payload, dict) or payload.get("format") != "blockrecon.ulm.model/1":
         raise ValueError(f"{source}: not a ULM model file")
     sparsifier = None
