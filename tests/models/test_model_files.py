@@ -89,7 +89,7 @@ def test_invalid_config_is_rejected_by_name(config, named):
 
 @pytest.mark.parametrize("config", [
     TINY,
-    {**TINY, "regularizer": {"kind": "unet", "base_width": 2, "depth": 2}, "patch_size": 4,
+    {**TINY, "regularizer": {"kind": "unet", "base_width": 2, "depth": 2}, "patch_size": 6,
      "dc": {"kind": "cg", "n_iter": 2}, "init": "zeros", "padding": "zeros"},
 ])
 def test_save_load_round_trip_reproduces_outputs(tmp_path, problem, config):
