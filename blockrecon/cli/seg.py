@@ -1,0 +1,163 @@
+"""``blockrecon seg``: train, predict, prune and evaluate cardiac segmentation U-Nets."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--data", type=Path, help="folder of <name>.nii.gz + <name>_gt.nii.gz pairs")
+    src.add_argument("--synthetic", type=int, default=4, metavar="SUBJECTS",
+                     help="synthetic cine hearts to generate (default 4)")
+    p.add_argument("--frames", type=int, default=10, help="synthetic frames per heart")
+    p.add_argument("--size", type=int, default=None,
+                   help="image size (synthetic, default 128; NIfTI: crop/pad to it)")
+    p.add_argument("--scale", default="mixed", choices=("human", "small_animal", "mixed"))
+    p.add_argument("--seed", type=int, default=0, help="synthetic data seed")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _load_data(args: argparse.Namespace):
+    from blockrecon.seg.data import load_acdc_folder, synthetic_cine
+
+    if args.data is not None:
+        return load_acdc_folder(args.data, size=args.size)
+    return synthetic_cine(args.synthetic, args.frames, args.size or 128, scale=args.scale,
+                          seed=args.seed)
+
+
+def _progress(args: argparse.Namespace) -> bool | None:
+    return False if args.no_progress else None
+
+
+def _write_json(scores: dict, path: Path) -> None:
+    """Scores as JSON (NaN as null), written atomically."""
+    obj = {k: [None if v != v else v for v in vals] for k, vals in scores.items()}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=2)
+    os.replace(tmp, path)
+
+
+def _scores(model, images, labels, args) -> dict:
+    from blockrecon.seg.metrics import evaluate_labels
+    from blockrecon.seg.train import predict
+
+    pred = predict(model, images, progress=_progress(args))
+    return evaluate_labels(pred, labels, model.out_ch)
+
+
+def _print_scores(name: str, scores: dict) -> None:
+    dice = " ".join(f"{c}={d:.4f}" for c, d in zip(("RV", "MYO", "LV"), scores["dice"],
+                                                    strict=False))
+    hd = " ".join(f"{c}={d:.2f}" for c, d in zip(("RV", "MYO", "LV"), scores["hd95"],
+                                                 strict=False))
+    print(f"{name}: Dice {dice} | HD95 (px) {hd}")
+
+
+def _train(args: argparse.Namespace) -> int:
+    from blockrecon.seg.checkpoint import save_model
+    from blockrecon.seg.train import build_model, train_segmentation
+
+    images, labels = _load_data(args)
+    model = build_model(args.base_width, args.depth, None if args.norm == "none" else args.norm)
+    history = train_segmentation(model, images, labels, epochs=args.epochs,
+                                 batch_size=args.batch_size, lr=args.lr,
+                                 progress=_progress(args))
+    save_model(model, args.out, extra={"loss_history": history})
+    print(f"trained {sum(p.numel() for p in model.parameters())} parameters on "
+          f"{len(images)} images, final loss {history[-1]:.4f}; saved {args.out}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from blockrecon.seg.checkpoint import load_model
+
+    model, _ = load_model(args.model)
+    images, labels = _load_data(args)
+    scores = _scores(model, images, labels, args)
+    _print_scores(f"{len(images)} images", scores)
+    if args.json:
+        _write_json(scores, args.json)
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    import torch
+
+    from blockrecon.seg.checkpoint import load_model
+    from blockrecon.seg.data import read_nifti_volume, save_label_volume
+    from blockrecon.seg.train import predict
+
+    model, _ = load_model(args.model)
+    volume, affine = read_nifti_volume(args.input)
+    images = torch.from_numpy(volume.transpose(2, 0, 1)[:, None].astype("float32"))
+    labels = predict(model, images, progress=_progress(args))
+    save_label_volume(labels, affine, args.output)
+    print(f"segmented {len(images)} slices; saved {args.output}")
+    return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    from blockrecon.seg.checkpoint import load_model, save_model
+    from blockrecon.seg.figures import plot_first_layer
+    from blockrecon.seg.prune import count_macs_params, prune_filters
+
+    model, extra = load_model(args.model)
+    images, labels = _load_data(args)
+    example = images[:1, :, : images.shape[2] // model.stride * model.stride,
+                     : images.shape[3] // model.stride * model.stride]
+    pruned = prune_filters(model, args.ratio, example)
+    for name, net in (("before", model), ("after", pruned)):
+        macs, params = count_macs_params(net, example)
+        print(f"{name}: {params} parameters, {macs / 1e6:.1f} MMAC per image")
+        _print_scores(f"{name}", _scores(net, images, labels, args))
+    save_model(pruned, args.out, extra={**extra, "pruned_ratio": args.ratio})
+    if args.png:
+        plot_first_layer(pruned, example, args.png)
+    print(f"saved {args.out}")
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add ``seg`` with its sub-subcommands train, predict, prune and evaluate."""
+    seg = subparsers.add_parser("seg", help="cardiac segmentation with lightweight U-Nets",
+                                description=__doc__.splitlines()[0])
+    sub = seg.add_subparsers(dest="seg_command", metavar="SEG_COMMAND", required=True)
+
+    p = sub.add_parser("train", help="train a U-Net (synthetic cine or NIfTI pairs)")
+    _data_args(p)
+    p.add_argument("--out", type=Path, required=True, help="model checkpoint to write")
+    p.add_argument("--base-width", type=int, default=8)
+    p.add_argument("--depth", type=int, default=5)
+    p.add_argument("--norm", default="batch", choices=("batch", "none"))
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("predict", help="segment a 3D NIfTI stack slice by slice")
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--input", type=Path, required=True, help="image .nii/.nii.gz (x, y, slice)")
+    p.add_argument("--output", type=Path, required=True, help="label .nii/.nii.gz to write")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_predict)
+
+    p = sub.add_parser("prune", help="structured L1 filter pruning, no retraining")
+    _data_args(p)
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--ratio", type=float, default=0.3, help="fraction of filters to remove")
+    p.add_argument("--out", type=Path, required=True, help="pruned checkpoint to write")
+    p.add_argument("--png", type=Path, help="figure of first-layer filters and feature maps")
+    p.set_defaults(func=_prune)
+
+    p = sub.add_parser("evaluate", help="Dice and HD95 per class")
+    _data_args(p)
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--json", type=Path, help="write the scores as JSON")
+    p.set_defaults(func=_evaluate)
