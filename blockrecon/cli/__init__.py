@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from blockrecon import __version__
 
 #: Subcommand modules, in the order ``--help`` lists them.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("demo", "simulate", "recon", "train", "bench", "ulm")
+SUBCOMMAND_MODULES: tuple[str, ...] = ("demo", "simulate", "recon", "train", "bench", "ulm", "seg")
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
 
