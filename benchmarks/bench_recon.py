@@ -39,6 +39,7 @@ from blockrecon import demo
 from blockrecon.io.atomic import atomic_write
 from blockrecon.memory import MMAP_THRESHOLD, peak_rss
 from blockrecon.physics import Acquisition, pipe_menon_dcf, radial_3d, simulate_acquisition
+from blockrecon.physics.simulate import radial_spokes
 from blockrecon.recon import cg_sense, grid_recon, l1_wavelet, nrmse
 
 TEST_SEED, TUNING_SEED = 20_000, 20_001
@@ -48,7 +49,7 @@ CS_TUNING_ITERATIONS = 30
 def simulate(size: int, coils: int, acceleration: float, snr_db: float, seed: int
              ) -> Acquisition:
     """The benchmark's scan of one random-ellipsoid phantom (see the module docstring)."""
-    coord = radial_3d(demo.demo_spokes(size, acceleration), size)
+    coord = radial_3d(radial_spokes(size, acceleration), size)
     return simulate_acquisition(coord, (size,) * 3, n_coils=coils, phantom="ellipsoids",
                                 snr_db=snr_db, seed=seed)
 

@@ -11,7 +11,6 @@ with error maps.
 from __future__ import annotations
 
 import gc
-import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -21,14 +20,16 @@ from pathlib import Path
 import torch
 
 from blockrecon.io.atomic import atomic_path
+from blockrecon.memory import reset_rss_high_water_mark, rss_high_water_mark
 from blockrecon.physics import (
     Acquisition,
-    Sense,
     pipe_menon_dcf,
     radial_3d,
     simulate_acquisition,
 )
+from blockrecon.physics.simulate import radial_spokes
 from blockrecon.recon import cg_sense, grid_recon, l1_wavelet, nrmse, psnr, ssim
+from blockrecon.train.data import reconstruct_with_model, takes_normalized_data
 
 #: Name of the learned method in tables and figures.
 MBDL_NAME = "MBDL (block-wise)"
@@ -49,51 +50,26 @@ class MethodResult:
     peak_bytes: int | None
 
 
-def demo_spokes(size: int, acceleration: float) -> int:
-    """Spokes for an ``acceleration``-fold angular undersampling of a ``size``^3 radial scan."""
-    if not (isinstance(acceleration, (int, float)) and acceleration >= 1):
-        raise ValueError(f"acceleration must be a number >= 1, got {acceleration!r}")
-    return max(1, round(math.pi * size**2 / 2 / acceleration))
-
-
 def simulate_demo(size: int = 48, n_coils: int = 8, acceleration: float = 8.0,
                   snr_db: float | None = 40.0, seed: int = 0) -> Acquisition:
     """A ``size``^3 Shepp-Logan acquisition with ``n_coils`` coils on a golden-angle kooshball,
     ``acceleration``-fold angularly undersampled, complex noise at ``snr_db`` (k-space, dB)."""
     if isinstance(size, bool) or not isinstance(size, int) or size < 8:
         raise ValueError(f"size must be an integer >= 8, got {size!r}")
-    coord = radial_3d(demo_spokes(size, acceleration), size)
+    coord = radial_3d(radial_spokes(size, acceleration), size)
     return simulate_acquisition(coord, (size,) * 3, n_coils=n_coils, phantom="shepp_logan",
                                 snr_db=snr_db, seed=seed)
-
-
-def _reset_peak_rss() -> int | None:
-    """Reset the process's resident high-water mark; returns the current RSS (None off Linux)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as clear:
-            clear.write("5")
-        return _status_bytes("VmRSS")
-    except OSError:
-        return None
-
-
-def _status_bytes(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise OSError(f"/proc/self/status has no {field}")
 
 
 def timed(name: str, fn: Callable[[], torch.Tensor]) -> MethodResult:
     """Run ``fn`` once, measuring wall time and the increase of peak RSS."""
     gc.collect()
-    baseline = _reset_peak_rss()
+    baseline = reset_rss_high_water_mark()
     start = time.perf_counter()
     with torch.no_grad():
         image = fn()
     seconds = time.perf_counter() - start
-    peak = None if baseline is None else _status_bytes("VmHWM") - baseline
+    peak = None if baseline is None else rss_high_water_mark() - baseline
     return MethodResult(name, image.detach(), seconds, peak)
 
 
@@ -120,18 +96,28 @@ def classical_methods(acq: Acquisition, progress: bool = True
     return {"gridding": grid, "CG-SENSE": cg, "L1-wavelet CS": l1}
 
 
-def mbdl_method(acq: Acquisition, model: torch.nn.Module | None = None
-                ) -> dict[str, Callable[[], torch.Tensor]]:
-    """The block-wise unrolled network (default: the shipped pretrained model, see
-    :func:`blockrecon.models.load_pretrained`) on the true coil maps. Building the operator
-    (its Toeplitz kernel) is counted in the time."""
+def mbdl_method(acq: Acquisition, model: torch.nn.Module | None = None,
+                normalized: bool = False) -> dict[str, Callable[[], torch.Tensor]]:
+    """The block-wise unrolled network on the true coil maps.
+
+    Args:
+        acq: the acquisition.
+        model: an :class:`~blockrecon.unrolled.UnrolledNet` in eval mode; ``None`` loads the
+            shipped pretrained model (:func:`blockrecon.models.load_pretrained`).
+        normalized: ``model`` takes normalized data
+            (:func:`blockrecon.train.data.takes_normalized_data`); ignored when ``model`` is
+            None (the shipped model's metadata says).
+
+    Building the operator (its Toeplitz kernel) is counted in the time.
+    """
     if model is None:
         from blockrecon.models import load_pretrained
 
-        model = load_pretrained()[0]
+        model, _, extra = load_pretrained()
+        normalized = takes_normalized_data(extra)
 
     def mbdl() -> torch.Tensor:
-        return model(acq.kspace, Sense(acq.maps, acq.coord))
+        return reconstruct_with_model(model, acq.kspace, acq.maps, acq.coord, normalized)
 
     return {MBDL_NAME: mbdl}
 

@@ -182,15 +182,32 @@ def _status_bytes(field: str) -> int:
     raise ValueError(f"/proc/self/status has no {field}")
 
 
+def reset_rss_high_water_mark() -> int | None:
+    """Reset this process's resident high-water mark (Linux ``/proc/self/clear_refs``).
+
+    Returns:
+        the current resident set size in bytes, or ``None`` where the platform cannot reset it.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")
+        return _status_bytes("VmRSS")
+    except (OSError, ValueError):
+        return None
+
+
+def rss_high_water_mark() -> int:
+    """This process's resident high-water mark (``VmHWM``) in bytes."""
+    return _status_bytes("VmHWM")
+
+
 def _rss_child(fn: Callable, args: tuple, queue) -> None:
     torch.set_num_threads(int(os.environ.get("BLOCKRECON_RSS_THREADS", torch.get_num_threads())))
     fn(*args)  # warm-up: first-call buffers of oneDNN, allocator pools
     gc.collect()
-    with open("/proc/self/clear_refs", "w") as clear:
-        clear.write("5")
-    baseline = _status_bytes("VmRSS")
+    baseline = reset_rss_high_water_mark()
     fn(*args)
-    queue.put((_status_bytes("VmHWM"), baseline))
+    queue.put((rss_high_water_mark(), baseline))
 
 
 def peak_rss(target: Callable | Sequence[str], *args) -> RssPeak:

@@ -2,10 +2,10 @@
 
 Reproducible from its seed on a CPU in minutes: random-ellipsoid phantoms (training seeds
 ``seed + i``, held-out seeds ``seed + 10000 + i``) acquired on the demo's golden-angle 3D radial
-trajectory (:func:`blockrecon.demo.demo_spokes`, readout ``N``) with birdcage coils, simulated
-from a 2x finer grid with k-space noise. The network (configuration :data:`CONFIG`) is trained
-block-wise: its regularizer runs on checkpointed patches, data consistency (CG, implicit
-backward) on the full volume. Loss: relative L2; Adam with a step decay.
+trajectory (:func:`~blockrecon.physics.simulate.radial_spokes`, readout N) with birdcage
+coils, simulated from a 2x finer grid with k-space noise. The network (configuration
+:data:`CONFIG`) is trained block-wise: its regularizer runs on checkpointed patches, data
+consistency (CG, implicit backward) on the full volume. Loss: relative L2; Adam with a step decay.
 
 At the end the model is compared with gridding, CG-SENSE and L1-wavelet CS (as
 :mod:`blockrecon.demo` configures them) on held-out ellipsoid volumes at the training setting
@@ -32,6 +32,7 @@ from blockrecon.losses import relative_l2
 from blockrecon.models import build_unrolled, resolve_config, save_model
 from blockrecon.models.pretrained import PRETRAINED_FILE
 from blockrecon.physics import Acquisition, Sense, radial_3d, simulate_acquisition
+from blockrecon.physics.simulate import radial_spokes
 
 ROOT = Path(__file__).resolve().parents[1]
 HELD_OUT_OFFSET = 10_000
@@ -80,7 +81,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def acquisition(args: argparse.Namespace, seed: int) -> Acquisition:
     """A random-ellipsoid acquisition at the training setting."""
-    coord = radial_3d(demo.demo_spokes(args.size, args.acceleration), args.size)
+    coord = radial_3d(radial_spokes(args.size, args.acceleration), args.size)
     return simulate_acquisition(coord, (args.size,) * 3, n_coils=args.coils,
                                 phantom="ellipsoids", snr_db=args.snr, seed=seed)
 
@@ -158,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
 
     extra = {"seed": args.seed, "image_size": args.size, "n_coils": args.coils,
              "acceleration": args.acceleration, "snr_db": args.snr, "phantom": "ellipsoids",
-             "trajectory": "golden-angle 3D radial, readout N (blockrecon.demo.demo_spokes)",
+             "trajectory": "golden-angle 3D radial, readout N (physics.simulate.radial_spokes)",
              "n_train": args.n_train, "steps": args.steps, "lr": args.lr,
              "final_loss": sum(losses[-20:]) / len(losses[-20:]),
              "train_seconds": round(train_seconds, 1), "threads": args.threads,

@@ -10,7 +10,8 @@ from pathlib import Path
 from blockrecon import demo
 from blockrecon.io.atomic import atomic_write
 from blockrecon.io.nifti import write_nifti
-from blockrecon.models import load_model
+from blockrecon.models import load_model_or_pretrained
+from blockrecon.train.data import takes_normalized_data
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,8 +41,9 @@ def run(args: argparse.Namespace) -> int:
     n_spokes = acq.coord.shape[0]
     print(f"Simulated {args.size}^3, {args.coils} coils, {n_spokes} spokes "
           f"({args.acceleration:g}x undersampled), SNR {args.snr:g} dB", file=sys.stderr)
-    model = None if args.model is None else load_model(args.model)[0]
-    methods = {**demo.classical_methods(acq, progress=progress), **demo.mbdl_method(acq, model)}
+    model, _, extra = load_model_or_pretrained(args.model)
+    methods = {**demo.classical_methods(acq, progress=progress),
+               **demo.mbdl_method(acq, model, takes_normalized_data(extra))}
     results = demo.run_demo(acq, methods)
     rows = demo.quality_rows(results, acq.image)
     print(demo.format_table(rows))

@@ -22,9 +22,13 @@ import torch
 from blockrecon.io import atomic_path, check_acquisition, read_acquisition, read_ismrmrd
 from blockrecon.io.hdf5 import open_hdf5, read_dataset
 from blockrecon.io.nifti import write_nifti
-from blockrecon.physics import Acquisition, Sense, pipe_menon_dcf
+from blockrecon.physics import Acquisition, pipe_menon_dcf
 from blockrecon.recon import cg_sense, grid_recon, l1_wavelet, psnr, ssim
-from blockrecon.train.data import NORMALIZATION, TrainingPair, acquisition_maps, normalize_pair
+from blockrecon.train.data import (
+    acquisition_maps,
+    reconstruct_with_model,
+    takes_normalized_data,
+)
 
 METHODS = ("mbdl", "cg", "l1", "grid")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -108,27 +112,11 @@ def load_mbdl(args: argparse.Namespace, image_shape: tuple[int, ...], device: to
     from blockrecon import models
 
     overrides = {} if args.patch is None else {"patch_size": args.patch}
-    if args.model is not None:
-        model, _ = models.load_model(args.model, map_location=device, overrides=overrides)
-        extra = models.model_metadata(args.model)
-    elif hasattr(models, "load_pretrained"):
-        model, _, extra = models.load_pretrained(map_location=device, overrides=overrides)
-    else:
-        raise ValueError("--method mbdl needs --model (no pretrained model is installed)")
+    model, _, extra = models.load_model_or_pretrained(args.model, device, overrides)
     regularizer = model.regularizers[0]
     if hasattr(regularizer, "plan"):
         regularizer.plan(image_shape)
-    return model, extra.get("data_normalization") == NORMALIZATION
-
-
-def _mbdl(model: torch.nn.Module, normalized: bool, acq: Acquisition, maps: torch.Tensor
-          ) -> torch.Tensor:
-    if normalized:
-        pair = normalize_pair(acq.kspace, maps, acq.coord)
-    else:
-        pair = TrainingPair(acq.kspace, Sense(maps, acq.coord), None)
-    with torch.no_grad():
-        return model(pair.kspace, pair.op) / pair.intensity_scale
+    return model, takes_normalized_data(extra)
 
 
 def reconstruct(args: argparse.Namespace, acq: Acquisition, maps: torch.Tensor,
@@ -148,7 +136,8 @@ def reconstruct(args: argparse.Namespace, acq: Acquisition, maps: torch.Tensor,
         lamda = DEFAULT_L1_LAMDA if args.lamda is None else args.lamda
         return l1_wavelet(acq.kspace, acq.coord, maps, lamda=lamda, n_iter=n_iter, weights=dcf,
                           progress=progress)
-    return _mbdl(*mbdl, acq, maps)
+    model, normalized = mbdl
+    return reconstruct_with_model(model, acq.kspace, maps, acq.coord, normalized)
 
 
 def _coil_maps(args: argparse.Namespace, acq: Acquisition) -> torch.Tensor:

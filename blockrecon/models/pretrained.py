@@ -8,6 +8,7 @@ source checkout.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -45,6 +46,15 @@ def load_pretrained(map_location: Any = "cpu", overrides: Mapping[str, Any] | No
         ``(model, config, extra)``; ``extra`` describes the training setting (``image_size``,
         ``acceleration``, ``snr_db``, ``n_coils``, ``seed``...) and the held-out metrics.
     """
-    path = pretrained_path()
+    return load_model_or_pretrained(None, map_location, overrides)
+
+
+def load_model_or_pretrained(path: str | os.PathLike[str] | None = None,
+                             map_location: Any = "cpu",
+                             overrides: Mapping[str, Any] | None = None
+                             ) -> tuple[UnrolledNet, dict[str, Any], dict[str, Any]]:
+    """``(model, config, extra)`` from the model file at ``path``, or the shipped model when
+    ``path`` is None (what the ``--model`` options of the command line do)."""
+    path = pretrained_path() if path is None else path
     model, config = load_model(path, map_location=map_location, overrides=overrides)
     return model, config, model_metadata(path)

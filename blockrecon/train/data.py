@@ -93,6 +93,36 @@ def normalize_pair(kspace: torch.Tensor, maps: torch.Tensor, coord: torch.Tensor
     return TrainingPair(kspace * scale, op, None if target is None else target * scale, scale)
 
 
+def takes_normalized_data(extra: dict) -> bool:
+    """Whether a model file's ``extra`` metadata says it was trained on normalized pairs."""
+    return extra.get("data_normalization") == NORMALIZATION
+
+
+def reconstruct_with_model(model: torch.nn.Module, kspace: torch.Tensor, maps: torch.Tensor,
+                           coord: torch.Tensor, normalized: bool, backend: str = "auto"
+                           ) -> torch.Tensor:
+    """Apply an unrolled network with the data scaling it was trained with.
+
+    Args:
+        model: :class:`~blockrecon.unrolled.UnrolledNet` (eval mode).
+        kspace: complex ``(coils, *coord.shape[:-1])``.
+        maps: complex ``(coils, *image_shape)``.
+        coord: float32 ``(..., ndim)`` in grid units.
+        normalized: the model takes normalized pairs (:func:`takes_normalized_data`); else it
+            takes data at the object's own scale, as the shipped model does.
+        backend: NUFFT backend.
+
+    Returns:
+        complex64 image ``image_shape`` at the data's own scale.
+    """
+    if normalized:
+        pair = normalize_pair(kspace, maps, coord, backend=backend)
+    else:
+        pair = TrainingPair(kspace, Sense(maps, coord, backend=backend), None)
+    with torch.no_grad():
+        return model(pair.kspace, pair.op) / pair.intensity_scale
+
+
 def pair_to(pair: TrainingPair, device: torch.device | str) -> TrainingPair:
     """The pair with its tensors and operator on ``device`` (the same pair if already there)."""
     device = torch.device(device)

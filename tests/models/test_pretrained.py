@@ -11,6 +11,7 @@ from blockrecon import demo
 from blockrecon.cli import main
 from blockrecon.models import load_pretrained, pretrained_path, resolve_config
 from blockrecon.physics import Sense, radial_3d, simulate_acquisition
+from blockrecon.physics.simulate import radial_spokes
 from blockrecon.recon import cg_sense, nrmse, psnr
 
 #: A size below the training size keeps the test fast; the network is convolutional.
@@ -44,7 +45,7 @@ def test_improves_clearly_on_its_starting_point(pretrained):
     """Held-out random ellipsoids at the training acceleration, SNR and coils: far better than
     the scaled adjoint it starts from, and better than CG-SENSE."""
     model, _, extra = pretrained
-    coord = radial_3d(demo.demo_spokes(SIZE, extra["acceleration"]), SIZE)
+    coord = radial_3d(radial_spokes(SIZE, extra["acceleration"]), SIZE)
     acq = simulate_acquisition(coord, (SIZE,) * 3, n_coils=extra["n_coils"],
                                phantom="ellipsoids", snr_db=extra["snr_db"], seed=HELD_OUT_SEED)
     op = Sense(acq.maps, coord)
