@@ -6,6 +6,7 @@ import sys
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from tqdm.auto import tqdm
 
 from blockrecon.nn.unet import UNet
@@ -61,6 +62,39 @@ def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
     return ce + 1 - dice.mean()
 
 
+def filter_groups(model: UNet) -> list[list[tuple[torch.Tensor, int]]]:
+    """Per prunable layer, the (parameter, filter axis) pairs that make up its output filters.
+
+    A filter is the convolution's kernel slice and bias plus, when present, the following
+    BatchNorm's weight and bias. The head is excluded.
+    """
+    groups = []
+    for module in model.modules():
+        children = list(module.children())
+        for i, m in enumerate(children):
+            if m is model.head or not isinstance(m, nn.modules.conv._ConvNd):
+                continue
+            axis = 1 if m.transposed else 0
+            group = [(m.weight, axis)] + ([(m.bias, 0)] if m.bias is not None else [])
+            nxt = children[i + 1] if i + 1 < len(children) else None
+            if isinstance(nxt, nn.modules.batchnorm._BatchNorm):
+                group += [(nxt.weight, 0), (nxt.bias, 0)]
+            groups.append(group)
+    return groups
+
+
+@torch.no_grad()
+def shrink_filters(groups: list[list[tuple[torch.Tensor, int]]], threshold: float) -> None:
+    """Proximal step of the group lasso: scale each filter by max(0, 1 - threshold/norm)."""
+    for group in groups:
+        sq = sum(p.movedim(axis, 0).reshape(p.shape[axis], -1).square().sum(dim=1)
+                 for p, axis in group)
+        scale = (1 - threshold / sq.sqrt().clamp_min(1e-12)).clamp_min(0)
+        for p, axis in group:
+            p.mul_(scale.view(-1, *([1] * (p.dim() - 1 - axis))) if axis == 0 else
+                   scale.view(1, -1, *([1] * (p.dim() - 2))))
+
+
 def _augment(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator):
     """Random flips and transposition, the same for the whole batch."""
     flips = torch.rand(3, generator=gen) < 0.5
@@ -75,7 +109,7 @@ def _augment(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator):
 
 def train_segmentation(model: UNet, images: torch.Tensor, labels: torch.Tensor, *,
                        epochs: int = 10, batch_size: int = 16, lr: float = 3e-3,
-                       augment: bool = True, seed: int = 0,
+                       augment: bool = True, seed: int = 0, filter_sparsity: float = 0.0,
                        progress: bool | None = None) -> list[float]:
     """Train ``model`` in place with Adam; returns the mean loss of each epoch.
 
@@ -84,6 +118,9 @@ def train_segmentation(model: UNet, images: torch.Tensor, labels: torch.Tensor, 
             ``model.stride``.
         labels: int64 (N, H, W) in 0..model.out_ch-1.
         lr: Adam learning rate, decayed by cosine annealing to 5% over the run.
+        filter_sparsity: group-lasso weight on whole filters, applied as a proximal step
+            after each Adam step (threshold ``lr * filter_sparsity``). Filters the data do not
+            need become exactly zero, so that structured pruning removes them without loss.
         progress: tqdm bar; default only when stderr is a terminal.
     """
     check_images(images, labels, model.out_ch)
@@ -94,6 +131,7 @@ def train_segmentation(model: UNet, images: torch.Tensor, labels: torch.Tensor, 
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     steps = epochs * -(-len(images) // batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=0.05 * lr)
+    groups = filter_groups(model) if filter_sparsity > 0 else []
     history = []
     model.train()
     with tqdm(total=steps, desc="train", disable=not _show_progress(progress)) as bar:
@@ -109,10 +147,12 @@ def train_segmentation(model: UNet, images: torch.Tensor, labels: torch.Tensor, 
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
+                if groups:
+                    shrink_filters(groups, sched.get_last_lr()[0] * filter_sparsity)
                 sched.step()
-                total += loss.item() * len(idx)
+                total += loss.detach().item() * len(idx)
                 bar.update()
-                bar.set_postfix(loss=f"{loss.item():.3f}")
+                bar.set_postfix(loss=f"{total / (i + len(idx)):.3f}")
             history.append(total / len(images))
     model.eval()
     return history
