@@ -21,7 +21,8 @@ def test_dice_known_values():
 
 def test_dice_rejects_bad_input():
     with pytest.raises(ValueError, match="does not match"):
-        dice_per_class(torch.zeros(3, 3, dtype=torch.int64), torch.zeros(3, 4, dtype=torch.int64), 2)
+        dice_per_class(torch.zeros(3, 3, dtype=torch.int64),
+                       torch.zeros(3, 4, dtype=torch.int64), 2)
     with pytest.raises(ValueError, match="integer"):
         dice_per_class(torch.zeros(3, 3), torch.zeros(3, 3), 2)
 

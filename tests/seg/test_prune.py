@@ -4,8 +4,14 @@ import pytest
 import torch
 
 from blockrecon.nn import UNet
-from blockrecon.seg import count_macs_params, evaluate_labels, load_model, predict
-from blockrecon.seg import prune_filters, save_model
+from blockrecon.seg import (
+    count_macs_params,
+    evaluate_labels,
+    load_model,
+    predict,
+    prune_filters,
+    save_model,
+)
 from blockrecon.seg.figures import plot_first_layer
 
 

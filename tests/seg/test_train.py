@@ -3,8 +3,15 @@
 import pytest
 import torch
 
-from blockrecon.seg import build_model, evaluate_labels, load_model, load_weights, predict
-from blockrecon.seg import save_model, train_segmentation
+from blockrecon.seg import (
+    build_model,
+    evaluate_labels,
+    load_model,
+    load_weights,
+    predict,
+    save_model,
+    train_segmentation,
+)
 
 
 def test_tiny_training_run_increases_dice_substantially(tiny_data, tiny_trained):
