@@ -46,7 +46,12 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from blockrecon.memory import cuda_peak_bytes, peak_rss, saved_bytes
+from blockrecon.memory import (
+    cuda_peak_bytes,
+    estimate_full_backprop_bytes,
+    peak_rss,
+    saved_bytes,
+)
 from blockrecon.models import build_unrolled
 from blockrecon.physics import Sense, ToeplitzNormal, birdcage_maps
 from blockrecon.physics.simulate import radial_coord, radial_spokes
@@ -244,6 +249,14 @@ def training_step(model: nn.Module, inputs: StepInputs) -> None:
     relative_error(model(inputs.kspace, inputs.op), inputs.target).backward()
 
 
+def patch_activation_bytes(problem: StepProblem, patch: int) -> int:
+    """Peak bytes of one patch's forward and backward through the regularizer (meta): the
+    regularizer's share of a block-wise step, the same at every volume size."""
+    problem.check_patch(patch)
+    net = build_model(problem, patch).regularizers[0].net
+    return estimate_full_backprop_bytes(net, (1, 2) + (net.input_size(patch),) * 3)
+
+
 def estimate_step_bytes(problem: StepProblem, patch: int | None) -> int:
     """Peak bytes one training step adds on top of :func:`data_bytes`, counted on meta
     (the larger of the graph's peak and :func:`nufft_workspace_bytes`)."""
@@ -329,7 +342,8 @@ def memory_table(problem: StepProblem, patches: Sequence[int], estimate_only: bo
                  device: str = "cpu", progress: bool = True) -> dict:
     """Step memory for each patch size and for full backpropagation.
 
-    Every row has the meta ``estimate_bytes``; unless ``estimate_only``, the block-wise rows
+    Every row has the meta ``estimate_bytes`` (block-wise rows also the regularizer's share,
+    ``patch_activation_bytes``); unless ``estimate_only``, the block-wise rows
     are measured on ``device`` (:func:`measure_step`) and the full-backprop row too when its
     estimate fits the free memory (``measured`` says whether it was).
 
@@ -349,6 +363,8 @@ def memory_table(problem: StepProblem, patches: Sequence[int], estimate_only: bo
     rows = []
     for patch in tqdm(configs, desc="bench memory", disable=None if progress else True):
         row: dict = {"patch": patch, "estimate_bytes": estimate_step_bytes(problem, patch)}
+        if patch is not None:
+            row["patch_activation_bytes"] = patch_activation_bytes(problem, patch)
         measure = not estimate_only and (patch is not None
                                          or fits(problem, row["estimate_bytes"], device))
         if measure:
@@ -361,15 +377,18 @@ def memory_table(problem: StepProblem, patches: Sequence[int], estimate_only: bo
 
 MIB = 2**20
 
-#: Columns of :func:`format_table`: (row key, header).
-COLUMNS = (("estimate_bytes", "estimate MiB"), ("saved_bytes", "saved MiB"),
-           ("rss_bytes", "RSS MiB"), ("cuda_bytes", "CUDA MiB"))
+#: Columns of :func:`format_table` and lines of :func:`save_plot`: (row key, header, label).
+COLUMNS = (("estimate_bytes", "estimate MiB", "step, meta estimate"),
+           ("patch_activation_bytes", "patch MiB", "one patch fwd+bwd (meta)"),
+           ("saved_bytes", "saved MiB", "step, live tensor bytes"),
+           ("rss_bytes", "RSS MiB", "step, peak RSS increase"),
+           ("cuda_bytes", "CUDA MiB", "step, CUDA peak"))
 
 
 def format_table(result: dict) -> str:
     """Plain-text table of :func:`memory_table`'s result (MiB; ``-`` where not measured)."""
     rows = result["rows"] + [result["full"]]
-    columns = [(key, head) for key, head in COLUMNS if any(key in r for r in rows)]
+    columns = [(key, head) for key, head, _ in COLUMNS if any(key in r for r in rows)]
     header = f"{'patch':>6}" + "".join(f"{head:>14}" for _, head in columns) + f"{'time s':>9}"
     lines = [header, "-" * len(header)]
     for row in rows:
@@ -394,15 +413,15 @@ def save_plot(result: dict, path: str | os.PathLike[str]) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     patches = [row["patch"] for row in result["rows"]]
-    for key, head in COLUMNS:
+    for (key, _, label), marker in zip(COLUMNS, "osx^v", strict=True):
         values = [row.get(key) for row in result["rows"]]
-        if all(v is None for v in values) and key not in result["full"]:
+        if all(v is None for v in values):
             continue
-        line, = ax.plot(patches, [None if v is None else v / MIB for v in values], "o-",
-                        label=f"block-wise {head.split()[0]}")
+        line, = ax.plot(patches, [None if v is None else v / MIB for v in values],
+                        marker=marker, label=f"block-wise {label}")
         if key in result["full"]:
             ax.axhline(result["full"][key] / MIB, ls="--", color=line.get_color(),
-                       label=f"full backprop {head.split()[0]}")
+                       label=f"full backprop {label.removeprefix('step, ')}")
     shape = "x".join(map(str, result["problem"]["shape"]))
     ax.set_title(f"one training step, {shape}, {result['problem']['coils']} coils, "
                  f"{result['problem']['unrolls']} unrolls", fontsize=9)

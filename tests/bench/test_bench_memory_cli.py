@@ -30,6 +30,8 @@ def test_estimate_only_json_is_consistent(tmp_path, capsys):
     estimates = [row["estimate_bytes"] for row in result["rows"]]
     assert [row["patch"] for row in result["rows"]] == [8, 12]
     assert estimates[0] < estimates[1] < result["full"]["estimate_bytes"]
+    patch_bytes = [row["patch_activation_bytes"] for row in result["rows"]]
+    assert patch_bytes[0] < patch_bytes[1] <= estimates[1]
     assert not any(row["measured"] for row in result["rows"] + [result["full"]])
     assert result["problem"]["shape"] == [16, 16, 16] and result["problem"]["coils"] == 2
     assert png.read_bytes().startswith(b"\x89PNG")
