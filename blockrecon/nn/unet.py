@@ -36,6 +36,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 _NORMS = (None, "batch")
@@ -72,12 +73,15 @@ def default_widths(base_width: int, depth: int) -> tuple[int, ...]:
 
 
 def _center_crop(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    """Crop the trailing spatial dimensions of ``x`` to ``size`` around their centre."""
-    slices = [slice(None), slice(None)]
-    for n, s in zip(x.shape[2:], size, strict=True):
-        start = (n - s) // 2
-        slices.append(slice(start, start + s))
-    return x[tuple(slices)]
+    """Crop the trailing spatial dimensions of ``x`` to ``size`` around their centre.
+
+    Written as negative padding, which Torch-Pruning's dependency graph traces through
+    (it does not follow slicing into a concatenation).
+    """
+    pads = []
+    for n, s in zip(reversed(x.shape[2:]), reversed(list(size)), strict=True):
+        pads += [-((n - s) // 2), -(n - s - (n - s) // 2)]
+    return F.pad(x, pads)
 
 
 class UNet(nn.Module):

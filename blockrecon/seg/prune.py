@@ -23,14 +23,19 @@ def count_macs_params(model: UNet, example: torch.Tensor) -> tuple[int, int]:
     return int(macs), int(params)
 
 
-def prune_filters(model: UNet, ratio: float, example: torch.Tensor,
-                  inplace: bool = False) -> UNet:
-    """Remove the fraction ``ratio`` of filters of every layer, smallest L1 norm first.
+def prune_filters(model: UNet, ratio: float, example: torch.Tensor, *,
+                  global_ranking: bool = False, inplace: bool = False) -> UNet:
+    """Remove the fraction ``ratio`` of filters, smallest L1 norm first.
+
+    A filter's importance is the L1 norm of its own kernel (Li et al., "Pruning filters for
+    efficient ConvNets"); the layers that consume it shrink with it.
 
     Args:
         model: a U-Net (any dim); left untouched unless ``inplace``.
         ratio: fraction of filters to remove per layer, in [0, 1).
         example: an input batch the network accepts (used to trace the dependency graph).
+        global_ranking: rank all filters of the network together (layers lose different
+            fractions, at most 90% each) instead of removing ``ratio`` from every layer.
 
     Returns:
         the pruned network; its ``config["widths"]`` records the new widths so that
@@ -46,7 +51,10 @@ def prune_filters(model: UNet, ratio: float, example: torch.Tensor,
         return model
     was_training = model.training
     model.eval()
-    pruner = tp.pruner.MetaPruner(model, example, importance=tp.importance.MagnitudeImportance(p=1),
-                                  pruning_ratio=ratio, ignored_layers=[model.head])
+    importance = tp.importance.MagnitudeImportance(p=1, group_reduction="first",
+                                                   normalizer=None)
+    pruner = tp.pruner.MetaPruner(model, example, importance=importance, pruning_ratio=ratio,
+                                  global_pruning=global_ranking, max_pruning_ratio=0.9,
+                                  ignored_layers=[model.head])
     pruner.step()
     return model.train(was_training)
