@@ -20,9 +20,10 @@ def check_iq(iq: torch.Tensor, name: str = "iq") -> np.ndarray:
                          f"got {tuple(iq.shape)}")
     if iq.numel() == 0:
         raise ValueError(f"{name} is empty: shape {tuple(iq.shape)}")
-    if not bool(torch.isfinite(iq).all()):
+    array = iq.detach().cpu().to(torch.complex64).numpy()
+    if not np.isfinite(array).all():
         raise ValueError(f"{name} contains non-finite values (NaN or Inf)")
-    return iq.detach().cpu().to(torch.complex64).numpy()
+    return array
 
 
 def check_points(positions: torch.Tensor, frames: torch.Tensor, ndim: int | None,

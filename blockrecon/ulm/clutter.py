@@ -7,6 +7,7 @@ sparse, live in the remaining ones.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from blockrecon.ulm._checks import check_iq
@@ -22,16 +23,16 @@ def svd_clutter_filter(iq: torch.Tensor, n_components: int) -> torch.Tensor:
     Returns:
         complex64 tensor of the same shape: the filtered frames.
     """
-    check_iq(iq)
-    n_frames = iq.shape[0]
+    array = check_iq(iq)
+    n_frames = array.shape[0]
     if not isinstance(n_components, int) or not 0 <= n_components < n_frames:
         raise ValueError(f"n_components must be an int in [0, {n_frames}), got {n_components}")
-    casorati = iq.detach().to(torch.complex64).reshape(n_frames, -1).T  # (voxels, frames)
     if n_components == 0:
-        return casorati.T.reshape(iq.shape).clone()
+        return torch.from_numpy(array.copy())
+    casorati = array.reshape(n_frames, -1).T  # (voxels, frames)
     # Right singular vectors from the small frames x frames Gram matrix (voxels >> frames).
-    gram = casorati.conj().T @ casorati
-    _, vectors = torch.linalg.eigh(gram.to(torch.complex128))
-    leading = vectors[:, -n_components:].to(torch.complex64)  # eigh sorts ascending
+    gram = (casorati.conj().T @ casorati).astype(np.complex128)
+    _, vectors = np.linalg.eigh(gram)  # ascending eigenvalues
+    leading = vectors[:, n_frames - n_components:].astype(np.complex64)
     filtered = casorati - (casorati @ leading) @ leading.conj().T
-    return filtered.T.reshape(iq.shape).contiguous()
+    return torch.from_numpy(np.ascontiguousarray(filtered.T).reshape(array.shape))

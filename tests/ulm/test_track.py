@@ -1,0 +1,81 @@
+"""Tracking with gap closing, and the density/velocity maps built from tracks."""
+
+import numpy as np
+import pytest
+import torch
+
+from blockrecon.ulm import link_tracks, track_maps
+
+
+def _table(points, frames):
+    return torch.tensor(points, dtype=torch.float32), torch.tensor(frames)
+
+
+def test_straight_moving_bubble_is_one_track():
+    frames = np.arange(20)
+    points = np.column_stack([np.full(20, 5.0), 1.0 + 0.2 * frames])
+    ids = link_tracks(*_table(points, frames), max_linking_distance=0.5)
+    assert torch.equal(ids, torch.zeros(20, dtype=torch.int64))
+
+
+def test_gap_within_allowance_is_bridged_larger_gap_splits():
+    frames = np.array([0, 1, 2, 3, 5, 6, 7, 8, 11, 12, 13, 14])  # gaps of 1 and 2 frames
+    points = np.column_stack([np.full(len(frames), 2.0), 0.1 * frames])
+    ids = link_tracks(*_table(points, frames), 0.5, max_gap=1, min_length=3).numpy()
+    assert ids.tolist() == [0] * 8 + [1] * 4
+    ids = link_tracks(*_table(points, frames), 0.5, max_gap=2, min_length=3).numpy()
+    assert ids.tolist() == [0] * 12
+    ids = link_tracks(*_table(points, frames), 0.5, max_gap=0, min_length=3).numpy()
+    assert ids.tolist() == [0] * 4 + [1] * 4 + [2] * 4
+
+
+def test_two_bubbles_are_kept_apart_and_short_tracks_dropped():
+    frames = np.repeat(np.arange(6), 2)
+    a = np.column_stack([np.full(6, 1.0), 0.1 * np.arange(6)])
+    b = np.column_stack([np.full(6, 1.4), 3.0 - 0.1 * np.arange(6)])
+    points = np.stack([b, a], axis=1).reshape(-1, 2)  # interleaved, b listed first
+    ids = link_tracks(*_table(points, frames), 0.3, min_length=3).numpy()
+    assert set(ids[0::2]) == {0} and set(ids[1::2]) == {1}
+    # A far jump breaks linking: the stray detection forms a one-point track and is dropped.
+    frames = np.append(np.arange(5), 5)
+    points = np.vstack([a[:5], [[9.0, 9.0]]])
+    ids = link_tracks(*_table(points, frames), 0.3, min_length=2).numpy()
+    assert ids.tolist() == [0] * 5 + [-1]
+
+
+def test_bad_tracking_arguments_are_named():
+    pos, frm = _table([[0.0, 0.0]], [0])
+    with pytest.raises(ValueError, match="max_linking_distance"):
+        link_tracks(pos, frm, -1.0)
+    with pytest.raises(ValueError, match="max_gap"):
+        link_tracks(pos, frm, 1.0, max_gap=-1)
+    with pytest.raises(ValueError, match="frames of positions"):
+        link_tracks(pos, torch.tensor([-1]), 1.0)
+    with pytest.raises(ValueError, match="positions must have shape"):
+        link_tracks(torch.zeros(3, 4), torch.zeros(3, dtype=torch.int64), 1.0)
+
+
+def test_maps_draw_a_continuous_line_with_the_right_velocity():
+    frame_rate, pixel, up = 500.0, 0.5, 4
+    frames = np.arange(0, 30, 3)  # detections every 3rd frame, 0.6 lambda apart
+    points = np.column_stack([np.full(len(frames), 2.0), 0.5 + 0.2 * frames])
+    pos, frm = _table(points, frames)
+    maps = track_maps(pos, frm, torch.zeros(len(frames), dtype=torch.int64), (10, 16), pixel,
+                      frame_rate, upsampling=up)
+    assert maps.density.shape == (40, 64) and maps.pixel_size == (0.125, 0.125)
+    row = int((2.0 + pixel / 2) / maps.pixel_size[0])
+    first = int((points[0, 1] + pixel / 2) / maps.pixel_size[1])
+    last = int((points[-1, 1] + pixel / 2) / maps.pixel_size[1])
+    assert torch.all(maps.density[row, first:last + 1] > 0)  # no holes between detections
+    assert float(maps.density.sum() - maps.density[row].sum()) == 0.0
+    lit = maps.density > 0
+    assert torch.allclose(maps.velocity[1][lit], torch.tensor(0.2 * frame_rate))
+    assert torch.allclose(maps.velocity[0][lit], torch.tensor(0.0))
+    assert torch.allclose(maps.speed[lit], torch.tensor(100.0))
+
+
+def test_maps_ignore_untracked_points():
+    pos, frm = _table([[1.0, 1.0], [1.0, 1.1], [3.0, 3.0]], [0, 1, 1])
+    maps = track_maps(pos, frm, torch.tensor([0, 0, -1]), (8, 8), 0.5, 100.0)
+    assert float(maps.density.sum()) > 0
+    assert float(maps.density[int(3.25 / 0.0625), int(3.25 / 0.0625)]) == 0.0
