@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="PNG of slices and error maps (default: next to the JSON)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.size, args.iterations = 40, [30]
+        args.size = 40
     torch.set_num_threads(args.threads)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     setting = (args.size, args.coils, args.acceleration, args.snr)
