@@ -1,4 +1,4 @@
-"""In-silico ULM acquisitions: reproducibility, concentration, flow inside vessels, PSF, SNR, I/O."""
+"""In-silico ULM acquisitions: reproducibility, concentration, flow in vessels, PSF, SNR, I/O."""
 
 import numpy as np
 import pytest
