@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from blockrecon import demo
-from blockrecon.io.atomic import atomic_write
+from blockrecon.atomic import atomic_write
 from blockrecon.memory import MMAP_THRESHOLD, peak_rss
 from blockrecon.physics import Acquisition, pipe_menon_dcf, radial_3d, simulate_acquisition
 from blockrecon.physics.simulate import radial_spokes

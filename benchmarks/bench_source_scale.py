@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from blockrecon.io.atomic import atomic_write
+from blockrecon.atomic import atomic_write
 from blockrecon.memory import blockwise_step_bytes, estimate_full_backprop_bytes
 from blockrecon.nn import ResNet3d
 from blockrecon.step_memory import (

@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from blockrecon.io.atomic import atomic_write
+from blockrecon.atomic import atomic_write
 
 MIB = 2**20
 CHANNELS = 16

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from blockrecon.io.atomic import atomic_path
+from blockrecon.atomic import atomic_path
 from blockrecon.memory import reset_rss_high_water_mark, rss_high_water_mark
 from blockrecon.physics import (
     Acquisition,

@@ -409,7 +409,7 @@ def save_plot(result: dict, path: str | os.PathLike[str]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from blockrecon.io.atomic import atomic_path
+    from blockrecon.atomic import atomic_path
 
     fig, ax = plt.subplots(figsize=(6, 4))
     patches = [row["patch"] for row in result["rows"]]

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from blockrecon import demo
-from blockrecon.io.atomic import atomic_write
+from blockrecon.atomic import atomic_write
 from blockrecon.losses import relative_l2
 from blockrecon.models import build_unrolled, resolve_config, save_model
 from blockrecon.models.pretrained import PRETRAINED_FILE

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from blockrecon import step_memory
-from blockrecon.io.atomic import atomic_write
+from blockrecon.atomic import atomic_write
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

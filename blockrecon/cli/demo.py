@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from blockrecon import demo
-from blockrecon.io.atomic import atomic_write
+from blockrecon.atomic import atomic_write
 from blockrecon.io.nifti import write_nifti
 from blockrecon.models import load_model_or_pretrained
 from blockrecon.train.data import takes_normalized_data

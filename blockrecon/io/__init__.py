@@ -1,11 +1,11 @@
 """File formats: the blockrecon HDF5 acquisition file, ISMRMRD import/export, NIfTI export.
 
 Everything read is validated (shapes, dtypes, coordinate ranges, finite values) and every error
-names the file; everything written goes through :mod:`blockrecon.io.atomic`, so a failed write
+names the file; everything written goes through :mod:`blockrecon.atomic`, so a failed write
 leaves no partial file.
 """
 
-from blockrecon.io.atomic import atomic_path, atomic_write
+from blockrecon.atomic import atomic_path, atomic_write
 from blockrecon.io.hdf5 import FORMAT_VERSION, read_acquisition, write_acquisition
 from blockrecon.io.ismrmrd import read_ismrmrd, write_ismrmrd
 from blockrecon.io.nifti import nifti_affine, write_nifti

@@ -25,7 +25,7 @@ a missing file raises ``FileNotFoundError``; a file that is not HDF5, is truncat
 dataset or attribute, or holds a wrong dtype, shape, out-of-range coordinate or NaN/Inf raises
 ``ValueError`` whose message starts with the file's path and names the problem.
 
-The writer validates first, then writes atomically (:mod:`blockrecon.io.atomic`): invalid data or
+The writer validates first, then writes atomically (:mod:`blockrecon.atomic`): invalid data or
 a failure half-way leaves no file behind (or the previous file untouched).
 """
 
@@ -40,7 +40,7 @@ import h5py
 import numpy as np
 import torch
 
-from blockrecon.io.atomic import atomic_path
+from blockrecon.atomic import atomic_path
 from blockrecon.physics.acquisition import Acquisition, check_acquisition, standard_dtypes
 
 __all__ = ["FORMAT_VERSION", "write_acquisition", "read_acquisition", "open_hdf5", "read_dataset"]

@@ -46,7 +46,7 @@ import torch
 from ismrmrd import xsd
 from ismrmrd.hdf5 import acquisition_dtype, acquisition_header_dtype
 
-from blockrecon.io.atomic import atomic_path
+from blockrecon.atomic import atomic_path
 from blockrecon.io.hdf5 import open_hdf5, read_dataset
 from blockrecon.physics.acquisition import Acquisition, check_acquisition, standard_dtypes
 

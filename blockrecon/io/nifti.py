@@ -27,7 +27,7 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from blockrecon.io.atomic import atomic_path
+from blockrecon.atomic import atomic_path
 from blockrecon.physics.validation import check_finite
 
 __all__ = ["write_nifti", "nifti_affine"]

@@ -7,7 +7,7 @@ The file is a ``torch.save`` of a dict with only plain data (it loads with
      "config": <resolved configuration>, "state_dict": <tensors>, "extra": <JSON-able dict>}
 
 ``extra`` carries whatever describes the training (acceleration, image size, SNR, seed,
-metrics...). It is written atomically (:mod:`blockrecon.io.atomic`).
+metrics...). It is written atomically (:mod:`blockrecon.atomic`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from blockrecon.io.atomic import atomic_write
+from blockrecon.atomic import atomic_write
 from blockrecon.models.config import build_unrolled, resolve_config
 from blockrecon.unrolled import UnrolledNet
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from blockrecon.io.atomic import atomic_write
+from blockrecon.atomic import atomic_write
 from blockrecon.models import build_unrolled, resolve_config
 from blockrecon.models.files import check_state_dict
 

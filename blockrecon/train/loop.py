@@ -47,7 +47,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
-from blockrecon.io.atomic import atomic_write
+from blockrecon.atomic import atomic_write
 from blockrecon.losses import relative_l2
 from blockrecon.models import build_unrolled, resolve_config, save_model
 from blockrecon.recon import psnr
