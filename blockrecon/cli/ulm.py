@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -19,12 +18,12 @@ def _progress(args: argparse.Namespace) -> bool:
 
 def _write_json(path: Path, payload: dict) -> None:
     """Write JSON atomically."""
+    from blockrecon.atomic import atomic_path
+
     if not path.parent.is_dir():
         raise FileNotFoundError(f"--json folder {path.parent} does not exist")
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=2)
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(payload, indent=2))
 
 
 def _positive(kind):
@@ -164,7 +163,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if acq.iq.ndim - 1 != model.net.config.spatial_dims:
         raise ValueError(f"{args.data} is {acq.iq.ndim - 1}D but the model is "
                          f"{model.net.config.spatial_dims}D")
-    scores = evaluate_model(model, acq, args.block_frames, progress=_progress(args))
+    scores = asdict(evaluate_model(model, acq, args.block_frames, progress=_progress(args)))
     print("  ".join(f"{k} {v:.4g}" for k, v in scores.items()))
     if args.json is not None:
         _write_json(args.json, {"data": str(args.data), "model": str(args.model), **scores})

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ import h5py
 import numpy as np
 import torch
 
+from blockrecon.atomic import atomic_path
 from blockrecon.ulm._checks import check_iq, check_points
 
 _POINT_FIELDS = ("positions", "frames", "track_ids", "amplitudes")
@@ -88,27 +88,20 @@ class UlmAcquisition:
 
 
 def save_acquisition(acquisition: UlmAcquisition, path: str | os.PathLike[str]) -> Path:
-    """Write ``acquisition`` to an HDF5 file atomically (temporary file, then ``os.replace``)."""
-    target = Path(path)
-    if not target.parent.is_dir():
-        raise FileNotFoundError(f"cannot write {target}: folder {target.parent} does not exist")
-    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}-", suffix=".partial",
-                                     dir=target.parent)
-    os.close(fd)
-    try:
-        with h5py.File(temporary, "w") as f:
-            f.create_dataset("iq", data=acquisition.iq.numpy(), chunks=True)
-            for name in _POINT_FIELDS:
-                f.create_dataset(name, data=getattr(acquisition, name).numpy())
-            f.attrs["pixel_size"] = np.asarray(acquisition.pixel_size, dtype=np.float64)
-            f.attrs["frame_rate"] = acquisition.frame_rate
-            f.attrs["wavelength"] = acquisition.wavelength
-            f.attrs["metadata"] = json.dumps(acquisition.metadata)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return target
+    """Write ``acquisition`` to an HDF5 file atomically (:mod:`blockrecon.atomic`).
+
+    Raises:
+        FileNotFoundError: if the folder of ``path`` does not exist.
+    """
+    with atomic_path(path) as temporary, h5py.File(temporary, "w") as f:
+        f.create_dataset("iq", data=acquisition.iq.numpy(), chunks=True)
+        for name in _POINT_FIELDS:
+            f.create_dataset(name, data=getattr(acquisition, name).numpy())
+        f.attrs["pixel_size"] = np.asarray(acquisition.pixel_size, dtype=np.float64)
+        f.attrs["frame_rate"] = acquisition.frame_rate
+        f.attrs["wavelength"] = acquisition.wavelength
+        f.attrs["metadata"] = json.dumps(acquisition.metadata)
+    return Path(path)
 
 
 def _read_dataset(f: h5py.File, name: str, path: Path) -> np.ndarray:

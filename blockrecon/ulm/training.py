@@ -8,13 +8,13 @@ sparsifier (kind, value and, for a learned mask, its weights) and the training h
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
+from blockrecon.atomic import atomic_write
 from blockrecon.ulm.blocks import UlmBlocks
 from blockrecon.ulm.dice import dice_score, multiscale_dice_loss
 from blockrecon.ulm.learned_mask import InputSparsifier, LearnedMask
@@ -96,10 +96,11 @@ def mean_dice(model: UlmModel, blocks: UlmBlocks, scale: int = 8) -> float:
 
 
 def save_model(model: UlmModel, path: str | os.PathLike[str]) -> Path:
-    """Write ``model`` atomically (temporary file in the same folder, then ``os.replace``)."""
-    target = Path(path)
-    if not target.parent.is_dir():
-        raise FileNotFoundError(f"cannot write {target}: folder {target.parent} does not exist")
+    """Write ``model`` atomically (:mod:`blockrecon.atomic`).
+
+    Raises:
+        FileNotFoundError: if the folder of ``path`` does not exist.
+    """
     sparsifier = None
     if model.sparsifier is not None:
         s = model.sparsifier
@@ -111,15 +112,7 @@ def save_model(model: UlmModel, path: str | os.PathLike[str]) -> Path:
     payload = {"format": "blockrecon.ulm.model/1", "kind": model.kind,
                "config": model.net.config.to_dict(), "state_dict": model.net.state_dict(),
                "sparsifier": sparsifier, "history": list(model.history)}
-    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}-", dir=target.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, temporary)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return target
+    return atomic_write(path, lambda temporary: torch.save(payload, temporary))
 
 
 def load_model(path: str | os.PathLike[str]) -> UlmModel:

@@ -5,7 +5,6 @@ import torch
 
 from blockrecon.ulm.blocks import acquisition_blocks
 from blockrecon.ulm.dice import dice_score
-from blockrecon.ulm.evaluation import score_detections
 from blockrecon.ulm.learned_mask import InputSparsifier, LearnedMask, train_learned_mask
 from blockrecon.ulm.nets import UlmNetConfig
 from blockrecon.ulm.simulate import simulate_acquisition
@@ -60,12 +59,3 @@ def test_model_file_round_trip(blocks, tmp_path):
     with pytest.raises(FileNotFoundError):
         load_model(tmp_path / "missing.pt")
 
-
-def test_scores_follow_pala_rules():
-    truth = torch.tensor([[0.0, 0.0], [2.0, 2.0], [5.0, 5.0]])
-    frames = torch.tensor([0, 0, 1])
-    found = torch.tensor([[0.1, 0.0], [2.0, 2.4], [9.0, 9.0]])  # TP, near miss, FP
-    s = score_detections(truth, frames, found, torch.tensor([0, 0, 1]))
-    assert s["precision"] == pytest.approx(1 / 3) and s["recall"] == pytest.approx(1 / 3)
-    assert s["jaccard"] == pytest.approx(1 / 5)
-    assert s["rmse"] == pytest.approx((0.1**2 / 2 + 0.4**2 / 2) ** 0.5)
