@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from blockrecon.atomic import atomic_path, atomic_write
 from blockrecon.blockwise import BlockwiseRegularizer, apply_full
 from blockrecon.memory import blockwise_step_bytes, estimate_full_backprop_bytes, peak_rss
 from blockrecon.nn import ResNet3d
@@ -48,9 +47,7 @@ def _saved(volume: int, patch: int | None) -> int:
 
 def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
-        f.write(text)
-    os.replace(f.name, path)
+    atomic_write(path, lambda temporary: temporary.write_text(text))
 
 
 def _plot(rows: list[dict], path: Path) -> None:
@@ -72,9 +69,9 @@ def _plot(rows: list[dict], path: Path) -> None:
     ax.set_yscale("log")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    os.replace(tmp, path)
+    with atomic_path(path) as temporary:
+        fig.savefig(temporary, dpi=120)
+    plt.close(fig)
 
 
 def main() -> None:

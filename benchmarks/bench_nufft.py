@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from blockrecon.atomic import atomic_write
 from blockrecon.physics._nufft import available_backends
 from blockrecon.physics._nufft.finufft_backend import DEFAULT_EPS
 from blockrecon.physics.nufft import NUFFT
@@ -185,9 +186,7 @@ def _table(rows: list[dict]) -> str:
 
 def _write_json(path: Path, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
-        json.dump(payload, f, indent=2)
-    os.replace(f.name, path)
+    atomic_write(path, lambda temporary: temporary.write_text(json.dumps(payload, indent=2)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ import json
 import time
 from pathlib import Path
 
+from blockrecon.atomic import atomic_write
 from blockrecon.ulm import conventional_ulm, localization_scores, simulate_acquisition
 
 METHODS = ("weighted_centroid", "radial_symmetry")
@@ -79,9 +80,7 @@ def main() -> None:
     payload = {"shape": shape, "n_frames": n_frames, "seed": args.seed, "snr_db": args.snr_db,
                "clutter_db": args.clutter_db, "svd_components": args.svd_components,
                "rows": rows}
-    temporary = args.json.with_name(f".{args.json.name}.partial")
-    temporary.write_text(json.dumps(payload, indent=2))
-    temporary.replace(args.json)
+    atomic_write(args.json, lambda temporary: temporary.write_text(json.dumps(payload, indent=2)))
     print(f"wrote {args.json}")
 
 

@@ -8,6 +8,7 @@ import argparse
 import json
 from pathlib import Path
 
+from blockrecon.atomic import atomic_write
 from blockrecon.cli import main
 
 RESULTS = Path(__file__).parent / "results"
@@ -33,7 +34,7 @@ def run() -> int:
         if main(cmd) != 0:
             return 1
         results[f"{dims}d"] = json.loads(out.read_text())
-    args.json.write_text(json.dumps(results, indent=2))
+    atomic_write(args.json, lambda temporary: temporary.write_text(json.dumps(results, indent=2)))
     return 0
 
 

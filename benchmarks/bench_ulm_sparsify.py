@@ -15,6 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
+from blockrecon.atomic import atomic_write
 from blockrecon.ulm import bubble_retention, simulate_acquisition, threshold_mask, topk_mask
 
 THRESHOLDS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.25)
@@ -75,10 +76,8 @@ def main() -> None:
               f"{r['voxels_kept']:>11.4f} {r['bubbles_kept_nearest_voxel']:>20.3f} "
               f"{r['bubbles_kept_within_half_lambda']:>10.3f}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    temporary = args.json.with_name(f".{args.json.name}.partial")
-    temporary.write_text(json.dumps({"seed": args.seed, "snr_db": args.snr_db, "rows": rows},
-                                    indent=2))
-    temporary.replace(args.json)
+    payload = {"seed": args.seed, "snr_db": args.snr_db, "rows": rows}
+    atomic_write(args.json, lambda temporary: temporary.write_text(json.dumps(payload, indent=2)))
     print(f"wrote {args.json}")
 
 
