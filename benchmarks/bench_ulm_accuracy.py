@@ -1,4 +1,9 @@
-"""Jaccard and RMSE vs bubble concentration of trained ULM networks on held-out simulations.
+"""Jaccard and RMSE vs bubble concentration: conventional ULM and trained networks, one run.
+
+Every concentration gets one held-out simulation; conventional ULM (weighted centroid, all
+localizations and those kept by tracking) and each network are scored on the same frames with the
+same PALA rules (:func:`blockrecon.ulm.localization_scores`: TP within lambda/4, RMSE over pairs
+within lambda/2). Without ``--model`` only the conventional baseline runs.
 
     blockrecon ulm train --data train_c4.h5 train_c8.h5 train_c16.h5 --kind sparse --out s.pt
     python benchmarks/bench_ulm_accuracy.py --model sparse=s.pt [--model dense=d.pt] [--quick]
@@ -6,40 +11,74 @@
 
 import argparse
 import json
+from dataclasses import asdict
 from pathlib import Path
 
+from blockrecon.atomic import atomic_write
+from blockrecon.ulm import conventional_ulm, localization_scores, simulate_acquisition
 from blockrecon.ulm.evaluation import evaluate_model
-from blockrecon.ulm.simulate import simulate_acquisition
 from blockrecon.ulm.training import load_model
 
 RESULTS = Path(__file__).parent / "results"
+BLOCK_FRAMES = 16
+
+
+def _frames(text: str) -> int:
+    value = int(text)
+    if value <= 0 or value % BLOCK_FRAMES:
+        raise argparse.ArgumentTypeError(f"must be a positive multiple of {BLOCK_FRAMES}")
+    return value
+
+
+def _named_model(text: str) -> tuple[str, Path]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=FILE, got {text!r}")
+    return name, Path(path)
+
+
+def score_methods(acquisition, models: dict) -> dict:
+    """LocalizationScores of conventional ULM and of every network on ``acquisition``."""
+    conventional = conventional_ulm(acquisition.iq, acquisition.pixel_size,
+                                    acquisition.frame_rate)
+    truth = acquisition.positions, acquisition.frames
+    scores = {
+        "conventional": localization_scores(*truth, conventional.positions, conventional.frames),
+        "conventional tracked": localization_scores(*truth, *conventional.tracked()),
+    }
+    for name, model in models.items():
+        scores[name] = evaluate_model(model, acquisition, BLOCK_FRAMES, progress=False)
+    return scores
 
 
 def run() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", action="append", required=True, metavar="NAME=FILE")
+    parser.add_argument("--model", type=_named_model, action="append", default=[],
+                        metavar="NAME=FILE", help="trained network (repeatable)")
     parser.add_argument("--shape", type=int, nargs="+", default=[16, 16])
-    parser.add_argument("--frames", type=int, default=64)
+    parser.add_argument("--frames", type=_frames, default=64,
+                        help=f"frames per simulation, a multiple of {BLOCK_FRAMES}")
     parser.add_argument("--concentrations", type=float, nargs="+", default=[2, 4, 8, 16, 32])
     parser.add_argument("--quick", action="store_true", help="two concentrations, 32 frames")
     parser.add_argument("--json", type=Path, default=RESULTS / "ulm_accuracy.json")
     args = parser.parse_args()
     if args.quick:
         args.frames, args.concentrations = 32, args.concentrations[:2]
-    models = {m.split("=", 1)[0]: load_model(m.split("=", 1)[1]) for m in args.model}
+    models = {name: load_model(path) for name, path in args.model}
     rows = []
-    print(f"{'model':8s} {'conc':>6s} {'jaccard':>8s} {'rmse':>8s} {'precision':>9s} "
+    print(f"{'method':20s} {'conc':>6s} {'jaccard':>8s} {'rmse':>8s} {'precision':>9s} "
           f"{'recall':>7s}")
     for c in args.concentrations:
         acq = simulate_acquisition(args.shape, args.frames, c, seed=1000 + int(c),
                                    progress=False)  # seeds unused by the training files
-        for name, model in models.items():
-            s = evaluate_model(model, acq, 16, progress=False)
-            rows.append({"model": name, "concentration": c, **s})
-            print(f"{name:8s} {c:6g} {s['jaccard']:8.3f} {s['rmse']:8.3f} "
-                  f"{s['precision']:9.3f} {s['recall']:7.3f}")
+        for name, s in score_methods(acq, models).items():
+            rows.append({"method": name, "concentration": c, **asdict(s)})
+            print(f"{name:20s} {c:6g} {s.jaccard:8.3f} {s.rmse:8.3f} {s.precision:9.3f} "
+                  f"{s.recall:7.3f}")
+    payload = {"shape": args.shape, "frames": args.frames, "rows": rows}
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(rows, indent=2))
+    atomic_write(args.json, lambda tmp: tmp.write_text(json.dumps(payload, indent=2)))
+    print(f"wrote {args.json}")
     return 0
 
 
