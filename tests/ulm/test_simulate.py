@@ -1,5 +1,7 @@
 """In-silico ULM acquisitions: reproducibility, concentration, flow in vessels, PSF, SNR, I/O."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -109,6 +111,19 @@ def test_hdf5_round_trip(tmp_path):
     assert back.pixel_size == acq.pixel_size and back.frame_rate == acq.frame_rate
     assert back.metadata == acq.metadata
     assert [p.name for p in tmp_path.iterdir()] == ["acq.h5"]
+
+
+def test_failed_save_keeps_previous_file(tmp_path):
+    acq = _small(7)
+    path = save_acquisition(acq, tmp_path / "acq.h5")
+    before = path.read_bytes()
+    unserializable = dataclasses.replace(_small(8), metadata={"seed": object()})
+    with pytest.raises(TypeError):
+        save_acquisition(unserializable, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["acq.h5"]
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        save_acquisition(acq, tmp_path / "missing" / "acq.h5")
 
 
 def test_bad_files_are_named(tmp_path):
