@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 
 import torch
 
 from .nufft import NUFFT
-from .toeplitz import ToeplitzNormal, apply_toeplitz
+from .toeplitz import SelfAdjointFunction, ToeplitzNormal, apply_toeplitz
 from .validation import check_coil_count, check_image, check_kspace, check_maps, check_weights
 
-__all__ = ["Sense"]
+__all__ = ["Sense", "AUTO_COIL_VALUES"]
+
+#: With ``coil_batch=None``, coils per chunk are chosen so that a chunk of coil images holds at
+#: most this many values (128 MiB in complex64): small problems run in one call, a 3D volume of
+#: 256^3 or more one coil at a time.
+AUTO_COIL_VALUES = 2**24
 
 
 class Sense(torch.nn.Module):
@@ -19,6 +25,14 @@ class Sense(torch.nn.Module):
     ``forward`` is ``E x = F (S x)``, ``adjoint`` is ``E^H y = sum_c conj(S_c) F^H y_c`` and
     ``normal`` is ``E^H W E x`` (``W`` = diag(weights), identity when no weights are given).
 
+    Autograd: ``forward`` and ``adjoint`` save no per-coil tensor (the NUFFT saves nothing, the
+    maps multiply only needs the maps). ``normal`` is self-adjoint, so when the maps do not
+    require grad it is one autograd node whose backward is ``normal`` of the incoming gradient
+    and which saves nothing (:class:`~blockrecon.physics.toeplitz.SelfAdjointFunction`); coils
+    are then processed chunk by chunk with in-place accumulation. When the maps require grad,
+    ``normal`` runs through plain autograd instead, so that gradients reach the maps (at the
+    cost of the per-coil tensors autograd keeps).
+
     Args:
         maps: complex coil sensitivities ``(coils, *image_shape)``, 2D or 3D images. If ``maps``
             requires grad (an ``nn.Parameter`` or part of a graph), gradients flow into it.
@@ -26,7 +40,8 @@ class Sense(torch.nn.Module):
         weights: optional real, non-negative density weights broadcastable to
             ``coord.shape[:-1]``; they enter only the normal operator.
         backend: NUFFT backend (``"auto"``, ``"sigpy"``, ``"finufft"``, ``"cufinufft"``).
-        coil_batch: process this many coils at a time to bound memory (``None`` = all at once).
+        coil_batch: process this many coils at a time to bound memory (``None``: automatic,
+            as many as keep a chunk within :data:`AUTO_COIL_VALUES` values, at least one).
         eps: NUFFT accuracy for FINUFFT backends (``None`` = default).
 
     Shapes: image ``(*batch, *image_shape)``; k-space ``(*batch, coils, *coord.shape[:-1])``.
@@ -106,20 +121,30 @@ class Sense(torch.nn.Module):
     def normal(self, image: torch.Tensor, toeplitz: bool = True) -> torch.Tensor:
         """``E^H W E image``: Toeplitz embedding by default, else ``adjoint(W forward(image))``."""
         self._check_image(image)
-        if not toeplitz:
-            kspace = self.forward(image)
-            if self.weights is not None:
-                kspace = kspace * self.weights.to(kspace.real.dtype)
-            return self.adjoint(kspace)
+        apply = self._toeplitz_normal if toeplitz else self._nufft_normal
+        if self.maps.requires_grad:
+            return apply(image)
+        return SelfAdjointFunction.apply(image, apply)
+
+    def _toeplitz_normal(self, image: torch.Tensor) -> torch.Tensor:
         kernel = self.toeplitz.kernel(image.real.dtype)
         return self._combine_coils(lambda c: apply_toeplitz(self._coil_images(image, c), kernel))
+
+    def _nufft_normal(self, image: torch.Tensor) -> torch.Tensor:
+        def per_coil(coils: slice) -> torch.Tensor:
+            kspace = self.nufft.apply_forward(self._coil_images(image, coils))
+            if self.weights is not None:
+                kspace = kspace * self.weights.to(kspace.real.dtype)
+            return self.nufft.apply_adjoint(kspace)
+
+        return self._combine_coils(per_coil)
 
     def _check_image(self, image: torch.Tensor) -> None:
         check_image(image, self.image_shape)
         self.nufft.check_tensor(image, "image")
 
     def _coil_chunks(self) -> Iterator[slice]:
-        step = self.coil_batch or self.num_coils
+        step = self.coil_batch or max(1, AUTO_COIL_VALUES // math.prod(self.image_shape))
         for start in range(0, self.num_coils, step):
             yield slice(start, min(start + step, self.num_coils))
 
@@ -128,10 +153,14 @@ class Sense(torch.nn.Module):
         return image.unsqueeze(-len(self.image_shape) - 1) * self.maps[coils]
 
     def _combine_coils(self, per_coil_images: Callable[[slice], torch.Tensor]) -> torch.Tensor:
-        """``sum_c conj(S_c) z_c`` where ``per_coil_images(coils)`` gives ``z`` for a chunk."""
+        """``sum_c conj(S_c) z_c`` where ``per_coil_images(coils)`` gives ``z`` for a chunk.
+
+        ``z`` is a fresh tensor, weighted in place when autograd is off (inside ``normal``)."""
         coil_axis = -len(self.image_shape) - 1
         total = None
         for coils in self._coil_chunks():
-            part = (self.maps[coils].conj() * per_coil_images(coils)).sum(dim=coil_axis)
-            total = part if total is None else total + part
+            maps = self.maps[coils].conj()
+            z = per_coil_images(coils)
+            part = (maps * z if torch.is_grad_enabled() else z.mul_(maps)).sum(dim=coil_axis)
+            total = part if total is None else total.add_(part)
         return total

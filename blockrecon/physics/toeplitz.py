@@ -8,8 +8,11 @@ For the NUFFT ``A`` (SigPy scaling, see :mod:`blockrecon.physics.nufft`) and rea
 ``h`` is computed once as an adjoint NUFFT of the weights onto a grid twice the image size (with
 the coordinates doubled), and stored as its FFT on that grid. Applying the operator is then:
 zero-pad the image to 2N, FFT, multiply by the kernel, inverse FFT, crop. It is exact up to the
-NUFFT's accuracy in building ``h``, costs two FFTs of the 2N grid, and runs in pure torch (CPU or
-CUDA, autograd included: the operator is self-adjoint and linear).
+NUFFT's accuracy in building ``h`` and runs in pure torch (CPU or CUDA). The 2N grid is never
+formed: the same result comes from ``2^ndim`` FFTs of size N, one per parity of the 2N grid's
+frequencies, so every temporary has the image's size (:func:`apply_toeplitz`). For autograd
+the operator is one node whose backward is the operator itself (self-adjoint and linear),
+saving nothing.
 
 Because the weights are real, ``h`` is Hermitian and its FFT is real: the kernel is stored as a
 real tensor, halving its memory.
@@ -17,15 +20,17 @@ real tensor, halving its memory.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 import torch
 
 from ._nufft import make_backend
 from .validation import check_image, check_image_shape, check_weights
 
-__all__ = ["toeplitz_kernel", "apply_toeplitz", "ToeplitzNormal"]
+__all__ = ["toeplitz_kernel", "apply_toeplitz", "ToeplitzNormal", "SelfAdjointFunction"]
 
 
 def toeplitz_kernel(
@@ -67,18 +72,73 @@ def toeplitz_kernel(
     return spectrum.real.contiguous()  # a copy, so the complex spectrum is freed
 
 
+class SelfAdjointFunction(torch.autograd.Function):
+    """``apply(x)`` for a self-adjoint linear ``apply``, as one autograd node that saves nothing.
+
+    The backward of a linear map is its adjoint, here the map itself, applied to the incoming
+    gradient (again through this function, so higher derivatives work). ``apply`` runs without
+    autograd: it may use in-place operations and frees its temporaries as it goes. Whatever it
+    needs (coil maps, kernel) is held by the closure, not saved per call.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, apply: Callable[[torch.Tensor], torch.Tensor]):
+        ctx.operator = apply
+        return apply(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return SelfAdjointFunction.apply(grad, ctx.operator), None
+
+
+def _phase_ramps(shape: Sequence[int], dtype: torch.dtype, device: torch.device) -> list:
+    """``exp(-i pi n / N_j)`` for ``n < N_j``, shaped to broadcast along the last ``len(shape)``
+    axes (axis ``j`` of ``shape``)."""
+    ramps = []
+    for axis, n in enumerate(shape):
+        angle = torch.arange(n, dtype=dtype.to_real(), device=device) * (-math.pi / n)
+        ramps.append(torch.polar(torch.ones_like(angle), angle)
+                     .view(n, *(1,) * (len(shape) - axis - 1)))
+    return ramps
+
+
+def _apply_polyphase(image: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """``crop(ifft_2N(K * fft_2N(pad(image))))`` without forming the 2N grid (no autograd).
+
+    Split each frequency ``k = 2m + p`` of the 2N grid by parity ``p``: the zero-padded FFT at
+    ``2m + p`` is the N-point FFT of ``image * exp(-i pi p n / N)``, and the cropped inverse
+    FFT is the mean over the ``2^ndim`` parities of ``exp(+i pi p n / N) * ifft_N(K_p * ...)``
+    with ``K_p = kernel[p::2, ...]``. Same FLOPs as the 2N grid, but every temporary has the
+    image's size: peak about four image-sized tensors instead of two 2N grids (8x each in 3D).
+    """
+    ndim = kernel.ndim
+    dims = tuple(range(-ndim, 0))
+    ramps = _phase_ramps(image.shape[-ndim:], image.dtype, image.device)
+    out = torch.zeros_like(image)
+    for parity in itertools.product((0, 1), repeat=ndim):
+        odd = [ramp for ramp, p in zip(ramps, parity, strict=True) if p]
+        spectrum = image * odd[0] if odd else image.clone()
+        for ramp in odd[1:]:
+            spectrum.mul_(ramp)
+        spectrum = torch.fft.fftn(spectrum, dim=dims)
+        spectrum.mul_(kernel[tuple(slice(p, None, 2) for p in parity)])
+        spectrum = torch.fft.ifftn(spectrum, dim=dims)
+        for ramp in odd:
+            spectrum.mul_(ramp.conj())
+        out.add_(spectrum)
+        del spectrum
+    return out.div_(2**ndim)
+
+
 def apply_toeplitz(image: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """Apply ``A^H W A`` to ``image`` ``(*batch, *N)`` given ``kernel = toeplitz_kernel(...)``.
 
     The kernel is cast to the image's real precision; the result has the image's dtype.
+    Autograd sees one node that saves nothing (:class:`SelfAdjointFunction`), and the 2N grid
+    is never formed (see :func:`_apply_polyphase`): memory is a few image-sized temporaries.
     """
-    ndim = kernel.ndim
-    dims = tuple(range(-ndim, 0))
-    shape = image.shape[-ndim:]
     kernel = kernel.to(device=image.device, dtype=image.real.dtype)
-    spectrum = torch.fft.fftn(image, s=kernel.shape, dim=dims).mul_(kernel)
-    out = torch.fft.ifftn(spectrum, dim=dims)
-    return out[(..., *(slice(0, n) for n in shape))].contiguous()  # frees the 2N grid
+    return SelfAdjointFunction.apply(image, partial(_apply_polyphase, kernel=kernel))
 
 
 class ToeplitzNormal(torch.nn.Module):

@@ -78,3 +78,32 @@ def test_apply_keeps_batch_and_rejects_bad_image(rng):
         normal(x[..., :5])
     with pytest.raises(ValueError, match="weights shape"):
         toeplitz_kernel(coord, (6, 8), torch.ones(49))
+
+
+def _zero_padded_reference(image, kernel):
+    """The definition: zero-pad to 2N, FFT, multiply by the kernel, inverse FFT, crop."""
+    dims = tuple(range(-kernel.ndim, 0))
+    spectrum = torch.fft.fftn(image, s=kernel.shape, dim=dims) * kernel
+    out = torch.fft.ifftn(spectrum, dim=dims)
+    return out[(..., *(slice(0, n) for n in image.shape[-kernel.ndim:]))]
+
+
+@pytest.mark.parametrize("image_shape", SHAPES)
+def test_polyphase_equals_zero_padded_grid(image_shape, rng):
+    kernel = torch.rand([2 * n for n in image_shape], generator=rng, dtype=torch.float64)
+    x = random_complex((2, *image_shape), rng, torch.complex128)
+    assert relative_error(apply_toeplitz(x, kernel), _zero_padded_reference(x, kernel)) < 1e-13
+
+
+def test_backward_is_the_operator_and_saves_nothing(rng):
+    coord = random_coord((30,), (4, 3, 5), rng).double()
+    normal = ToeplitzNormal(coord, (4, 3, 5), _weights(coord, rng))
+    x = random_complex((4, 3, 5), rng, torch.complex128).requires_grad_(True)
+    packed = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: packed.append(t) or t, lambda t: t):
+        out = normal(x)
+    assert all(t.numel() <= 1 for t in packed)  # only the input check's scalar
+    v = random_complex(out.shape, rng, torch.complex128)
+    (grad,) = torch.autograd.grad(out, x, v)
+    assert relative_error(grad, normal(v).detach()) < 1e-14
+    assert torch.autograd.gradcheck(normal, (x,), eps=1e-6, atol=1e-6)
