@@ -32,6 +32,7 @@ from blockrecon.seg import (
     train_segmentation,
 )
 from blockrecon.seg.figures import plot_first_layer, save_png
+from blockrecon.seg.prune import zero_filter_fraction
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -39,18 +40,20 @@ RESULTS = Path(__file__).parent / "results"
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny smoke run")
-    p.add_argument("--train-subjects", type=int, default=120)
+    p.add_argument("--train-subjects", type=int, default=80)
     p.add_argument("--test-subjects", type=int, default=20)
     p.add_argument("--frames", type=int, default=10)
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--base-width", type=int, default=8)
     p.add_argument("--depth", type=int, default=5)
-    p.add_argument("--norm", default="none", choices=("none", "batch"))
+    p.add_argument("--norm", default="batch", choices=("none", "batch"))
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--sparsity", type=float, default=0.0,
+    p.add_argument("--lr", type=float, default=4e-3)
+    p.add_argument("--sparsity", type=float, default=1.0,
                    help="group-lasso weight on filters during training (0: off)")
+    p.add_argument("--ranking", default="global", choices=("global", "layer"),
+                   help="rank filters over the whole network or remove the ratio per layer")
     p.add_argument("--ratios", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.4, 0.5])
     p.add_argument("--threads", type=int, default=2, help="CPU threads for inference timing")
     p.add_argument("--json", type=Path, default=RESULTS / "bench_seg.json")
@@ -65,19 +68,6 @@ def parse_args() -> argparse.Namespace:
 
 def n_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def zero_filter_fraction(model: UNet) -> float:
-    """Fraction of the network's filters (head excluded) whose weights are all zero."""
-    from blockrecon.seg.train import filter_groups
-
-    zero = total = 0
-    for group in filter_groups(model):
-        weight, axis = group[0]
-        norms = weight.detach().movedim(axis, 0).reshape(weight.shape[axis], -1).abs().sum(1)
-        zero += int((norms == 0).sum())
-        total += norms.numel()
-    return zero / total
 
 
 @torch.inference_mode()
@@ -143,9 +133,10 @@ def main() -> None:
     save_model(model, args.model_out, extra={"loss_history": history})
 
     example = x_test[:1]
+    global_ranking = args.ranking == "global"
     rows = []
     for ratio in [0.0, *args.ratios]:
-        pruned = prune_filters(model, ratio, example)
+        pruned = prune_filters(model, ratio, example, global_ranking=global_ranking)
         macs, params = count_macs_params(pruned, example)
         scores = evaluate_labels(predict(pruned, x_test, progress=False), y_test, 4)
         rows.append({"ratio": ratio, "params": params, "macs": macs,
@@ -154,7 +145,7 @@ def main() -> None:
     for r in rows:
         r["lv_dice_drop"] = base_lv - r["dice"][2]
 
-    pruned30 = prune_filters(model, 0.3, example)
+    pruned30 = prune_filters(model, 0.3, example, global_ranking=global_ranking)
     timing = {"threads": args.threads, "images": 200, "size": 128,
               "seconds": time_inference(model, 128, args.threads),
               "seconds_pruned_0.3": time_inference(pruned30, 128, args.threads)}

@@ -13,6 +13,7 @@ import copy
 import torch
 
 from blockrecon.nn.unet import UNet
+from blockrecon.seg.sparsity import filter_groups
 
 
 def count_macs_params(model: UNet, example: torch.Tensor) -> tuple[int, int]:
@@ -23,15 +24,56 @@ def count_macs_params(model: UNet, example: torch.Tensor) -> tuple[int, int]:
     return int(macs), int(params)
 
 
+@torch.no_grad()
+def fold_batchnorm(model: UNet) -> UNet:
+    """An equivalent U-Net without BatchNorm: eval-mode BatchNorm folded into the convolutions.
+
+    Each conv + BatchNorm pair becomes one conv with kernel ``w * g / sqrt(v + eps)`` and bias
+    ``(b - m) * g / sqrt(v + eps) + beta``. The result (``norm=None``) gives the same outputs
+    as ``model.eval()``, and its filter norms measure what each filter contributes.
+    """
+    if model.norm is None:
+        return copy.deepcopy(model)
+    folded = UNet(**{**model.config, "norm": None}).to(model.head.weight.dtype)
+    src = [m for m in model.modules() if isinstance(m, torch.nn.modules.conv._ConvNd)]
+    dst = [m for m in folded.modules() if isinstance(m, torch.nn.modules.conv._ConvNd)]
+    bns = {id(conv): bn for block in model.modules()
+           for conv, bn in zip(list(block.children()), list(block.children())[1:], strict=False)
+           if isinstance(bn, torch.nn.modules.batchnorm._BatchNorm)}
+    for s, d in zip(src, dst, strict=True):
+        weight, bias = s.weight, s.bias if s.bias is not None else torch.zeros(d.bias.shape)
+        bn = bns.get(id(s))
+        if bn is not None:
+            scale = bn.weight / (bn.running_var + bn.eps).sqrt()
+            weight = weight * scale.view(-1, *[1] * (weight.dim() - 1))
+            bias = (bias - bn.running_mean) * scale + bn.bias
+        d.weight.copy_(weight)
+        d.bias.copy_(bias)
+    return folded.train(model.training)
+
+
+def zero_filter_fraction(model: UNet) -> float:
+    """Fraction of the effective filters (BatchNorm folded, head excluded) that are all zero."""
+    zero = total = 0
+    for group in filter_groups(fold_batchnorm(model)):
+        weight, axis = group[0]
+        norms = weight.detach().movedim(axis, 0).reshape(weight.shape[axis], -1).abs().sum(1)
+        zero += int((norms == 0).sum())
+        total += norms.numel()
+    return zero / total
+
+
 def prune_filters(model: UNet, ratio: float, example: torch.Tensor, *,
                   global_ranking: bool = False, inplace: bool = False) -> UNet:
     """Remove the fraction ``ratio`` of filters, smallest L1 norm first.
 
     A filter's importance is the L1 norm of its own kernel (Li et al., "Pruning filters for
-    efficient ConvNets"); the layers that consume it shrink with it.
+    efficient ConvNets"); the layers that consume it shrink with it. A network with BatchNorm
+    is first folded (:func:`fold_batchnorm`) so that the norms are those of the effective
+    filters; the result then has ``norm=None``.
 
     Args:
-        model: a U-Net (any dim); left untouched unless ``inplace``.
+        model: a U-Net (any dim); left untouched unless ``inplace`` (and without BatchNorm).
         ratio: fraction of filters to remove per layer, in [0, 1).
         example: an input batch the network accepts (used to trace the dependency graph).
         global_ranking: rank all filters of the network together (layers lose different
@@ -45,7 +87,9 @@ def prune_filters(model: UNet, ratio: float, example: torch.Tensor, *,
 
     if not 0.0 <= ratio < 1.0:
         raise ValueError(f"pruning ratio must be in [0, 1), got {ratio}")
-    if not inplace:
+    if model.norm is not None:
+        model = fold_batchnorm(model)
+    elif not inplace:
         model = copy.deepcopy(model)
     if ratio == 0.0:
         return model
@@ -53,8 +97,9 @@ def prune_filters(model: UNet, ratio: float, example: torch.Tensor, *,
     model.eval()
     importance = tp.importance.MagnitudeImportance(p=1, group_reduction="first",
                                                    normalizer=None)
-    pruner = tp.pruner.MetaPruner(model, example, importance=importance, pruning_ratio=ratio,
-                                  global_pruning=global_ranking, max_pruning_ratio=0.9,
-                                  ignored_layers=[model.head])
-    pruner.step()
+    with torch.enable_grad():  # the dependency graph is traced with autograd
+        pruner = tp.pruner.MetaPruner(model, example, importance=importance,
+                                      pruning_ratio=ratio, global_pruning=global_ranking,
+                                      max_pruning_ratio=0.9, ignored_layers=[model.head])
+        pruner.step()
     return model.train(was_training)

@@ -6,11 +6,11 @@ import sys
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from tqdm.auto import tqdm
 
 from blockrecon.nn.unet import UNet
 from blockrecon.seg.data.synthetic import NUM_CLASSES
+from blockrecon.seg.sparsity import filter_groups, shrink_filters
 
 
 def build_model(base_width: int = 8, depth: int = 5, norm: str | None = "batch",
@@ -60,39 +60,6 @@ def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
     inter = (prob * onehot).sum(dim=(0, 2, 3))
     dice = (2 * inter + 1) / (prob.sum(dim=(0, 2, 3)) + onehot.sum(dim=(0, 2, 3)) + 1)
     return ce + 1 - dice.mean()
-
-
-def filter_groups(model: UNet) -> list[list[tuple[torch.Tensor, int]]]:
-    """Per prunable layer, the (parameter, filter axis) pairs that make up its output filters.
-
-    A filter is the convolution's kernel slice and bias plus, when present, the following
-    BatchNorm's weight and bias. The head is excluded.
-    """
-    groups = []
-    for module in model.modules():
-        children = list(module.children())
-        for i, m in enumerate(children):
-            if m is model.head or not isinstance(m, nn.modules.conv._ConvNd):
-                continue
-            axis = 1 if m.transposed else 0
-            group = [(m.weight, axis)] + ([(m.bias, 0)] if m.bias is not None else [])
-            nxt = children[i + 1] if i + 1 < len(children) else None
-            if isinstance(nxt, nn.modules.batchnorm._BatchNorm):
-                group += [(nxt.weight, 0), (nxt.bias, 0)]
-            groups.append(group)
-    return groups
-
-
-@torch.no_grad()
-def shrink_filters(groups: list[list[tuple[torch.Tensor, int]]], threshold: float) -> None:
-    """Proximal step of the group lasso: scale each filter by max(0, 1 - threshold/norm)."""
-    for group in groups:
-        sq = sum(p.movedim(axis, 0).reshape(p.shape[axis], -1).square().sum(dim=1)
-                 for p, axis in group)
-        scale = (1 - threshold / sq.sqrt().clamp_min(1e-12)).clamp_min(0)
-        for p, axis in group:
-            p.mul_(scale.view(-1, *([1] * (p.dim() - 1 - axis))) if axis == 0 else
-                   scale.view(1, -1, *([1] * (p.dim() - 2))))
 
 
 def _augment(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator):
