@@ -115,18 +115,19 @@ def _apply_polyphase(image: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     dims = tuple(range(-ndim, 0))
     ramps = _phase_ramps(image.shape[-ndim:], image.dtype, image.device)
     out = torch.zeros_like(image)
+    shifted, spectrum = torch.empty_like(image), torch.empty_like(image)  # reused per parity
     for parity in itertools.product((0, 1), repeat=ndim):
         odd = [ramp for ramp, p in zip(ramps, parity, strict=True) if p]
-        spectrum = image * odd[0] if odd else image.clone()
-        for ramp in odd[1:]:
-            spectrum.mul_(ramp)
-        spectrum = torch.fft.fftn(spectrum, dim=dims)
-        spectrum.mul_(kernel[tuple(slice(p, None, 2) for p in parity)])
-        spectrum = torch.fft.ifftn(spectrum, dim=dims)
+        shifted.copy_(image)
         for ramp in odd:
-            spectrum.mul_(ramp.conj())
-        out.add_(spectrum)
-        del spectrum
+            shifted.mul_(ramp)
+        torch.fft.fftn(shifted, dim=dims, out=spectrum)
+        real_kernel = kernel[tuple(slice(p, None, 2) for p in parity)].unsqueeze(-1)
+        torch.view_as_real(spectrum).mul_(real_kernel)  # no complex copy of the kernel
+        torch.fft.ifftn(spectrum, dim=dims, out=shifted)
+        for ramp in odd:
+            shifted.mul_(ramp.conj())
+        out.add_(shifted)
     return out.div_(2**ndim)
 
 
