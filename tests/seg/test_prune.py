@@ -103,7 +103,7 @@ def test_group_lasso_step_zeroes_weak_filters_and_shrinks_the_rest():
     assert 0 < zero_filter_fraction(model) < 1
 
 
-def test_sparsity_training_leaves_exactly_zero_filters(tiny_data):
+def test_sparsity_training_leaves_exactly_zero_filters(tiny_data, single_thread):
     torch.manual_seed(0)
     x, y = tiny_data[0][:8, :, 16:48, 16:48], tiny_data[1][:8, 16:48, 16:48]
     model = build_model(base_width=4, depth=3)
