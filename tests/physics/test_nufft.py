@@ -5,7 +5,7 @@ import io
 
 import pytest
 import torch
-from conftest import (
+from operator_checks import (
     CPU_NUFFT_BACKENDS,
     assert_adjoint,
     assert_vjp_is_adjoint,
