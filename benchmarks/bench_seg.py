@@ -25,6 +25,7 @@ from blockrecon.seg import (
     build_model,
     count_macs_params,
     evaluate_labels,
+    load_model,
     predict,
     prune_filters,
     save_model,
@@ -59,6 +60,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--json", type=Path, default=RESULTS / "bench_seg.json")
     p.add_argument("--png", type=Path, default=RESULTS / "bench_seg.png")
     p.add_argument("--model-out", type=Path, default=RESULTS / "bench_seg_model.pt")
+    p.add_argument("--model-in", type=Path,
+                   help="evaluate this checkpoint (written by an earlier run) instead of training")
     args = p.parse_args()
     if args.quick:
         args.train_subjects, args.test_subjects, args.frames, args.size = 4, 2, 4, 64
@@ -124,13 +127,19 @@ def main() -> None:
     t_data = time.perf_counter() - t0
 
     standard = n_params(UNet(2, 1, 4, base_width=64, depth=5))
-    model = build_model(args.base_width, args.depth, None if args.norm == "none" else args.norm)
-    t0 = time.perf_counter()
-    history = train_segmentation(model, x_train, y_train, epochs=args.epochs,
-                                 batch_size=args.batch_size, lr=args.lr,
-                                 filter_sparsity=args.sparsity)
-    t_train = time.perf_counter() - t0
-    save_model(model, args.model_out, extra={"loss_history": history})
+    if args.model_in is not None:
+        model, extra = load_model(args.model_in)
+        history, t_train = extra["loss_history"], extra.get("train_seconds")
+    else:
+        model = build_model(args.base_width, args.depth,
+                            None if args.norm == "none" else args.norm)
+        t0 = time.perf_counter()
+        history = train_segmentation(model, x_train, y_train, epochs=args.epochs,
+                                     batch_size=args.batch_size, lr=args.lr,
+                                     filter_sparsity=args.sparsity)
+        t_train = time.perf_counter() - t0
+        save_model(model, args.model_out,
+                   extra={"loss_history": history, "train_seconds": t_train})
 
     example = x_test[:1]
     global_ranking = args.ranking == "global"
@@ -139,7 +148,8 @@ def main() -> None:
         pruned = prune_filters(model, ratio, example, global_ranking=global_ranking)
         macs, params = count_macs_params(pruned, example)
         scores = evaluate_labels(predict(pruned, x_test, progress=False), y_test, 4)
-        rows.append({"ratio": ratio, "params": params, "macs": macs,
+        removed = 1 - sum(pruned.widths) / sum(model.widths)
+        rows.append({"ratio": ratio, "filters_removed": removed, "params": params, "macs": macs,
                      "percent_of_standard": 100 * params / standard, **scores})
     base_lv = rows[0]["dice"][2]
     for r in rows:
@@ -155,13 +165,15 @@ def main() -> None:
               "loss_history": history, "train_images": len(x_train),
               "test_images": len(x_test), "pruning": rows, "inference": timing}
 
+    trained = "?" if t_train is None else f"{t_train:.0f}"
     print(f"standard U-Net: {standard} parameters; trained on {len(x_train)} images in "
-          f"{t_train:.0f} s; {100 * result['zero_filter_fraction']:.1f}% of filters exactly 0")
-    print(f"{'pruned':>7} {'params':>8} {'% std':>6} {'MMAC':>7} {'Dice RV':>8} {'MYO':>7} "
-          f"{'LV':>7} {'LV drop':>8} {'HD95 LV':>8}")
+          f"{trained} s; {100 * result['zero_filter_fraction']:.1f}% of filters exactly 0")
+    print(f"{'ratio':>7} {'removed':>7} {'params':>8} {'% std':>6} {'MMAC':>7} {'Dice RV':>8} "
+          f"{'MYO':>7} {'LV':>7} {'LV drop':>8} {'HD95 LV':>8}")
     for r in rows:
-        print(f"{r['ratio']:7.2f} {r['params']:8d} {r['percent_of_standard']:6.2f} "
-              f"{r['macs'] / 1e6:7.1f} {r['dice'][0]:8.4f} {r['dice'][1]:7.4f} "
+        print(f"{r['ratio']:7.2f} {r['filters_removed']:7.3f} {r['params']:8d} "
+              f"{r['percent_of_standard']:6.2f} {r['macs'] / 1e6:7.1f} {r['dice'][0]:8.4f} "
+              f"{r['dice'][1]:7.4f} "
               f"{r['dice'][2]:7.4f} {r['lv_dice_drop']:8.4f} {r['hd95'][2]:8.2f}")
     print(f"inference, 200 images 128x128, {args.threads} threads: {timing['seconds']:.2f} s "
           f"(pruned 30%: {timing['seconds_pruned_0.3']:.2f} s)")

@@ -68,7 +68,7 @@ def _train(args: argparse.Namespace) -> int:
     model = build_model(args.base_width, args.depth, None if args.norm == "none" else args.norm)
     history = train_segmentation(model, images, labels, epochs=args.epochs,
                                  batch_size=args.batch_size, lr=args.lr,
-                                 progress=_progress(args))
+                                 filter_sparsity=args.sparsity, progress=_progress(args))
     save_model(model, args.out, extra={"loss_history": history})
     print(f"trained {sum(p.numel() for p in model.parameters())} parameters on "
           f"{len(images)} images, final loss {history[-1]:.4f}; saved {args.out}")
@@ -112,7 +112,8 @@ def _prune(args: argparse.Namespace) -> int:
     images, labels = _load_data(args)
     example = images[:1, :, : images.shape[2] // model.stride * model.stride,
                      : images.shape[3] // model.stride * model.stride]
-    pruned = prune_filters(model, args.ratio, example)
+    pruned = prune_filters(model, args.ratio, example,
+                           global_ranking=args.ranking == "global")
     for name, net in (("before", model), ("after", pruned)):
         macs, params = count_macs_params(net, example)
         print(f"{name}: {params} parameters, {macs / 1e6:.1f} MMAC per image")
@@ -139,6 +140,8 @@ def register(subparsers) -> None:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--sparsity", type=float, default=0.0,
+                   help="group-lasso weight that zeroes unneeded filters (e.g. 1.0; 0: off)")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("predict", help="segment a 3D NIfTI stack slice by slice")
@@ -152,6 +155,8 @@ def register(subparsers) -> None:
     _data_args(p)
     p.add_argument("--model", type=Path, required=True)
     p.add_argument("--ratio", type=float, default=0.3, help="fraction of filters to remove")
+    p.add_argument("--ranking", default="layer", choices=("layer", "global"),
+                   help="remove the ratio from every layer, or rank all filters together")
     p.add_argument("--out", type=Path, required=True, help="pruned checkpoint to write")
     p.add_argument("--png", type=Path, help="figure of first-layer filters and feature maps")
     p.set_defaults(func=_prune)

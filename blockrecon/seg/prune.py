@@ -63,21 +63,58 @@ def zero_filter_fraction(model: UNet) -> float:
     return zero / total
 
 
+def _filter_l1(model: UNet) -> list[tuple[torch.nn.Module, torch.Tensor]]:
+    """(layer, mean absolute weight of each output filter) for every prunable layer."""
+    layers = []
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.conv._ConvNd) and m is not model.head:
+            axis = 1 if m.transposed else 0
+            w = m.weight.detach().movedim(axis, 0)
+            layers.append((m, w.reshape(w.shape[0], -1).abs().mean(dim=1)))
+    return layers
+
+
+def _removal_plan(layers, ratio: float, global_ranking: bool) -> list[torch.Tensor]:
+    """Indices of the filters to remove in each layer (at least one filter always kept)."""
+    if not global_ranking:
+        return [imp.argsort()[: min(int(ratio * len(imp)), len(imp) - 1)] for _, imp in layers]
+    scores = torch.cat([imp for _, imp in layers])
+    layer_of = torch.cat([torch.full((len(imp),), i) for i, (_, imp) in enumerate(layers)])
+    budget = int(ratio * len(scores))
+    left = [len(imp) for _, imp in layers]
+    chosen: list[list[int]] = [[] for _ in layers]
+    offsets = [0]
+    for _, imp in layers:
+        offsets.append(offsets[-1] + len(imp))
+    for flat in scores.argsort().tolist():
+        if budget == 0:
+            break
+        i = int(layer_of[flat])
+        if left[i] > 1:
+            chosen[i].append(flat - offsets[i])
+            left[i] -= 1
+            budget -= 1
+    return [torch.tensor(c, dtype=torch.long) for c in chosen]
+
+
 def prune_filters(model: UNet, ratio: float, example: torch.Tensor, *,
                   global_ranking: bool = False, inplace: bool = False) -> UNet:
     """Remove the fraction ``ratio`` of filters, smallest L1 norm first.
 
     A filter's importance is the L1 norm of its own kernel (Li et al., "Pruning filters for
-    efficient ConvNets"); the layers that consume it shrink with it. A network with BatchNorm
-    is first folded (:func:`fold_batchnorm`) so that the norms are those of the effective
-    filters; the result then has ``norm=None``.
+    efficient ConvNets"), divided by the kernel's size so that layers of different fan-in
+    compare under ``global_ranking``. Torch-Pruning's dependency graph shrinks every layer
+    that consumes a removed filter (the next convolution, the decoder convolution that receives
+    it through the skip concatenation). A network with BatchNorm is first folded
+    (:func:`fold_batchnorm`) so that the norms are those of the effective filters; the result
+    then has ``norm=None``.
 
     Args:
         model: a U-Net (any dim); left untouched unless ``inplace`` (and without BatchNorm).
-        ratio: fraction of filters to remove per layer, in [0, 1).
+        ratio: fraction of the filters to remove, in [0, 1); the head is never pruned.
         example: an input batch the network accepts (used to trace the dependency graph).
         global_ranking: rank all filters of the network together (layers lose different
-            fractions, at most 90% each) instead of removing ``ratio`` from every layer.
+            fractions, one filter always kept) instead of removing ``ratio`` of every layer.
 
     Returns:
         the pruned network; its ``config["widths"]`` records the new widths so that
@@ -91,15 +128,16 @@ def prune_filters(model: UNet, ratio: float, example: torch.Tensor, *,
         model = fold_batchnorm(model)
     elif not inplace:
         model = copy.deepcopy(model)
-    if ratio == 0.0:
+    layers = _filter_l1(model)
+    plan = _removal_plan(layers, ratio, global_ranking)
+    if not any(len(idx) for idx in plan):
         return model
     was_training = model.training
     model.eval()
-    importance = tp.importance.MagnitudeImportance(p=1, group_reduction="first",
-                                                   normalizer=None)
     with torch.enable_grad():  # the dependency graph is traced with autograd
-        pruner = tp.pruner.MetaPruner(model, example, importance=importance,
-                                      pruning_ratio=ratio, global_pruning=global_ranking,
-                                      max_pruning_ratio=0.9, ignored_layers=[model.head])
-        pruner.step()
+        graph = tp.DependencyGraph().build_dependency(model, example_inputs=example)
+        for (layer, _), idx in zip(layers, plan, strict=True):
+            if len(idx):
+                fn = graph.get_pruner_of_module(layer).prune_out_channels
+                graph.get_pruning_group(layer, fn, idxs=idx.tolist()).prune()
     return model.train(was_training)
