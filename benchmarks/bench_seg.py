@@ -1,9 +1,12 @@
 """Lightweight cardiac U-Net: accuracy, structured pruning without retraining, CPU inference time.
 
-Trains a small 2D U-Net on synthetic short-axis cine MRI (blockrecon.seg.data), reports its size
-against the standard 31M-parameter U-Net, Dice and HD95 per class on held-out hearts, then prunes
-whole filters (L1, Torch-Pruning) at several ratios without retraining and reports parameters,
-MACs and Dice, and times inference on 200 images of 128x128 with 2 CPU threads.
+Trains a small 2D U-Net on synthetic short-axis cine MRI (blockrecon.seg.data) with a group-lasso
+penalty on whole filters (--sparsity; filters the task does not need become exactly zero), reports
+its size against the standard 31M-parameter U-Net, Dice and HD95 per class on held-out hearts,
+then prunes whole filters (L1, Torch-Pruning) at several ratios without retraining and reports
+parameters, MACs and Dice, and times inference on 200 images of 128x128 with 2 CPU threads.
+Without the penalty (--sparsity 0) the same network is as accurate but pruning even 10% of its
+filters without retraining costs far more Dice.
 
     python benchmarks/bench_seg.py            # full run (minutes of CPU training)
     python benchmarks/bench_seg.py --quick    # smoke run
@@ -41,17 +44,17 @@ RESULTS = Path(__file__).parent / "results"
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny smoke run")
-    p.add_argument("--train-subjects", type=int, default=80)
+    p.add_argument("--train-subjects", type=int, default=60)
     p.add_argument("--test-subjects", type=int, default=20)
     p.add_argument("--frames", type=int, default=10)
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--base-width", type=int, default=8)
     p.add_argument("--depth", type=int, default=5)
     p.add_argument("--norm", default="batch", choices=("none", "batch"))
-    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--epochs", type=int, default=16)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=4e-3)
-    p.add_argument("--sparsity", type=float, default=1.0,
+    p.add_argument("--sparsity", type=float, default=0.8,
                    help="group-lasso weight on filters during training (0: off)")
     p.add_argument("--ranking", default="global", choices=("global", "layer"),
                    help="rank filters over the whole network or remove the ratio per layer")
