@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from blockrecon.atomic import atomic_write
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -38,10 +38,7 @@ def _progress(args: argparse.Namespace) -> bool | None:
 def _write_json(scores: dict, path: Path) -> None:
     """Scores as JSON (NaN as null), written atomically."""
     obj = {k: [None if v != v else v for v in vals] for k, vals in scores.items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2)))
 
 
 def _scores(model, images, labels, args) -> dict:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from blockrecon.atomic import atomic_write
 from blockrecon.nn.unet import UNet
 
 _FORMAT = "blockrecon.seg.unet/1"
@@ -15,20 +14,9 @@ _FORMAT = "blockrecon.seg.unet/1"
 
 def save_model(model: UNet, path: str | Path, extra: dict | None = None) -> Path:
     """Write ``model`` (config + weights + ``extra`` metadata) atomically to ``path``."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"{path.parent}: no such folder")
     payload = {"format": _FORMAT, "config": model.config, "state_dict": model.state_dict(),
                "extra": dict(extra or {})}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 def read_checkpoint(path: str | Path) -> dict:

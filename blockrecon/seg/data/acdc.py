@@ -6,13 +6,12 @@ validated: 3D, finite image, label file of the same shape holding only the value
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from blockrecon.atomic import atomic_write
 from blockrecon.seg.data.synthetic import NUM_CLASSES
 
 _SUFFIXES = (".nii.gz", ".nii")
@@ -143,15 +142,6 @@ def save_label_volume(labels: torch.Tensor, affine: np.ndarray, path: str | Path
     import nibabel as nib
 
     path = Path(path)
-    _, suffix = _stem(path)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"{path.parent}: no such folder")
+    _stem(path)  # validates the NIfTI suffix
     data = labels.cpu().numpy().transpose(1, 2, 0).astype(np.uint8)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
-    try:
-        nib.save(nib.Nifti1Image(data, affine), tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
+    return atomic_write(path, lambda tmp: nib.save(nib.Nifti1Image(data, affine), tmp))
