@@ -61,6 +61,15 @@ def _check_mask(mask: torch.Tensor | None, shape: torch.Size) -> torch.Tensor:
     return mask.cpu()
 
 
+def _masked_magnitudes(estimate: torch.Tensor, reference: torch.Tensor,
+                       mask: torch.Tensor | None, normalize: bool
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The matched magnitudes of :func:`_matched_magnitudes` at the masked voxels (1D)."""
+    a, r = _matched_magnitudes(estimate, reference, mask, normalize)
+    selected = _check_mask(mask, r.shape)
+    return a[selected], r[selected]
+
+
 def nrmse(
     estimate: torch.Tensor,
     reference: torch.Tensor,
@@ -68,9 +77,8 @@ def nrmse(
     normalize: bool = True,
 ) -> float:
     """Normalized root-mean-square error ``||alpha |x| - |r||| / |||r|||`` over the mask."""
-    a, r = _matched_magnitudes(estimate, reference, mask, normalize)
-    selected = _check_mask(mask, r.shape)
-    return float((a[selected] - r[selected]).norm() / r[selected].norm())
+    a, r = _masked_magnitudes(estimate, reference, mask, normalize)
+    return float((a - r).norm() / r.norm())
 
 
 def psnr(
@@ -80,12 +88,11 @@ def psnr(
     normalize: bool = True,
 ) -> float:
     """Peak SNR in dB, ``20 log10(max |r| / rmse)`` over the mask; ``inf`` when identical."""
-    a, r = _matched_magnitudes(estimate, reference, mask, normalize)
-    selected = _check_mask(mask, r.shape)
-    mse = float(((a[selected] - r[selected]) ** 2).mean())
+    a, r = _masked_magnitudes(estimate, reference, mask, normalize)
+    mse = float(((a - r) ** 2).mean())
     if mse == 0:
         return math.inf
-    return 20 * math.log10(float(r[selected].max()) / math.sqrt(mse))
+    return 20 * math.log10(float(r.max()) / math.sqrt(mse))
 
 
 def _window(kind: str, size: int, sigma: float) -> torch.Tensor:

@@ -29,7 +29,7 @@ from torch import nn
 
 from blockrecon.atomic import atomic_write
 from blockrecon.models import build_unrolled, resolve_config
-from blockrecon.models.files import check_state_dict
+from blockrecon.models.files import check_state_dict, read_torch_payload
 
 FORMAT = "blockrecon.training"
 FORMAT_VERSION = 1
@@ -98,19 +98,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         ValueError: not a readable checkpoint, another format or version, missing entries, or
             weights of another architecture than the stored configuration (names the mismatch).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - torch.load raises many types on foreign bytes
-        raise ValueError(f"{path} is not a readable training checkpoint "
-                         f"({type(err).__name__})") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a blockrecon training checkpoint")
-    missing = [k for k in REQUIRED_KEYS if k not in payload]
-    if missing:
-        raise ValueError(f"checkpoint {path} lacks {', '.join(missing)}")
+    payload = read_torch_payload(path, FORMAT, REQUIRED_KEYS, "blockrecon training checkpoint")
     if payload["format_version"] != FORMAT_VERSION:
         raise ValueError(f"checkpoint {path} has format version {payload['format_version']!r}; "
                          f"this blockrecon reads version {FORMAT_VERSION}")
