@@ -2,7 +2,8 @@
 
 The problem is a 320x240x320 volume, 8 coils, 3D golden-means radial k-space 8-fold undersampled
 (20106 spokes of 640 samples), and the 5-unroll network of :mod:`blockrecon.step_memory`
-(valid ResNet3d 5x32 regularizer on checkpointed ``--patch`` cores, gradient-step DC through the
+(valid ResNet3d regularizer, 5 layers x 32 channels unless ``--layers``/``--width``
+say otherwise, on checkpointed ``--patch`` cores, gradient-step DC through the
 Toeplitz normal, one coil at a time). Reported:
 
 * meta estimates (nothing allocated): the block-wise step, with and without checkpointed
@@ -70,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="radial spokes (default: 8-fold undersampling of the largest size)")
     parser.add_argument("--coils", type=int, default=8)
     parser.add_argument("--unrolls", type=int, default=5)
+    parser.add_argument("--width", type=int, default=32,
+                        help="feature channels of the ResNet3d regularizer")
+    parser.add_argument("--layers", type=int, default=5,
+                        help="3x3x3 convolutions of the ResNet3d regularizer")
     parser.add_argument("--patch", type=int, default=32)
     parser.add_argument("--backend", default="auto",
                         help="NUFFT backend (sigpy needs less memory for the Toeplitz kernel)")
@@ -82,12 +87,14 @@ def main(argv: list[str] | None = None) -> int:
         args.shape = [40, 30, 40]
         args.patch = min(args.patch, 16)
     problem = StepProblem(tuple(args.shape), coils=args.coils, unrolls=args.unrolls,
-                          spokes=args.spokes, backend=args.backend)
+                          spokes=args.spokes, backend=args.backend, width=args.width,
+                          n_layers=args.layers)
     problem.check_patch(args.patch)
     checkpointed = replace(problem, checkpoint_unrolls=True)
 
     print(f"Problem {problem.shape}, {problem.coils} coils, {problem.n_spokes} spokes x "
-          f"{problem.n_readout}, {problem.unrolls} unrolls, patch {args.patch}", file=sys.stderr)
+          f"{problem.n_readout}, {problem.unrolls} unrolls, ResNet3d {problem.n_layers}x"
+          f"{problem.width}, patch {args.patch}", file=sys.stderr)
     result = {"problem": problem_dict(problem), "patch": args.patch,
               "data_bytes": data_bytes(problem), "threads": torch.get_num_threads(),
               "estimate": {"blockwise_bytes": estimate_step_bytes(problem, args.patch),

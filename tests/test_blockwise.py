@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from blockrecon.blockwise import BlockwiseRegularizer, apply_full, plan_patches
+from blockrecon.blockwise.regularizer import crop_padded, pad_volume
 from blockrecon.nn import ResNet3d, UNet
 
 
@@ -144,3 +145,36 @@ def test_normalisation_layers_are_rejected():
 def test_bad_input_raises_value_error(kind, x, patch, match):
     with pytest.raises(ValueError, match=match):
         BlockwiseRegularizer(_net(kind).float(), patch)(x)
+
+
+@pytest.mark.parametrize("padding", ["reflect", "zeros"])
+def test_crop_padded_equals_crop_of_padded_volume(padding):
+    x = torch.randn(2, 3, 9, 7, 8, dtype=torch.float64)
+    pad = ((3, 4), (2, 2), (3, 5))
+    padded = pad_volume(x, pad, padding)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(40):  # regions as a plan makes them: at least a halo on each side of a core
+        region = []
+        for size, (before, after) in zip(padded.shape[2:], pad, strict=True):
+            length = int(torch.randint(2 * max(before, after) + 1, size + 1, (1,),
+                                       generator=generator))
+            start = int(torch.randint(0, size - length + 1, (1,), generator=generator))
+            region.append(slice(start, start + length))
+        assert torch.equal(crop_padded(x, region, pad, padding), padded[(Ellipsis, *region)])
+
+
+def test_complex_blockwise_keeps_one_volume_for_backward():
+    """Saved for backward: the input (a view, held by the caller anyway) and nothing else of the
+    volume's size: no padded copy, no real/imaginary channel copy, no second output."""
+    net = ResNet3d(width=4, n_layers=3)
+    x = torch.randn(1, 24, 24, 24, dtype=torch.complex64, requires_grad=True)
+    storages = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        BlockwiseRegularizer(net, 8, padding="zeros")(x)
+    volume_sized = [n for n in storages.values() if n >= x.numel() * x.element_size()]
+    assert volume_sized == [x.numel() * x.element_size()]

@@ -1,10 +1,16 @@
 """Checkpointed patch-wise application of a network (overlap-tile, exact with valid nets).
 
-The volume is padded once (by the halo, ``reflect`` or ``zeros``), cut into patches of
-``core + 2 * halo`` voxels, each patch goes through the network under
+The volume is cut into patches of ``core + 2 * halo`` voxels of the volume padded once by the
+halo (``reflect`` or ``zeros``), each patch goes through the network under
 ``torch.utils.checkpoint`` (``use_reentrant=False``), and only its core is written into a
 freshly allocated output: no blending. Backward then recomputes one patch (or one group of
 ``patch_batch`` patches) at a time, so activation memory follows the patch size, not the volume.
+
+Volume-sized memory is one output: the padded volume is never formed (each patch is cut from
+the input and only border patches are padded, :func:`crop_padded`), a complex input is seen as
+two channels through a view, and a complex output is written in place into an interleaved
+buffer that becomes the complex result without a copy. The checkpoints keep only a view of the
+input, which the caller holds anyway.
 
 Exactness. For a valid-convolution network (``margin > 0``) every patch is an exact crop of the
 network applied to the once-padded full volume (:func:`apply_full`): outputs and all gradients
@@ -53,19 +59,42 @@ def _as_channels(x: torch.Tensor, ndim: int) -> tuple[torch.Tensor, bool]:
     return x, False
 
 
-def pad_volume(x: torch.Tensor, pad: Sequence[tuple[int, int]], padding: str) -> torch.Tensor:
-    """Pad the spatial dims of ``(N, C, *spatial)`` by ``pad[d] = (before, after)``."""
+def check_padding(shape: Sequence[int], pad: Sequence[tuple[int, int]], padding: str) -> None:
+    """ValueError unless a volume of spatial size ``shape`` can be padded by ``pad``."""
     if padding not in PADDING_MODES:
         raise ValueError(f"padding must be one of {sorted(PADDING_MODES)}, got {padding!r}")
     if padding == "reflect":
-        for (before, after), size in zip(pad, x.shape[2:], strict=True):
+        for (before, after), size in zip(pad, shape, strict=True):
             if max(before, after) >= size:
                 raise ValueError(f"reflect padding of {max(before, after)} voxels needs a volume "
                                  f"larger than that, got size {size}; use padding='zeros'")
+
+
+def pad_volume(x: torch.Tensor, pad: Sequence[tuple[int, int]], padding: str) -> torch.Tensor:
+    """Pad the spatial dims of ``(N, C, *spatial)`` by ``pad[d] = (before, after)``."""
+    check_padding(x.shape[2:], pad, padding)
     flat = [p for before_after in reversed(pad) for p in before_after]
     if not any(flat):
         return x
     return F.pad(x, flat, mode=PADDING_MODES[padding])
+
+
+def crop_padded(x: torch.Tensor, region: Sequence[slice], pad: Sequence[tuple[int, int]],
+                padding: str) -> torch.Tensor:
+    """``pad_volume(x, pad, padding)[..., *region]`` without padding the whole volume.
+
+    ``region`` gives slices of the padded volume. The part inside ``x`` is cut out and padded
+    only where the region extends past the volume. Reflection about the volume's edge equals
+    reflection about the crop's edge there, because such a crop starts (or ends) at that edge
+    and is longer than its padding whenever :func:`check_padding` accepts ``pad``.
+    """
+    inside, amounts = [], []
+    for r, (before, _), size in zip(region, pad, x.shape[2:], strict=True):
+        start, stop = r.start - before, r.stop - before
+        low, high = max(start, 0), min(stop, size)
+        inside.append(slice(low, high))
+        amounts.append((low - start, stop - high))
+    return pad_volume(x[(Ellipsis, *inside)], amounts, padding)
 
 
 def _finish(y: torch.Tensor, was_complex: bool) -> torch.Tensor:
@@ -171,14 +200,16 @@ class BlockwiseRegularizer(nn.Module):
                                  f"(it expects {expected})")
         return plan
 
-    def _run_group(self, padded: torch.Tensor, group: Sequence[Patch],
-                   core: Sequence[int]) -> tuple[torch.Tensor, ...]:
+    def _run_group(self, volume: torch.Tensor, group: Sequence[Patch],
+                   plan: PatchPlan) -> tuple[torch.Tensor, ...]:
         """Net outputs of a group of patches, cut to their ``keep`` parts."""
-        n, shift = padded.shape[0], [h - self.contract.margin for h in self.halo]
-        expected = tuple(c + 2 * s for c, s in zip(core, shift, strict=True))
+        n, shift = volume.shape[0], [h - self.contract.margin for h in self.halo]
+        expected = tuple(c + 2 * s for c, s in zip(plan.patch_size, shift, strict=True))
+        pad = plan.pad
 
         def run(volume: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            batch = torch.cat([volume[(Ellipsis, *p.input)] for p in group], dim=0)
+            batch = torch.cat([crop_padded(volume, p.input, pad, self.padding) for p in group],
+                              dim=0)
             y = self.net(batch)
             if tuple(y.shape[2:]) != expected:
                 raise ValueError(
@@ -191,21 +222,46 @@ class BlockwiseRegularizer(nn.Module):
                 for i, p in enumerate(group))
 
         if self.checkpoint and torch.is_grad_enabled():
-            return torch_checkpoint(run, padded, use_reentrant=False)
-        return run(padded)
+            return torch_checkpoint(run, volume, use_reentrant=False)
+        return run(volume)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xr, was_complex = _as_channels(x, self.ndim)
         plan = self.plan(tuple(xr.shape[2:]))
-        padded = pad_volume(xr, plan.pad, self.padding)
+        check_padding(plan.volume_shape, plan.pad, self.padding)
         groups = [plan.patches[i:i + self.patch_batch]
                   for i in range(0, len(plan), self.patch_batch)]
         out = None
         show = self.progress and sys.stderr.isatty()
         for group in tqdm(groups, desc="patches", disable=not show, leave=False):
-            cores = self._run_group(padded, group, plan.patch_size)
+            cores = self._run_group(xr, group, plan)
             for patch, core in zip(group, cores, strict=True):
                 if out is None:
-                    out = core.new_zeros((*core.shape[:2], *plan.volume_shape))
-                out[(Ellipsis, *patch.output)] = core
-        return _finish(out, was_complex)
+                    out = _OutputVolume(core, plan.volume_shape, was_complex)
+                out.write(patch.output, core)
+        return out.result()
+
+
+class _OutputVolume:
+    """The volume patches write into: ``(N, C, *spatial)``, or for a complex result an
+    interleaved ``(N, *spatial, 2)`` buffer viewed as complex without a copy."""
+
+    def __init__(self, like: torch.Tensor, shape: Sequence[int], complex_result: bool) -> None:
+        n, channels = like.shape[:2]
+        self.complex_result = complex_result
+        if complex_result:
+            if channels != 2:
+                raise ValueError(f"a complex input needs a network with 2 output channels, "
+                                 f"got {channels}")
+            self.buffer = like.new_zeros((n, *shape, 2))
+        else:
+            self.buffer = like.new_zeros((n, channels, *shape))
+
+    def write(self, region: Sequence[slice], core: torch.Tensor) -> None:
+        if self.complex_result:
+            self.buffer[(slice(None), *region)] = core.movedim(1, -1)
+        else:
+            self.buffer[(Ellipsis, *region)] = core
+
+    def result(self) -> torch.Tensor:
+        return torch.view_as_complex(self.buffer) if self.complex_result else self.buffer

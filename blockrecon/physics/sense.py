@@ -19,6 +19,18 @@ __all__ = ["Sense", "AUTO_COIL_VALUES"]
 AUTO_COIL_VALUES = 2**24
 
 
+def _add_coils(total: torch.Tensor | None, z: torch.Tensor, conj_maps: torch.Tensor,
+               coil_axis: int) -> torch.Tensor:
+    """``total + sum_c conj_maps_c z_c``; without autograd in place, one coil at a time (and
+    ``z`` is released on return, before the next chunk is made)."""
+    if torch.is_grad_enabled():
+        part = (conj_maps * z).sum(dim=coil_axis)
+        return part if total is None else total + part
+    for coil_image in z.mul_(conj_maps).unbind(coil_axis):
+        total = coil_image.clone() if total is None else total.add_(coil_image)
+    return total
+
+
 class Sense(torch.nn.Module):
     """SENSE forward model: coil sensitivities then NUFFT, per coil.
 
@@ -155,12 +167,11 @@ class Sense(torch.nn.Module):
     def _combine_coils(self, per_coil_images: Callable[[slice], torch.Tensor]) -> torch.Tensor:
         """``sum_c conj(S_c) z_c`` where ``per_coil_images(coils)`` gives ``z`` for a chunk.
 
-        ``z`` is a fresh tensor, weighted in place when autograd is off (inside ``normal``)."""
+        ``z`` is a fresh tensor. When autograd is off (inside ``normal``) it is weighted in
+        place and its coils are added one by one into the result, so no image-sized temporary
+        is made beyond ``z`` and the result."""
         coil_axis = -len(self.image_shape) - 1
         total = None
         for coils in self._coil_chunks():
-            maps = self.maps[coils].conj()
-            z = per_coil_images(coils)
-            part = (maps * z if torch.is_grad_enabled() else z.mul_(maps)).sum(dim=coil_axis)
-            total = part if total is None else total.add_(part)
+            total = _add_coils(total, per_coil_images(coils), self.maps[coils].conj(), coil_axis)
         return total
