@@ -2,8 +2,9 @@
 
 Simulated 3D (32^3 x 512 frames) and 2D (64^2 x 512) blocks at several concentrations; for each
 selector (normalized-power threshold over the block, top-k voxels per frame, top-k per 8^ndim
-tile) the fraction of voxels kept and the fraction of true bubble positions whose nearest voxel,
-or any voxel within lambda/2, is kept.
+tile, and the sparse network's own input threshold: |x|^2 > t on the network input of 16-frame
+blocks, see ``blockrecon.ulm.blocks.iq_channels``) the fraction of voxels kept and the fraction of
+true bubble positions whose nearest voxel, or any voxel within lambda/2, is kept.
 
     python benchmarks/bench_ulm_sparsify.py
     python benchmarks/bench_ulm_sparsify.py --quick    # 16^3 x 64 and 32^2 x 64
@@ -15,13 +16,28 @@ import argparse
 import json
 from pathlib import Path
 
+import torch
+
 from blockrecon.atomic import atomic_write
 from blockrecon.ulm import bubble_retention, simulate_acquisition, threshold_mask, topk_mask
+from blockrecon.ulm.blocks import iq_channels
 
 THRESHOLDS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.25)
 TOPK_PER_FRAME = (16, 64, 256)
 TOPK_PER_TILE = (1, 4, 16)
 TILE = 8
+NETWORK_THRESHOLDS = (0.003, 0.01, 0.03, 0.1, 0.25)
+NETWORK_BLOCK_FRAMES = 16
+
+
+def network_input_mask(iq: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Sites the sparse network keeps with ``InputSparsifier("threshold", threshold)``: |x|^2 >
+    threshold on the normalized input of consecutive 16-frame blocks (a short tail: none)."""
+    used = iq.shape[0] // NETWORK_BLOCK_FRAMES * NETWORK_BLOCK_FRAMES
+    blocks = iq[:used].reshape(-1, NETWORK_BLOCK_FRAMES, *iq.shape[1:])
+    keep = torch.zeros(iq.shape, dtype=torch.bool)
+    keep[:used] = (iq_channels(blocks) ** 2).sum(1).reshape(used, *iq.shape[1:]) > threshold
+    return keep
 
 
 def selectors(ndim: int):
@@ -32,6 +48,8 @@ def selectors(ndim: int):
     for k in TOPK_PER_TILE:
         yield (f"top-{k} per {TILE}^{ndim} tile",
                lambda iq, k=k: topk_mask(iq, k, block_shape=(TILE,) * ndim))
+    for t in NETWORK_THRESHOLDS:
+        yield f"network |x|^2 > {t}", lambda iq, t=t: network_input_mask(iq, t)
 
 
 def run(shape, n_frames, concentrations, seed, snr_db):
@@ -68,11 +86,11 @@ def main() -> None:
     for shape in blocks:
         rows += run(shape, n_frames, concentrations, args.seed, args.snr_db)
 
-    print(f"{'block':>16} {'bubbles/frame':>13} {'selector':>22} {'voxels kept':>11} "
+    print(f"{'block':>16} {'bubbles/frame':>13} {'selector':>24} {'voxels kept':>11} "
           f"{'bubbles kept (voxel)':>20} {'(lambda/2)':>10}")
     for r in rows:
         block = "x".join(map(str, r["shape"])) + f"x{r['n_frames']}"
-        print(f"{block:>16} {r['concentration']:>13} {r['selector']:>22} "
+        print(f"{block:>16} {r['concentration']:>13} {r['selector']:>24} "
               f"{r['voxels_kept']:>11.4f} {r['bubbles_kept_nearest_voxel']:>20.3f} "
               f"{r['bubbles_kept_within_half_lambda']:>10.3f}")
     args.json.parent.mkdir(parents=True, exist_ok=True)

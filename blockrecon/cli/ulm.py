@@ -90,29 +90,34 @@ def _register_train(sub) -> None:
     p.add_argument("--block-frames", type=_positive(int), default=16,
                    help="frames per training block (multiple of 16; default 16)")
     p.add_argument("--steps", type=_positive(int), default=200)
-    p.add_argument("--batch", type=_positive(int), default=2, help="blocks per step")
-    p.add_argument("--lr", type=_positive(float), default=3e-3)
+    p.add_argument("--batch", type=_positive(int), default=4, help="blocks per step")
+    p.add_argument("--lr", type=_positive(float), default=1e-2,
+                   help="initial learning rate, cosine decay to 0 (default 1e-2)")
+    p.add_argument("--bce-weight", type=float, default=1.0,
+                   help="weight of the per-site cross-entropy added to the Dice loss")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--channels", type=_positive(int), nargs=3, default=[8, 16, 32])
     p.add_argument("--fine-channels", type=_positive(int), default=8)
     p.add_argument("--sparsifier", choices=("threshold", "topk", "learned"),
                    default="threshold", help="sparse input sites (default threshold)")
-    p.add_argument("--sparsity", type=float, default=0.25,
-                   help="threshold on |x|^2 of the normalized block, or top-k fraction")
+    p.add_argument("--sparsity", type=float, default=0.01,
+                   help="threshold on |x|^2 of the normalized block (default 0.01), or top-k "
+                        "fraction")
     p.add_argument("--mask-steps", type=_positive(int), default=100,
                    help="training steps of the learned mask")
     p.set_defaults(func=_train)
 
 
-def _load_blocks(paths, block_frames: int):
-    """Blocks of every file, concatenated."""
-    from blockrecon.ulm.acquisition import load_acquisition
+def _load_blocks(acquisitions, block_frames: int):
+    """Blocks of every acquisition, concatenated."""
     from blockrecon.ulm.blocks import acquisition_blocks, concat_blocks
 
-    return concat_blocks([acquisition_blocks(load_acquisition(p), block_frames) for p in paths])
+    return concat_blocks([acquisition_blocks(a, block_frames) for a in acquisitions])
 
 
 def _train(args: argparse.Namespace) -> int:
+    from blockrecon.ulm.acquisition import load_acquisition
+    from blockrecon.ulm.evaluation import calibrate_threshold
     from blockrecon.ulm.learned_mask import InputSparsifier, LearnedMask, train_learned_mask
     from blockrecon.ulm.nets import UlmNetConfig
     from blockrecon.ulm.training import build_model, save_model, train_ulm
@@ -121,7 +126,8 @@ def _train(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {args.out} must end in .pt")
     if not args.out.parent.is_dir():
         raise FileNotFoundError(f"--out folder {args.out.parent} does not exist")
-    blocks = _load_blocks(args.data, args.block_frames)
+    acquisitions = [load_acquisition(p) for p in args.data]
+    blocks = _load_blocks(acquisitions, args.block_frames)
     config = UlmNetConfig(spatial_dims=blocks.inputs.ndim - 3, channels=tuple(args.channels),
                           fine_channels=args.fine_channels)
     torch.manual_seed(args.seed)
@@ -135,11 +141,14 @@ def _train(args: argparse.Namespace) -> int:
         sparsifier = InputSparsifier(args.sparsifier, args.sparsity, mask)
     model = build_model(args.kind, config, sparsifier)
     losses = train_ulm(model, blocks, args.steps, lr=args.lr, batch_size=args.batch,
-                       seed=args.seed, progress=_progress(args))
+                       seed=args.seed, bce_weight=args.bce_weight, progress=_progress(args))
+    jaccard = calibrate_threshold(model, acquisitions, args.block_frames,
+                                  progress=_progress(args))
     save_model(model, args.out)
     print(f"Wrote {args.out}: {args.kind} network, {args.steps} steps on "
-          f"{blocks.inputs.shape[0]} blocks, loss {losses[0]:.3f} -> {losses[-1]:.3f}",
-          file=sys.stderr)
+          f"{blocks.inputs.shape[0]} blocks, loss {losses[0]:.3f} -> {losses[-1]:.3f}, "
+          f"decoding threshold {model.threshold} (training Jaccard "
+          f"{jaccard[model.threshold]:.3f})", file=sys.stderr)
     return 0
 
 

@@ -2,7 +2,13 @@
 
 A model file (``torch.save`` of a plain dict, written atomically) holds the network kind
 (``"dense"`` or ``"sparse"``), its :class:`UlmNetConfig`, its ``state_dict``, the input
-sparsifier (kind, value and, for a learned mask, its weights) and the training history.
+sparsifier (kind, value and, for a learned mask, its weights), the decoding threshold and the
+training history.
+
+Recipe: Adam with a cosine learning-rate decay to 0 on multi-scale Dice plus per-site
+cross-entropy; a sparse network is trained with the target cells kept through pruning (see
+:class:`SparseUlmNet`), so its fine stages learn from the first step instead of waiting for the
+coarse heads to pass 0.5.
 """
 
 from __future__ import annotations
@@ -21,55 +27,72 @@ from blockrecon.ulm.learned_mask import InputSparsifier, LearnedMask
 from blockrecon.ulm.nets import DenseUlmNet, SparseUlmNet, UlmNetConfig
 
 NET_KINDS = ("dense", "sparse")
+#: Default input threshold of the sparse network on |x|^2 of the normalized block: keeps > 94% of
+#: the bubbles even at high concentration (benchmarks/bench_ulm_sparsify.py).
+SPARSE_INPUT_THRESHOLD = 0.01
 
 
 @dataclass
 class UlmModel:
-    """A ULM network with the input sparsifier it was trained with (None for dense)."""
+    """A ULM network with the input sparsifier it was trained with (None for dense) and the
+    occupancy above which its 8x map is decoded into bubbles (see
+    :func:`blockrecon.ulm.evaluation.calibrate_threshold`)."""
 
     net: DenseUlmNet | SparseUlmNet
     sparsifier: InputSparsifier | None = None
     history: list[float] = field(default_factory=list)
+    threshold: float = 0.5
 
     @property
     def kind(self) -> str:
         return self.net.mode
 
-    def __call__(self, inputs: torch.Tensor) -> dict:
-        """Logits per scale of a batch of blocks (B, 2, T, *S) (see the networks)."""
+    def __call__(self, inputs: torch.Tensor, keep_keys: dict | None = None) -> dict:
+        """Logits per scale of a batch of blocks (B, 2, T, *S) (see the networks);
+        ``keep_keys`` (sparse only): sites pruning keeps, e.g. the target cells in training."""
         if self.sparsifier is None:
             return self.net(inputs)
-        return self.net(self.sparsifier(inputs))
+        return self.net(self.sparsifier(inputs), keep_keys)
 
 
 def build_model(kind: str, config: UlmNetConfig, sparsifier: InputSparsifier | None = None
                 ) -> UlmModel:
-    """A fresh dense or sparse model (sparse defaults to the |x|^2 > 0.25 threshold)."""
+    """A fresh dense or sparse model (sparse defaults to the |x|^2 > SPARSE_INPUT_THRESHOLD
+    threshold)."""
     if kind not in NET_KINDS:
         raise ValueError(f"network kind must be one of {NET_KINDS}, got {kind!r}")
     if kind == "dense":
         return UlmModel(DenseUlmNet(config))
-    return UlmModel(SparseUlmNet(config), sparsifier or InputSparsifier())
+    return UlmModel(SparseUlmNet(config),
+                    sparsifier or InputSparsifier("threshold", SPARSE_INPUT_THRESHOLD))
 
 
-def train_ulm(model: UlmModel, blocks: UlmBlocks, steps: int, lr: float = 3e-3,
-              batch_size: int = 2, seed: int = 0, progress: bool = True) -> list[float]:
-    """Adam on the multi-scale Dice loss over random batches of ``blocks``; returns the losses
-    (also appended to ``model.history``)."""
-    if steps < 0 or batch_size < 1:
-        raise ValueError(f"need steps >= 0 and batch_size >= 1, got {steps}, {batch_size}")
+def train_ulm(model: UlmModel, blocks: UlmBlocks, steps: int, lr: float = 1e-2,
+              batch_size: int = 4, seed: int = 0, bce_weight: float = 1.0,
+              progress: bool = True) -> list[float]:
+    """Adam on the multi-scale Dice loss over random batches of ``blocks``, learning rate ``lr``
+    decaying to 0 along a cosine over the ``steps``, plus ``bce_weight`` times the per-site
+    cross-entropy (see :func:`multiscale_dice_loss`); returns the losses (also appended to
+    ``model.history``). A sparse model keeps the (nested) target cells through pruning."""
+    if steps < 0 or batch_size < 1 or not lr > 0:
+        raise ValueError(f"need steps >= 0, batch_size >= 1 and lr > 0, got {steps}, "
+                         f"{batch_size}, {lr}")
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(model.net.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(steps, 1))
     model.net.train()
     losses = []
     bar = tqdm(range(steps), desc=f"train {model.kind}", disable=not progress or None)
     for _ in bar:
         items = torch.randint(blocks.inputs.shape[0], (batch_size,), generator=generator)
-        loss = multiscale_dice_loss(model(blocks.inputs[items]),
-                                    blocks.targets.select(items.tolist()))
+        targets = blocks.targets.select(items.tolist())
+        keep = None if model.sparsifier is None else targets.keys
+        loss = multiscale_dice_loss(model(blocks.inputs[items], keep), targets,
+                                    bce_weight=bce_weight)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        schedule.step()
         losses.append(float(loss.detach()))
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
     model.history.extend(losses)
@@ -111,7 +134,8 @@ def save_model(model: UlmModel, path: str | os.PathLike[str]) -> Path:
                           "state_dict": s.mask.state_dict()}}
     payload = {"format": "blockrecon.ulm.model/1", "kind": model.kind,
                "config": model.net.config.to_dict(), "state_dict": model.net.state_dict(),
-               "sparsifier": sparsifier, "history": list(model.history)}
+               "sparsifier": sparsifier, "history": list(model.history),
+               "threshold": model.threshold}
     return atomic_write(path, lambda temporary: torch.save(payload, temporary))
 
 
@@ -137,4 +161,5 @@ def load_model(path: str | os.PathLike[str]) -> UlmModel:
     model = build_model(payload["kind"], UlmNetConfig(**payload["config"]), sparsifier)
     model.net.load_state_dict(payload["state_dict"])
     model.history.extend(payload["history"])
+    model.threshold = float(payload.get("threshold", 0.5))
     return model

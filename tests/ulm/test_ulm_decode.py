@@ -1,4 +1,5 @@
-"""Grid convention, multi-scale Dice known answers, decoding of hand-built occupancy maps."""
+"""Grid convention, disc targets, multi-scale Dice (and cross-entropy) known answers, decoding
+of hand-built occupancy maps."""
 
 import pytest
 import torch
@@ -6,7 +7,7 @@ import torch
 from blockrecon.sparse import SparseTensor
 from blockrecon.ulm.blocks import cell_centres, cell_indices, occupancy_targets
 from blockrecon.ulm.decode import decode_occupancy
-from blockrecon.ulm.dice import dice_score, multiscale_dice_loss
+from blockrecon.ulm.dice import dice_score, multiscale_dice_loss, site_bce
 
 BIG = 50.0  # logit whose sigmoid is 1 to float64 rounding
 
@@ -78,3 +79,43 @@ def test_decode_bad_input():
         decode_occupancy(torch.zeros(1, 1, 8, 8), (1.0,))
     with pytest.raises(ValueError, match="logits"):
         decode_occupancy(torch.zeros(8, 8), (1.0, 1.0))
+
+
+def test_disc_targets_are_nested_and_decode_to_the_bubble():
+    pixel, radius = (0.5, 0.5), 0.125
+    pos = torch.tensor([[1.03, 2.41]], dtype=torch.float64)
+    target = occupancy_targets(pos, torch.tensor([0]), torch.tensor([0]), (1, 8, 8), 1, pixel,
+                               radius=radius)
+    occupied = target.dense(8)[0, 0]
+    cells = torch.stack(torch.meshgrid(*[torch.arange(n) for n in occupied.shape],
+                                       indexing="ij"), -1).reshape(-1, 2)
+    near = (cell_centres(cells, pixel, 8) - pos).norm(dim=1) <= radius
+    near |= (cells == cell_indices(pos, pixel, 8)).all(1)
+    assert torch.equal(occupied.reshape(-1) > 0, near)
+    assert target.keys[8].numel() >= 9  # a disc, not a single cell, on the 8x grid
+    for scale in (1, 2, 4):  # coarser: exactly the cells containing an occupied 8x cell
+        pooled = torch.nn.functional.max_pool2d(target.dense(8)[0], 8 // scale)
+        assert torch.equal(target.dense(scale)[0], pooled), scale
+    logits = torch.where(target.dense(8) > 0, BIG, -BIG)
+    found = decode_occupancy(logits, pixel, scale=8)
+    assert found.positions.shape == (1, 2)
+    assert float((found.positions.double() - pos).norm()) < 0.5 * 0.5 / 8  # half a fine cell
+    with pytest.raises(ValueError, match="radius"):
+        occupancy_targets(pos, torch.tensor([0]), torch.tensor([0]), (1, 8, 8), 1, pixel,
+                          radius=-1.0)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_site_bce_is_the_cross_entropy_of_the_held_sites(sparse):
+    torch.manual_seed(0)
+    logits = torch.randn(1, 2, 4, 4, dtype=torch.float64)
+    target = occupancy_targets(torch.tensor([[0.1, 0.1], [1.0, 1.0]]), torch.tensor([0, 1]),
+                               torch.tensor([0, 0]), (2, 4, 4), 1, (1.0, 1.0), scales=(1,))
+    labels = target.dense(1).double()
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
+    held = SparseTensor.from_dense(logits.unsqueeze(1), threshold=0.0) if sparse else logits
+    torch.testing.assert_close(site_bce(held, target.keys[1]), expected)
+    loss = multiscale_dice_loss({1: held}, target, bce_weight=2.0)
+    torch.testing.assert_close(loss, 1 - dice_score(held, target.keys[1]) + 2 * expected)
+    with pytest.raises(ValueError, match="bce_weight"):
+        multiscale_dice_loss({1: held}, target, bce_weight=-1.0)

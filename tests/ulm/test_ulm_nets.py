@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from blockrecon.sparse import SparseTensor
+from blockrecon.sparse.tensor import decode_keys, linear_keys
 from blockrecon.ulm.learned_mask import InputSparsifier, LearnedMask
 from blockrecon.ulm.nets import DenseUlmNet, SparseUlmNet, UlmNetConfig
 from blockrecon.ulm.nets.layers import FactorizedConv, PointwiseConv, Pool, Upsample
@@ -126,3 +127,26 @@ def test_sparsifiers_select_expected_sites():
     assert mask(x).shape == (1, 16, 4, 4)
     with pytest.raises(ValueError, match="sparsifier"):
         InputSparsifier("random")
+
+
+def test_pruning_keeps_the_given_keys():
+    _, sparse = _pair(2, prune=True)
+    with torch.no_grad():
+        for head in sparse.heads:
+            head.conv.bias.fill_(-1e3)  # nothing above 0.5: only the given keys and the maxima
+    x = torch.randn(2, 2, *GRIDS[2], dtype=torch.float64)
+    inp = SparseTensor.from_dense(x, threshold=0.5)
+    chosen = inp.keys()[::5].contiguous()
+    keep = {1: chosen}
+    for scale in (2, 4):  # one child of each chosen site at every finer scale
+        coords = decode_keys(keep[scale // 2], (16, 4 * scale // 2, 8 * scale // 2))
+        coords[:, 2:] *= 2
+        keep[scale] = linear_keys(coords, (16, 4 * scale, 8 * scale)).sort().values
+    out = sparse(inp, keep)
+    for scale in (2, 4, 8):
+        parents = set(keep[scale // 2].tolist())
+        sites = out[scale].coords.clone()
+        sites[:, 2:] //= 2
+        held = set(linear_keys(sites, (16, 4 * scale // 2, 8 * scale // 2)).tolist())
+        assert parents <= held, scale  # every kept key's children reach the next scale
+        assert len(held) <= len(parents) + 2  # plus at most the per-item maxima

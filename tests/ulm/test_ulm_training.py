@@ -1,22 +1,31 @@
-"""Training by deep supervision improves Dice on a tiny 2D toy; model files round-trip."""
+"""Training by deep supervision improves Dice on a tiny 2D toy (dense, and sparse with its fine
+stages fed the target cells), the decoding threshold is calibrated, the default input
+sparsifier keeps the bubbles at high concentration; model files round-trip."""
 
 import pytest
 import torch
 
+from blockrecon.sparse.tensor import linear_keys
 from blockrecon.ulm.blocks import acquisition_blocks
 from blockrecon.ulm.dice import dice_score
+from blockrecon.ulm.evaluation import calibrate_threshold, evaluate_model
 from blockrecon.ulm.learned_mask import InputSparsifier, LearnedMask, train_learned_mask
 from blockrecon.ulm.nets import UlmNetConfig
 from blockrecon.ulm.simulate import simulate_acquisition
+from blockrecon.ulm.sparsify import bubble_retention
 from blockrecon.ulm.training import build_model, load_model, save_model, train_ulm
 
 CONFIG = UlmNetConfig(channels=(4, 4, 4), fine_channels=4)
 
 
 @pytest.fixture(scope="module")
-def blocks():
-    acq = simulate_acquisition((8, 8), 64, 3.0, seed=3, progress=False)
-    return acquisition_blocks(acq, 16)
+def acquisition():
+    return simulate_acquisition((8, 8), 64, 3.0, seed=3, progress=False)
+
+
+@pytest.fixture(scope="module")
+def blocks(acquisition):
+    return acquisition_blocks(acquisition, 16)
 
 
 def _dice(model, blocks):
@@ -26,15 +35,64 @@ def _dice(model, blocks):
     return {s: float(dice_score(out[s], blocks.targets.keys[s])) for s in out}
 
 
-def test_training_improves_multiscale_dice(blocks):
+def test_training_improves_multiscale_dice():
+    acq = simulate_acquisition((16, 16), 16, 16.0, seed=3, progress=False)
+    dense_blocks = acquisition_blocks(acq, 16)  # one block, bubbles in every frame
     torch.manual_seed(0)
     model = build_model("dense", CONFIG)
-    before = _dice(model, blocks)
-    losses = train_ulm(model, blocks, steps=15, lr=2e-2, batch_size=2, progress=False)
-    after = _dice(model, blocks)
-    assert len(losses) == 15 and model.history == losses
+    before = _dice(model, dense_blocks)
+    losses = train_ulm(model, dense_blocks, steps=30, lr=2e-2, batch_size=1, progress=False)
+    after = _dice(model, dense_blocks)
+    assert len(losses) == 30 and model.history == losses
     # soft Dice at least doubles at every scale (long runs: benchmarks/bench_ulm_accuracy.py)
     assert all(after[s] > 2 * before[s] for s in before), (before, after)
+
+
+def test_sparse_training_feeds_every_target_cell_to_the_fine_stages(blocks, monkeypatch):
+    torch.manual_seed(0)
+    model = build_model("sparse", CONFIG)
+    seen = []
+    forward = type(model.net).forward
+
+    def record(net, x, keep_keys=None):
+        out = forward(net, x, keep_keys)
+        seen.append((keep_keys, out))
+        return out
+
+    monkeypatch.setattr(type(model.net), "forward", record)
+    train_ulm(model, blocks, steps=3, batch_size=4, progress=False)
+    targets = present = 0
+    for keep_keys, out in seen:
+        at_sites = torch.isin(keep_keys[4], out[4].keys())  # target cells among the sites
+        fine_parents = out[8].coords.clone()
+        fine_parents[:, 2:] //= 2  # parents of the 8x sites on the 4x grid
+        parents = linear_keys(fine_parents, out[4].spatial_shape)
+        assert bool(torch.isin(keep_keys[4][at_sites], parents).all())  # none pruned
+        targets, present = targets + at_sites.numel(), present + int(at_sites.sum())
+    assert targets > 0 and present > 0.8 * targets
+
+
+def test_calibrated_threshold_is_the_best_of_the_grid_and_is_saved(blocks, acquisition,
+                                                                    tmp_path):
+    torch.manual_seed(0)
+    model = build_model("dense", CONFIG)
+    train_ulm(model, blocks, steps=10, lr=2e-2, batch_size=2, progress=False)
+    jaccard = calibrate_threshold(model, [acquisition], 16, thresholds=(0.1, 0.5, 0.9),
+                                  progress=False)
+    assert model.threshold == max(jaccard, key=jaccard.get)
+    assert evaluate_model(model, acquisition, 16, progress=False).jaccard == pytest.approx(
+        jaccard[model.threshold])
+    assert load_model(save_model(model, tmp_path / "m.pt")).threshold == model.threshold
+    with pytest.raises(ValueError, match="thresholds"):
+        calibrate_threshold(model, [acquisition], 16, thresholds=(1.5,), progress=False)
+
+
+def test_default_sparsifier_keeps_the_bubbles_at_high_concentration():
+    acq = simulate_acquisition((16, 16), 32, 32.0, seed=5, progress=False)
+    sites = build_model("sparse", CONFIG).sparsifier(acquisition_blocks(acq, 16).inputs)
+    keep = sites.to_dense().abs().sum(1).reshape(acq.iq.shape) > 0
+    kept = bubble_retention(keep, acq.positions, acq.frames, acq.pixel_size)
+    assert kept.bubbles_kept >= 0.9 and kept.voxels_kept < 0.6, kept
 
 
 def test_learned_mask_training_reduces_its_loss(blocks):

@@ -128,15 +128,16 @@ class UlmNet(nn.Module):
     def _cat(self, a, b):
         raise NotImplementedError
 
-    def _prune(self, x, logits):
+    def _prune(self, x, logits, keep_keys):
         """Sites kept for the next upsampling stage (dense networks keep everything)."""
         return x
 
     def _squeeze_head(self, logits):
         raise NotImplementedError
 
-    def _run(self, x) -> dict:
-        """Heads' logits per scale for an activation ``x`` of the input grid."""
+    def _run(self, x, keep_keys=None) -> dict:
+        """Heads' logits per scale for an activation ``x`` of the input grid; ``keep_keys``
+        ({scale: sorted int64 keys}, sparse only) are sites pruning must keep."""
         skips = []
         for i, encoder in enumerate(self.encoders):
             if i:
@@ -153,5 +154,5 @@ class UlmNet(nn.Module):
             logits = self._layer(head, x)
             outputs[scale] = self._squeeze_head(logits)
             if scale != self.config.scales[-1]:
-                x = self._prune(x, logits)
+                x = self._prune(x, logits, None if keep_keys is None else keep_keys.get(scale))
         return outputs
