@@ -1,4 +1,5 @@
-"""Memory of one ULM training step (forward, multi-scale Dice loss, backward).
+"""Memory of one ULM training step (forward, loss of :func:`~blockrecon.ulm.training.training_loss`,
+backward).
 
 Counted with :func:`blockrecon.memory.saved_bytes` (peak live tensor bytes, parameters and
 inputs excluded). ``meta=True`` runs a dense network on the meta device, so sizes that could
@@ -15,8 +16,7 @@ import torch
 
 from blockrecon.memory import saved_bytes
 from blockrecon.ulm.blocks import OccupancyTargets
-from blockrecon.ulm.dice import multiscale_dice_loss
-from blockrecon.ulm.training import UlmModel
+from blockrecon.ulm.training import UlmModel, training_loss
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class StepMemory:
 
 def training_step_memory(model: UlmModel, inputs: torch.Tensor, targets: OccupancyTargets,
                          meta: bool = False) -> StepMemory:
-    """Peak live bytes of ``multiscale_dice_loss(model(inputs), targets).backward()``."""
+    """Peak live bytes of ``training_loss(model, inputs, targets)[0].backward()``."""
     if meta and model.kind != "dense":
         raise ValueError("only dense networks can be counted on the meta device")
     if meta:
@@ -40,10 +40,10 @@ def training_step_memory(model: UlmModel, inputs: torch.Tensor, targets: Occupan
     sites = {}
 
     def step() -> None:
-        outputs = model(inputs)
+        loss, outputs = training_loss(model, inputs, targets)
         for scale, out in outputs.items():
             sites[scale] = out.numel() if isinstance(out, torch.Tensor) else out.num_sites
-        multiscale_dice_loss(outputs, targets).backward()
+        loss.backward()
 
     model.net.train()
     peak = saved_bytes(step)

@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from blockrecon.atomic import atomic_write
-from blockrecon.ulm.blocks import UlmBlocks
+from blockrecon.ulm.blocks import OccupancyTargets, UlmBlocks
 from blockrecon.ulm.dice import dice_score, multiscale_dice_loss
 from blockrecon.ulm.learned_mask import InputSparsifier, LearnedMask
 from blockrecon.ulm.nets import DenseUlmNet, SparseUlmNet, UlmNetConfig
@@ -67,13 +67,22 @@ def build_model(kind: str, config: UlmNetConfig, sparsifier: InputSparsifier | N
                     sparsifier or InputSparsifier("threshold", SPARSE_INPUT_THRESHOLD))
 
 
+def training_loss(model: UlmModel, inputs: torch.Tensor, targets: OccupancyTargets,
+                  bce_weight: float = 1.0) -> tuple[torch.Tensor, dict]:
+    """(loss, logits per scale) of one training step on a batch (B, 2, T, *S): multi-scale Dice
+    plus ``bce_weight`` times the per-site cross-entropy; a sparse model keeps the (nested)
+    target cells through pruning."""
+    keep = None if model.sparsifier is None else targets.keys
+    outputs = model(inputs, keep)
+    return multiscale_dice_loss(outputs, targets, bce_weight=bce_weight), outputs
+
+
 def train_ulm(model: UlmModel, blocks: UlmBlocks, steps: int, lr: float = 1e-2,
               batch_size: int = 4, seed: int = 0, bce_weight: float = 1.0,
               progress: bool = True) -> list[float]:
     """Adam on the multi-scale Dice loss over random batches of ``blocks``, learning rate ``lr``
-    decaying to 0 along a cosine over the ``steps``, plus ``bce_weight`` times the per-site
-    cross-entropy (see :func:`multiscale_dice_loss`); returns the losses (also appended to
-    ``model.history``). A sparse model keeps the (nested) target cells through pruning."""
+    decaying to 0 along a cosine over the ``steps`` (loss: :func:`training_loss`); returns the
+    losses (also appended to ``model.history``)."""
     if steps < 0 or batch_size < 1 or not lr > 0:
         raise ValueError(f"need steps >= 0, batch_size >= 1 and lr > 0, got {steps}, "
                          f"{batch_size}, {lr}")
@@ -85,10 +94,8 @@ def train_ulm(model: UlmModel, blocks: UlmBlocks, steps: int, lr: float = 1e-2,
     bar = tqdm(range(steps), desc=f"train {model.kind}", disable=not progress or None)
     for _ in bar:
         items = torch.randint(blocks.inputs.shape[0], (batch_size,), generator=generator)
-        targets = blocks.targets.select(items.tolist())
-        keep = None if model.sparsifier is None else targets.keys
-        loss = multiscale_dice_loss(model(blocks.inputs[items], keep), targets,
-                                    bce_weight=bce_weight)
+        loss, _ = training_loss(model, blocks.inputs[items],
+                                blocks.targets.select(items.tolist()), bce_weight)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
