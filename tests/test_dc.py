@@ -44,6 +44,34 @@ def test_gradient_step_formula(problem):
     assert torch.allclose(dc(z, aty, op), expected, atol=1e-12)
 
 
+def test_gradient_step_backward_equals_autograd_through_the_formula(problem):
+    op, z, aty = problem
+    dc = GradientStepDC(step=0.3).double()
+    weights = torch.linspace(-1, 2, z.numel(), dtype=torch.float64).reshape(z.shape)
+
+    def grads(apply):
+        zz, aa = z.clone().requires_grad_(True), aty.clone().requires_grad_(True)
+        dc.zero_grad()
+        (apply(zz, aa).abs() * weights).sum().backward()
+        return zz.grad, aa.grad, dc.step.grad.clone()
+
+    ours = grads(lambda zz, aa: dc(zz, aa, op))
+    reference = grads(lambda zz, aa: zz - dc.step * (op.normal(zz) - aa))
+    for got, want in zip(ours, reference, strict=True):
+        assert want.abs().max() > 0
+        assert torch.allclose(got, want, atol=1e-12)
+
+
+def test_gradient_step_saves_only_the_residual(problem):
+    op, z, aty = problem
+    z = z.requires_grad_(True)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.shape) or t,
+                                                  lambda t: t):
+        GradientStepDC(step=0.3).double()(z, aty, op)
+    assert saved.count(z.shape) == 1
+
+
 def test_cg_solves_regularized_normal_equations(problem):
     op, z, aty = problem
     dc = ConjugateGradientDC(lam=0.5, n_iter=30).double()

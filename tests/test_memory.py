@@ -71,8 +71,8 @@ def _regularizer_bytes(width: int, volume: int, patch: int) -> int:
 def test_blockwise_bytes_stay_flat_when_volume_grows_8x():
     patch = 8
     small, large = _regularizer_bytes(32, 16, patch), _regularizer_bytes(32, 32, patch)
-    # same wrapper with a 1-channel net: only the volume-sized states (input, padded volume,
-    # output and their gradients) remain
+    # same wrapper with a 1-channel net: only the volume-sized states (output and gradients)
+    # remain
     states_small, states_large = _regularizer_bytes(1, 16, patch), _regularizer_bytes(1, 32, patch)
     assert states_large >= 3.5 * states_small  # O(volume) states do grow
     assert large - states_large <= 1.05 * (small - states_small)  # patch part does not

@@ -8,7 +8,12 @@ from collections.abc import Callable, Iterator
 import torch
 
 from .nufft import NUFFT
-from .toeplitz import SelfAdjointFunction, ToeplitzNormal, apply_toeplitz
+from .toeplitz import (
+    SelfAdjointFunction,
+    ToeplitzNormal,
+    apply_sense_toeplitz,
+    apply_toeplitz,
+)
 from .validation import check_coil_count, check_image, check_kspace, check_maps, check_weights
 
 __all__ = ["Sense", "AUTO_COIL_VALUES"]
@@ -140,7 +145,10 @@ class Sense(torch.nn.Module):
 
     def _toeplitz_normal(self, image: torch.Tensor) -> torch.Tensor:
         kernel = self.toeplitz.kernel(image.real.dtype)
-        return self._combine_coils(lambda c: apply_toeplitz(self._coil_images(image, c), kernel))
+        if torch.is_grad_enabled() and self.maps.requires_grad:  # autograd through the maps
+            return self._combine_coils(
+                lambda c: apply_toeplitz(self._coil_images(image, c), kernel))
+        return apply_sense_toeplitz(image, kernel, [self.maps[c] for c in self._coil_chunks()])
 
     def _nufft_normal(self, image: torch.Tensor) -> torch.Tensor:
         def per_coil(coils: slice) -> torch.Tensor:
