@@ -21,6 +21,10 @@ from blockrecon.ulm.blocks import UlmBlocks
 from blockrecon.ulm.nets.layers import FactorizedConv, PointwiseConv
 
 SPARSIFIERS = ("threshold", "topk", "learned")
+#: Default threshold on |x|^2 of the normalized block (``blockrecon.ulm.blocks.iq_channels``):
+#: keeps > 94% of the bubbles up to 0.125 bubbles per pixel in 16-frame blocks, 0.25 only about
+#: a third (``benchmarks/bench_ulm_sparsify.py``).
+INPUT_THRESHOLD = 0.01
 
 
 class LearnedMask(nn.Module):
@@ -82,7 +86,7 @@ class InputSparsifier:
         mask: a :class:`LearnedMask` for ``"learned"``.
     """
 
-    def __init__(self, kind: str = "threshold", value: float = 0.25,
+    def __init__(self, kind: str = "threshold", value: float = INPUT_THRESHOLD,
                  mask: LearnedMask | None = None):
         if kind not in SPARSIFIERS:
             raise ValueError(f"sparsifier must be one of {SPARSIFIERS}, got {kind!r}")

@@ -27,9 +27,6 @@ from blockrecon.ulm.learned_mask import InputSparsifier, LearnedMask
 from blockrecon.ulm.nets import DenseUlmNet, SparseUlmNet, UlmNetConfig
 
 NET_KINDS = ("dense", "sparse")
-#: Default input threshold of the sparse network on |x|^2 of the normalized block: keeps > 94% of
-#: the bubbles even at high concentration (benchmarks/bench_ulm_sparsify.py).
-SPARSE_INPUT_THRESHOLD = 0.01
 
 
 @dataclass
@@ -57,14 +54,12 @@ class UlmModel:
 
 def build_model(kind: str, config: UlmNetConfig, sparsifier: InputSparsifier | None = None
                 ) -> UlmModel:
-    """A fresh dense or sparse model (sparse defaults to the |x|^2 > SPARSE_INPUT_THRESHOLD
-    threshold)."""
+    """A fresh dense or sparse model (sparse defaults to ``InputSparsifier()``: |x|^2 > 0.01)."""
     if kind not in NET_KINDS:
         raise ValueError(f"network kind must be one of {NET_KINDS}, got {kind!r}")
     if kind == "dense":
         return UlmModel(DenseUlmNet(config))
-    return UlmModel(SparseUlmNet(config),
-                    sparsifier or InputSparsifier("threshold", SPARSE_INPUT_THRESHOLD))
+    return UlmModel(SparseUlmNet(config), sparsifier or InputSparsifier())
 
 
 def training_loss(model: UlmModel, inputs: torch.Tensor, targets: OccupancyTargets,

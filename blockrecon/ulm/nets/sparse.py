@@ -37,7 +37,7 @@ class SparseUlmNet(UlmNet):
     """Sparse twin of :class:`~blockrecon.ulm.nets.dense.DenseUlmNet` (same parameters).
 
     ``forward(x)``: x a :class:`SparseTensor` with 2 channels on a (T, *S) grid (e.g.
-    ``SparseTensor.from_dense(block, threshold=0.25)``) -> dict {scale: SparseTensor of
+    ``SparseTensor.from_dense(block, threshold=0.01)``) -> dict {scale: SparseTensor of
     1-channel logits on that stage's sites, grid (T, *(scale * S))}. Sites never reached count
     as occupancy 0. After the heads at scales 1, 2 and 4 the sites with occupancy <= 0.5 are
     dropped (see :func:`occupancy_keep`) unless ``prune=False``; then, on a fully active input,
