@@ -49,6 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                 parser_class=type(parser))
     _register_simulate(sub)
     _register_train(sub)
+    _register_calibrate(sub)
     _register_evaluate(sub)
     _register_bench_memory(sub)
 
@@ -149,6 +150,30 @@ def _train(args: argparse.Namespace) -> int:
           f"{blocks.inputs.shape[0]} blocks, loss {losses[0]:.3f} -> {losses[-1]:.3f}, "
           f"decoding threshold {model.threshold} (training Jaccard "
           f"{jaccard[model.threshold]:.3f})", file=sys.stderr)
+    return 0
+
+
+# ---------------------------------------------------------------- calibrate
+def _register_calibrate(sub) -> None:
+    p = sub.add_parser("calibrate",
+                       help="choose a model's decoding threshold on acquisitions (rewrites it)")
+    p.add_argument("--model", type=Path, required=True, help="model file, rewritten in place")
+    p.add_argument("--data", type=Path, required=True, nargs="+", help="acquisition .h5 files")
+    p.add_argument("--block-frames", type=_positive(int), default=16)
+    p.set_defaults(func=_calibrate)
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from blockrecon.ulm.acquisition import load_acquisition
+    from blockrecon.ulm.evaluation import calibrate_threshold
+    from blockrecon.ulm.training import load_model, save_model
+
+    model = load_model(args.model)
+    jaccard = calibrate_threshold(model, [load_acquisition(p) for p in args.data],
+                                  args.block_frames, progress=_progress(args))
+    save_model(model, args.model)
+    print("  ".join(f"{t:g}: {j:.3f}" for t, j in jaccard.items()))
+    print(f"Wrote {args.model}: decoding threshold {model.threshold}", file=sys.stderr)
     return 0
 
 

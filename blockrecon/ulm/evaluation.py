@@ -23,7 +23,7 @@ from blockrecon.ulm.metrics import LocalizationScores, localization_scores
 from blockrecon.ulm.training import UlmModel, predict
 
 #: Thresholds tried by :func:`calibrate_threshold`.
-DECODE_THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+DECODE_THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 def _scores(model: UlmModel, acquisition: UlmAcquisition, block_frames: int,

@@ -20,6 +20,8 @@ def test_simulate_train_evaluate(acquisition, tmp_path):
     assert main(["ulm", "--no-progress", "train", "--data", str(acquisition), "--out",
                  str(model), "--kind", "sparse", "--steps", "2", "--channels", "2", "2", "2",
                  "--fine-channels", "2"]) == 0
+    assert main(["ulm", "--no-progress", "calibrate", "--model", str(model), "--data",
+                 str(acquisition)]) == 0
     scores = tmp_path / "s.json"
     assert main(["ulm", "--no-progress", "evaluate", "--data", str(acquisition), "--model",
                  str(model), "--json", str(scores)]) == 0
@@ -43,6 +45,7 @@ def test_bench_memory(tmp_path):
     (["train", "--data", "{acq}", "--out", "{tmp}/m.pt", "--block-frames", "8",
       "--steps", "1"], "multiple of 16"),
     (["evaluate", "--data", "{acq}", "--model", "{acq}"], "not a ULM model"),
+    (["calibrate", "--data", "{acq}", "--model", "{tmp}/missing.pt"], "no such model file"),
     (["simulate", "--out", "{tmp}/a.txt"], "must end in .h5"),
 ])
 def test_bad_input_exits_2(acquisition, tmp_path, capsys, args, message):
