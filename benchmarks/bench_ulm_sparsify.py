@@ -7,7 +7,7 @@ blocks, see ``blockrecon.ulm.blocks.iq_channels``) the fraction of voxels kept a
 true bubble positions whose nearest voxel, or any voxel within lambda/2, is kept.
 
     python benchmarks/bench_ulm_sparsify.py
-    python benchmarks/bench_ulm_sparsify.py --quick    # 16^3 x 64 and 32^2 x 64
+    python benchmarks/bench_ulm_sparsify.py --quick    # 16^3, 32^2 and 16^2 x 64
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def main() -> None:
                         default=Path(__file__).parent / "results" / "bench_ulm_sparsify.json")
     args = parser.parse_args()
     if args.quick:
-        blocks, n_frames, concentrations = ((16, 16, 16), (32, 32)), 64, (5, 40)
+        blocks, n_frames, concentrations = ((16, 16, 16), (32, 32), (16, 16)), 64, (5, 40)
     else:
         blocks, n_frames, concentrations = ((32, 32, 32), (64, 64)), 512, (10, 40, 160)
     rows = []

@@ -22,8 +22,8 @@ from blockrecon.ulm.nets.layers import FactorizedConv, PointwiseConv
 
 SPARSIFIERS = ("threshold", "topk", "learned")
 #: Default threshold on |x|^2 of the normalized block (``blockrecon.ulm.blocks.iq_channels``):
-#: keeps > 94% of the bubbles up to 0.125 bubbles per pixel in 16-frame blocks, 0.25 only about
-#: a third (``benchmarks/bench_ulm_sparsify.py``).
+#: keeps > 93% of the bubbles at 40 bubbles/frame in 16-frame blocks of 16^2, 32^2 and 16^3
+#: voxels, where 0.25 keeps a third or less (``benchmarks/bench_ulm_sparsify.py --quick``).
 INPUT_THRESHOLD = 0.01
 
 
