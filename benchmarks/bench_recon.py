@@ -111,28 +111,26 @@ def tune(candidates: list[float], run, acq: Acquisition) -> tuple[float, dict[st
         scores[f"{lamda:g}"] = object_nrmse(run(lamda), acq)
         print(f"  lambda {lamda:g}: NRMSE {scores[f'{lamda:g}']:.4f}", file=sys.stderr)
     best = min(candidates, key=lambda lamda: scores[f"{lamda:g}"])
+    if len(candidates) > 1 and best in (min(candidates), max(candidates)):
+        print(f"  warning: the best lambda {best:g} is at the edge of the sweep; a wider sweep "
+              "may find a better one", file=sys.stderr)
     return best, scores
 
 
 def mbdl_method(acq: Acquisition):
     """The shipped model as a method, or None (with the reason) when it is not installed."""
-    from blockrecon import models
-    from blockrecon.train.data import NORMALIZATION, normalize_pair
+    from blockrecon.models import load_pretrained
+    from blockrecon.train.data import reconstruct_with_model, takes_normalized_data
 
-    if not hasattr(models, "load_pretrained"):
-        return None, "blockrecon.models.load_pretrained does not exist"
     try:
-        model, config, extra = models.load_pretrained()
+        model, config, extra = load_pretrained()
     except FileNotFoundError as err:
         return None, str(err)
     model.regularizers[0].plan(acq.image_shape)
 
     def run() -> torch.Tensor:
-        if extra.get("data_normalization") == NORMALIZATION:
-            pair = normalize_pair(acq.kspace, acq.maps, acq.coord)
-            return model(pair.kspace, pair.op) / pair.intensity_scale
-        from blockrecon.physics import Sense
-        return model(acq.kspace, Sense(acq.maps, acq.coord))
+        return reconstruct_with_model(model, acq.kspace, acq.maps, acq.coord,
+                                      takes_normalized_data(extra))
 
     return run, {"config": config, "training": {k: v for k, v in extra.items()
                                                  if isinstance(v, (int, float, str))}}
@@ -154,8 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--coils", type=int, default=8)
     parser.add_argument("--acceleration", type=float, default=8.0)
     parser.add_argument("--snr", type=float, default=40.0, help="k-space SNR in dB")
-    parser.add_argument("--lambdas", type=float, nargs="+", default=[1e-3, 3e-3, 1e-2])
-    parser.add_argument("--bart-lambdas", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3])
+    parser.add_argument("--lambdas", type=float, nargs="+", default=[1e-2, 3e-2, 1e-1])
+    parser.add_argument("--bart-lambdas", type=float, nargs="+", default=[3e-5, 1e-4, 3e-4])
     parser.add_argument("--iterations", type=int, nargs="+", default=[30, 100])
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--no-bart", action="store_true")

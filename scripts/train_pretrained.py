@@ -12,7 +12,7 @@ At the end the model is compared with gridding, CG-SENSE and L1-wavelet CS (as
 and on the demo's Shepp-Logan volume; the table (PSNR, SSIM, NRMSE, time) is printed and written
 to JSON, and the held-out means go into the model file's metadata.
 
-    python scripts/train_pretrained.py                 # the shipped model (about 15 minutes)
+    python scripts/train_pretrained.py                 # the shipped model (about 30 minutes)
     python scripts/train_pretrained.py --quick         # smoke run, writes to benchmarks/results
 """
 
@@ -58,13 +58,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--coils", type=int, default=8)
     parser.add_argument("--acceleration", type=float, default=8.0)
     parser.add_argument("--snr", type=float, default=40.0, help="k-space SNR in dB")
-    parser.add_argument("--n-train", type=int, default=16, help="training volumes")
-    parser.add_argument("--n-test", type=int, default=4, help="held-out volumes")
-    parser.add_argument("--steps", type=int, default=120)
+    parser.add_argument("--n-train", type=int, default=48, help="training volumes")
+    parser.add_argument("--n-test", type=int, default=8, help="held-out volumes")
+    parser.add_argument("--steps", type=int, default=800)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--demo-size", type=int, default=48,
                         help="size of the Shepp-Logan evaluation (0 skips it)")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path,
                         default=ROOT / "blockrecon" / "models" / PRETRAINED_FILE)
     parser.add_argument("--json", type=Path,

@@ -59,6 +59,24 @@ def test_improves_clearly_on_its_starting_point(pretrained):
     assert nrmse(image, acq.image) < nrmse(reference, acq.image)
 
 
+def test_beats_cg_sense_and_l1_wavelet_at_its_training_setting(pretrained):
+    """One held-out random-ellipsoid volume at the training size, coils, acceleration and SNR
+    (a seed outside the training and evaluation seeds), methods configured as the demo's."""
+    _, _, extra = pretrained
+    size = extra["image_size"]
+    coord = radial_3d(radial_spokes(size, extra["acceleration"]), size)
+    acq = simulate_acquisition(coord, (size,) * 3, n_coils=extra["n_coils"],
+                               phantom="ellipsoids", snr_db=extra["snr_db"], seed=HELD_OUT_SEED)
+    methods = {**demo.classical_methods(acq, progress=False), **demo.mbdl_method(acq)}
+    rows = {row["method"]: row for row in demo.quality_rows(demo.run_demo(acq, methods),
+                                                              acq.image)}
+    mbdl = rows.pop(demo.MBDL_NAME)
+    for name in ("CG-SENSE", "L1-wavelet CS"):
+        assert mbdl["psnr_db"] > rows[name]["psnr_db"] + 1.0, name
+        assert mbdl["ssim"] > rows[name]["ssim"], name
+        assert mbdl["nrmse"] < rows[name]["nrmse"], name
+
+
 def test_demo_command_adds_the_learned_method(tmp_path, capsys):
     assert main(["demo", "--size", "16", "--coils", "4", "--no-progress",
                  "--out", str(tmp_path)]) == 0
