@@ -101,9 +101,9 @@ def _register_train(sub) -> None:
     p.add_argument("--fine-channels", type=_positive(int), default=8)
     p.add_argument("--sparsifier", choices=("threshold", "topk", "learned"),
                    default="threshold", help="sparse input sites (default threshold)")
-    p.add_argument("--sparsity", type=float, default=0.01,
-                   help="threshold on |x|^2 of the normalized block (default 0.01), or top-k "
-                        "fraction")
+    p.add_argument("--sparsity", type=float, default=None,
+                   help="threshold on |x|^2 of the normalized block (default: the library's "
+                        "input threshold, 0.01), or the top-k fraction (required with topk)")
     p.add_argument("--mask-steps", type=_positive(int), default=100,
                    help="training steps of the learned mask")
     p.set_defaults(func=_train)
@@ -119,7 +119,12 @@ def _load_blocks(acquisitions, block_frames: int):
 def _train(args: argparse.Namespace) -> int:
     from blockrecon.ulm.acquisition import load_acquisition
     from blockrecon.ulm.evaluation import calibrate_threshold
-    from blockrecon.ulm.learned_mask import InputSparsifier, LearnedMask, train_learned_mask
+    from blockrecon.ulm.learned_mask import (
+        INPUT_THRESHOLD,
+        InputSparsifier,
+        LearnedMask,
+        train_learned_mask,
+    )
     from blockrecon.ulm.nets import UlmNetConfig
     from blockrecon.ulm.training import build_model, save_model, train_ulm
 
@@ -139,7 +144,10 @@ def _train(args: argparse.Namespace) -> int:
             mask = LearnedMask(config.spatial_dims)
             train_learned_mask(mask, blocks, args.mask_steps, seed=args.seed,
                                progress=_progress(args))
-        sparsifier = InputSparsifier(args.sparsifier, args.sparsity, mask)
+        if args.sparsifier == "topk" and args.sparsity is None:
+            raise ValueError("--sparsifier topk needs --sparsity FRACTION (of voxels kept)")
+        value = INPUT_THRESHOLD if args.sparsity is None else args.sparsity
+        sparsifier = InputSparsifier(args.sparsifier, value, mask)
     model = build_model(args.kind, config, sparsifier)
     losses = train_ulm(model, blocks, args.steps, lr=args.lr, batch_size=args.batch,
                        seed=args.seed, bce_weight=args.bce_weight, progress=_progress(args))

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from blockrecon.atomic import atomic_write
 from blockrecon.ulm.blocks import OccupancyTargets, UlmBlocks
-from blockrecon.ulm.dice import dice_score, multiscale_dice_loss
+from blockrecon.ulm.dice import multiscale_dice_loss
 from blockrecon.ulm.learned_mask import InputSparsifier, LearnedMask
 from blockrecon.ulm.nets import DenseUlmNet, SparseUlmNet, UlmNetConfig
 
@@ -111,13 +111,6 @@ def predict(model: UlmModel, blocks: UlmBlocks, batch_size: int = 1,
     for start in tqdm(starts, desc=f"predict {model.kind}", disable=not progress or None):
         outputs.append(model(blocks.inputs[start:start + batch_size]))
     return outputs
-
-
-def mean_dice(model: UlmModel, blocks: UlmBlocks, scale: int = 8) -> float:
-    """Soft Dice at ``scale`` over all blocks (one batch)."""
-    model.net.eval()
-    with torch.no_grad():
-        return float(dice_score(model(blocks.inputs)[scale], blocks.targets.keys[scale]))
 
 
 def save_model(model: UlmModel, path: str | os.PathLike[str]) -> Path:

@@ -44,6 +44,8 @@ def test_bench_memory(tmp_path):
     (["train", "--data", "{tmp}/missing.h5", "--out", "{tmp}/m.pt"], "no such file"),
     (["train", "--data", "{acq}", "--out", "{tmp}/m.pt", "--block-frames", "8",
       "--steps", "1"], "multiple of 16"),
+    (["train", "--data", "{acq}", "--out", "{tmp}/m.pt", "--sparsifier", "topk",
+      "--steps", "1"], "needs --sparsity"),
     (["evaluate", "--data", "{acq}", "--model", "{acq}"], "not a ULM model"),
     (["calibrate", "--data", "{acq}", "--model", "{tmp}/missing.pt"], "no such model file"),
     (["simulate", "--out", "{tmp}/a.txt"], "must end in .h5"),
