@@ -98,7 +98,7 @@ class GradientStepDC(nn.Module):
     def forward(self, z: torch.Tensor, aty: torch.Tensor, op: nn.Module) -> torch.Tensor:
         _check_pair(z, aty)
         normal = partial(op.normal, toeplitz=self.toeplitz)
-        if isinstance(op, nn.Module) and _operator_learns(op):
+        if _operator_learns(op):
             return z - self.step * (normal(z) - aty)
         return _GradientStep.apply(z, aty, self.step.to(z.real.dtype), normal)
 

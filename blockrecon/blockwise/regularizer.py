@@ -70,13 +70,17 @@ def check_padding(shape: Sequence[int], pad: Sequence[tuple[int, int]], padding:
                                  f"larger than that, got size {size}; use padding='zeros'")
 
 
-def pad_volume(x: torch.Tensor, pad: Sequence[tuple[int, int]], padding: str) -> torch.Tensor:
-    """Pad the spatial dims of ``(N, C, *spatial)`` by ``pad[d] = (before, after)``."""
-    check_padding(x.shape[2:], pad, padding)
+def _pad(x: torch.Tensor, pad: Sequence[tuple[int, int]], padding: str) -> torch.Tensor:
     flat = [p for before_after in reversed(pad) for p in before_after]
     if not any(flat):
         return x
     return F.pad(x, flat, mode=PADDING_MODES[padding])
+
+
+def pad_volume(x: torch.Tensor, pad: Sequence[tuple[int, int]], padding: str) -> torch.Tensor:
+    """Pad the spatial dims of ``(N, C, *spatial)`` by ``pad[d] = (before, after)``."""
+    check_padding(x.shape[2:], pad, padding)
+    return _pad(x, pad, padding)
 
 
 def crop_padded(x: torch.Tensor, region: Sequence[slice], pad: Sequence[tuple[int, int]],
@@ -86,7 +90,8 @@ def crop_padded(x: torch.Tensor, region: Sequence[slice], pad: Sequence[tuple[in
     ``region`` gives slices of the padded volume. The part inside ``x`` is cut out and padded
     only where the region extends past the volume. Reflection about the volume's edge equals
     reflection about the crop's edge there, because such a crop starts (or ends) at that edge
-    and is longer than its padding whenever :func:`check_padding` accepts ``pad``.
+    and is longer than its padding whenever :func:`check_padding` accepts ``pad`` (the caller
+    checks once per volume; nothing is checked per patch).
     """
     inside, amounts = [], []
     for r, (before, _), size in zip(region, pad, x.shape[2:], strict=True):
@@ -94,7 +99,7 @@ def crop_padded(x: torch.Tensor, region: Sequence[slice], pad: Sequence[tuple[in
         low, high = max(start, 0), min(stop, size)
         inside.append(slice(low, high))
         amounts.append((low - start, stop - high))
-    return pad_volume(x[(Ellipsis, *inside)], amounts, padding)
+    return _pad(x[(Ellipsis, *inside)], amounts, padding)
 
 
 def _finish(y: torch.Tensor, was_complex: bool) -> torch.Tensor:

@@ -103,8 +103,24 @@ def _phase_ramps(shape: Sequence[int], dtype: torch.dtype, device: torch.device)
     return ramps
 
 
-def _apply_polyphase(image: torch.Tensor, kernel: torch.Tensor,
-                     coil_chunks: Sequence[torch.Tensor] = ()) -> torch.Tensor:
+def _filter_parity(shifted: torch.Tensor, spectrum: torch.Tensor, kernel: torch.Tensor,
+                   parity: tuple[int, ...], ramps: list) -> None:
+    """One parity's term of the polyphase convolution, in place on ``shifted`` (the input,
+    then the output), ``spectrum`` a work buffer of the same shape (see
+    :func:`_apply_polyphase`)."""
+    dims = tuple(range(-kernel.ndim, 0))
+    odd = [ramp for ramp, p in zip(ramps, parity, strict=True) if p]
+    for ramp in odd:
+        shifted.mul_(ramp)
+    torch.fft.fftn(shifted, dim=dims, out=spectrum)
+    real_kernel = kernel[tuple(slice(p, None, 2) for p in parity)].unsqueeze(-1)
+    torch.view_as_real(spectrum).mul_(real_kernel)  # no complex copy of the kernel
+    torch.fft.ifftn(spectrum, dim=dims, out=shifted)
+    for ramp in odd:
+        shifted.mul_(ramp.conj())
+
+
+def _apply_polyphase(image: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """``crop(ifft_2N(K * fft_2N(pad(image))))`` without forming the 2N grid (no autograd).
 
     Split each frequency ``k = 2m + p`` of the 2N grid by parity ``p``: the zero-padded FFT at
@@ -113,51 +129,38 @@ def _apply_polyphase(image: torch.Tensor, kernel: torch.Tensor,
     with ``K_p = kernel[p::2, ...]``. Same FLOPs as the 2N grid, but every temporary has the
     image's size: three image-sized tensors (the result and two work buffers) instead of two
     2N grids (8x each in 3D).
-
-    With ``coil_chunks`` (coil maps ``(c, *N)`` per chunk) it returns the SENSE normal
-    ``sum_c conj(S_c) T(S_c image)``: each chunk's coil images are made inside the work buffers
-    and added into the result, so the buffers hold ``c`` images and no other temporary is made.
     """
-    ndim = kernel.ndim
-    dims = tuple(range(-ndim, 0))
-    ramps = _phase_ramps(image.shape[-ndim:], image.dtype, image.device)
+    ramps = _phase_ramps(image.shape[-kernel.ndim:], image.dtype, image.device)
     out = torch.zeros_like(image)
-    for maps in coil_chunks or (None,):
-        coil_axis = image.ndim - ndim
-        shape = image.shape if maps is None else (*image.shape[:coil_axis], *maps.shape)
-        shifted = torch.empty(shape, dtype=image.dtype, device=image.device)
+    shifted, spectrum = torch.empty_like(image), torch.empty_like(image)  # reused per parity
+    for parity in itertools.product((0, 1), repeat=kernel.ndim):
+        _filter_parity(shifted.copy_(image), spectrum, kernel, parity, ramps)
+        out.add_(shifted)
+    return out.div_(2**kernel.ndim)
+
+
+def _apply_sense_polyphase(image: torch.Tensor, kernel: torch.Tensor,
+                           coil_chunks: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``sum_c conj(S_c) T(S_c image)`` with ``T`` as in :func:`_apply_polyphase` (no autograd).
+
+    Each chunk's coil images ``(*batch, c, *N)`` are made inside the two work buffers and added
+    into the result, so no other temporary is made. The result holds the conjugate of the sum
+    until the end (``sum_c S_c conj(z_c)``), so no conjugated copy of the maps is made.
+    """
+    ramps = _phase_ramps(image.shape[-kernel.ndim:], image.dtype, image.device)
+    coil_axis = image.ndim - kernel.ndim
+    out = torch.zeros_like(image)
+    for maps in coil_chunks:
+        shifted = torch.empty((*image.shape[:coil_axis], *maps.shape), dtype=image.dtype,
+                              device=image.device)
         spectrum = torch.empty_like(shifted)  # both reused per parity
-        for parity in itertools.product((0, 1), repeat=ndim):
-            odd = [ramp for ramp, p in zip(ramps, parity, strict=True) if p]
-            if maps is None:
-                shifted.copy_(image)
-            else:
-                torch.mul(image.unsqueeze(coil_axis), maps, out=shifted)
-            for ramp in odd:
-                shifted.mul_(ramp)
-            torch.fft.fftn(shifted, dim=dims, out=spectrum)
-            real_kernel = kernel[tuple(slice(p, None, 2) for p in parity)].unsqueeze(-1)
-            torch.view_as_real(spectrum).mul_(real_kernel)  # no complex copy of the kernel
-            torch.fft.ifftn(spectrum, dim=dims, out=shifted)
-            for ramp in odd:
-                shifted.mul_(ramp.conj())
-            if maps is None:
-                out.add_(shifted)
-            else:
-                _add_conjugate_weighted(out, shifted, maps, coil_axis)
-        del shifted, spectrum  # freed before the next chunk's buffers are made
-    if coil_chunks:
-        torch.conj_physical_(out)
-    return out.div_(2**ndim)
-
-
-def _add_conjugate_weighted(out: torch.Tensor, z: torch.Tensor, maps: torch.Tensor,
-                            coil_axis: int) -> None:
-    """``out += conj(sum_c conj(maps_c) z_c) = sum_c maps_c conj(z_c)``, in place (``z`` is
-    overwritten): ``out`` holds the conjugate of the SENSE sum until the caller conjugates it,
-    so no conjugated copy of the maps is ever made."""
-    for coil_image in torch.conj_physical_(z).mul_(maps).unbind(coil_axis):
-        out.add_(coil_image)
+        for parity in itertools.product((0, 1), repeat=kernel.ndim):
+            torch.mul(image.unsqueeze(coil_axis), maps, out=shifted)
+            _filter_parity(shifted, spectrum, kernel, parity, ramps)
+            for coil_image in torch.conj_physical_(shifted).mul_(maps).unbind(coil_axis):
+                out.add_(coil_image)
+        del shifted, spectrum, coil_image  # freed before the next chunk's buffers are made
+    return torch.conj_physical_(out).div_(2**kernel.ndim)
 
 
 def apply_toeplitz(image: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -177,11 +180,11 @@ def apply_sense_toeplitz(image: torch.Tensor, kernel: torch.Tensor,
 
     ``coil_chunks`` are the coil maps in chunks ``(c, *N)`` processed together. Autograd sees
     one node that saves nothing (the maps are constants here); memory is the result and two
-    work buffers of ``c`` images each (see :func:`_apply_polyphase`).
+    work buffers of ``c`` images each (see :func:`_apply_sense_polyphase`).
     """
     kernel = kernel.to(device=image.device, dtype=image.real.dtype)
     return SelfAdjointFunction.apply(
-        image, partial(_apply_polyphase, kernel=kernel, coil_chunks=tuple(coil_chunks)))
+        image, partial(_apply_sense_polyphase, kernel=kernel, coil_chunks=tuple(coil_chunks)))
 
 
 class ToeplitzNormal(torch.nn.Module):
