@@ -10,8 +10,11 @@ kooshball with readout N, ``--acceleration``-fold angular undersampling, k-space
   iterations;
 * BART ``pics -e -l1`` (when the ``bart`` program is installed), 30 and 100 iterations, its own
   lambda tuned the same way on the tuning volume; the true coil maps are given to BART as .cfl;
-* the shipped block-wise MBDL model (:func:`blockrecon.models.load_pretrained`, normalized
-  data as it was trained; normalization counted in its time), when it is installed.
+* the shipped block-wise MBDL model (:func:`blockrecon.models.load_pretrained`, data prepared
+  as it was trained; normalization counted in its time), when it is installed.
+
+The Pipe-Menon weights are computed once, in the gridding row's time, and reused by L1-wavelet
+CS and by an MBDL model that takes density weights.
 
 Every method gets the true coil maps. Metrics (:mod:`blockrecon.recon.metrics`): PSNR and SSIM
 over the volume, NRMSE inside the object. Time is wall time; memory is the increase of this
@@ -117,10 +120,12 @@ def tune(candidates: list[float], run, acq: Acquisition) -> tuple[float, dict[st
     return best, scores
 
 
-def mbdl_method(acq: Acquisition):
-    """The shipped model as a method, or None (with the reason) when it is not installed."""
+def mbdl_method(acq: Acquisition, dcf: dict[str, torch.Tensor]):
+    """The shipped model as a method, or None (with the reason) when it is not installed. A
+    model that takes density weights gets the gridding's Pipe-Menon weights ``dcf["w"]``, as
+    L1-wavelet CS does (their time is in the gridding row)."""
     from blockrecon.models import load_pretrained
-    from blockrecon.train.data import reconstruct_with_model, takes_normalized_data
+    from blockrecon.train.data import reconstruct_with_model
 
     try:
         model, config, extra = load_pretrained()
@@ -129,8 +134,8 @@ def mbdl_method(acq: Acquisition):
     model.regularizers[0].plan(acq.image_shape)
 
     def run() -> torch.Tensor:
-        return reconstruct_with_model(model, acq.kspace, acq.maps, acq.coord,
-                                      takes_normalized_data(extra))
+        return reconstruct_with_model(model, acq.kspace, acq.maps, acq.coord, extra,
+                                      dcf=dcf["w"])
 
     return run, {"config": config, "training": {k: v for k, v in extra.items()
                                                  if isinstance(v, (int, float, str))}}
@@ -234,7 +239,7 @@ def test_methods(args: argparse.Namespace, acq: Acquisition, meta: dict, bart: B
         lamda = meta["tuning"]["bart"]["best"]
         methods.update({f"BART pics {n}": (lambda n=n: bart.pics(lamda, n))
                         for n in args.iterations})
-    run, info = mbdl_method(acq)
+    run, info = mbdl_method(acq, dcf)
     meta["mbdl"] = info
     if run is not None:
         methods["MBDL"] = run

@@ -29,7 +29,7 @@ from blockrecon.physics import (
 )
 from blockrecon.physics.simulate import radial_spokes
 from blockrecon.recon import cg_sense, grid_recon, l1_wavelet, nrmse, psnr, ssim
-from blockrecon.train.data import reconstruct_with_model, takes_normalized_data
+from blockrecon.train.data import reconstruct_with_model
 
 #: Name of the learned method in tables and figures.
 MBDL_NAME = "MBDL (block-wise)"
@@ -97,27 +97,26 @@ def classical_methods(acq: Acquisition, progress: bool = True
 
 
 def mbdl_method(acq: Acquisition, model: torch.nn.Module | None = None,
-                normalized: bool = False) -> dict[str, Callable[[], torch.Tensor]]:
+                extra: dict | None = None) -> dict[str, Callable[[], torch.Tensor]]:
     """The block-wise unrolled network on the true coil maps.
 
     Args:
         acq: the acquisition.
         model: an :class:`~blockrecon.unrolled.UnrolledNet` in eval mode; ``None`` loads the
             shipped pretrained model (:func:`blockrecon.models.load_pretrained`).
-        normalized: ``model`` takes normalized data
-            (:func:`blockrecon.train.data.takes_normalized_data`); ignored when ``model`` is
-            None (the shipped model's metadata says).
+        extra: ``model``'s metadata (how it takes its data, see
+            :func:`blockrecon.train.data.reconstruct_with_model`); ``None``: data at the
+            object's own scale, unweighted. Ignored when ``model`` is None.
 
-    Building the operator (its Toeplitz kernel) is counted in the time.
+    Building the operator (its Toeplitz kernel and density weights) is counted in the time.
     """
     if model is None:
         from blockrecon.models import load_pretrained
 
         model, _, extra = load_pretrained()
-        normalized = takes_normalized_data(extra)
 
     def mbdl() -> torch.Tensor:
-        return reconstruct_with_model(model, acq.kspace, acq.maps, acq.coord, normalized)
+        return reconstruct_with_model(model, acq.kspace, acq.maps, acq.coord, extra or {})
 
     return {MBDL_NAME: mbdl}
 

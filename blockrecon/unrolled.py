@@ -1,10 +1,14 @@
 """Unrolled networks: full-volume data consistency alternating with a (block-wise) regularizer.
 
-One unroll is ``x <- dc(R(x), E^H y, E)``: the regularizer ``R`` is a tiling-capable network
+One unroll is ``x <- dc(R(x), E^H W y, E)``: the regularizer ``R`` is a tiling-capable network
 (complex image seen as 2 channels) applied block-wise with checkpointed patches
 (:class:`~blockrecon.blockwise.BlockwiseRegularizer`) or, with ``patch_size=None``, to the whole
 once-padded volume (:func:`~blockrecon.blockwise.apply_full`, the exact reference). The data
-consistency ``dc`` (:mod:`blockrecon.dc`) always sees the full volume.
+consistency ``dc`` (:mod:`blockrecon.dc`) always sees the full volume. ``W`` is the operator's
+sample weights (``op.weights``, identity when it has none), the same that its normal operator
+``E^H W E`` applies, so data consistency solves one weighted least-squares problem: density
+weights (:func:`~blockrecon.physics.pipe_menon_dcf`) make that system well conditioned, and a
+few CG iterations then converge at any image size.
 """
 
 from __future__ import annotations
@@ -19,6 +23,13 @@ from torch.utils.checkpoint import checkpoint
 from blockrecon.blockwise import BlockwiseRegularizer, apply_full, tiling_contract
 
 INITS = ("zeros", "adjoint")
+
+
+def weighted_adjoint(y: torch.Tensor, op: nn.Module) -> torch.Tensor:
+    """``E^H W y``: the adjoint of the k-space weighted by ``op.weights`` (real, broadcastable to
+    the samples; no weighting when the operator has none)."""
+    weights = getattr(op, "weights", None)
+    return op.adjoint(y if weights is None else y * weights.to(y.real.dtype))
 
 
 class _FullVolume(nn.Module):
@@ -52,8 +63,8 @@ class UnrolledNet(nn.Module):
         init: ``"zeros"`` or ``"adjoint"`` (``E^H y`` scaled to minimise ``||E s E^H y - y||``).
 
     ``forward(y, op)``: k-space ``(*batch, coils, *samples)`` and an operator with ``adjoint``
-    and ``normal`` (:class:`blockrecon.physics.Sense`); returns the complex image
-    ``(*batch, *image_shape)``.
+    and ``normal`` (:class:`blockrecon.physics.Sense`, its ``weights`` applied to ``y`` as its
+    ``normal`` applies them); returns the complex image ``(*batch, *image_shape)``.
     """
 
     def __init__(self, regularizer: nn.Module, dc: nn.Module, n_unrolls: int,
@@ -97,7 +108,7 @@ class UnrolledNet(nn.Module):
         return self.dcs[i](z, aty, op)
 
     def forward(self, y: torch.Tensor, op: nn.Module) -> torch.Tensor:
-        aty = op.adjoint(y)
+        aty = weighted_adjoint(y, op)
         if aty.ndim not in (len(op.image_shape), len(op.image_shape) + 1):
             raise ValueError(f"UnrolledNet takes one batch dimension at most; E^H y has shape "
                              f"{tuple(aty.shape)}")

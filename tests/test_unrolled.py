@@ -7,9 +7,10 @@ import torch
 
 from blockrecon.dc import ConjugateGradientDC, GradientStepDC
 from blockrecon.nn import ResNet3d
-from blockrecon.physics import Sense
+from blockrecon.physics import Sense, pipe_menon_dcf
 from blockrecon.physics.simulate import simulate_acquisition
 from blockrecon.physics.trajectory import radial_3d
+from blockrecon.recon import cg_sense
 from blockrecon.unrolled import UnrolledNet
 
 
@@ -71,3 +72,19 @@ def test_bad_arguments_raise_value_error(kwargs, match):
     with pytest.raises(ValueError, match=match):
         model = UnrolledNet(**args)
         model(torch.zeros(1, 4, 8, dtype=torch.complex64), None)
+
+
+def test_weighted_operator_makes_dc_solve_weighted_least_squares(radial):
+    """With ``Sense(weights=W)`` the unrolled net's CG DC (lam -> 0) reaches the density-weighted
+    least-squares solution of CG-SENSE with the same weights, not the unweighted one."""
+    kspace, op = radial
+    coord = op.nufft.coord
+    weights = pipe_menon_dcf(coord, op.image_shape, progress=False)
+    weighted_op = Sense(op.maps, coord, weights=weights)
+    dc = ConjugateGradientDC(lam=1e-7, n_iter=60, learnable=False)
+    model = UnrolledNet(ResNet3d(width=2, n_layers=2), dc, 1, patch_size=None, init="zeros")
+    with torch.no_grad():
+        x = model(kspace, weighted_op)
+    weighted = cg_sense(kspace, coord, op.maps, n_iter=60, weights=weights, progress=False)
+    plain = cg_sense(kspace, coord, op.maps, n_iter=60, progress=False)
+    assert _rel(x, weighted) < 1e-2 < 0.1 < _rel(x, plain)

@@ -11,7 +11,6 @@ from blockrecon import demo
 from blockrecon.atomic import atomic_write
 from blockrecon.io.nifti import write_nifti
 from blockrecon.models import load_model_or_pretrained
-from blockrecon.train.data import takes_normalized_data
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
           f"({args.acceleration:g}x undersampled), SNR {args.snr:g} dB", file=sys.stderr)
     model, _, extra = load_model_or_pretrained(args.model)
     methods = {**demo.classical_methods(acq, progress=progress),
-               **demo.mbdl_method(acq, model, takes_normalized_data(extra))}
+               **demo.mbdl_method(acq, model, extra)}
     results = demo.run_demo(acq, methods)
     rows = demo.quality_rows(results, acq.image)
     print(demo.format_table(rows))

@@ -27,7 +27,6 @@ from blockrecon.recon import cg_sense, grid_recon, l1_wavelet, psnr, ssim
 from blockrecon.train.data import (
     acquisition_maps,
     reconstruct_with_model,
-    takes_normalized_data,
 )
 
 METHODS = ("mbdl", "cg", "l1", "grid")
@@ -105,9 +104,9 @@ def _device(name: str) -> torch.device:
 
 
 def load_mbdl(args: argparse.Namespace, image_shape: tuple[int, ...], device: torch.device
-              ) -> tuple[torch.nn.Module, bool]:
-    """The unrolled network (eval mode, block-wise at ``--patch``) and whether it was trained
-    on normalized data; a patch larger than the volume or off the network's stride is refused
+              ) -> tuple[torch.nn.Module, dict]:
+    """The unrolled network (eval mode, block-wise at ``--patch``) and its metadata (how it
+    takes its data); a patch larger than the volume or off the network's stride is refused
     here, before any work."""
     from blockrecon import models
 
@@ -116,13 +115,13 @@ def load_mbdl(args: argparse.Namespace, image_shape: tuple[int, ...], device: to
     regularizer = model.regularizers[0]
     if hasattr(regularizer, "plan"):
         regularizer.plan(image_shape)
-    return model, takes_normalized_data(extra)
+    return model, extra
 
 
 def reconstruct(args: argparse.Namespace, acq: Acquisition, maps: torch.Tensor,
-                mbdl: tuple[torch.nn.Module, bool] | None = None) -> torch.Tensor:
+                mbdl: tuple[torch.nn.Module, dict] | None = None) -> torch.Tensor:
     """The complex64 image ``image_shape`` by ``args.method`` (``mbdl``: the loaded network and
-    whether it takes normalized data, from :func:`load_mbdl`)."""
+    its metadata, from :func:`load_mbdl`)."""
     progress = _progress(args)
     n_iter = args.iterations or DEFAULT_ITERATIONS.get(args.method, 1)
     if args.method == "grid":
@@ -136,8 +135,9 @@ def reconstruct(args: argparse.Namespace, acq: Acquisition, maps: torch.Tensor,
         lamda = DEFAULT_L1_LAMDA if args.lamda is None else args.lamda
         return l1_wavelet(acq.kspace, acq.coord, maps, lamda=lamda, n_iter=n_iter, weights=dcf,
                           progress=progress)
-    model, normalized = mbdl
-    return reconstruct_with_model(model, acq.kspace, maps, acq.coord, normalized)
+    model, extra = mbdl
+    return reconstruct_with_model(model, acq.kspace, maps, acq.coord, extra, dcf=acq.dcf,
+                                  progress=progress)
 
 
 def _coil_maps(args: argparse.Namespace, acq: Acquisition) -> torch.Tensor:
