@@ -13,14 +13,17 @@ Toeplitz normal, one coil at a time). Reported:
   axis, against full-volume backprop of the regularizer alone;
 * unless ``--estimate-only``: one measured CPU step in a fresh process (peak RSS increase, peak
   live tensor bytes, wall time), with the data (k-space, maps, kernel) already in memory, and
-  the wall time extrapolated linearly in voxels to 320x240x320.
+  the wall time extrapolated linearly in voxels to 320x240x320;
+* with ``--single-step``: instead, one step in this process without the warm-up step (half the
+  time of a full-scale run): data build time, step time, peak live tensor bytes and this
+  process's whole resident high-water mark, data included (what the machine must hold).
 
 A full-scale CPU step is heavy on a small machine (FFTs of a 640x480x640 grid per coil and
 unroll, and about 1e14 convolution FLOPs); run it at reduced scale with ``--shape`` and
 ``--spokes`` (``--quick``: 40x30x40) and read the extrapolated time.
 
 Usage: python benchmarks/bench_source_scale.py [--quick] [--shape NZ NY NX] [--spokes S]
-       [--patch P] [--estimate-only] [--json PATH]
+       [--patch P] [--estimate-only | --single-step] [--json PATH]
 """
 
 from __future__ import annotations
@@ -29,20 +32,29 @@ import argparse
 import json
 import math
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from blockrecon.atomic import atomic_write
-from blockrecon.memory import blockwise_step_bytes, estimate_full_backprop_bytes
+from blockrecon.memory import (
+    blockwise_step_bytes,
+    estimate_full_backprop_bytes,
+    rss_high_water_mark,
+    saved_bytes,
+)
 from blockrecon.nn import ResNet3d
 from blockrecon.step_memory import (
     StepProblem,
+    build_inputs,
+    build_model,
     data_bytes,
     estimate_step_bytes,
     measure_step,
     problem_dict,
+    training_step,
 )
 
 SOURCE_SHAPE = (320, 240, 320)
@@ -80,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="NUFFT backend (sigpy needs less memory for the Toeplitz kernel)")
     parser.add_argument("--quick", action="store_true", help="40x30x40 smoke run")
     parser.add_argument("--estimate-only", action="store_true")
+    parser.add_argument("--single-step", action="store_true",
+                        help="measure one step in this process, without a warm-up step")
     parser.add_argument("--json", type=Path,
                         default=Path("benchmarks/results/bench_source_scale.json"))
     args = parser.parse_args(argv)
@@ -106,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     est["full_over_blockwise"] = est["full_backprop_bytes"] / est["blockwise_bytes"]
     est["full_over_blockwise_checkpointed"] = (est["full_backprop_bytes"]
                                                / est["blockwise_checkpointed_unrolls_bytes"])
-    if not args.estimate_only:
+    if args.single_step and not args.estimate_only:
+        result["single_step"] = single_step(problem, args.patch)
+    elif not args.estimate_only:
         print("Measuring one step (fresh process: warm-up step, then the measured step)",
               file=sys.stderr)
         measured = measure_step(problem, args.patch, "cpu")
@@ -118,6 +134,25 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write(args.json, lambda p: p.write_text(json.dumps(result, indent=2)))
     print(f"wrote {args.json}", file=sys.stderr)
     return 0
+
+
+def single_step(problem: StepProblem, patch: int) -> dict:
+    """One block-wise training step in this process, no warm-up: seconds to build the data
+    (trajectory, maps, k-space, Toeplitz kernel), seconds of the step, its peak live tensor
+    bytes and the process's resident high-water mark (data included), in bytes."""
+    start = time.perf_counter()
+    print("Building the data and the Toeplitz kernel", file=sys.stderr, flush=True)
+    model, inputs = build_model(problem, patch), build_inputs(problem)
+    inputs.op.toeplitz.kernel(torch.float32)
+    build_seconds = time.perf_counter() - start
+    print(f"  {build_seconds:.0f} s; running one training step", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    count = saved_bytes(lambda: training_step(model, inputs))
+    seconds = time.perf_counter() - start
+    return {"build_seconds": build_seconds, "seconds": seconds, "saved_bytes": count,
+            "process_peak_rss_bytes": rss_high_water_mark(),
+            "finite_gradients": all(bool(torch.isfinite(p.grad).all())
+                                    for p in model.parameters())}
 
 
 def report(result: dict) -> str:
@@ -143,6 +178,13 @@ def report(result: dict) -> str:
         lines.append(f"  {'x'.join(map(str, row['shape'])):>12}: block-wise "
                      f"{row['blockwise_bytes'] / MIB:9.1f} MiB, full {row['full_bytes'] / MIB:9.1f}"
                      f" MiB ({row['full_bytes'] / row['blockwise_bytes']:.1f}x)")
+    if "single_step" in result:
+        m = result["single_step"]
+        lines.append(f"one step in this process: {m['seconds'] / 60:.1f} min (data and kernel "
+                     f"built in {m['build_seconds'] / 60:.1f} min), peak live tensors "
+                     f"{m['saved_bytes'] / GIB:.3f} GiB, process peak RSS "
+                     f"{m['process_peak_rss_bytes'] / GIB:.2f} GiB (data included), gradients "
+                     f"{'finite' if m['finite_gradients'] else 'NOT finite'}")
     if "measured" in result:
         m = result["measured"]
         lines.append(f"measured step: {m['seconds']:.1f} s; extrapolated to "
