@@ -171,17 +171,19 @@ class AcquisitionFiles(Dataset):
         paths: the ``.h5`` files.
         backend: NUFFT backend.
         cache: keep built pairs in memory.
+        density_weights: give the operators density weights (a file's stored DCF, else
+            Pipe-Menon weights of its trajectory).
     """
 
     def __init__(self, paths: list[str | os.PathLike[str]], backend: str = "auto",
-                 cache: bool = True) -> None:
+                 cache: bool = True, density_weights: bool = False) -> None:
         self.paths = [Path(p) for p in paths]
         if not self.paths:
             raise ValueError("no training files given")
         for path in self.paths:
             if read_acquisition(path).image is None:
                 raise ValueError(f"{path}: no reference image ('image' dataset) to train on")
-        self.backend = backend
+        self.backend, self.density_weights = backend, density_weights
         self._cache: dict[int, TrainingPair] | None = {} if cache else None
 
     @classmethod
@@ -204,8 +206,12 @@ class AcquisitionFiles(Dataset):
         if self._cache is not None and index in self._cache:
             return self._cache[index]
         acq = read_acquisition(self.paths[index])
+        weights = None
+        if self.density_weights:
+            weights = acq.dcf if acq.dcf is not None else pipe_menon_dcf(
+                acq.coord, acq.image_shape, backend=self.backend, progress=False)
         pair = normalize_pair(acq.kspace, acquisition_maps(acq), acq.coord, acq.image,
-                              self.backend)
+                              self.backend, weights)
         if self._cache is not None:
             self._cache[index] = pair
         return pair

@@ -57,7 +57,7 @@ from blockrecon.train.checkpoint import (
     restore_rng_states,
     save_checkpoint,
 )
-from blockrecon.train.data import NORMALIZATION, pair_to
+from blockrecon.train.data import DENSITY_WEIGHTS, NORMALIZATION, pair_to
 from blockrecon.train.distributed import (
     DistributedContext,
     any_rank,
@@ -197,6 +197,8 @@ class _Run:
         if self.context.is_main:
             extra = {"epoch": self.epoch, "data_normalization": NORMALIZATION,
                      "training": self.settings, "metrics": self.history[-1]}
+            if self.settings.get("density_weights"):
+                extra["density_weights"] = DENSITY_WEIGHTS
             save_model(self.run_dir / MODEL_NAME, self.model, self.config, extra)
 
 
@@ -212,7 +214,9 @@ def fit(config: Mapping[str, Any], train_data: Dataset, run_dir: str | os.PathLi
             block-wise training patch.
         train_data: dataset of normalized :class:`~blockrecon.train.data.TrainingPair`
             (e.g. :class:`~blockrecon.train.SimulatedRadialPairs` with ``normalize=True``,
-            :class:`~blockrecon.train.data.AcquisitionFiles`).
+            :class:`~blockrecon.train.data.AcquisitionFiles`). When its operators carry
+            density weights, the model's metadata says so, and
+            :func:`~blockrecon.train.data.reconstruct_with_model` weighs its data alike.
         run_dir: output folder (created); see the module docstring for its files.
         val_data: pairs evaluated after every epoch (``val_loss``, ``val_psnr_db``).
         epochs: total epochs of the run (a resumed run continues up to it).
@@ -242,13 +246,15 @@ def fit(config: Mapping[str, Any], train_data: Dataset, run_dir: str | os.PathLi
     if val_data is not None and len(val_data) == 0:
         val_data = None
     loss_fn = loss_fn or relative_l2
+    settings = {"epochs": epochs, "lr": float(lr), "batch_size": batch_size, "seed": seed,
+                "data": dict(data_description or {})}
+    if train_data[0].op.weights is not None:
+        settings["density_weights"] = True
     context = setup_distributed(device)
     try:
         return _fit(config, train_data, Path(run_dir), val_data, loss_fn, context, progress,
-                    {"epochs": epochs, "lr": float(lr), "batch_size": batch_size, "seed": seed,
-                     "world_size": context.world_size,
-                     "data": dict(data_description or {})},
-                    resume, training_device(device, context))
+                    {**settings, "world_size": context.world_size}, resume,
+                    training_device(device, context))
     finally:
         teardown_distributed(context)
 

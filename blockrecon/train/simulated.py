@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch.utils.data import Dataset
 
-from blockrecon.physics import Sense
+from blockrecon.physics import Sense, pipe_menon_dcf
 from blockrecon.physics.simulate import simulate_acquisition
 from blockrecon.physics.trajectory import radial_3d
 from blockrecon.train.data import TrainingPair, normalize_pair
@@ -27,11 +27,15 @@ class SimulatedRadialPairs(Dataset):
         cache: keep simulated items in memory.
         normalize: normalize each pair (unit-norm operator, unit-peak intensity; see
             :func:`blockrecon.train.data.normalize_pair`).
+        density_weights: give the operators the trajectory's Pipe-Menon weights, so that
+            data consistency solves the density-weighted problem (see
+            :mod:`blockrecon.unrolled`).
     """
 
     def __init__(self, n_items: int, image_size: int = 16, n_spokes: int = 100,
                  n_coils: int = 4, snr_db: float | None = 30.0, seed: int = 0,
-                 backend: str = "auto", cache: bool = True, normalize: bool = False) -> None:
+                 backend: str = "auto", cache: bool = True, normalize: bool = False,
+                 density_weights: bool = False) -> None:
         for name, value in (("n_items", n_items), ("image_size", image_size),
                             ("n_spokes", n_spokes), ("n_coils", n_coils)):
             if not (isinstance(value, int) and value >= 1):
@@ -40,6 +44,8 @@ class SimulatedRadialPairs(Dataset):
         self.snr_db, self.seed, self.backend = snr_db, seed, backend
         self.normalize = normalize
         self.coord = radial_3d(n_spokes, 2 * image_size, image_size=image_size)
+        self.weights = pipe_menon_dcf(self.coord, (image_size,) * 3, backend=backend,
+                                      progress=False) if density_weights else None
         self._cache: dict[int, TrainingPair] | None = {} if cache else None
 
     def __len__(self) -> int:
@@ -54,10 +60,11 @@ class SimulatedRadialPairs(Dataset):
                                    phantom="ellipsoids", snr_db=self.snr_db,
                                    seed=self.seed + index, backend=self.backend)
         if self.normalize:
-            pair = normalize_pair(acq.kspace, acq.maps, self.coord, acq.image, self.backend)
+            pair = normalize_pair(acq.kspace, acq.maps, self.coord, acq.image, self.backend,
+                                  self.weights)
         else:
-            pair = TrainingPair(acq.kspace, Sense(acq.maps, self.coord, backend=self.backend),
-                                acq.image)
+            op = Sense(acq.maps, self.coord, weights=self.weights, backend=self.backend)
+            pair = TrainingPair(acq.kspace, op, acq.image)
         if self._cache is not None:
             self._cache[index] = pair
         return pair

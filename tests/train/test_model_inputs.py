@@ -6,17 +6,22 @@ import pytest
 import torch
 
 from blockrecon.dc import ConjugateGradientDC
+from blockrecon.models import model_metadata
 from blockrecon.nn import ResNet3d
 from blockrecon.physics import Sense, pipe_menon_dcf
 from blockrecon.physics.simulate import simulate_acquisition
 from blockrecon.physics.trajectory import radial_3d
 from blockrecon.recon import max_eigenvalue
+from blockrecon.train import SimulatedRadialPairs, fit
 from blockrecon.train.data import (
     DENSITY_WEIGHTS,
     NORMALIZATION,
     normalize_pair,
     reconstruct_with_model,
+    takes_density_weights,
+    takes_normalized_data,
 )
+from blockrecon.train.loop import MODEL_NAME
 from blockrecon.unrolled import UnrolledNet
 
 SIZE = 10
@@ -60,3 +65,17 @@ def test_normalized_weighted_pair_has_unit_operator_and_returns_the_data_scale(p
     x1 = reconstruct_with_model(model, acq.kspace, acq.maps, acq.coord, extra, dcf=dcf)
     x7 = reconstruct_with_model(model, acq.kspace * 7.0, acq.maps, acq.coord, extra, dcf=dcf)
     assert _rel(x7, 7.0 * x1) < 1e-4
+
+
+def test_training_on_weighted_pairs_records_it_for_reconstruction(tmp_path):
+    pairs = SimulatedRadialPairs(2, image_size=8, n_spokes=30, n_coils=2, normalize=True,
+                                 density_weights=True)
+    expected = pipe_menon_dcf(pairs.coord, (8,) * 3, progress=False)
+    assert torch.equal(pairs[0].op.weights, expected)
+    config = {"regularizer": {"width": 2, "n_layers": 2}, "n_unrolls": 1, "patch_size": 4}
+    fit(config, pairs, tmp_path / "run", epochs=1, progress=False)
+    extra = model_metadata(tmp_path / "run" / MODEL_NAME)
+    assert takes_density_weights(extra) and takes_normalized_data(extra)
+    plain = SimulatedRadialPairs(1, image_size=8, n_spokes=30, n_coils=2, normalize=True)
+    fit(config, plain, tmp_path / "plain", epochs=1, progress=False)
+    assert not takes_density_weights(model_metadata(tmp_path / "plain" / MODEL_NAME))
