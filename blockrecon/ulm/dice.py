@@ -5,6 +5,15 @@ Dice = (2 I + eps) / (P + G + eps) with P the summed predicted occupancy (sigmoi
 sites a sparse prediction does not hold count 0), G the number of occupied target cells and I
 the predicted occupancy summed over them. Sums run over the whole batch. ``eps`` (default 1)
 keeps the loss finite and equal to 0 when prediction and target are both empty.
+
+The per-site cross-entropy is class-balanced by default (the mean over the occupied sites and
+the mean over the empty ones, averaged). Plain BCE is minimized by predicting the occupied
+fraction, and a sparse network prunes at occupancy 0.5: in 3D, where a scale-1 head sees a few
+occupied sites among many bright ones, the plain loss lets the head settle on a constant below
+0.5 (measured: 0.288 after 1,200 steps at 12^3) and inference then prunes every bubble. With
+balanced classes 0.5 is where a site is as likely occupied as empty, so a head that cannot yet
+tell them apart sits at 0.5 instead of below it, and a pruning head errs towards keeping sites
+(which finer heads can still reject) rather than dropping bubbles (lost for good).
 """
 
 from __future__ import annotations
@@ -38,9 +47,11 @@ def dice_score(logits, keys: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
     return (2 * intersection + eps) / (predicted + keys.numel() + eps)
 
 
-def site_bce(logits, keys: torch.Tensor) -> torch.Tensor:
-    """Mean binary cross-entropy of one scale's logits over the sites they hold (every cell of
-    a dense map), the occupied target cells ``keys`` being the positives."""
+def site_bce(logits, keys: torch.Tensor, class_balanced: bool = False) -> torch.Tensor:
+    """Binary cross-entropy of one scale's logits over the sites they hold (every cell of a
+    dense map), the occupied target cells ``keys`` being the positives: the mean over all
+    sites, or with ``class_balanced`` the average of the mean over the positive sites and the
+    mean over the negative ones (over one class only when the other has no site)."""
     keys = keys.to(logits.device)
     if isinstance(logits, SparseTensor):
         values, site_keys = logits.feats[:, 0], logits.keys()
@@ -50,14 +61,21 @@ def site_bce(logits, keys: torch.Tensor) -> torch.Tensor:
     else:
         values = logits.reshape(-1)
         labels = torch.zeros_like(values).index_fill_(0, keys, 1.0)
-    return F.binary_cross_entropy_with_logits(values, labels)
+    if not class_balanced:
+        return F.binary_cross_entropy_with_logits(values, labels)
+    per_site = F.binary_cross_entropy_with_logits(values, labels, reduction="none")
+    positive = labels > 0
+    means = [per_site[m].mean() for m in (positive, ~positive) if bool(m.any())]
+    return sum(means) / len(means)
 
 
 def multiscale_dice_loss(outputs: Mapping[int, object], targets: OccupancyTargets,
                          weights: Mapping[int, float] | None = None, eps: float = 1.0,
-                         bce_weight: float = 0.0) -> torch.Tensor:
+                         bce_weight: float = 0.0, class_balanced: bool = True
+                         ) -> torch.Tensor:
     """Deep supervision: weighted mean over scales of ``1 - dice_score`` plus ``bce_weight``
-    times :func:`site_bce` (default equal weights, Dice only).
+    times :func:`site_bce` (class-balanced unless ``class_balanced=False``; default equal
+    weights, Dice only).
 
     The cross-entropy term penalizes every false site on its own. Dice alone has a trap on
     sparse inputs: occupancy 1 at every input site already scores Dice ~0.3 when a few sites
@@ -75,6 +93,7 @@ def multiscale_dice_loss(outputs: Mapping[int, object], targets: OccupancyTarget
     if bce_weight < 0:
         raise ValueError(f"bce_weight must be >= 0, got {bce_weight}")
     total = sum(w * (1 - dice_score(outputs[s], targets.keys[s], eps)
-                     + (bce_weight * site_bce(outputs[s], targets.keys[s]) if bce_weight else 0))
+                     + (bce_weight * site_bce(outputs[s], targets.keys[s], class_balanced)
+                        if bce_weight else 0))
                 for s, w in weights.items())
     return total / sum(weights.values())

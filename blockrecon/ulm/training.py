@@ -5,10 +5,10 @@ A model file (``torch.save`` of a plain dict, written atomically) holds the netw
 sparsifier (kind, value and, for a learned mask, its weights), the decoding threshold and the
 training history.
 
-Recipe: Adam with a cosine learning-rate decay to 0 on multi-scale Dice plus per-site
-cross-entropy; a sparse network is trained with the target cells kept through pruning (see
-:class:`SparseUlmNet`), so its fine stages learn from the first step instead of waiting for the
-coarse heads to pass 0.5.
+Recipe: Adam with a cosine learning-rate decay to 0 on multi-scale Dice plus class-balanced
+per-site cross-entropy (see :mod:`blockrecon.ulm.dice`); a sparse network is trained with the
+target cells kept through pruning (see :class:`SparseUlmNet`), so its fine stages learn from the
+first step instead of waiting for the coarse heads to pass 0.5.
 """
 
 from __future__ import annotations
@@ -63,18 +63,22 @@ def build_model(kind: str, config: UlmNetConfig, sparsifier: InputSparsifier | N
 
 
 def training_loss(model: UlmModel, inputs: torch.Tensor, targets: OccupancyTargets,
-                  bce_weight: float = 1.0) -> tuple[torch.Tensor, dict]:
+                  bce_weight: float = 1.0, class_balanced: bool = True
+                  ) -> tuple[torch.Tensor, dict]:
     """(loss, logits per scale) of one training step on a batch (B, 2, T, *S): multi-scale Dice
-    plus ``bce_weight`` times the per-site cross-entropy; a sparse model keeps the (nested)
-    target cells through pruning."""
+    plus ``bce_weight`` times the per-site cross-entropy (class-balanced unless
+    ``class_balanced=False``); a sparse model keeps the (nested) target cells through
+    pruning."""
     keep = None if model.sparsifier is None else targets.keys
     outputs = model(inputs, keep)
-    return multiscale_dice_loss(outputs, targets, bce_weight=bce_weight), outputs
+    loss = multiscale_dice_loss(outputs, targets, bce_weight=bce_weight,
+                                class_balanced=class_balanced)
+    return loss, outputs
 
 
 def train_ulm(model: UlmModel, blocks: UlmBlocks, steps: int, lr: float = 1e-2,
               batch_size: int = 4, seed: int = 0, bce_weight: float = 1.0,
-              progress: bool = True) -> list[float]:
+              class_balanced: bool = True, progress: bool = True) -> list[float]:
     """Adam on the multi-scale Dice loss over random batches of ``blocks``, learning rate ``lr``
     decaying to 0 along a cosine over the ``steps`` (loss: :func:`training_loss`); returns the
     losses (also appended to ``model.history``)."""
@@ -90,7 +94,8 @@ def train_ulm(model: UlmModel, blocks: UlmBlocks, steps: int, lr: float = 1e-2,
     for _ in bar:
         items = torch.randint(blocks.inputs.shape[0], (batch_size,), generator=generator)
         loss, _ = training_loss(model, blocks.inputs[items],
-                                blocks.targets.select(items.tolist()), bce_weight)
+                                blocks.targets.select(items.tolist()), bce_weight,
+                                class_balanced)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
