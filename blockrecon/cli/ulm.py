@@ -97,7 +97,8 @@ def _register_train(sub) -> None:
     p.add_argument("--bce-weight", type=float, default=1.0,
                    help="weight of the per-site cross-entropy added to the Dice loss")
     p.add_argument("--plain-bce", action="store_true",
-                   help="mean cross-entropy over all sites instead of the class-balanced one")
+                   help="sparse: mean cross-entropy over all sites instead of the "
+                        "class-balanced one (dense networks always use the plain mean)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--channels", type=_positive(int), nargs=3, default=[8, 16, 32])
     p.add_argument("--fine-channels", type=_positive(int), default=8)
@@ -153,7 +154,8 @@ def _train(args: argparse.Namespace) -> int:
     model = build_model(args.kind, config, sparsifier)
     losses = train_ulm(model, blocks, args.steps, lr=args.lr, batch_size=args.batch,
                        seed=args.seed, bce_weight=args.bce_weight,
-                       class_balanced=not args.plain_bce, progress=_progress(args))
+                       class_balanced=False if args.plain_bce else None,
+                       progress=_progress(args))
     jaccard = calibrate_threshold(model, acquisitions, args.block_frames,
                                   progress=_progress(args))
     save_model(model, args.out)

@@ -63,10 +63,12 @@ def site_bce(logits, keys: torch.Tensor, class_balanced: bool = False) -> torch.
         labels = torch.zeros_like(values).index_fill_(0, keys, 1.0)
     if not class_balanced:
         return F.binary_cross_entropy_with_logits(values, labels)
+    # no data-dependent branch, so that a meta-device step (memory count) runs too
     per_site = F.binary_cross_entropy_with_logits(values, labels, reduction="none")
-    positive = labels > 0
-    means = [per_site[m].mean() for m in (positive, ~positive) if bool(m.any())]
-    return sum(means) / len(means)
+    counts = torch.stack([labels.sum(), labels.numel() - labels.sum()])
+    sums = torch.stack([(per_site * labels).sum(), (per_site * (1 - labels)).sum()])
+    present = counts > 0
+    return (sums / counts.clamp(min=1)).sum() / present.sum()
 
 
 def multiscale_dice_loss(outputs: Mapping[int, object], targets: OccupancyTargets,

@@ -5,10 +5,11 @@ A model file (``torch.save`` of a plain dict, written atomically) holds the netw
 sparsifier (kind, value and, for a learned mask, its weights), the decoding threshold and the
 training history.
 
-Recipe: Adam with a cosine learning-rate decay to 0 on multi-scale Dice plus class-balanced
-per-site cross-entropy (see :mod:`blockrecon.ulm.dice`); a sparse network is trained with the
-target cells kept through pruning (see :class:`SparseUlmNet`), so its fine stages learn from the
-first step instead of waiting for the coarse heads to pass 0.5.
+Recipe: Adam with a cosine learning-rate decay to 0 on multi-scale Dice plus per-site
+cross-entropy, class-balanced for a sparse network, whose heads prune at occupancy 0.5 (see
+:mod:`blockrecon.ulm.dice`); a sparse network is trained with the target cells kept through
+pruning (see :class:`SparseUlmNet`), so its fine stages learn from the first step instead of
+waiting for the coarse heads to pass 0.5.
 """
 
 from __future__ import annotations
@@ -63,13 +64,15 @@ def build_model(kind: str, config: UlmNetConfig, sparsifier: InputSparsifier | N
 
 
 def training_loss(model: UlmModel, inputs: torch.Tensor, targets: OccupancyTargets,
-                  bce_weight: float = 1.0, class_balanced: bool = True
+                  bce_weight: float = 1.0, class_balanced: bool | None = None
                   ) -> tuple[torch.Tensor, dict]:
     """(loss, logits per scale) of one training step on a batch (B, 2, T, *S): multi-scale Dice
-    plus ``bce_weight`` times the per-site cross-entropy (class-balanced unless
-    ``class_balanced=False``); a sparse model keeps the (nested) target cells through
-    pruning."""
+    plus ``bce_weight`` times the per-site cross-entropy (class-balanced if ``class_balanced``;
+    default: for a sparse model, whose heads prune, not for a dense one); a sparse model keeps
+    the (nested) target cells through pruning."""
     keep = None if model.sparsifier is None else targets.keys
+    if class_balanced is None:
+        class_balanced = model.sparsifier is not None
     outputs = model(inputs, keep)
     loss = multiscale_dice_loss(outputs, targets, bce_weight=bce_weight,
                                 class_balanced=class_balanced)
@@ -78,7 +81,7 @@ def training_loss(model: UlmModel, inputs: torch.Tensor, targets: OccupancyTarge
 
 def train_ulm(model: UlmModel, blocks: UlmBlocks, steps: int, lr: float = 1e-2,
               batch_size: int = 4, seed: int = 0, bce_weight: float = 1.0,
-              class_balanced: bool = True, progress: bool = True) -> list[float]:
+              class_balanced: bool | None = None, progress: bool = True) -> list[float]:
     """Adam on the multi-scale Dice loss over random batches of ``blocks``, learning rate ``lr``
     decaying to 0 along a cosine over the ``steps`` (loss: :func:`training_loss`); returns the
     losses (also appended to ``model.history``)."""
