@@ -10,9 +10,11 @@ import torch
 from blockrecon import demo
 from blockrecon.cli import main
 from blockrecon.models import load_pretrained, pretrained_path, resolve_config
-from blockrecon.physics import Sense, radial_3d, simulate_acquisition
+from blockrecon.physics import Sense, pipe_menon_dcf, radial_3d, simulate_acquisition
 from blockrecon.physics.simulate import radial_spokes
 from blockrecon.recon import cg_sense, nrmse, psnr
+from blockrecon.train.data import takes_density_weights
+from blockrecon.unrolled import weighted_adjoint
 
 #: A size below the training size keeps the test fast; the network is convolutional.
 SIZE = 16
@@ -48,9 +50,11 @@ def test_improves_clearly_on_its_starting_point(pretrained):
     coord = radial_3d(radial_spokes(SIZE, extra["acceleration"]), SIZE)
     acq = simulate_acquisition(coord, (SIZE,) * 3, n_coils=extra["n_coils"],
                                phantom="ellipsoids", snr_db=extra["snr_db"], seed=HELD_OUT_SEED)
-    op = Sense(acq.maps, coord)
+    weights = pipe_menon_dcf(coord, acq.image_shape, progress=False) \
+        if takes_density_weights(extra) else None
+    op = Sense(acq.maps, coord, weights=weights)
     with torch.no_grad():
-        start = model.initial_image(op.adjoint(acq.kspace), op)
+        start = model.initial_image(weighted_adjoint(acq.kspace, op), op)
         image = model(acq.kspace, op)
     assert image.shape == acq.image.shape and image.dtype == torch.complex64
     assert nrmse(image, acq.image) < 0.5 * nrmse(start, acq.image)
