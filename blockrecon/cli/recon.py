@@ -53,7 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="coil maps: an HDF5 file with a 'maps' dataset, or 'estimate' "
                              "(default: the input's maps, estimated when absent)")
     parser.add_argument("--iterations", type=int, default=None,
-                        help="cg/l1 iterations (default 20 / 30)")
+                        help="cg/l1 iterations (default 20 / 30); mbdl: CG iterations of the "
+                             "model's data consistency (default: as trained; images larger "
+                             "than the training size may need more, see benchmarks/README.md)")
     parser.add_argument("--lamda", type=float, default=None,
                         help="cg: Tikhonov weight (default 0); l1: L1 weight (default 1e-2)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -111,7 +113,13 @@ def load_mbdl(args: argparse.Namespace, image_shape: tuple[int, ...], device: to
     from blockrecon import models
 
     overrides = {} if args.patch is None else {"patch_size": args.patch}
-    model, _, extra = models.load_model_or_pretrained(args.model, device, overrides)
+    model, config, extra = models.load_model_or_pretrained(args.model, device, overrides)
+    if args.iterations is not None:
+        if config["dc"]["kind"] != "cg":
+            raise ValueError(f"--iterations sets CG data-consistency iterations, but the model's "
+                             f"data consistency is {config['dc']['kind']!r}")
+        overrides["dc"] = {**config["dc"], "n_iter": args.iterations}
+        model, _, _ = models.load_model_or_pretrained(args.model, device, overrides)
     regularizer = model.regularizers[0]
     if hasattr(regularizer, "plan"):
         regularizer.plan(image_shape)

@@ -13,8 +13,8 @@ import torch
 
 from blockrecon.cli import main
 from blockrecon.io import read_acquisition, write_ismrmrd
-from blockrecon.models import build_unrolled, save_model
-from blockrecon.train.data import NORMALIZATION
+from blockrecon.models import build_unrolled, load_model, save_model
+from blockrecon.train.data import NORMALIZATION, reconstruct_with_model
 
 SHAPE = (16, 16, 16)
 COILS = 2
@@ -68,6 +68,27 @@ def test_recon_mbdl_blockwise_equals_full_volume_and_writes_hdf5(scan, model_fil
             outputs[patch] = handle["image"][()]
     assert outputs["8"].shape == SHAPE and np.iscomplexobj(outputs["8"])
     assert np.abs(outputs["8"] - outputs["16"]).max() <= 1e-5 * np.abs(outputs["16"]).max()
+
+
+def test_recon_mbdl_iterations_set_the_cg_data_consistency(scan, tmp_path):
+    config = {"regularizer": {"width": 2, "n_layers": 2}, "dc": {"kind": "cg", "n_iter": 2},
+              "n_unrolls": 1, "patch_size": 8}
+    torch.manual_seed(0)
+    path = tmp_path / "cg.pt"
+    save_model(path, build_unrolled(config), config, {"data_normalization": NORMALIZATION})
+    acq = read_acquisition(scan)
+    outputs = {}
+    for n_iter in ("2", "5"):
+        out = tmp_path / f"mbdl{n_iter}.h5"
+        assert main(["recon", str(scan), "--method", "mbdl", "--model", str(path),
+                     "--iterations", n_iter, "--out", str(out), "--no-progress"]) == 0
+        with h5py.File(out) as handle:
+            outputs[n_iter] = torch.from_numpy(handle["image"][()])
+    model, _ = load_model(path, overrides={"dc": {**config["dc"], "n_iter": 5}})
+    expected = reconstruct_with_model(model, acq.kspace, acq.maps, acq.coord,
+                                      {"data_normalization": NORMALIZATION})
+    assert (outputs["5"] - expected).abs().max() <= 1e-5 * expected.abs().max()
+    assert (outputs["5"] - outputs["2"]).abs().max() > 1e-3 * expected.abs().max()
 
 
 def _rewrite(source, target, edit):
@@ -138,6 +159,7 @@ def test_bad_models_and_patches_exit_2(scan, model_file, tmp_path, capsys):
         (["--model", str(model_file), "--patch", "32"], "larger than the volume"),
         (["--model", str(unet), "--patch", "7"], "stride"),
         (["--model", str(scan)], "model file"),
+        (["--model", str(model_file), "--iterations", "3"], "CG data-consistency"),
     ]
     for extra, message in cases:
         out = tmp_path / "out.h5"
