@@ -58,14 +58,17 @@ def test_recon_writes_nifti_with_voxel_size_and_reports_quality(scan, tmp_path, 
     assert image.shape == SHAPE[::-1] and np.allclose(image.header.get_zooms(), 1.0)
 
 
+def _recon_mbdl(scan, model, out, *options) -> np.ndarray:
+    """``recon --method mbdl`` into an HDF5 file; its complex image."""
+    assert main(["recon", str(scan), "--method", "mbdl", "--model", str(model), *options,
+                 "--out", str(out), "--no-progress"]) == 0
+    with h5py.File(out) as handle:
+        return handle["image"][()]
+
+
 def test_recon_mbdl_blockwise_equals_full_volume_and_writes_hdf5(scan, model_file, tmp_path):
-    outputs = {}
-    for patch in ("8", "16"):
-        out = tmp_path / f"mbdl{patch}.h5"
-        assert main(["recon", str(scan), "--method", "mbdl", "--model", str(model_file),
-                     "--patch", patch, "--out", str(out), "--no-progress"]) == 0
-        with h5py.File(out) as handle:
-            outputs[patch] = handle["image"][()]
+    outputs = {patch: _recon_mbdl(scan, model_file, tmp_path / f"mbdl{patch}.h5", "--patch", patch)
+               for patch in ("8", "16")}
     assert outputs["8"].shape == SHAPE and np.iscomplexobj(outputs["8"])
     assert np.abs(outputs["8"] - outputs["16"]).max() <= 1e-5 * np.abs(outputs["16"]).max()
 
@@ -77,13 +80,8 @@ def test_recon_mbdl_iterations_set_the_cg_data_consistency(scan, tmp_path):
     path = tmp_path / "cg.pt"
     save_model(path, build_unrolled(config), config, {"data_normalization": NORMALIZATION})
     acq = read_acquisition(scan)
-    outputs = {}
-    for n_iter in ("2", "5"):
-        out = tmp_path / f"mbdl{n_iter}.h5"
-        assert main(["recon", str(scan), "--method", "mbdl", "--model", str(path),
-                     "--iterations", n_iter, "--out", str(out), "--no-progress"]) == 0
-        with h5py.File(out) as handle:
-            outputs[n_iter] = torch.from_numpy(handle["image"][()])
+    outputs = {n: torch.from_numpy(_recon_mbdl(scan, path, tmp_path / f"mbdl{n}.h5",
+                                               "--iterations", n)) for n in ("2", "5")}
     model, _ = load_model(path, overrides={"dc": {**config["dc"], "n_iter": 5}})
     expected = reconstruct_with_model(model, acq.kspace, acq.maps, acq.coord,
                                       {"data_normalization": NORMALIZATION})
