@@ -266,13 +266,8 @@ def test_methods(args: argparse.Namespace, acq: Acquisition, meta: dict, bart: B
     _, config, extra = loaded
     meta["mbdl"] = {"config": config, "training": {k: v for k, v in extra.items()
                                                    if isinstance(v, (int, float, str))}}
-    run: dict = {}
-
-    def mbdl() -> torch.Tensor:  # the gridding row has computed the weights by now
-        run.setdefault("fn", mbdl_run(loaded, acq, dcf["w"]))
-        return run["fn"]()
-
-    methods["MBDL"] = mbdl
+    # the gridding row, run first, has computed the weights by the time this runs
+    methods["MBDL"] = lambda: mbdl_run(loaded, acq, dcf["w"])()
     return methods
 
 

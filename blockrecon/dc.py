@@ -4,7 +4,7 @@ Both layers act on a complex image ``z`` (the regularizer's output), given ``aty
 operator ``op`` with ``normal(x, toeplitz=...) = E^H E x`` (e.g. :class:`blockrecon.physics.Sense`).
 Images are complex ``(*batch, *image_shape)``. With a weighted operator (``Sense(weights=W)``)
 ``E^H E`` reads ``E^H W E`` and ``E^H y`` reads ``E^H W y``
-(:func:`blockrecon.unrolled.weighted_adjoint`).
+(:func:`blockrecon.physics.weighted_adjoint`).
 
 :class:`GradientStepDC`
     ``x = z - a (E^H E z - E^H y)`` with a learnable step ``a``.

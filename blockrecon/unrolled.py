@@ -21,15 +21,9 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from blockrecon.blockwise import BlockwiseRegularizer, apply_full, tiling_contract
+from blockrecon.physics.sense import weighted_adjoint
 
 INITS = ("zeros", "adjoint")
-
-
-def weighted_adjoint(y: torch.Tensor, op: nn.Module) -> torch.Tensor:
-    """``E^H W y``: the adjoint of the k-space weighted by ``op.weights`` (real, broadcastable to
-    the samples; no weighting when the operator has none)."""
-    weights = getattr(op, "weights", None)
-    return op.adjoint(y if weights is None else y * weights.to(y.real.dtype))
 
 
 class _FullVolume(nn.Module):

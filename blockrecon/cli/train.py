@@ -36,8 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--density-weights", action="store_true",
                         help="data consistency on density-weighted operators (stored DCF, else "
-                             "Pipe-Menon): better conditioned, so few CG iterations suffice at "
-                             "any image size; recon applies the model the same way")
+                             "Pipe-Menon): better conditioned, but noise is amplified at high "
+                             "k-space frequencies; recon applies the model the same way")
     architecture = parser.add_argument_group("architecture")
     architecture.add_argument("--patch", type=int, default=32, help="block-wise core size")
     architecture.add_argument("--unrolls", type=int, default=5)

@@ -6,7 +6,7 @@ from .dcf import pipe_menon_dcf
 from .maps import estimate_maps
 from .nufft import NUFFT
 from .phantom import random_ellipsoids, shepp_logan_3d
-from .sense import Sense
+from .sense import Sense, weighted_adjoint
 from .simulate import simulate_acquisition, simulate_radial
 from .toeplitz import ToeplitzNormal, apply_toeplitz, toeplitz_kernel
 from .trajectory import radial_3d, stack_of_spirals, stack_of_stars
@@ -15,4 +15,4 @@ __all__ = ["NUFFT", "Sense", "ToeplitzNormal", "apply_toeplitz", "toeplitz_kerne
            "birdcage_maps", "pipe_menon_dcf", "estimate_maps", "random_ellipsoids",
            "shepp_logan_3d", "Acquisition", "check_acquisition", "standard_dtypes",
            "simulate_acquisition", "simulate_radial", "radial_3d",
-           "stack_of_spirals", "stack_of_stars"]
+           "stack_of_spirals", "stack_of_stars", "weighted_adjoint"]

@@ -16,7 +16,7 @@ from .toeplitz import (
 )
 from .validation import check_coil_count, check_image, check_kspace, check_maps, check_weights
 
-__all__ = ["Sense", "AUTO_COIL_VALUES"]
+__all__ = ["Sense", "AUTO_COIL_VALUES", "weighted_adjoint"]
 
 #: With ``coil_batch=None``, coils per chunk are chosen so that a chunk of coil images holds at
 #: most this many values (128 MiB in complex64): small problems run in one call, a 3D volume of
@@ -34,6 +34,14 @@ def _add_coils(total: torch.Tensor | None, z: torch.Tensor, conj_maps: torch.Ten
     for coil_image in z.mul_(conj_maps).unbind(coil_axis):
         total = coil_image.clone() if total is None else total.add_(coil_image)
     return total
+
+
+def weighted_adjoint(kspace: torch.Tensor, op: torch.nn.Module) -> torch.Tensor:
+    """``E^H W y``: the adjoint of the k-space weighted by ``op.weights`` (real, broadcastable to
+    the samples), the right-hand side that matches ``op.normal = E^H W E``; plain ``E^H y`` when
+    the operator has no weights (any operator with ``adjoint`` is accepted)."""
+    weights = getattr(op, "weights", None)
+    return op.adjoint(kspace if weights is None else kspace * weights.to(kspace.real.dtype))
 
 
 class Sense(torch.nn.Module):

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import torch
 
+from blockrecon.physics.sense import weighted_adjoint
 from blockrecon.physics.validation import check_weights
 from blockrecon.recon._common import (
     check_iterations,
@@ -97,7 +98,7 @@ def cg_sense(
     sense = sense_operator(kspace, coord, maps, weights=weights, backend=backend)
     kspace = kspace.to(torch.complex64)
     with torch.no_grad():
-        rhs = sense.adjoint(kspace if weights is None else kspace * weights)
+        rhs = weighted_adjoint(kspace, sense)
 
         def normal(x: torch.Tensor) -> torch.Tensor:
             return sense.normal(x) + lamda * x

@@ -7,7 +7,7 @@ import math
 import torch
 
 from blockrecon.backend import from_array, to_array
-from blockrecon.physics.sense import Sense
+from blockrecon.physics.sense import Sense, weighted_adjoint
 from blockrecon.recon._common import (
     check_iterations,
     check_non_negative,
@@ -91,7 +91,7 @@ def l1_wavelet(
     prox = WaveletSoftThreshold(sense.image_shape, wavelet)
     kspace = kspace.to(torch.complex64)
     with torch.no_grad():
-        rhs = sense.adjoint(kspace if weights is None else kspace * weights)
+        rhs = weighted_adjoint(kspace, sense)
         step = 1 / (1.01 * max_eigenvalue(sense))
         x = torch.zeros_like(rhs)
         z, t = x, 1.0

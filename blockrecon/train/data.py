@@ -23,10 +23,9 @@ import torch
 from torch.utils.data import Dataset
 
 from blockrecon.io.hdf5 import read_acquisition
-from blockrecon.physics import Sense, estimate_maps, pipe_menon_dcf
+from blockrecon.physics import Sense, estimate_maps, pipe_menon_dcf, weighted_adjoint
 from blockrecon.physics.acquisition import Acquisition
 from blockrecon.recon import max_eigenvalue
-from blockrecon.unrolled import weighted_adjoint
 
 
 @dataclass(frozen=True)

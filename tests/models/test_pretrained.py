@@ -10,11 +10,16 @@ import torch
 from blockrecon import demo
 from blockrecon.cli import main
 from blockrecon.models import load_pretrained, pretrained_path, resolve_config
-from blockrecon.physics import Sense, pipe_menon_dcf, radial_3d, simulate_acquisition
+from blockrecon.physics import (
+    Sense,
+    pipe_menon_dcf,
+    radial_3d,
+    simulate_acquisition,
+    weighted_adjoint,
+)
 from blockrecon.physics.simulate import radial_spokes
 from blockrecon.recon import cg_sense, nrmse, psnr
 from blockrecon.train.data import takes_density_weights
-from blockrecon.unrolled import weighted_adjoint
 
 #: A size below the training size keeps the test fast; the network is convolutional.
 SIZE = 16
