@@ -109,6 +109,12 @@ def _register_train(sub) -> None:
                         "input threshold, 0.01), or the top-k fraction (required with topk)")
     p.add_argument("--mask-steps", type=_positive(int), default=100,
                    help="training steps of the learned mask")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="training checkpoint (default: OUT with suffix .ckpt.pt), written "
+                        "every --checkpoint-every steps and removed once OUT is written")
+    p.add_argument("--checkpoint-every", type=_positive(int), default=50)
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run saved in the checkpoint (give the same arguments)")
     p.set_defaults(func=_train)
 
 
@@ -135,6 +141,11 @@ def _train(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {args.out} must end in .pt")
     if not args.out.parent.is_dir():
         raise FileNotFoundError(f"--out folder {args.out.parent} does not exist")
+    checkpoint = args.checkpoint or args.out.with_suffix(".ckpt.pt")
+    if not checkpoint.parent.is_dir():
+        raise FileNotFoundError(f"--checkpoint folder {checkpoint.parent} does not exist")
+    if args.resume and not checkpoint.is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint {checkpoint}")
     acquisitions = [load_acquisition(p) for p in args.data]
     blocks = _load_blocks(acquisitions, args.block_frames)
     config = UlmNetConfig(spatial_dims=blocks.inputs.ndim - 3, channels=tuple(args.channels),
@@ -145,6 +156,7 @@ def _train(args: argparse.Namespace) -> int:
         mask = None
         if args.sparsifier == "learned":
             mask = LearnedMask(config.spatial_dims)
+        if mask is not None and not args.resume:  # a resumed run restores the trained mask
             train_learned_mask(mask, blocks, args.mask_steps, seed=args.seed,
                                progress=_progress(args))
         if args.sparsifier == "topk" and args.sparsity is None:
@@ -152,13 +164,21 @@ def _train(args: argparse.Namespace) -> int:
         value = INPUT_THRESHOLD if args.sparsity is None else args.sparsity
         sparsifier = InputSparsifier(args.sparsifier, value, mask)
     model = build_model(args.kind, config, sparsifier)
-    losses = train_ulm(model, blocks, args.steps, lr=args.lr, batch_size=args.batch,
-                       seed=args.seed, bce_weight=args.bce_weight,
-                       class_balanced=False if args.plain_bce else None,
-                       progress=_progress(args))
+    try:
+        losses = train_ulm(model, blocks, args.steps, lr=args.lr, batch_size=args.batch,
+                           seed=args.seed, bce_weight=args.bce_weight,
+                           class_balanced=False if args.plain_bce else None,
+                           progress=_progress(args), checkpoint=checkpoint,
+                           checkpoint_every=args.checkpoint_every, resume=args.resume)
+    except KeyboardInterrupt:
+        if checkpoint.is_file():
+            print(f"Interrupted; the last checkpoint is {checkpoint}: continue with the same "
+                  "arguments and --resume", file=sys.stderr)
+        raise
     jaccard = calibrate_threshold(model, acquisitions, args.block_frames,
                                   progress=_progress(args))
     save_model(model, args.out)
+    checkpoint.unlink(missing_ok=True)
     print(f"Wrote {args.out}: {args.kind} network, {args.steps} steps on "
           f"{blocks.inputs.shape[0]} blocks, loss {losses[0]:.3f} -> {losses[-1]:.3f}, "
           f"decoding threshold {model.threshold} (training Jaccard "

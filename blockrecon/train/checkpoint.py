@@ -29,7 +29,8 @@ from torch import nn
 
 from blockrecon.atomic import atomic_write
 from blockrecon.models import build_unrolled, resolve_config
-from blockrecon.models.files import check_state_dict, read_torch_payload
+from blockrecon.models.files import check_state_dict
+from blockrecon.torch_file import read_torch_payload
 
 FORMAT = "blockrecon.training"
 FORMAT_VERSION = 1

@@ -9,7 +9,8 @@ Recipe: Adam with a cosine learning-rate decay to 0 on multi-scale Dice plus per
 cross-entropy, class-balanced for a sparse network, whose heads prune at occupancy 0.5 (see
 :mod:`blockrecon.ulm.dice`); a sparse network is trained with the target cells kept through
 pruning (see :class:`SparseUlmNet`), so its fine stages learn from the first step instead of
-waiting for the coarse heads to pass 0.5.
+waiting for the coarse heads to pass 0.5. Long runs write checkpoints and resume exactly
+(:mod:`blockrecon.ulm.checkpoint`).
 """
 
 from __future__ import annotations
@@ -22,12 +23,21 @@ import torch
 from tqdm.auto import tqdm
 
 from blockrecon.atomic import atomic_write
+from blockrecon.torch_file import read_torch_payload
 from blockrecon.ulm.blocks import OccupancyTargets, UlmBlocks
+from blockrecon.ulm.checkpoint import (
+    TrainingState,
+    check_same_settings,
+    load_training_state,
+    save_training_state,
+)
 from blockrecon.ulm.dice import multiscale_dice_loss
 from blockrecon.ulm.learned_mask import InputSparsifier, LearnedMask
 from blockrecon.ulm.nets import DenseUlmNet, SparseUlmNet, UlmNetConfig
 
 NET_KINDS = ("dense", "sparse")
+MODEL_FORMAT = "blockrecon.ulm.model/1"
+MODEL_KEYS = ("format", "kind", "config", "state_dict", "sparsifier", "history")
 
 
 @dataclass
@@ -79,22 +89,63 @@ def training_loss(model: UlmModel, inputs: torch.Tensor, targets: OccupancyTarge
     return loss, outputs
 
 
+def training_settings(model: UlmModel, blocks: UlmBlocks, steps: int, lr: float,
+                      batch_size: int, seed: int, bce_weight: float,
+                      class_balanced: bool | None) -> dict:
+    """What a training run is started with, as plain data (compared when it is resumed): the
+    arguments of :func:`train_ulm`, the network and sparsifier, and a fingerprint of the
+    blocks (their shape and the sum of their magnitudes)."""
+    sparsifier = model.sparsifier
+    return {"steps": steps, "lr": lr, "batch_size": batch_size, "seed": seed,
+            "bce_weight": bce_weight, "class_balanced": class_balanced, "kind": model.kind,
+            "config": model.net.config.to_dict(),
+            "sparsifier": None if sparsifier is None else [sparsifier.kind, sparsifier.value],
+            "blocks": list(blocks.inputs.shape),
+            "blocks_magnitude_sum": float(blocks.inputs.abs().double().sum())}
+
+
 def train_ulm(model: UlmModel, blocks: UlmBlocks, steps: int, lr: float = 1e-2,
               batch_size: int = 4, seed: int = 0, bce_weight: float = 1.0,
-              class_balanced: bool | None = None, progress: bool = True) -> list[float]:
+              class_balanced: bool | None = None, progress: bool = True,
+              checkpoint: str | os.PathLike[str] | None = None, checkpoint_every: int = 100,
+              resume: bool = False) -> list[float]:
     """Adam on the multi-scale Dice loss over random batches of ``blocks``, learning rate ``lr``
     decaying to 0 along a cosine over the ``steps`` (loss: :func:`training_loss`); returns the
-    losses (also appended to ``model.history``)."""
-    if steps < 0 or batch_size < 1 or not lr > 0:
-        raise ValueError(f"need steps >= 0, batch_size >= 1 and lr > 0, got {steps}, "
-                         f"{batch_size}, {lr}")
+    losses of all ``steps`` (also appended to ``model.history``).
+
+    Args:
+        checkpoint: file written atomically every ``checkpoint_every`` steps and after the last
+            (see :mod:`blockrecon.ulm.checkpoint`).
+        resume: continue the run saved in ``checkpoint`` (same arguments, blocks and
+            architecture; the weights, optimizer, schedule and batch draws are restored, so
+            the result equals the uninterrupted run's).
+
+    Raises:
+        ValueError: bad arguments, or a checkpoint whose settings differ from these.
+    """
+    if steps < 0 or batch_size < 1 or not lr > 0 or checkpoint_every < 1:
+        raise ValueError(f"need steps >= 0, batch_size >= 1, lr > 0 and checkpoint_every >= 1,"
+                         f" got {steps}, {batch_size}, {lr}, {checkpoint_every}")
+    if resume and checkpoint is None:
+        raise ValueError("resume needs the checkpoint file to continue from")
+    settings = training_settings(model, blocks, steps, lr, batch_size, seed, bce_weight,
+                                 class_balanced)
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(model.net.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(steps, 1))
+    losses: list[float] = []
+    if resume:
+        state = load_training_state(checkpoint)
+        check_same_settings(state.settings, settings, checkpoint)
+        _load_weights(model, state.model)
+        optimizer.load_state_dict(state.optimizer)
+        schedule.load_state_dict(state.scheduler)
+        generator.set_state(state.generator)
+        losses = state.losses
     model.net.train()
-    losses = []
-    bar = tqdm(range(steps), desc=f"train {model.kind}", disable=not progress or None)
-    for _ in bar:
+    bar = tqdm(range(len(losses), steps), desc=f"train {model.kind}", initial=len(losses),
+               total=steps, disable=not progress or None)
+    for step in bar:
         items = torch.randint(blocks.inputs.shape[0], (batch_size,), generator=generator)
         loss, _ = training_loss(model, blocks.inputs[items],
                                 blocks.targets.select(items.tolist()), bce_weight,
@@ -105,6 +156,10 @@ def train_ulm(model: UlmModel, blocks: UlmBlocks, steps: int, lr: float = 1e-2,
         schedule.step()
         losses.append(float(loss.detach()))
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        if checkpoint is not None and ((step + 1) % checkpoint_every == 0 or step + 1 == steps):
+            save_training_state(checkpoint, TrainingState(
+                _payload(model), optimizer.state_dict(), schedule.state_dict(),
+                generator.get_state(), losses, settings))
     model.history.extend(losses)
     return losses
 
@@ -121,12 +176,8 @@ def predict(model: UlmModel, blocks: UlmBlocks, batch_size: int = 1,
     return outputs
 
 
-def save_model(model: UlmModel, path: str | os.PathLike[str]) -> Path:
-    """Write ``model`` atomically (:mod:`blockrecon.atomic`).
-
-    Raises:
-        FileNotFoundError: if the folder of ``path`` does not exist.
-    """
+def _payload(model: UlmModel) -> dict:
+    """The plain-data model file content of ``model`` (see :func:`save_model`)."""
     sparsifier = None
     if model.sparsifier is not None:
         s = model.sparsifier
@@ -135,34 +186,46 @@ def save_model(model: UlmModel, path: str | os.PathLike[str]) -> Path:
                           "spatial_dims": s.mask.spatial_dims,
                           "channels": s.mask.block.spatial.out_channels,
                           "state_dict": s.mask.state_dict()}}
-    payload = {"format": "blockrecon.ulm.model/1", "kind": model.kind,
-               "config": model.net.config.to_dict(), "state_dict": model.net.state_dict(),
-               "sparsifier": sparsifier, "history": list(model.history),
-               "threshold": model.threshold}
-    return atomic_write(path, lambda temporary: torch.save(payload, temporary))
+    return {"format": MODEL_FORMAT, "kind": model.kind,
+            "config": model.net.config.to_dict(), "state_dict": model.net.state_dict(),
+            "sparsifier": sparsifier, "history": list(model.history),
+            "threshold": model.threshold}
+
+
+def _load_weights(model: UlmModel, payload: dict) -> None:
+    """Set ``model``'s weights (network, learned mask), history and threshold from a payload of
+    the same architecture."""
+    model.net.load_state_dict(payload["state_dict"])
+    mask = (payload["sparsifier"] or {}).get("mask")
+    if mask is not None:
+        model.sparsifier.mask.load_state_dict(mask["state_dict"])
+    model.history[:] = payload["history"]
+    model.threshold = float(payload.get("threshold", 0.5))
+
+
+def save_model(model: UlmModel, path: str | os.PathLike[str]) -> Path:
+    """Write ``model`` atomically (:mod:`blockrecon.atomic`).
+
+    Raises:
+        FileNotFoundError: if the folder of ``path`` does not exist.
+    """
+    return atomic_write(path, lambda temporary: torch.save(_payload(model), temporary))
 
 
 def load_model(path: str | os.PathLike[str]) -> UlmModel:
-    """Read a model written by :func:`save_model` (weights only: no code is unpickled)."""
-    source = Path(path)
-    if not source.is_file():
-        raise FileNotFoundError(f"no such model file: {source}")
-    try:
-        payload = torch.load(source, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unreadable file is bad input
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"{source}: not a ULM model file ({reason})") from err
-    if not isinstance(payload, dict) or payload.get("format") != "blockrecon.ulm.model/1":
-        raise ValueError(f"{source}: not a ULM model file")
+    """Read a model written by :func:`save_model` (weights only: no code is unpickled).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: not a ULM model file.
+    """
+    payload = read_torch_payload(path, MODEL_FORMAT, MODEL_KEYS, "ULM model file")
     sparsifier = None
     if payload["sparsifier"] is not None:
         s, mask = payload["sparsifier"], None
         if s["mask"] is not None:
             mask = LearnedMask(s["mask"]["spatial_dims"], s["mask"]["channels"])
-            mask.load_state_dict(s["mask"]["state_dict"])
         sparsifier = InputSparsifier(s["kind"], s["value"], mask)
     model = build_model(payload["kind"], UlmNetConfig(**payload["config"]), sparsifier)
-    model.net.load_state_dict(payload["state_dict"])
-    model.history.extend(payload["history"])
-    model.threshold = float(payload.get("threshold", 0.5))
+    _load_weights(model, payload)
     return model

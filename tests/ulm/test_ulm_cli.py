@@ -1,9 +1,12 @@
-"""``blockrecon ulm`` end to end on tiny data, and bad input exiting 2 with one line."""
+"""``blockrecon ulm`` end to end on tiny data, an interrupted training resumed, and bad input
+exiting 2 with one line."""
 
 import json
 
 import pytest
+import torch
 
+import blockrecon.ulm.training as training
 from blockrecon.cli import main
 
 
@@ -30,6 +33,38 @@ def test_simulate_train_evaluate(acquisition, tmp_path):
     assert result["true_positives"] + result["false_negatives"] > 0
 
 
+def test_interrupted_training_resumes_to_the_same_model(acquisition, tmp_path, monkeypatch,
+                                                        capsys):
+    train = ["ulm", "--no-progress", "train", "--data", str(acquisition), "--kind", "sparse",
+             "--steps", "4", "--checkpoint-every", "2", "--channels", "2", "2", "2",
+             "--fine-channels", "2"]
+    assert main([*train, "--out", str(tmp_path / "whole.pt")]) == 0
+    assert not (tmp_path / "whole.ckpt.pt").exists()  # removed once the model is written
+
+    out = tmp_path / "m.pt"
+    loss, calls = training.training_loss, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(None)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return loss(*args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(training, "training_loss", interrupted)
+        assert main([*train, "--out", str(out)]) == 130
+    assert "--resume" in capsys.readouterr().err and not out.exists()
+    assert (tmp_path / "m.ckpt.pt").is_file()
+    assert main([*train, "--out", str(out), "--lr", "0.02", "--resume"]) == 2
+    assert "lr 0.01 in the checkpoint, 0.02 now" in capsys.readouterr().err
+    assert main([*train, "--out", str(out), "--resume"]) == 0
+    whole, resumed = (torch.load(tmp_path / name, weights_only=True)
+                      for name in ("whole.pt", "m.pt"))
+    assert resumed["history"] == whole["history"] and len(whole["history"]) == 4
+    assert all(torch.equal(resumed["state_dict"][k], v) for k, v in whole["state_dict"].items())
+    assert resumed["threshold"] == whole["threshold"]
+
+
 def test_bench_memory(tmp_path):
     out = tmp_path / "mem.json"
     assert main(["ulm", "--no-progress", "bench-memory", "--shape", "8", "8", "--frames", "16",
@@ -46,8 +81,11 @@ def test_bench_memory(tmp_path):
       "--steps", "1"], "multiple of 16"),
     (["train", "--data", "{acq}", "--out", "{tmp}/m.pt", "--sparsifier", "topk",
       "--steps", "1"], "needs --sparsity"),
-    (["evaluate", "--data", "{acq}", "--model", "{acq}"], "not a ULM model"),
-    (["calibrate", "--data", "{acq}", "--model", "{tmp}/missing.pt"], "no such model file"),
+    (["evaluate", "--data", "{acq}", "--model", "{acq}"], "not a readable ULM model file"),
+    (["calibrate", "--data", "{acq}", "--model", "{tmp}/missing.pt"], "does not exist"),
+    (["train", "--data", "{acq}", "--out", "{tmp}/m.pt", "--resume"], "no checkpoint"),
+    (["train", "--data", "{acq}", "--out", "{tmp}/m.pt", "--checkpoint", "{tmp}/no/c.pt"],
+     "does not exist"),
     (["simulate", "--out", "{tmp}/a.txt"], "must end in .h5"),
 ])
 def test_bad_input_exits_2(acquisition, tmp_path, capsys, args, message):

@@ -1,0 +1,50 @@
+"""Reading blockrecon's torch files safely: model files and training checkpoints of every kind.
+
+Every blockrecon torch file is a ``torch.save`` of a dict of plain data carrying a ``format``
+name; it is loaded with ``torch.load(weights_only=True)``, so opening one never runs code, and
+checked for its format and required entries before anyone reads it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["read_torch_payload"]
+
+
+def read_torch_payload(path: str | os.PathLike[str], fmt: str, required: Sequence[str],
+                       kind: str, map_location: Any = "cpu") -> dict[str, Any]:
+    """Safely load a blockrecon torch file (``weights_only``) and check its format name and
+    required entries; the caller checks its version.
+
+    Args:
+        path: the file.
+        fmt: the ``format`` entry the file must carry.
+        required: entries the payload must have.
+        kind: what the file is, for messages (``"blockrecon model file"``...).
+        map_location: device of the loaded tensors.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: not a readable torch file, unsafe content, another format, missing entries.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{kind} {path} does not exist")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch.load raises many types on foreign bytes
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{path} is not a readable {kind} "
+                         f"({type(err).__name__}: {first_line})") from None
+    if not isinstance(payload, dict) or payload.get("format") != fmt:
+        raise ValueError(f"{path} is not a {kind} (no format {fmt!r})")
+    missing = [k for k in required if k not in payload]
+    if missing:
+        raise ValueError(f"{kind} {path} lacks {', '.join(missing)}")
+    return payload
