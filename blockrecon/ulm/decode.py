@@ -1,9 +1,15 @@
 """Network predictions -> bubble positions, in the same point-table form as the ground truth.
 
 Per frame, the cells of the fine occupancy map above ``threshold`` are grouped into connected
-components (full connectivity: 8 neighbours in 2D, 26 in 3D); each component gives one bubble at
-its occupancy-weighted centroid, converted to lambda with the grid convention of
-:mod:`blockrecon.ulm.blocks`. Dense maps and sparse ones (only their sites) decode alike.
+components (full connectivity: 8 neighbours in 2D, 26 in 3D). A component is one bubble at its
+occupancy-weighted centroid, unless it holds several peaks: the networks are trained to paint
+each bubble as a disc of radius :data:`~blockrecon.ulm.blocks.TARGET_RADIUS`, and at high
+concentration the discs of nearby bubbles touch. Peaks are the local maxima, over a ball of that
+radius, of the occupancy times the distance to the nearest empty cell; a component larger than
+one disc with several peaks is split between them (each cell goes to its nearest peak) and gives
+one bubble per part. Positions
+are converted to lambda with the grid convention of :mod:`blockrecon.ulm.blocks`. Dense maps and
+sparse ones (only their sites) decode alike.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import torch
 from scipy import ndimage
 
 from blockrecon.sparse import SparseTensor
-from blockrecon.ulm.blocks import cell_centres
+from blockrecon.ulm.blocks import TARGET_RADIUS, cell_centres
 
 
 @dataclass(frozen=True)
@@ -47,19 +53,71 @@ def _active_cells(logits, threshold: float) -> tuple[np.ndarray, np.ndarray, tup
     return coords.cpu().numpy(), values.cpu().double().numpy(), tuple(logits.shape[1:])
 
 
-def _frame_centroids(cells: np.ndarray, prob: np.ndarray) -> np.ndarray:
-    """Weighted centroids (k, D) of the connected components of the cells (m, D) of one frame."""
+def _ball(radius: np.ndarray) -> np.ndarray:
+    """Boolean ellipsoid footprint with semi-axes ``radius`` (cells, per axis)."""
+    half = np.ceil(radius).astype(int)
+    grid = np.meshgrid(*[np.arange(-h, h + 1) / r for h, r in zip(half, radius, strict=True)],
+                       indexing="ij")
+    return sum(g**2 for g in grid) <= 1.0 + 1e-9
+
+
+def _peaks(box: np.ndarray, radius: np.ndarray) -> np.ndarray:
+    """Peaks (k, D) of the occupancy ``box`` (zero outside it), in box cells: local maxima,
+    over a ball of ``radius`` cells, of the distance to the nearest empty cell (the centres of
+    touching discs, on either side of their neck) times the occupancy. A plateau of equal
+    maxima is one peak at its centre."""
+    depth = ndimage.distance_transform_edt(np.pad(box > 0, 1), sampling=1.0 / radius)
+    score = depth[(slice(1, -1),) * box.ndim] * box
+    top = score == ndimage.maximum_filter(score, footprint=_ball(radius), mode="constant")
+    top &= box > 0
+    plateaus, count = ndimage.label(top, ndimage.generate_binary_structure(box.ndim, box.ndim))
+    centres = ndimage.center_of_mass(top, plateaus, np.arange(1, count + 1))
+    return np.asarray(centres, dtype=np.float64).reshape(count, box.ndim)
+
+
+def _split_merged(group: np.ndarray, local: np.ndarray, box: np.ndarray, labels: np.ndarray,
+                  radius: np.ndarray) -> np.ndarray:
+    """Bubble index of every cell: ``group`` (its component), with each component larger than
+    one disc that holds several peaks split between them (each cell to its nearest peak)."""
+    group = group.copy()
+    sizes = np.bincount(group, minlength=labels.max())
+    next_group, disc = len(sizes), _ball(radius).sum()
+    for i, where in enumerate(ndimage.find_objects(labels)):
+        if sizes[i] <= disc:
+            continue
+        peaks = _peaks(np.where(labels[where] == i + 1, box[where], 0.0), radius)
+        if len(peaks) < 2:
+            continue
+        members = group == i
+        offset = local[members] - np.array([w.start for w in where])
+        gap = (((offset[:, None, :] - peaks[None]) / radius) ** 2).sum(-1)
+        group[members] = next_group + gap.argmin(1)
+        next_group += len(peaks)
+    return group
+
+
+def _frame_centroids(cells: np.ndarray, prob: np.ndarray, radius: np.ndarray | None
+                     ) -> np.ndarray:
+    """Weighted centroids (k, D) of the bubbles in the cells (m, D) of one frame: one per
+    connected component, or per peak of a component with several (``radius``: peak
+    separation in cells per axis; None: never split)."""
     low = cells.min(0)
-    box = np.zeros(tuple(cells.max(0) - low + 1))
-    box[tuple((cells - low).T)] = prob
-    labels, count = ndimage.label(box > 0, ndimage.generate_binary_structure(box.ndim, box.ndim))
-    centres = ndimage.center_of_mass(box, labels, np.arange(1, count + 1))
-    return np.asarray(centres, dtype=np.float64).reshape(count, box.ndim) + low
+    local = cells - low
+    box = np.zeros(tuple(local.max(0) + 1))
+    box[tuple(local.T)] = prob
+    labels, _ = ndimage.label(box > 0, ndimage.generate_binary_structure(box.ndim, box.ndim))
+    group = labels[tuple(local.T)] - 1
+    if radius is not None:
+        group = _split_merged(group, local, box, labels, radius)
+    _, group = np.unique(group, return_inverse=True)
+    weight = np.bincount(group, weights=prob)
+    centres = [np.bincount(group, weights=prob * local[:, d]) / weight for d in range(box.ndim)]
+    return np.stack(centres, axis=1) + low
 
 
 def decode_occupancy(logits, pixel_size: Sequence[float], scale: int = 8,
-                     threshold: float = 0.5, first_frames: torch.Tensor | None = None
-                     ) -> Detections:
+                     threshold: float = 0.5, first_frames: torch.Tensor | None = None,
+                     split_radius: float | None = TARGET_RADIUS) -> Detections:
     """Bubble positions from occupancy logits on a grid ``scale`` x finer than the input.
 
     Args:
@@ -69,13 +127,19 @@ def decode_occupancy(logits, pixel_size: Sequence[float], scale: int = 8,
         scale: refinement of the logits' grid relative to the input grid.
         threshold: occupancy (probability) above which a cell is part of a bubble.
         first_frames: int64 (B,) frame offset of each block (default 0).
+        split_radius: bubble disc radius (lambda) the network was trained with: a component
+            with several peaks this far apart is split; None: one bubble per component.
     """
     if not 0 < threshold < 1:
         raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+    if split_radius is not None and not split_radius > 0:
+        raise ValueError(f"split_radius must be positive or None, got {split_radius}")
     coords, prob, grid = _active_cells(logits, threshold)
     ndim = len(grid) - 1
     if len(pixel_size) != ndim:
         raise ValueError(f"pixel_size needs {ndim} values, got {len(pixel_size)}")
+    radius = None if split_radius is None else np.maximum(
+        split_radius * scale / np.asarray(pixel_size, dtype=np.float64), 1.0)
     positions, frames, items = [np.zeros((0, ndim))], [np.zeros(0, np.int64)], [
         np.zeros(0, np.int64)]
     if len(coords):
@@ -84,7 +148,7 @@ def decode_occupancy(logits, pixel_size: Sequence[float], scale: int = 8,
         coords, prob, frame_ids = coords[order], prob[order], frame_ids[order]
         starts = np.flatnonzero(np.r_[True, frame_ids[1:] != frame_ids[:-1], True])
         for lo, hi in zip(starts[:-1], starts[1:], strict=True):
-            centres = _frame_centroids(coords[lo:hi, 2:], prob[lo:hi])
+            centres = _frame_centroids(coords[lo:hi, 2:], prob[lo:hi], radius)
             positions.append(centres)
             frames.append(np.full(len(centres), coords[lo, 1]))
             items.append(np.full(len(centres), coords[lo, 0]))

@@ -81,6 +81,23 @@ def test_decode_recovers_hand_built_bubbles():
     assert again.frames.tolist() == found.frames.tolist()
 
 
+@pytest.mark.parametrize("pixel", [(0.5, 0.5), (0.5, 0.5, 0.5)])
+def test_touching_discs_split_into_their_bubbles(pixel):
+    """Two bubbles 0.22 lambda apart: their lambda/8 target discs merge into one component,
+    which the peak split decodes as two bubbles, each within a fine cell of the truth."""
+    d = len(pixel)
+    pos = torch.tensor([[1.0] * d, [1.22] + [1.03] * (d - 1)], dtype=torch.float64)
+    target = occupancy_targets(pos, torch.tensor([0, 0]), torch.tensor([0, 0]), (1,) + (8,) * d,
+                               1, pixel, scales=(8,), radius=0.125)
+    logits = torch.where(target.dense(8) > 0, BIG, -BIG)
+    merged = decode_occupancy(logits, pixel, scale=8, split_radius=None)
+    assert merged.positions.shape == (1, d)  # one component
+    found = decode_occupancy(logits, pixel, scale=8)
+    assert found.positions.shape == (2, d)
+    got = found.positions.double()[torch.argsort(found.positions[:, 0])]
+    assert float((got - pos).norm(dim=1).max()) < 0.5 / 8  # within one fine cell
+
+
 def test_decode_bad_input():
     with pytest.raises(ValueError, match="threshold"):
         decode_occupancy(torch.zeros(1, 1, 8, 8), (1.0, 1.0), threshold=1.5)
@@ -88,6 +105,8 @@ def test_decode_bad_input():
         decode_occupancy(torch.zeros(1, 1, 8, 8), (1.0,))
     with pytest.raises(ValueError, match="logits"):
         decode_occupancy(torch.zeros(8, 8), (1.0, 1.0))
+    with pytest.raises(ValueError, match="split_radius"):
+        decode_occupancy(torch.zeros(1, 1, 8, 8), (1.0, 1.0), split_radius=0.0)
 
 
 def test_disc_targets_are_nested_and_decode_to_the_bubble():
