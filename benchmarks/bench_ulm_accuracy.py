@@ -3,8 +3,10 @@
 Every concentration gets one held-out simulation; conventional ULM (weighted centroid, all
 localizations and those kept by tracking) and each network are scored on the same frames with the
 same PALA rules (:func:`blockrecon.ulm.localization_scores`: TP within lambda/4, RMSE over pairs
-within lambda/2), networks decoded at their calibrated threshold. Without ``--model`` only the
-conventional baseline runs. The default 16x16 field at 2..64 bubbles/frame spans 0.008 to 0.25
+within lambda/2), networks decoded at their calibrated threshold (``--no-split``: without
+splitting merged discs). Two reference rows decode the training targets themselves (a perfect
+network's map), with and without the split: the ceiling the decoding sets. Without ``--model``
+only these and the conventional baseline run. The default 16x16 field at 2..64 bubbles/frame spans 0.008 to 0.25
 bubbles per pixel, i.e. 32 to 1,024 bubbles/frame on a 64x64 field.
 
     for c in 2 4 8 16 32 64; do blockrecon ulm simulate --out train_c$c.h5 --shape 16 16 \
@@ -18,8 +20,12 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+import torch
+
 from blockrecon.atomic import atomic_write
 from blockrecon.ulm import conventional_ulm, localization_scores, simulate_acquisition
+from blockrecon.ulm.blocks import TARGET_RADIUS, acquisition_blocks
+from blockrecon.ulm.decode import decode_occupancy
 from blockrecon.ulm.evaluation import evaluate_model
 from blockrecon.ulm.training import load_model
 
@@ -41,14 +47,33 @@ def _named_model(text: str) -> tuple[str, Path]:
     return name, Path(path)
 
 
+def ideal_map_scores(acquisition, split_radius) -> object:
+    """LocalizationScores of the training targets themselves (a perfect network's 8x map)
+    decoded with ``split_radius``: the ceiling the decoding puts on every network."""
+    blocks = acquisition_blocks(acquisition, BLOCK_FRAMES)
+    found = []
+    for i in range(blocks.inputs.shape[0]):
+        logits = torch.where(blocks.targets.select([i]).dense(8) > 0, 50.0, -50.0)
+        found.append(decode_occupancy(logits, blocks.pixel_size, 8, 0.5,
+                                      first_frames=blocks.first_frames[i:i + 1],
+                                      split_radius=split_radius))
+    used = acquisition.frames < blocks.inputs.shape[0] * BLOCK_FRAMES
+    return localization_scores(acquisition.positions[used], acquisition.frames[used],
+                               torch.cat([f.positions for f in found]),
+                               torch.cat([f.frames for f in found]))
+
+
 def score_methods(acquisition, models: dict) -> dict:
-    """LocalizationScores of conventional ULM and of every network on ``acquisition``."""
+    """LocalizationScores of conventional ULM, of the ideal map (split and not) and of every
+    network on ``acquisition``."""
     conventional = conventional_ulm(acquisition.iq, acquisition.pixel_size,
                                     acquisition.frame_rate)
     truth = acquisition.positions, acquisition.frames
     scores = {
         "conventional": localization_scores(*truth, conventional.positions, conventional.frames),
         "conventional tracked": localization_scores(*truth, *conventional.tracked()),
+        "ideal map": ideal_map_scores(acquisition, TARGET_RADIUS),
+        "ideal map, no split": ideal_map_scores(acquisition, None),
     }
     for name, model in models.items():
         scores[name] = evaluate_model(model, acquisition, BLOCK_FRAMES, progress=False)
@@ -65,14 +90,19 @@ def run() -> int:
     parser.add_argument("--concentrations", type=float, nargs="+",
                         default=[2, 4, 8, 16, 32, 64])
     parser.add_argument("--quick", action="store_true", help="two concentrations, 32 frames")
+    parser.add_argument("--no-split", action="store_true",
+                        help="decode the networks without splitting merged discs (one bubble "
+                             "per connected component)")
     parser.add_argument("--json", type=Path, default=RESULTS / "ulm_accuracy.json")
     args = parser.parse_args()
     if args.quick:
         args.frames, args.concentrations = 32, args.concentrations[:2]
     models = {name: load_model(path) for name, path in args.model}
+    for model in models.values():
+        model.split_radius = None if args.no_split else model.split_radius
     for name, model in models.items():
         print(f"{name}: {model.kind} network, {len(model.history)} training steps, decoded at "
-              f"occupancy > {model.threshold}")
+              f"occupancy > {model.threshold}, split radius {model.split_radius}")
     rows = []
     print(f"{'method':20s} {'conc':>6s} {'jaccard':>8s} {'rmse':>8s} {'precision':>9s} "
           f"{'recall':>7s}")
@@ -86,7 +116,8 @@ def run() -> int:
     payload = {"shape": args.shape, "frames": args.frames, "rows": rows,
                "models": {name: {"file": str(path), "kind": models[name].kind,
                                  "steps": len(models[name].history),
-                                 "threshold": models[name].threshold}
+                                 "threshold": models[name].threshold,
+                                 "split_radius": models[name].split_radius}
                           for name, path in args.model}}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(args.json, lambda tmp: tmp.write_text(json.dumps(payload, indent=2)))

@@ -35,7 +35,8 @@ def _scores(model: UlmModel, acquisition: UlmAcquisition, block_frames: int,
     scores = []
     for threshold in thresholds:
         found = [decode_occupancy(out[8], blocks.pixel_size, 8, threshold,
-                                  first_frames=blocks.first_frames[start:start + 1])
+                                  first_frames=blocks.first_frames[start:start + 1],
+                                  split_radius=model.split_radius)
                  for start, out in enumerate(outputs)]
         scores.append(localization_scores(
             acquisition.positions[used], acquisition.frames[used],

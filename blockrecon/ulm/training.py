@@ -2,8 +2,8 @@
 
 A model file (``torch.save`` of a plain dict, written atomically) holds the network kind
 (``"dense"`` or ``"sparse"``), its :class:`UlmNetConfig`, its ``state_dict``, the input
-sparsifier (kind, value and, for a learned mask, its weights), the decoding threshold and the
-training history.
+sparsifier (kind, value and, for a learned mask, its weights), the decoding threshold and split
+radius, and the training history.
 
 Recipe: Adam with a cosine learning-rate decay to 0 on multi-scale Dice plus per-site
 cross-entropy, class-balanced for a sparse network, whose heads prune at occupancy 0.5 (see
@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from blockrecon.atomic import atomic_write
 from blockrecon.torch_file import read_torch_payload
-from blockrecon.ulm.blocks import OccupancyTargets, UlmBlocks
+from blockrecon.ulm.blocks import TARGET_RADIUS, OccupancyTargets, UlmBlocks
 from blockrecon.ulm.checkpoint import (
     TrainingState,
     check_same_settings,
@@ -42,14 +42,17 @@ MODEL_KEYS = ("format", "kind", "config", "state_dict", "sparsifier", "history")
 
 @dataclass
 class UlmModel:
-    """A ULM network with the input sparsifier it was trained with (None for dense) and the
+    """A ULM network with the input sparsifier it was trained with (None for dense), the
     occupancy above which its 8x map is decoded into bubbles (see
-    :func:`blockrecon.ulm.evaluation.calibrate_threshold`)."""
+    :func:`blockrecon.ulm.evaluation.calibrate_threshold`) and the disc radius (lambda) at
+    whose peaks merged bubbles are split (the training targets' radius; None: no split; see
+    :func:`blockrecon.ulm.decode.decode_occupancy`)."""
 
     net: DenseUlmNet | SparseUlmNet
     sparsifier: InputSparsifier | None = None
     history: list[float] = field(default_factory=list)
     threshold: float = 0.5
+    split_radius: float | None = TARGET_RADIUS
 
     @property
     def kind(self) -> str:
@@ -189,7 +192,7 @@ def _payload(model: UlmModel) -> dict:
     return {"format": MODEL_FORMAT, "kind": model.kind,
             "config": model.net.config.to_dict(), "state_dict": model.net.state_dict(),
             "sparsifier": sparsifier, "history": list(model.history),
-            "threshold": model.threshold}
+            "threshold": model.threshold, "split_radius": model.split_radius}
 
 
 def _load_weights(model: UlmModel, payload: dict) -> None:
@@ -201,6 +204,7 @@ def _load_weights(model: UlmModel, payload: dict) -> None:
         model.sparsifier.mask.load_state_dict(mask["state_dict"])
     model.history[:] = payload["history"]
     model.threshold = float(payload.get("threshold", 0.5))
+    model.split_radius = payload.get("split_radius", TARGET_RADIUS)
 
 
 def save_model(model: UlmModel, path: str | os.PathLike[str]) -> Path:

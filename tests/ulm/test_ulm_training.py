@@ -106,9 +106,11 @@ def test_model_file_round_trip(blocks, tmp_path):
     torch.manual_seed(0)
     mask = LearnedMask(2)
     model = build_model("sparse", CONFIG, InputSparsifier("learned", mask=mask))
+    model.threshold, model.split_radius = 0.3, None
     path = save_model(model, tmp_path / "m.pt")
     again = load_model(path)
     assert again.kind == "sparse" and again.sparsifier.kind == "learned"
+    assert (again.threshold, again.split_radius) == (0.3, None)
     x = blocks.inputs[:1]
     torch.testing.assert_close(again(x)[8].feats, model(x)[8].feats)
     saved = path.read_bytes()
