@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
 from blockrecon.sparse import SparseTensor
 from blockrecon.ulm.blocks import TARGET_RADIUS, cell_centres
@@ -90,8 +91,8 @@ def _split_merged(group: np.ndarray, local: np.ndarray, box: np.ndarray, labels:
             continue
         members = group == i
         offset = local[members] - np.array([w.start for w in where])
-        gap = (((offset[:, None, :] - peaks[None]) / radius) ** 2).sum(-1)
-        group[members] = next_group + gap.argmin(1)
+        _, nearest = cKDTree(peaks / radius).query(offset / radius)
+        group[members] = next_group + nearest
         next_group += len(peaks)
     return group
 
