@@ -6,8 +6,8 @@ same PALA rules (:func:`blockrecon.ulm.localization_scores`: TP within lambda/4,
 within lambda/2), networks decoded at their calibrated threshold (``--no-split``: without
 splitting merged discs). Two reference rows decode the training targets themselves (a perfect
 network's map), with and without the split: the ceiling the decoding sets. Without ``--model``
-only these and the conventional baseline run. The default 16x16 field at 2..64 bubbles/frame spans 0.008 to 0.25
-bubbles per pixel, i.e. 32 to 1,024 bubbles/frame on a 64x64 field.
+only these and the conventional baseline run. The default 16x16 field at 2..64 bubbles/frame
+spans 0.008 to 0.25 bubbles per pixel, i.e. 32 to 1,024 bubbles/frame on a 64x64 field.
 
     for c in 2 4 8 16 32 64; do blockrecon ulm simulate --out train_c$c.h5 --shape 16 16 \
         --frames 512 --concentration $c --seed $c; done
@@ -80,6 +80,33 @@ def score_methods(acquisition, models: dict) -> dict:
     return scores
 
 
+def save_plot(rows: list[dict], title: str, path: Path) -> None:
+    """Jaccard and RMSE against concentration, one line per method (log concentration axis)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = [r for r in rows if r["method"] == method]
+        style = {"linestyle": ":"} if method.startswith("ideal") else {"marker": "o"}
+        for ax, key in zip(axes, ("jaccard", "rmse"), strict=True):
+            ax.plot([r["concentration"] for r in mine], [r[key] for r in mine], label=method,
+                    **style)
+    for ax, label in zip(axes, ("Jaccard index", "RMSE (lambda), pairs within lambda/2"),
+                         strict=True):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("bubbles per frame")
+        ax.set_ylabel(label)
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)
+
+
 def run() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=_named_model, action="append", default=[],
@@ -94,6 +121,8 @@ def run() -> int:
                         help="decode the networks without splitting merged discs (one bubble "
                              "per connected component)")
     parser.add_argument("--json", type=Path, default=RESULTS / "ulm_accuracy.json")
+    parser.add_argument("--plot", type=Path, default=None,
+                        help="PNG of Jaccard and RMSE against concentration")
     args = parser.parse_args()
     if args.quick:
         args.frames, args.concentrations = 32, args.concentrations[:2]
@@ -122,6 +151,11 @@ def run() -> int:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(args.json, lambda tmp: tmp.write_text(json.dumps(payload, indent=2)))
     print(f"wrote {args.json}")
+    if args.plot is not None:
+        shape = "x".join(map(str, args.shape))
+        save_plot(rows, f"ULM on held-out {shape} simulations, {args.frames} frames each",
+                  args.plot)
+        print(f"wrote {args.plot}")
     return 0
 
 
