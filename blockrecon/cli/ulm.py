@@ -115,6 +115,10 @@ def _register_train(sub) -> None:
     p.add_argument("--checkpoint-every", type=_positive(int), default=50)
     p.add_argument("--resume", action="store_true",
                    help="continue the run saved in the checkpoint (give the same arguments)")
+    p.add_argument("--init", type=Path, default=None, metavar="MODEL",
+                   help="start from this trained model's weights (its architecture and input "
+                        "sparsifier; --kind must match) instead of a fresh network, e.g. to "
+                        "continue at a lower learning rate")
     p.set_defaults(func=_train)
 
 
@@ -125,9 +129,9 @@ def _load_blocks(acquisitions, block_frames: int):
     return concat_blocks([acquisition_blocks(a, block_frames) for a in acquisitions])
 
 
-def _train(args: argparse.Namespace) -> int:
-    from blockrecon.ulm.acquisition import load_acquisition
-    from blockrecon.ulm.evaluation import calibrate_threshold
+def _initial_model(args: argparse.Namespace, blocks):
+    """A fresh network of ``args``' architecture (and input sparsifier, a learned mask trained
+    here unless the run is resumed)."""
     from blockrecon.ulm.learned_mask import (
         INPUT_THRESHOLD,
         InputSparsifier,
@@ -135,22 +139,10 @@ def _train(args: argparse.Namespace) -> int:
         train_learned_mask,
     )
     from blockrecon.ulm.nets import UlmNetConfig
-    from blockrecon.ulm.training import build_model, save_model, train_ulm
+    from blockrecon.ulm.training import build_model
 
-    if args.out.suffix != ".pt":
-        raise ValueError(f"--out {args.out} must end in .pt")
-    if not args.out.parent.is_dir():
-        raise FileNotFoundError(f"--out folder {args.out.parent} does not exist")
-    checkpoint = args.checkpoint or args.out.with_suffix(".ckpt.pt")
-    if not checkpoint.parent.is_dir():
-        raise FileNotFoundError(f"--checkpoint folder {checkpoint.parent} does not exist")
-    if args.resume and not checkpoint.is_file():
-        raise FileNotFoundError(f"--resume: no checkpoint {checkpoint}")
-    acquisitions = [load_acquisition(p) for p in args.data]
-    blocks = _load_blocks(acquisitions, args.block_frames)
     config = UlmNetConfig(spatial_dims=blocks.inputs.ndim - 3, channels=tuple(args.channels),
                           fine_channels=args.fine_channels)
-    torch.manual_seed(args.seed)
     sparsifier = None
     if args.kind == "sparse":
         mask = None
@@ -163,7 +155,29 @@ def _train(args: argparse.Namespace) -> int:
             raise ValueError("--sparsifier topk needs --sparsity FRACTION (of voxels kept)")
         value = INPUT_THRESHOLD if args.sparsity is None else args.sparsity
         sparsifier = InputSparsifier(args.sparsifier, value, mask)
-    model = build_model(args.kind, config, sparsifier)
+    return build_model(args.kind, config, sparsifier)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from blockrecon.ulm.acquisition import load_acquisition
+    from blockrecon.ulm.evaluation import calibrate_threshold
+    from blockrecon.ulm.training import load_model, save_model, train_ulm
+
+    if args.out.suffix != ".pt":
+        raise ValueError(f"--out {args.out} must end in .pt")
+    if not args.out.parent.is_dir():
+        raise FileNotFoundError(f"--out folder {args.out.parent} does not exist")
+    checkpoint = args.checkpoint or args.out.with_suffix(".ckpt.pt")
+    if not checkpoint.parent.is_dir():
+        raise FileNotFoundError(f"--checkpoint folder {checkpoint.parent} does not exist")
+    if args.resume and not checkpoint.is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint {checkpoint}")
+    acquisitions = [load_acquisition(p) for p in args.data]
+    blocks = _load_blocks(acquisitions, args.block_frames)
+    torch.manual_seed(args.seed)
+    model = _initial_model(args, blocks) if args.init is None else load_model(args.init)
+    if model.kind != args.kind:
+        raise ValueError(f"--init {args.init} is a {model.kind} network, not --kind {args.kind}")
     try:
         losses = train_ulm(model, blocks, args.steps, lr=args.lr, batch_size=args.batch,
                            seed=args.seed, bce_weight=args.bce_weight,

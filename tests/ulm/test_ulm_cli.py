@@ -65,6 +65,20 @@ def test_interrupted_training_resumes_to_the_same_model(acquisition, tmp_path, m
     assert resumed["threshold"] == whole["threshold"]
 
 
+def test_train_from_a_trained_model(acquisition, tmp_path):
+    base = ["ulm", "--no-progress", "train", "--data", str(acquisition), "--kind", "sparse",
+            "--channels", "2", "2", "2", "--fine-channels", "2"]
+    first, second = tmp_path / "first.pt", tmp_path / "second.pt"
+    assert main([*base, "--steps", "2", "--out", str(first)]) == 0
+    assert main([*base, "--steps", "3", "--lr", "1e-3", "--init", str(first), "--out",
+                 str(second)]) == 0
+    before, after = (torch.load(p, weights_only=True) for p in (first, second))
+    assert after["history"][:2] == before["history"] and len(after["history"]) == 5
+    assert any(not torch.equal(after["state_dict"][k], v) for k, v in before["state_dict"].items())
+    assert main([*base, "--kind", "dense", "--steps", "1", "--init", str(first), "--out",
+                 str(tmp_path / "d.pt")]) == 2
+
+
 def test_bench_memory(tmp_path):
     out = tmp_path / "mem.json"
     assert main(["ulm", "--no-progress", "bench-memory", "--shape", "8", "8", "--frames", "16",
