@@ -25,8 +25,8 @@ import torch
 from blockrecon.atomic import atomic_write
 from blockrecon.ulm import conventional_ulm, localization_scores, simulate_acquisition
 from blockrecon.ulm.blocks import TARGET_RADIUS, acquisition_blocks
-from blockrecon.ulm.decode import decode_occupancy
-from blockrecon.ulm.evaluation import evaluate_model
+from blockrecon.ulm.evaluation import evaluate_model, score_logits
+from blockrecon.ulm.metrics import LocalizationScores
 from blockrecon.ulm.training import load_model
 
 RESULTS = Path(__file__).parent / "results"
@@ -47,20 +47,13 @@ def _named_model(text: str) -> tuple[str, Path]:
     return name, Path(path)
 
 
-def ideal_map_scores(acquisition, split_radius) -> object:
+def ideal_map_scores(acquisition, split_radius) -> LocalizationScores:
     """LocalizationScores of the training targets themselves (a perfect network's 8x map)
     decoded with ``split_radius``: the ceiling the decoding puts on every network."""
     blocks = acquisition_blocks(acquisition, BLOCK_FRAMES)
-    found = []
-    for i in range(blocks.inputs.shape[0]):
-        logits = torch.where(blocks.targets.select([i]).dense(8) > 0, 50.0, -50.0)
-        found.append(decode_occupancy(logits, blocks.pixel_size, 8, 0.5,
-                                      first_frames=blocks.first_frames[i:i + 1],
-                                      split_radius=split_radius))
-    used = acquisition.frames < blocks.inputs.shape[0] * BLOCK_FRAMES
-    return localization_scores(acquisition.positions[used], acquisition.frames[used],
-                               torch.cat([f.positions for f in found]),
-                               torch.cat([f.frames for f in found]))
+    logits = (torch.where(blocks.targets.select([i]).dense(8) > 0, 50.0, -50.0)
+              for i in range(blocks.inputs.shape[0]))
+    return score_logits(logits, blocks, acquisition, 0.5, split_radius)
 
 
 def score_methods(acquisition, models: dict) -> dict:
@@ -127,8 +120,9 @@ def run() -> int:
     if args.quick:
         args.frames, args.concentrations = 32, args.concentrations[:2]
     models = {name: load_model(path) for name, path in args.model}
-    for model in models.values():
-        model.split_radius = None if args.no_split else model.split_radius
+    if args.no_split:
+        for model in models.values():
+            model.split_radius = None
     for name, model in models.items():
         print(f"{name}: {model.kind} network, {len(model.history)} training steps, decoded at "
               f"occupancy > {model.threshold}, split radius {model.split_radius}")

@@ -2,19 +2,20 @@
 
 Every blockrecon torch file is a ``torch.save`` of a dict of plain data carrying a ``format``
 name; it is loaded with ``torch.load(weights_only=True)``, so opening one never runs code, and
-checked for its format and required entries before anyone reads it.
+checked for its format and required entries before anyone reads it. A checkpoint is resumed
+only when what it stores matches the new run (:func:`check_same`).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["read_torch_payload"]
+__all__ = ["check_same", "read_torch_payload"]
 
 
 def read_torch_payload(path: str | os.PathLike[str], fmt: str, required: Sequence[str],
@@ -48,3 +49,12 @@ def read_torch_payload(path: str | os.PathLike[str], fmt: str, required: Sequenc
     if missing:
         raise ValueError(f"{kind} {path} lacks {', '.join(missing)}")
     return payload
+
+
+def check_same(stored: Mapping[str, Any], requested: Mapping[str, Any], what: str,
+               path: str | os.PathLike[str]) -> None:
+    """ValueError naming every entry of ``requested`` that differs from ``stored``."""
+    differ = [f"{key}={stored.get(key)!r} (requested {value!r})"
+              for key, value in requested.items() if stored.get(key) != value]
+    if differ:
+        raise ValueError(f"cannot resume from {path}: its {what} differs: {'; '.join(differ)}")

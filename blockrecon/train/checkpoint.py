@@ -110,12 +110,3 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     check_state_dict(build_unrolled(payload["config"]).state_dict(), payload["state_dict"],
                      f"checkpoint {path}")
     return payload
-
-
-def check_same(stored: Mapping[str, Any], requested: Mapping[str, Any], what: str,
-               path: str | os.PathLike[str]) -> None:
-    """ValueError naming every entry of ``requested`` that differs from ``stored``."""
-    differ = [f"{key}={stored.get(key)!r} (requested {value!r})"
-              for key, value in requested.items() if stored.get(key) != value]
-    if differ:
-        raise ValueError(f"cannot resume from {path}: its {what} differs: {'; '.join(differ)}")

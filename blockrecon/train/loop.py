@@ -51,8 +51,8 @@ from blockrecon.atomic import atomic_write
 from blockrecon.losses import relative_l2
 from blockrecon.models import build_unrolled, resolve_config, save_model
 from blockrecon.recon import psnr
+from blockrecon.torch_file import check_same
 from blockrecon.train.checkpoint import (
-    check_same,
     load_checkpoint,
     restore_rng_states,
     save_checkpoint,

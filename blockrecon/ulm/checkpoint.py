@@ -13,13 +13,13 @@ The batch draws are the only randomness of a ULM training step, so restoring the
 optimizer, the schedule and the generator makes the continued run bitwise the uninterrupted one
 (on the same machine and thread count). ``settings`` (step count, learning rate, batch size,
 seed, loss weights, network, sparsifier and a fingerprint of the training blocks) must match
-the resumed run's; a mismatch is refused with a message naming what differs.
+the resumed run's; a mismatch is refused with a message naming what differs
+(:func:`blockrecon.torch_file.check_same`).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,16 +71,3 @@ def load_training_state(path: str | os.PathLike[str]) -> TrainingState:
     return TrainingState(payload["model"], payload["optimizer"], payload["scheduler"],
                          payload["generator"], list(payload["losses"]), payload["settings"])
 
-
-def check_same_settings(stored: Mapping[str, Any], requested: Mapping[str, Any],
-                        path: str | os.PathLike[str]) -> None:
-    """Refuse to resume when the run's settings differ from the checkpoint's.
-
-    Raises:
-        ValueError: naming every setting that differs, with both values.
-    """
-    differ = [f"{key} {stored.get(key)!r} in the checkpoint, {requested.get(key)!r} now"
-              for key in sorted(set(stored) | set(requested))
-              if stored.get(key) != requested.get(key)]
-    if differ:
-        raise ValueError(f"cannot resume from {path}: " + "; ".join(differ))

@@ -12,12 +12,12 @@ threshold is therefore a property of the trained model, chosen on training data 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 
 from blockrecon.ulm.acquisition import UlmAcquisition
-from blockrecon.ulm.blocks import acquisition_blocks
+from blockrecon.ulm.blocks import UlmBlocks, acquisition_blocks
 from blockrecon.ulm.decode import decode_occupancy
 from blockrecon.ulm.metrics import LocalizationScores, localization_scores
 from blockrecon.ulm.training import UlmModel, predict
@@ -26,22 +26,29 @@ from blockrecon.ulm.training import UlmModel, predict
 DECODE_THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
+def score_logits(logits: Iterable[torch.Tensor], blocks: UlmBlocks,
+                 acquisition: UlmAcquisition, threshold: float,
+                 split_radius: float | None) -> LocalizationScores:
+    """Decode the 8x occupancy logits of each block of ``blocks`` (one (1, T, *fine) dense or
+    sparse map per block, in order) and score them against ``acquisition``'s truth on the frames
+    the blocks cover (see :func:`blockrecon.ulm.decode.decode_occupancy`)."""
+    found = [decode_occupancy(out, blocks.pixel_size, 8, threshold,
+                              first_frames=blocks.first_frames[start:start + 1],
+                              split_radius=split_radius)
+             for start, out in enumerate(logits)]
+    used = acquisition.frames < blocks.inputs.shape[0] * blocks.inputs.shape[2]
+    return localization_scores(acquisition.positions[used], acquisition.frames[used],
+                               torch.cat([f.positions for f in found]),
+                               torch.cat([f.frames for f in found]))
+
+
 def _scores(model: UlmModel, acquisition: UlmAcquisition, block_frames: int,
             thresholds: Sequence[float], progress: bool) -> list[LocalizationScores]:
     """Scores of the detections decoded at each threshold (one network pass)."""
     blocks = acquisition_blocks(acquisition, block_frames)
     outputs = predict(model, blocks, progress=progress)
-    used = acquisition.frames < blocks.inputs.shape[0] * block_frames
-    scores = []
-    for threshold in thresholds:
-        found = [decode_occupancy(out[8], blocks.pixel_size, 8, threshold,
-                                  first_frames=blocks.first_frames[start:start + 1],
-                                  split_radius=model.split_radius)
-                 for start, out in enumerate(outputs)]
-        scores.append(localization_scores(
-            acquisition.positions[used], acquisition.frames[used],
-            torch.cat([f.positions for f in found]), torch.cat([f.frames for f in found])))
-    return scores
+    return [score_logits([out[8] for out in outputs], blocks, acquisition, threshold,
+                         model.split_radius) for threshold in thresholds]
 
 
 def evaluate_model(model: UlmModel, acquisition: UlmAcquisition, block_frames: int,

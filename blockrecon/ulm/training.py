@@ -23,14 +23,9 @@ import torch
 from tqdm.auto import tqdm
 
 from blockrecon.atomic import atomic_write
-from blockrecon.torch_file import read_torch_payload
+from blockrecon.torch_file import check_same, read_torch_payload
 from blockrecon.ulm.blocks import TARGET_RADIUS, OccupancyTargets, UlmBlocks
-from blockrecon.ulm.checkpoint import (
-    TrainingState,
-    check_same_settings,
-    load_training_state,
-    save_training_state,
-)
+from blockrecon.ulm.checkpoint import TrainingState, load_training_state, save_training_state
 from blockrecon.ulm.dice import multiscale_dice_loss
 from blockrecon.ulm.learned_mask import InputSparsifier, LearnedMask
 from blockrecon.ulm.nets import DenseUlmNet, SparseUlmNet, UlmNetConfig
@@ -92,7 +87,7 @@ def training_loss(model: UlmModel, inputs: torch.Tensor, targets: OccupancyTarge
     return loss, outputs
 
 
-def training_settings(model: UlmModel, blocks: UlmBlocks, steps: int, lr: float,
+def _training_settings(model: UlmModel, blocks: UlmBlocks, steps: int, lr: float,
                       batch_size: int, seed: int, bce_weight: float,
                       class_balanced: bool | None) -> dict:
     """What a training run is started with, as plain data (compared when it is resumed): the
@@ -131,15 +126,15 @@ def train_ulm(model: UlmModel, blocks: UlmBlocks, steps: int, lr: float = 1e-2,
                          f" got {steps}, {batch_size}, {lr}, {checkpoint_every}")
     if resume and checkpoint is None:
         raise ValueError("resume needs the checkpoint file to continue from")
-    settings = training_settings(model, blocks, steps, lr, batch_size, seed, bce_weight,
-                                 class_balanced)
+    settings = None if checkpoint is None else _training_settings(
+        model, blocks, steps, lr, batch_size, seed, bce_weight, class_balanced)
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(model.net.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(steps, 1))
     losses: list[float] = []
     if resume:
         state = load_training_state(checkpoint)
-        check_same_settings(state.settings, settings, checkpoint)
+        check_same(state.settings, settings, "settings", checkpoint)
         _load_weights(model, state.model)
         optimizer.load_state_dict(state.optimizer)
         schedule.load_state_dict(state.scheduler)

@@ -56,7 +56,7 @@ def test_interrupted_training_resumes_to_the_same_model(acquisition, tmp_path, m
     assert "--resume" in capsys.readouterr().err and not out.exists()
     assert (tmp_path / "m.ckpt.pt").is_file()
     assert main([*train, "--out", str(out), "--lr", "0.02", "--resume"]) == 2
-    assert "lr 0.01 in the checkpoint, 0.02 now" in capsys.readouterr().err
+    assert "lr=0.01 (requested 0.02)" in capsys.readouterr().err
     assert main([*train, "--out", str(out), "--resume"]) == 0
     whole, resumed = (torch.load(tmp_path / name, weights_only=True)
                       for name in ("whole.pt", "m.pt"))
