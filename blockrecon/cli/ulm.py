@@ -148,9 +148,9 @@ def _initial_model(args: argparse.Namespace, blocks):
         mask = None
         if args.sparsifier == "learned":
             mask = LearnedMask(config.spatial_dims)
-        if mask is not None and not args.resume:  # a resumed run restores the trained mask
-            train_learned_mask(mask, blocks, args.mask_steps, seed=args.seed,
-                               progress=_progress(args))
+            if not args.resume:  # a resumed run restores the trained mask
+                train_learned_mask(mask, blocks, args.mask_steps, seed=args.seed,
+                                   progress=_progress(args))
         if args.sparsifier == "topk" and args.sparsity is None:
             raise ValueError("--sparsifier topk needs --sparsity FRACTION (of voxels kept)")
         value = INPUT_THRESHOLD if args.sparsity is None else args.sparsity
