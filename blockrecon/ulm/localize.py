@@ -2,7 +2,12 @@
 
 Detection keeps, in every frame, the voxels whose amplitude ``|iq|`` is the maximum of their
 3x3(x3) spatial neighbourhood and exceeds a threshold (by default a multiple of the noise level
-estimated from the median amplitude). Each detection is refined on its 3x3(x3) neighbourhood:
+estimated from the median amplitude), border voxels included: on small fields the border holds
+a large share of the bubbles (42 % of the voxels of a 12^3 field). Each detection is refined on
+its 3x3(x3) neighbourhood, mirrored about the peak where it crosses the border (the offset along
+such an axis is then 0: the border voxel's centre, at most half a voxel from a bubble inside the
+field; radial symmetry, whose gradient lines the mirror bends, gives way there to the weighted
+centroid):
 
 - ``"weighted_centroid"``: centroid of the intensities ``|iq|^2``;
 - ``"radial_symmetry"``: the point closest (weighted least squares) to the lines through the
@@ -38,7 +43,8 @@ def noise_level(iq: torch.Tensor) -> float:
 
 
 def detect_peaks(iq: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Local maxima of ``|iq|`` above ``threshold``, away from the grid border.
+    """Local maxima of ``|iq|`` over the 3x3(x3) neighbourhood inside the grid, above
+    ``threshold``, border voxels included.
 
     Args:
         iq: complex ``(frames, *spatial)``.
@@ -53,19 +59,18 @@ def detect_peaks(iq: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torc
     ndim = amplitude.ndim - 1
     local_max = maximum_filter(amplitude, size=(1,) + (3,) * ndim, mode="nearest")
     is_peak = (amplitude == local_max) & (amplitude > threshold)
-    interior = (slice(None),) + (slice(1, -1),) * ndim
-    border = np.ones_like(is_peak)
-    border[interior] = False
-    is_peak &= ~border
     found = np.argwhere(is_peak)
     return torch.from_numpy(found[:, 0]), torch.from_numpy(found[:, 1:])
 
 
 def _neighbourhoods(intensity: np.ndarray, frames: np.ndarray, voxels: np.ndarray) -> np.ndarray:
-    """Values ``(n, 3, ..., 3)`` of the 3^ndim neighbourhood around each peak."""
+    """Values ``(n, 3, ..., 3)`` of the 3^ndim neighbourhood around each peak, mirrored about
+    the peak where it crosses the border."""
     ndim = voxels.shape[1]
+    size = np.array(intensity.shape[1:])
     offsets = np.array(list(itertools.product((-1, 0, 1), repeat=ndim)))
     index = voxels[:, None, :] + offsets[None]
+    index = np.where((index < 0) | (index >= size), voxels[:, None, :] - offsets[None], index)
     values = intensity[(frames[:, None], *np.moveaxis(index, -1, 0))]
     return values.reshape((len(frames),) + (3,) * ndim)
 
@@ -81,7 +86,7 @@ def weighted_centroid(patches: np.ndarray) -> np.ndarray:
     ``(n, 3, ..., 3)``."""
     ndim = patches.ndim - 1
     grid = _offset_grid(ndim, 3).reshape(-1, ndim)
-    weights = patches.reshape(len(patches), -1)
+    weights = patches.reshape(len(patches), 3**ndim)
     return weights @ grid / np.maximum(weights.sum(axis=1, keepdims=True), 1e-30)
 
 
@@ -95,7 +100,7 @@ def _cell_gradients(patches: np.ndarray) -> np.ndarray:
         for other in range(ndim):
             if other != d:
                 g = 0.5 * (g.take([0, 1], axis=other + 1) + g.take([1, 2], axis=other + 1))
-        grads.append(g.reshape(len(patches), -1))
+        grads.append(g.reshape(len(patches), 2**ndim))
     return np.stack(grads, axis=-1)
 
 
@@ -159,6 +164,8 @@ def localize(
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     pixel = check_per_axis("pixel_size", pixel_size, ndim)
+    if min(amplitude.shape[1:]) < 2:
+        raise ValueError(f"every spatial axis needs at least 2 voxels, got {amplitude.shape[1:]}")
     if threshold is None:
         check_positive("threshold_factor", threshold_factor)
         threshold = threshold_factor * noise_level(iq)
@@ -169,5 +176,7 @@ def localize(
     else:
         fwhm = np.array([psf_fwhm[0]] + [psf_fwhm[1]] * (ndim - 1), dtype=np.float64)
         offset = radial_symmetry(patches, fwhm / pixel)
+        on_border = np.any((voxels == 0) | (voxels == np.array(amplitude.shape[1:]) - 1), axis=1)
+        offset[on_border] = weighted_centroid(patches[on_border] ** 2)
     positions = (voxels + offset) * pixel
     return torch.from_numpy(positions.astype(np.float32)), torch.from_numpy(frames)

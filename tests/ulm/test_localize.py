@@ -33,6 +33,41 @@ def test_sub_pixel_error_of_a_noise_free_bubble_below_a_tenth_of_lambda(ndim, me
     assert error.mean() < 0.5 * snapped.mean()
 
 
+@pytest.mark.parametrize("ndim", [2, 3])
+@pytest.mark.parametrize("method", ["weighted_centroid", "radial_symmetry"])
+def test_bubble_on_the_border_is_found_at_the_border_voxel_centre(ndim, method):
+    # One noise-free bubble per frame within half a voxel of voxel 0 along axis 0 and within
+    # the central voxel along the others: the mirrored neighbourhood puts it at voxel 0's
+    # centre along axis 0 (error = its distance from there) and sub-pixel along the others
+    # (within lambda/8, half the true-positive radius: the mirror distorts the PSF's shape).
+    n, pixel, rng = 40, 0.5, np.random.default_rng(10 + ndim)
+    truth = (4 + rng.uniform(-0.5, 0.5, (n, ndim))) * pixel
+    truth[:, 0] -= 4 * pixel
+    fwhm = (FWHM[0],) + (FWHM[1],) * (ndim - 1)
+    iq = render_bubbles((9,) * ndim, n, np.arange(n), truth, np.ones(n), np.full(ndim, pixel),
+                        fwhm, progress=False)
+    positions, frames = localize(torch.from_numpy(iq), pixel, method=method, threshold=0.1,
+                                 psf_fwhm=FWHM)
+    assert torch.equal(frames, torch.arange(n))
+    error = np.abs(positions.numpy() - truth)
+    np.testing.assert_allclose(error[:, 0], np.abs(truth[:, 0]), atol=1e-6)
+    assert error[:, 1:].max() < 0.125
+    snapped = np.abs(np.rint(truth[:, 1:] / pixel) * pixel - truth[:, 1:])
+    assert error[:, 1:].mean() < 0.5 * snapped.mean()
+
+
+@pytest.mark.parametrize("method", ["weighted_centroid", "radial_symmetry"])
+def test_no_peak_above_threshold_gives_empty_tables(method):
+    positions, frames = localize(torch.ones(3, 6, 6, 6, dtype=torch.complex64), 0.5,
+                                 method=method, threshold=2.0)
+    assert positions.shape == (0, 3) and frames.shape == (0,)
+
+
+def test_an_axis_of_one_voxel_is_refused():
+    with pytest.raises(ValueError, match="at least 2 voxels"):
+        localize(torch.ones(2, 1, 8, dtype=torch.complex64), 0.5)
+
+
 def test_detection_finds_separated_bubbles_and_ignores_noise():
     rng = np.random.default_rng(0)
     truth = np.array([[3.0, 3.0], [3.0, 9.0], [9.0, 6.0]])
