@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from blockrecon import step_memory
-from blockrecon.atomic import atomic_write
+from blockrecon.cli.output import write_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -63,7 +62,7 @@ def run_memory(args: argparse.Namespace) -> int:
                                       device=args.device, progress=not args.no_progress)
     print(step_memory.format_table(result))
     if args.json is not None:
-        atomic_write(args.json, lambda p: p.write_text(json.dumps(result, indent=2)))
+        write_json(args.json, result)
     if args.plot is not None:
         step_memory.save_plot(result, args.plot)
     return 0

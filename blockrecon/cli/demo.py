@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from blockrecon import demo
-from blockrecon.atomic import atomic_write
+from blockrecon.cli.output import write_json
 from blockrecon.io.nifti import write_nifti
 from blockrecon.models import load_model_or_pretrained
 
@@ -58,5 +57,5 @@ def _write_outputs(out: Path, acq, results, rows) -> None:
         name = result.name.lower().replace(" ", "_").replace("-", "_")
         write_nifti(out / f"{name}.nii.gz", result.image, (1.0, 1.0, 1.0))
     demo.save_figure(out / "demo.png", acq.image, results)
-    atomic_write(out / "results.json", lambda p: p.write_text(json.dumps(rows, indent=2)))
+    write_json(out / "results.json", rows)
     print(f"Wrote NIfTI volumes, demo.png and results.json to {out}", file=sys.stderr)

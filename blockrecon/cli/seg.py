@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from blockrecon.atomic import atomic_write
+from blockrecon.cli.output import write_json
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -33,12 +32,6 @@ def _load_data(args: argparse.Namespace):
 
 def _progress(args: argparse.Namespace) -> bool | None:
     return False if args.no_progress else None
-
-
-def _write_json(scores: dict, path: Path) -> None:
-    """Scores as JSON (NaN as null), written atomically."""
-    obj = {k: [None if v != v else v for v in vals] for k, vals in scores.items()}
-    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2)))
 
 
 def _scores(model, images, labels, args) -> dict:
@@ -80,7 +73,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     scores = _scores(model, images, labels, args)
     _print_scores(f"{len(images)} images", scores)
     if args.json:
-        _write_json(scores, args.json)
+        write_json(args.json, scores)
     return 0
 
 

@@ -4,26 +4,17 @@ measure the memory of a training step (dense vs sparse)."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
+from blockrecon.cli.output import write_json
+
 
 def _progress(args: argparse.Namespace) -> bool:
     return not args.no_progress and sys.stderr.isatty()
-
-
-def _write_json(path: Path, payload: dict) -> None:
-    """Write JSON atomically."""
-    from blockrecon.atomic import atomic_path
-
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"--json folder {path.parent} does not exist")
-    with atomic_path(path) as temporary:
-        temporary.write_text(json.dumps(payload, indent=2))
 
 
 def _positive(kind):
@@ -170,6 +161,9 @@ def _train(args: argparse.Namespace) -> int:
     checkpoint = args.checkpoint or args.out.with_suffix(".ckpt.pt")
     if not checkpoint.parent.is_dir():
         raise FileNotFoundError(f"--checkpoint folder {checkpoint.parent} does not exist")
+    if checkpoint.resolve() == args.out.resolve():
+        raise ValueError(f"--checkpoint {checkpoint} is the --out model file: the checkpoint "
+                         "is removed once the model is written")
     if args.resume and not checkpoint.is_file():
         raise FileNotFoundError(f"--resume: no checkpoint {checkpoint}")
     acquisitions = [load_acquisition(p) for p in args.data]
@@ -247,7 +241,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     scores = asdict(evaluate_model(model, acq, args.block_frames, progress=_progress(args)))
     print("  ".join(f"{k} {v:.4g}" for k, v in scores.items()))
     if args.json is not None:
-        _write_json(args.json, {"data": str(args.data), "model": str(args.model), **scores})
+        write_json(args.json, {"data": str(args.data), "model": str(args.model), **scores})
     return 0
 
 
@@ -300,7 +294,7 @@ def _bench_memory(args: argparse.Namespace) -> int:
         print(f"{name:20s} {row.peak_bytes / 2**20:12.1f}  {row.sites}")
     print(f"dense / sparse: {ratio:.1f}x")
     if args.json is not None:
-        _write_json(args.json, {"shape": list(args.shape), "frames": args.frames,
+        write_json(args.json, {"shape": list(args.shape), "frames": args.frames,
                                 "concentration": args.concentration, "ratio": ratio,
                                 "rows": {k: {"peak_bytes": v.peak_bytes, "sites": v.sites}
                                          for k, v in rows.items()}})

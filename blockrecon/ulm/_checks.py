@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,7 +21,7 @@ def check_iq(iq: torch.Tensor, name: str = "iq") -> np.ndarray:
                          f"got {tuple(iq.shape)}")
     if iq.numel() == 0:
         raise ValueError(f"{name} is empty: shape {tuple(iq.shape)}")
-    array = iq.detach().cpu().to(torch.complex64).numpy()
+    array = iq.detach().cpu().to(torch.complex64).resolve_conj().numpy()
     if not np.isfinite(array).all():
         raise ValueError(f"{name} contains non-finite values (NaN or Inf)")
     return array
@@ -64,3 +65,10 @@ def check_per_axis(name: str, value: float | Sequence[float], ndim: int) -> np.n
     if values.shape != (ndim,) or not np.all(np.isfinite(values) & (values > 0)):
         raise ValueError(f"{name} must be one positive number or {ndim} of them, got {value}")
     return values
+
+
+def check_count(name: str, value: int, minimum: int = 1) -> int:
+    """``value`` as an int, if it is an integer (Python or NumPy) of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)

@@ -18,6 +18,7 @@ HDF5 layout (``save_acquisition`` / ``load_acquisition``)::
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,9 @@ import torch
 from blockrecon.atomic import atomic_path
 from blockrecon.ulm._checks import check_iq, check_points
 
-_POINT_FIELDS = ("positions", "frames", "track_ids", "amplitudes")
+#: Point-table datasets and the dtype each is stored with.
+_POINT_FIELDS = {"positions": np.float32, "frames": np.int64, "track_ids": np.int64,
+                 "amplitudes": np.float32}
 
 
 @dataclass(frozen=True)
@@ -67,9 +70,14 @@ class UlmAcquisition:
             if getattr(self, name).shape != (n,):
                 raise ValueError(f"{name} must have shape ({n},), got "
                                  f"{tuple(getattr(self, name).shape)}")
-        if len(self.pixel_size) != self.iq.ndim - 1 or min(self.pixel_size) <= 0:
+        if len(self.pixel_size) != self.iq.ndim - 1 or not all(
+                math.isfinite(p) and p > 0 for p in self.pixel_size):
             raise ValueError(f"pixel_size must hold {self.iq.ndim - 1} positive values, got "
                              f"{self.pixel_size}")
+        if n and (bool((self.frames[1:] < self.frames[:-1]).any())
+                  or int(self.frames[-1]) >= self.n_frames):
+            raise ValueError(f"frames of the positions must be sorted ascending and below the "
+                             f"{self.n_frames} frames of iq")
         if not self.frame_rate > 0 or not self.wavelength > 0:
             raise ValueError("frame_rate and wavelength must be positive")
 
@@ -81,11 +89,6 @@ class UlmAcquisition:
     def spatial_shape(self) -> tuple[int, ...]:
         return tuple(self.iq.shape[1:])
 
-    def positions_in_frame(self, frame: int) -> torch.Tensor:
-        """True positions ``(n, ndim)`` (lambda) in one frame."""
-        lo, hi = torch.searchsorted(self.frames, torch.tensor([frame, frame + 1])).tolist()
-        return self.positions[lo:hi]
-
 
 def save_acquisition(acquisition: UlmAcquisition, path: str | os.PathLike[str]) -> Path:
     """Write ``acquisition`` to an HDF5 file atomically (:mod:`blockrecon.atomic`).
@@ -94,9 +97,10 @@ def save_acquisition(acquisition: UlmAcquisition, path: str | os.PathLike[str]) 
         FileNotFoundError: if the folder of ``path`` does not exist.
     """
     with atomic_path(path) as temporary, h5py.File(temporary, "w") as f:
-        f.create_dataset("iq", data=acquisition.iq.numpy(), chunks=True)
-        for name in _POINT_FIELDS:
-            f.create_dataset(name, data=getattr(acquisition, name).numpy())
+        f.create_dataset("iq", data=check_iq(acquisition.iq), chunks=True)
+        for name, dtype in _POINT_FIELDS.items():
+            f.create_dataset(name, data=getattr(acquisition, name).numpy().astype(dtype,
+                                                                                 copy=False))
         f.attrs["pixel_size"] = np.asarray(acquisition.pixel_size, dtype=np.float64)
         f.attrs["frame_rate"] = acquisition.frame_rate
         f.attrs["wavelength"] = acquisition.wavelength

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from blockrecon.ulm._checks import check_iq
+from blockrecon.ulm._checks import check_count, check_iq
 
 
 def svd_clutter_filter(iq: torch.Tensor, n_components: int) -> torch.Tensor:
@@ -25,8 +25,9 @@ def svd_clutter_filter(iq: torch.Tensor, n_components: int) -> torch.Tensor:
     """
     array = check_iq(iq)
     n_frames = array.shape[0]
-    if not isinstance(n_components, int) or not 0 <= n_components < n_frames:
-        raise ValueError(f"n_components must be an int in [0, {n_frames}), got {n_components}")
+    n_components = check_count("n_components", n_components, minimum=0)
+    if n_components >= n_frames:
+        raise ValueError(f"n_components must be below the {n_frames} frames, got {n_components}")
     if n_components == 0:
         return torch.from_numpy(array.copy())
     casorati = array.reshape(n_frames, -1).T  # (voxels, frames)

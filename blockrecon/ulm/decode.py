@@ -23,6 +23,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from blockrecon.sparse import SparseTensor
+from blockrecon.ulm._checks import check_count, check_per_axis
 from blockrecon.ulm.blocks import TARGET_RADIUS, cell_centres
 
 
@@ -135,10 +136,16 @@ def decode_occupancy(logits, pixel_size: Sequence[float], scale: int = 8,
         raise ValueError(f"threshold must be in (0, 1), got {threshold}")
     if split_radius is not None and not split_radius > 0:
         raise ValueError(f"split_radius must be positive or None, got {split_radius}")
+    scale = check_count("scale", scale)
     coords, prob, grid = _active_cells(logits, threshold)
     ndim = len(grid) - 1
-    if len(pixel_size) != ndim:
-        raise ValueError(f"pixel_size needs {ndim} values, got {len(pixel_size)}")
+    pixel_size = tuple(check_per_axis("pixel_size", pixel_size, ndim))
+    batch = logits.batch_size if isinstance(logits, SparseTensor) else logits.shape[0]
+    if first_frames is not None:
+        first_frames = torch.as_tensor(first_frames, dtype=torch.int64)
+    if first_frames is not None and tuple(first_frames.shape) != (batch,):
+        raise ValueError(f"first_frames must have shape ({batch},) (one offset per block), got "
+                         f"{tuple(first_frames.shape)}")
     radius = None if split_radius is None else np.maximum(
         split_radius * scale / np.asarray(pixel_size, dtype=np.float64), 1.0)
     positions, frames, items = [np.zeros((0, ndim))], [np.zeros(0, np.int64)], [
@@ -156,6 +163,6 @@ def decode_occupancy(logits, pixel_size: Sequence[float], scale: int = 8,
     items = torch.from_numpy(np.concatenate(items))
     frames = torch.from_numpy(np.concatenate(frames))
     if first_frames is not None:
-        frames = frames + torch.as_tensor(first_frames, dtype=torch.int64)[items]
+        frames = frames + first_frames[items]
     lam = cell_centres(torch.from_numpy(np.concatenate(positions)), pixel_size, scale)
     return Detections(lam.to(torch.float32), frames, items)

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from scipy.ndimage import maximum_filter
+from scipy.ndimage import label, maximum_filter
 
 from blockrecon.ulm._checks import check_iq, check_per_axis, check_positive
 
@@ -44,7 +44,7 @@ def noise_level(iq: torch.Tensor) -> float:
 
 def detect_peaks(iq: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Local maxima of ``|iq|`` over the 3x3(x3) neighbourhood inside the grid, above
-    ``threshold``, border voxels included.
+    ``threshold``, border voxels included; one voxel per plateau of touching equal maxima.
 
     Args:
         iq: complex ``(frames, *spatial)``.
@@ -59,7 +59,14 @@ def detect_peaks(iq: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torc
     ndim = amplitude.ndim - 1
     local_max = maximum_filter(amplitude, size=(1,) + (3,) * ndim, mode="nearest")
     is_peak = (amplitude == local_max) & (amplitude > threshold)
+    # Touching peaks share their value (a plateau, e.g. saturated or integer IQ): keep one
+    # voxel of each, the first in raster order.
+    within_frame = np.zeros((3,) * (ndim + 1), dtype=bool)
+    within_frame[1] = True
+    plateaus, _ = label(is_peak, structure=within_frame)
     found = np.argwhere(is_peak)
+    _, first = np.unique(plateaus[tuple(found.T)], return_index=True)
+    found = found[np.sort(first)]
     return torch.from_numpy(found[:, 0]), torch.from_numpy(found[:, 1:])
 
 
@@ -174,6 +181,9 @@ def localize(
     if method == "weighted_centroid":
         offset = weighted_centroid(patches**2)
     else:
+        if len(psf_fwhm) != 2 or not all(np.isfinite(w) and w > 0 for w in psf_fwhm):
+            raise ValueError(f"psf_fwhm must be (axial, lateral) positive widths, got "
+                             f"{psf_fwhm}")
         fwhm = np.array([psf_fwhm[0]] + [psf_fwhm[1]] * (ndim - 1), dtype=np.float64)
         offset = radial_symmetry(patches, fwhm / pixel)
         on_border = np.any((voxels == 0) | (voxels == np.array(amplitude.shape[1:]) - 1), axis=1)

@@ -85,17 +85,25 @@ def track_maps(positions: torch.Tensor, frames: torch.Tensor, track_ids: torch.T
     Returns:
         :class:`TrackMaps`.
     """
+    if not all(int(s) == s and s > 0 for s in shape):
+        raise ValueError(f"shape must hold positive ints, got {tuple(shape)}")
     pos, frm = check_points(positions, frames, len(shape))
+    if not isinstance(track_ids, torch.Tensor):
+        raise ValueError(f"track_ids must be a torch.Tensor, got {type(track_ids).__name__}")
     ids = np.asarray(track_ids.detach().cpu().numpy(), dtype=np.int64)
     if ids.shape != frm.shape:
         raise ValueError(f"track_ids must have shape {frm.shape}, got {ids.shape}")
+    tracked = ids >= 0
+    pairs = np.stack([ids[tracked], frm[tracked]], axis=1)
+    if len(np.unique(pairs, axis=0)) != len(pairs):
+        raise ValueError("a track has two positions in the same frame")
     check_positive("frame_rate", frame_rate)
     if int(upsampling) != upsampling or upsampling < 1:
         raise ValueError(f"upsampling must be a positive int, got {upsampling}")
+    upsampling = int(upsampling)
     pixel = check_per_axis("pixel_size", pixel_size, len(shape))
     fine_pixel = pixel / upsampling
     fine_shape = tuple(int(s) * upsampling for s in shape)
-    tracked = ids >= 0
     points, velocity = _interpolate(pos[tracked], frm[tracked], ids[tracked],
                                     0.5 * fine_pixel.min())
     index = np.floor((points + 0.5 * pixel) / fine_pixel).astype(np.int64)

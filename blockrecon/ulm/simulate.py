@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from blockrecon.ulm._checks import check_per_axis, check_positive
+from blockrecon.ulm._checks import check_count, check_per_axis, check_positive
 from blockrecon.ulm.acquisition import UlmAcquisition
 from blockrecon.ulm.flow import FlowModel
 from blockrecon.ulm.render import add_white_noise, render_bubbles, tissue_clutter
@@ -86,8 +86,7 @@ def _check_shape(shape: Sequence[int], n_frames: int) -> tuple[int, ...]:
     shape = tuple(int(s) for s in shape)
     if len(shape) not in (2, 3) or min(shape) < 3:
         raise ValueError(f"shape must be 2 or 3 sizes of at least 3 voxels, got {shape}")
-    if int(n_frames) < 1:
-        raise ValueError(f"n_frames must be at least 1, got {n_frames}")
+    check_count("n_frames", n_frames)
     return shape
 
 
@@ -148,9 +147,9 @@ def simulate_acquisition(
     fwhm = check_per_axis("psf_fwhm", psf_fwhm, 2)
     fwhm = (fwhm[0],) + (fwhm[1],) * (ndim - 1)
     radii = check_per_axis("radius_range_um", radius_range_um, 2)
-    if radii[0] > radii[1] or n_trees < 1:
-        raise ValueError(f"need radius_range_um ascending and n_trees >= 1, got "
-                         f"{radius_range_um}, {n_trees}")
+    check_count("n_trees", n_trees)
+    if radii[0] > radii[1]:
+        raise ValueError(f"radius_range_um must be ascending, got {radius_range_um}")
     wavelength = sound_speed / center_frequency
     rng = np.random.default_rng(seed)
 

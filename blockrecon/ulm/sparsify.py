@@ -74,7 +74,7 @@ def topk_mask(iq: torch.Tensor, k: int, block_shape: Sequence[int] | None = None
     power = np.abs(check_iq(iq)) ** 2
     spatial = power.shape[1:]
     tile = tuple(spatial) if block_shape is None else tuple(int(b) for b in block_shape)
-    if len(tile) != len(spatial) or any(s % b or b < 1 for s, b in zip(spatial, tile,
+    if len(tile) != len(spatial) or any(b < 1 or s % b for s, b in zip(spatial, tile,
                                                                         strict=True)):
         raise ValueError(f"block_shape {block_shape} must have {len(spatial)} positive sizes "
                          f"dividing the grid {spatial}")

@@ -219,12 +219,16 @@ def load_model(path: str | os.PathLike[str]) -> UlmModel:
         ValueError: not a ULM model file.
     """
     payload = read_torch_payload(path, MODEL_FORMAT, MODEL_KEYS, "ULM model file")
-    sparsifier = None
-    if payload["sparsifier"] is not None:
-        s, mask = payload["sparsifier"], None
-        if s["mask"] is not None:
-            mask = LearnedMask(s["mask"]["spatial_dims"], s["mask"]["channels"])
-        sparsifier = InputSparsifier(s["kind"], s["value"], mask)
-    model = build_model(payload["kind"], UlmNetConfig(**payload["config"]), sparsifier)
-    _load_weights(model, payload)
+    try:
+        sparsifier = None
+        if payload["sparsifier"] is not None:
+            s, mask = payload["sparsifier"], None
+            if s["mask"] is not None:
+                mask = LearnedMask(s["mask"]["spatial_dims"], s["mask"]["channels"])
+            sparsifier = InputSparsifier(s["kind"], s["value"], mask)
+        model = build_model(payload["kind"], UlmNetConfig(**payload["config"]), sparsifier)
+        _load_weights(model, payload)
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"{path}: damaged ULM model file ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else err!r})") from None
     return model

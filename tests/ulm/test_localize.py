@@ -63,6 +63,17 @@ def test_no_peak_above_threshold_gives_empty_tables(method):
     assert positions.shape == (0, 3) and frames.shape == (0,)
 
 
+def test_a_plateau_of_equal_maxima_is_one_detection_between_its_voxels():
+    amplitude = np.zeros((2, 9, 9), np.float32)
+    amplitude[0, 4, 3:5] = 10.0  # two touching equal maxima
+    amplitude[0, 4, 2] = amplitude[0, 4, 5] = 5.0
+    amplitude[1, 2, 2] = amplitude[1, 6, 6] = 10.0  # two separate ones
+    positions, frames = localize(torch.from_numpy(amplitude.astype(np.complex64)), 0.5,
+                                 threshold=1.0)
+    assert frames.tolist() == [0, 1, 1]
+    assert positions[0, 0] == 2.0 and 1.5 < positions[0, 1] < 2.0  # between voxels 3 and 4
+
+
 def test_an_axis_of_one_voxel_is_refused():
     with pytest.raises(ValueError, match="at least 2 voxels"):
         localize(torch.ones(2, 1, 8, dtype=torch.complex64), 0.5)
@@ -116,3 +127,8 @@ def test_bad_arguments_are_named():
         localize(iq, (0.5, 0.5, 0.5))
     with pytest.raises(ValueError, match="n_components"):
         svd_clutter_filter(iq, 2)
+    with pytest.raises(ValueError, match="n_components"):
+        svd_clutter_filter(iq, 1.0)
+    with pytest.raises(ValueError, match="psf_fwhm"):
+        localize(iq, 0.5, method="radial_symmetry", psf_fwhm=(1.0,))
+    assert torch.equal(svd_clutter_filter(iq, np.int64(1)), svd_clutter_filter(iq, 1))

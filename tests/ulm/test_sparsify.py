@@ -61,7 +61,6 @@ def test_retention_counts_bubbles_whose_voxel_survives():
 
 
 def test_to_sparse_holds_exactly_the_kept_voxels():
-    pytest.importorskip("blockrecon.sparse.tensor")
     iq = _block()
     mask = threshold_mask(iq, 0.05)
     sparse = to_sparse(iq, mask)
@@ -75,6 +74,7 @@ def test_to_sparse_holds_exactly_the_kept_voxels():
     (lambda iq: threshold_mask(iq, 0.2, normalization="global"), "normalization"),
     (lambda iq: topk_mask(iq, 0), "k must be"),
     (lambda iq: topk_mask(iq, 2, block_shape=(3, 3)), "block_shape"),
+    (lambda iq: topk_mask(iq, 2, block_shape=(0, 8)), "block_shape"),
     (lambda iq: to_sparse(iq, torch.ones(2, 2, dtype=torch.bool)), "mask"),
     (lambda iq: threshold_mask(iq.abs(), 0.2), "complex"),
     (lambda iq: bubble_retention(iq.abs() > 0, torch.zeros(1, 2), torch.tensor([7]), 0.5),

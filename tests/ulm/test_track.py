@@ -79,3 +79,22 @@ def test_maps_ignore_untracked_points():
     maps = track_maps(pos, frm, torch.tensor([0, 0, -1]), (8, 8), 0.5, 100.0)
     assert float(maps.density.sum()) > 0
     assert float(maps.density[int(3.25 / 0.0625), int(3.25 / 0.0625)]) == 0.0
+
+
+@pytest.mark.parametrize("ids, kwargs, message", [
+    (torch.tensor([0, 0, 1]), {}, "same frame"),
+    ([0, 1, 2], {}, "track_ids must be a torch.Tensor"),
+    (torch.tensor([0, 1, 2]), {"shape": (0, 8)}, "shape"),
+    (torch.tensor([0, 1, 2]), {"upsampling": 2.5}, "upsampling"),
+])
+def test_bad_map_arguments_are_named(ids, kwargs, message):
+    pos, frm = _table([[1.0, 1.0], [1.0, 1.1], [3.0, 3.0]], [1, 1, 2])
+    args = {"shape": (8, 8), "upsampling": 8, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        track_maps(pos, frm, ids, args["shape"], 0.5, 100.0, upsampling=args["upsampling"])
+
+
+def test_integral_float_upsampling_is_accepted():
+    pos, frm = _table([[1.0, 1.0], [1.0, 1.1]], [0, 1])
+    maps = track_maps(pos, frm, torch.tensor([0, 0]), (8, 8), 0.5, 100.0, upsampling=8.0)
+    assert maps.density.shape == (64, 64)

@@ -29,8 +29,9 @@ def test_simulate_train_evaluate(acquisition, tmp_path):
     assert main(["ulm", "--no-progress", "evaluate", "--data", str(acquisition), "--model",
                  str(model), "--json", str(scores)]) == 0
     result = json.loads(scores.read_text())
-    assert 0 <= result["jaccard"] <= 1
-    assert result["true_positives"] + result["false_negatives"] > 0
+    tp, fp, fn = (result[k] for k in ("true_positives", "false_positives", "false_negatives"))
+    assert tp + fn > 0
+    assert result["jaccard"] == pytest.approx(tp / (tp + fp + fn))
 
 
 def test_interrupted_training_resumes_to_the_same_model(acquisition, tmp_path, monkeypatch,
@@ -101,6 +102,8 @@ def test_bench_memory(tmp_path):
     (["train", "--data", "{acq}", "--out", "{tmp}/m.pt", "--checkpoint", "{tmp}/no/c.pt"],
      "does not exist"),
     (["simulate", "--out", "{tmp}/a.txt"], "must end in .h5"),
+    (["train", "--data", "{acq}", "--out", "{tmp}/m.pt", "--checkpoint", "{tmp}/m.pt"],
+     "is the --out model file"),
 ])
 def test_bad_input_exits_2(acquisition, tmp_path, capsys, args, message):
     args = [a.format(acq=acquisition, tmp=tmp_path) for a in args]

@@ -75,7 +75,7 @@ def test_decode_recovers_hand_built_bubbles():
     order = torch.argsort(found.positions[:2, 0])
     got = torch.cat([found.positions[:2][order], found.positions[2:]])
     torch.testing.assert_close(got, expected.float(), rtol=0, atol=1e-5)
-    sparse = SparseTensor.from_dense(logits.unsqueeze(1), threshold=-1.0 + BIG ** 2 * 0)
+    sparse = SparseTensor.from_dense(logits.unsqueeze(1), threshold=-1.0)  # every cell
     again = decode_occupancy(sparse, pixel, scale=8, first_frames=torch.tensor([0, 100]))
     torch.testing.assert_close(again.positions, found.positions)
     assert again.frames.tolist() == found.frames.tolist()
@@ -102,11 +102,22 @@ def test_decode_bad_input():
     with pytest.raises(ValueError, match="threshold"):
         decode_occupancy(torch.zeros(1, 1, 8, 8), (1.0, 1.0), threshold=1.5)
     with pytest.raises(ValueError, match="pixel_size"):
-        decode_occupancy(torch.zeros(1, 1, 8, 8), (1.0,))
+        decode_occupancy(torch.zeros(1, 1, 8, 8), (1.0, 1.0, 1.0))
     with pytest.raises(ValueError, match="logits"):
         decode_occupancy(torch.zeros(8, 8), (1.0, 1.0))
     with pytest.raises(ValueError, match="split_radius"):
         decode_occupancy(torch.zeros(1, 1, 8, 8), (1.0, 1.0), split_radius=0.0)
+    with pytest.raises(ValueError, match="scale"):
+        decode_occupancy(torch.zeros(1, 1, 8, 8), (1.0, 1.0), scale=0)
+    with pytest.raises(ValueError, match="first_frames"):
+        decode_occupancy(torch.zeros(2, 1, 8, 8), (1.0, 1.0), first_frames=torch.tensor([0]))
+
+
+def test_scalar_pixel_size_is_every_axis():
+    logits = torch.full((1, 1, 8, 8), -9.0)
+    logits[0, 0, 3, 5] = 9.0
+    assert torch.equal(decode_occupancy(logits, 0.5).positions,
+                       decode_occupancy(logits, (0.5, 0.5)).positions)
 
 
 def test_disc_targets_are_nested_and_decode_to_the_bubble():

@@ -145,6 +145,8 @@ def test_bad_files_are_named(tmp_path):
     (dict(shape=(8,), n_frames=4, concentration=1.0), "shape"),
     (dict(shape=(8, 8, 8, 8), n_frames=4, concentration=1.0), "shape"),
     (dict(shape=(8, 8), n_frames=0, concentration=1.0), "n_frames"),
+    (dict(shape=(8, 8), n_frames=10.5, concentration=1.0), "n_frames"),
+    (dict(shape=(8, 8), n_frames=4, concentration=1.0, n_trees=2.0), "n_trees"),
     (dict(shape=(8, 8), n_frames=4, concentration=-1.0), "concentration"),
     (dict(shape=(8, 8), n_frames=4, concentration=float("nan")), "concentration"),
     (dict(shape=(8, 8), n_frames=4, concentration=1.0, pixel_size=(0.5, 0.5, 0.5)),
@@ -154,3 +156,29 @@ def test_bad_files_are_named(tmp_path):
 def test_bad_simulation_arguments_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         simulate_acquisition(progress=False, **kwargs)
+
+
+def test_inconsistent_point_tables_are_refused():
+    acq = _small(7)
+    n = len(acq.frames)
+    assert n > 2
+    shuffled = acq.frames.flip(0)
+    with pytest.raises(ValueError, match="sorted ascending"):
+        dataclasses.replace(acq, frames=shuffled)
+    beyond = acq.frames.clone()
+    beyond[-1] = acq.n_frames
+    with pytest.raises(ValueError, match=f"below the {acq.n_frames} frames"):
+        dataclasses.replace(acq, frames=beyond)
+    with pytest.raises(ValueError, match="pixel_size"):
+        dataclasses.replace(acq, pixel_size=(float("nan"),) * len(acq.pixel_size))
+
+
+def test_saved_with_the_documented_dtypes(tmp_path):
+    acq = _small(7)
+    wide = dataclasses.replace(acq, iq=acq.iq.conj().to(torch.complex128),
+                               positions=acq.positions.double(),
+                               amplitudes=acq.amplitudes.double())
+    back = load_acquisition(save_acquisition(wide, tmp_path / "acq.h5"))
+    assert back.iq.dtype == torch.complex64 and torch.equal(back.iq, acq.iq.conj())
+    assert back.positions.dtype == torch.float32 and torch.equal(back.positions, acq.positions)
+    assert back.amplitudes.dtype == torch.float32
