@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
+from blockrecon.sparse import SparseTensor
 from blockrecon.ulm.acquisition import UlmAcquisition
 from blockrecon.ulm.blocks import UlmBlocks, acquisition_blocks
 from blockrecon.ulm.decode import decode_occupancy
@@ -26,7 +27,7 @@ from blockrecon.ulm.training import UlmModel, predict
 DECODE_THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
-def score_logits(logits: Iterable[torch.Tensor], blocks: UlmBlocks,
+def score_logits(logits: Iterable[torch.Tensor | SparseTensor], blocks: UlmBlocks,
                  acquisition: UlmAcquisition, threshold: float,
                  split_radius: float | None) -> LocalizationScores:
     """Decode the 8x occupancy logits of each block of ``blocks`` (one (1, T, *fine) dense or

@@ -128,7 +128,7 @@ def simulate_acquisition(
         center_frequency: transmit frequency in Hz; with ``sound_speed`` it sets lambda.
         sound_speed: speed of sound in m/s.
         speed_per_radius: mean blood speed divided by vessel radius, in 1/s (375/s gives
-            15 mm/s in a 40 um vessel).
+            15 mm/s in a vessel of radius 40 um).
         n_trees: number of vessel trees entering the box around the field of view.
         progress: show a progress bar while rendering (only on a terminal).
 
