@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 import torch
+from bench_ulm_accuracy import BLOCK_FRAMES, _frames, _named_model
 
 from blockrecon.atomic import atomic_write
 from blockrecon.sparse import SparseTensor
@@ -23,14 +24,6 @@ from blockrecon.ulm.blocks import acquisition_blocks
 from blockrecon.ulm.training import load_model
 
 RESULTS = Path(__file__).parent / "results"
-BLOCK_FRAMES = 16
-
-
-def _named_model(text: str) -> tuple[str, Path]:
-    name, sep, path = text.partition("=")
-    if not sep or not name or not path:
-        raise argparse.ArgumentTypeError(f"expected NAME=FILE, got {text!r}")
-    return name, Path(path)
 
 
 def site_occupancy(logits) -> tuple[torch.Tensor, torch.Tensor]:
@@ -66,13 +59,11 @@ def run() -> int:
     parser.add_argument("--model", type=_named_model, action="append", required=True,
                         metavar="NAME=FILE", help="trained network (repeatable)")
     parser.add_argument("--shape", type=int, nargs="+", default=[16, 16])
-    parser.add_argument("--frames", type=int, default=64,
+    parser.add_argument("--frames", type=_frames, default=64,
                         help=f"frames per simulation, a multiple of {BLOCK_FRAMES}")
     parser.add_argument("--concentrations", type=float, nargs="+", default=[2, 16, 64])
     parser.add_argument("--json", type=Path, default=RESULTS / "ulm_stages.json")
     args = parser.parse_args()
-    if args.frames <= 0 or args.frames % BLOCK_FRAMES:
-        parser.error(f"--frames must be a positive multiple of {BLOCK_FRAMES}")
     models = {name: load_model(path) for name, path in args.model}
     rows = []
     print(f"{'method':16s} {'conc':>5s} {'scale':>5s} {'sites':>7s} {'targets':>7s} "

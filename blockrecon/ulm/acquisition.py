@@ -97,7 +97,8 @@ def save_acquisition(acquisition: UlmAcquisition, path: str | os.PathLike[str]) 
         FileNotFoundError: if the folder of ``path`` does not exist.
     """
     with atomic_path(path) as temporary, h5py.File(temporary, "w") as f:
-        f.create_dataset("iq", data=check_iq(acquisition.iq), chunks=True)
+        iq = acquisition.iq.resolve_conj().numpy().astype(np.complex64, copy=False)
+        f.create_dataset("iq", data=iq, chunks=True)  # validated when the acquisition was made
         for name, dtype in _POINT_FIELDS.items():
             f.create_dataset(name, data=getattr(acquisition, name).numpy().astype(dtype,
                                                                                  copy=False))

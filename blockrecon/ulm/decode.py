@@ -143,9 +143,9 @@ def decode_occupancy(logits, pixel_size: Sequence[float], scale: int = 8,
     batch = logits.batch_size if isinstance(logits, SparseTensor) else logits.shape[0]
     if first_frames is not None:
         first_frames = torch.as_tensor(first_frames, dtype=torch.int64)
-    if first_frames is not None and tuple(first_frames.shape) != (batch,):
-        raise ValueError(f"first_frames must have shape ({batch},) (one offset per block), got "
-                         f"{tuple(first_frames.shape)}")
+        if tuple(first_frames.shape) != (batch,):
+            raise ValueError(f"first_frames must have shape ({batch},) (one offset per block), "
+                             f"got {tuple(first_frames.shape)}")
     radius = None if split_radius is None else np.maximum(
         split_radius * scale / np.asarray(pixel_size, dtype=np.float64), 1.0)
     positions, frames, items = [np.zeros((0, ndim))], [np.zeros(0, np.int64)], [
