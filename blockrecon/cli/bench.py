@@ -19,9 +19,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     memory = benches.add_parser(
         "memory", help="peak memory of one block-wise training step per patch size",
         description=step_memory.__doc__.splitlines()[0])
-    memory.add_argument("--shape", type=int, nargs=3, required=True, metavar=("NZ", "NY", "NX"))
-    memory.add_argument("--coils", type=int, default=8)
-    memory.add_argument("--unrolls", type=int, default=5)
+    memory.add_argument("--shape", type=int, nargs=3, required=True, metavar=("NZ", "NY", "NX"),
+                        help="image grid")
+    memory.add_argument("--coils", type=int, default=8, help="receive coils")
+    memory.add_argument("--unrolls", type=int, default=5, help="unrolls of the network")
     memory.add_argument("--patch", type=int, nargs="+", required=True,
                         help="patch core sizes (voxels) to compare")
     memory.add_argument("--spokes", type=int, default=None,
@@ -34,10 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="also checkpoint each unroll of the block-wise network")
     memory.add_argument("--estimate-only", action="store_true",
                         help="meta-device estimate only: nothing is allocated or run")
-    memory.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    memory.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where the step runs and is measured")
     memory.add_argument("--json", type=Path, default=None, help="write the results as JSON")
     memory.add_argument("--plot", type=Path, default=None, help="write a PNG figure")
-    memory.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     memory.set_defaults(func=run_memory)
 
 

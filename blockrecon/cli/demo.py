@@ -21,13 +21,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--acceleration", type=float, default=8.0,
                         help="angular undersampling factor of the radial scan")
     parser.add_argument("--snr", type=float, default=40.0, help="k-space SNR in dB")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="noise seed")
     parser.add_argument("--out", type=Path, default=None,
                         help="folder for NIfTI volumes, the PNG figure and results.json")
     parser.add_argument("--model", type=Path, default=None,
                         help="model file for the MBDL method (default: the shipped pretrained "
                              "model)")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(func=run)
 
 

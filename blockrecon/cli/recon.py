@@ -42,13 +42,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "recon", help="reconstruct an acquisition (blockrecon HDF5 or ISMRMRD)",
         description=__doc__.splitlines()[0].strip("`").split(": ", 1)[-1])
     parser.add_argument("input", type=Path, help="blockrecon .h5 or ISMRMRD file")
-    parser.add_argument("--method", choices=METHODS, required=True)
+    parser.add_argument("--method", choices=METHODS, required=True,
+                        help="mbdl: trained network; cg: CG-SENSE; l1: L1-wavelet CS; grid: "
+                             "density-compensated adjoint")
     parser.add_argument("--out", type=Path, required=True, help="output .nii, .nii.gz or .h5")
     parser.add_argument("--model", type=Path, default=None,
                         help="mbdl: model file (default: the pretrained model)")
     parser.add_argument("--patch", type=int, default=None,
                         help="mbdl: block-wise core size (default: the model's)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where the reconstruction runs")
     parser.add_argument("--maps", default=None,
                         help="coil maps: an HDF5 file with a 'maps' dataset, or 'estimate' "
                              "(default: the input's maps, estimated when absent)")
@@ -58,7 +61,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "than the training size may need more, see benchmarks/README.md)")
     parser.add_argument("--lamda", type=float, default=None,
                         help="cg: Tikhonov weight (default 0); l1: L1 weight (default 1e-2)")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(func=run)
 
 

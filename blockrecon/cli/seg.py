@@ -12,13 +12,13 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--data", type=Path, help="folder of <name>.nii.gz + <name>_gt.nii.gz pairs")
     src.add_argument("--synthetic", type=int, default=4, metavar="SUBJECTS",
-                     help="synthetic cine hearts to generate (default 4)")
+                     help="synthetic cine hearts to generate")
     p.add_argument("--frames", type=int, default=10, help="synthetic frames per heart")
     p.add_argument("--size", type=int, default=None,
                    help="image size (synthetic, default 128; NIfTI: crop/pad to it)")
-    p.add_argument("--scale", default="mixed", choices=("human", "small_animal", "mixed"))
+    p.add_argument("--scale", default="mixed", choices=("human", "small_animal", "mixed"),
+                   help="synthetic hearts' anatomy (mixed: alternating by subject)")
     p.add_argument("--seed", type=int, default=0, help="synthetic data seed")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def _load_data(args: argparse.Namespace):
@@ -124,27 +124,27 @@ def register(subparsers) -> None:
     p = sub.add_parser("train", help="train a U-Net (synthetic cine or NIfTI pairs)")
     _data_args(p)
     p.add_argument("--out", type=Path, required=True, help="model checkpoint to write")
-    p.add_argument("--base-width", type=int, default=8)
-    p.add_argument("--depth", type=int, default=5)
-    p.add_argument("--norm", default="batch", choices=("batch", "none"))
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--base-width", type=int, default=8, help="channels of the first level")
+    p.add_argument("--depth", type=int, default=5, help="U-Net levels")
+    p.add_argument("--norm", default="batch", choices=("batch", "none"),
+                   help="normalization layers")
+    p.add_argument("--epochs", type=int, default=10, help="passes over the images")
+    p.add_argument("--batch-size", type=int, default=16, help="images per step")
+    p.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate")
     p.add_argument("--sparsity", type=float, default=0.0,
                    help="group-lasso weight that zeroes unneeded filters for pruning (0.8 in the "
-                        "benchmark; default 0: off)")
+                        "benchmark; 0: off)")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("predict", help="segment a 3D NIfTI stack slice by slice")
-    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--model", type=Path, required=True, help="U-Net checkpoint from 'seg train'")
     p.add_argument("--input", type=Path, required=True, help="image .nii/.nii.gz (x, y, slice)")
     p.add_argument("--output", type=Path, required=True, help="label .nii/.nii.gz to write")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_predict)
 
     p = sub.add_parser("prune", help="structured L1 filter pruning, no retraining")
     _data_args(p)
-    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--model", type=Path, required=True, help="U-Net checkpoint from 'seg train'")
     p.add_argument("--ratio", type=float, default=0.3, help="fraction of filters to remove")
     p.add_argument("--ranking", default="layer", choices=("layer", "global"),
                    help="remove the ratio from every layer, or rank all filters together")
@@ -154,6 +154,6 @@ def register(subparsers) -> None:
 
     p = sub.add_parser("evaluate", help="Dice and HD95 per class")
     _data_args(p)
-    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--model", type=Path, required=True, help="U-Net checkpoint from 'seg train'")
     p.add_argument("--json", type=Path, help="write the scores as JSON")
     p.set_defaults(func=_evaluate)

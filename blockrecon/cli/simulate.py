@@ -28,15 +28,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "the true coil maps, as a blockrecon HDF5 file.")
     parser.add_argument("--out", type=Path, required=True, help="output .h5 file")
     parser.add_argument("--shape", type=int, nargs=3, default=(32, 32, 32),
-                        metavar=("Z", "Y", "X"), help="image grid (default 32 32 32)")
-    parser.add_argument("--coils", type=int, default=8, help="birdcage coils (default 8)")
+                        metavar=("Z", "Y", "X"), help="image grid")
+    parser.add_argument("--coils", type=int, default=8, help="birdcage coils")
     parser.add_argument("--spokes", type=int, default=None,
                         help="radial spokes (default pi N^2 / 16: 8x undersampled)")
     parser.add_argument("--readout", type=int, default=None,
                         help="samples per spoke (default 2 N)")
     parser.add_argument("--snr", type=snr_value, default=30.0,
-                        help="k-space SNR in dB, or 'none' for noise-free data (default 30)")
-    parser.add_argument("--phantom", choices=PHANTOMS, default="shepp_logan")
+                        help="k-space SNR in dB, or 'none' for noise-free data")
+    parser.add_argument("--phantom", choices=PHANTOMS, default="shepp_logan",
+                        help="analytic phantom")
     parser.add_argument("--seed", type=int, default=0, help="noise and phantom seed")
     parser.set_defaults(func=run)
 

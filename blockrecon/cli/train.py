@@ -27,20 +27,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="train on N simulated random-ellipsoid acquisitions")
     parser.add_argument("--out", type=Path, required=True, help="run folder")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=10, help="epochs to train in all")
     parser.add_argument("--val", type=int, default=0, metavar="N",
                         help="validation acquisitions: N more simulated ones, or the last N "
-                             "files of --data (default 0)")
+                             "files of --data")
     parser.add_argument("--batch", type=int, default=1, help="acquisitions per step per process")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the weights, the data order and simulated data")
     parser.add_argument("--density-weights", action="store_true",
                         help="data consistency on density-weighted operators (stored DCF, else "
                              "Pipe-Menon): better conditioned, but noise is amplified at high "
                              "k-space frequencies; recon applies the model the same way")
     architecture = parser.add_argument_group("architecture")
     architecture.add_argument("--patch", type=int, default=32, help="block-wise core size")
-    architecture.add_argument("--unrolls", type=int, default=5)
+    architecture.add_argument("--unrolls", type=int, default=5,
+                              help="alternations of regularizer and data consistency")
     architecture.add_argument("--width", type=int, default=32, help="ResNet feature channels")
     architecture.add_argument("--layers", type=int, default=5, help="ResNet convolutions")
     architecture.add_argument("--dc", choices=("gradient", "cg"), default="gradient",
@@ -49,10 +51,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     simulation.add_argument("--size", type=int, default=32, help="image size N of N^3")
     simulation.add_argument("--spokes", type=int, default=None,
                             help="radial spokes (default pi N^2 / 16)")
-    simulation.add_argument("--coils", type=int, default=4)
+    simulation.add_argument("--coils", type=int, default=4, help="birdcage coils")
     simulation.add_argument("--snr", type=snr_value, default=30.0, help="k-space SNR in dB")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="training device (under torchrun: cuda:LOCAL_RANK)")
     parser.set_defaults(func=run)
 
 

@@ -35,7 +35,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Deep-learning ULM: in-silico acquisitions, dense and sparse detection "
                     "networks (per-frame occupancy on an 8x finer grid), their evaluation "
                     "against the ground truth, and the memory of a training step.")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     sub = parser.add_subparsers(dest="ulm_command", metavar="ULM_COMMAND", required=True,
                                 parser_class=type(parser))
     _register_simulate(sub)
@@ -50,12 +49,12 @@ def _register_simulate(sub) -> None:
     p = sub.add_parser("simulate", help="write a simulated acquisition (HDF5)")
     p.add_argument("--out", type=Path, required=True, help="output .h5 file")
     p.add_argument("--shape", type=_positive(int), nargs="+", default=[32, 32],
-                   help="spatial grid, 2 or 3 sizes, depth first (default 32 32)")
-    p.add_argument("--frames", type=_positive(int), default=256)
+                   help="spatial grid, 2 or 3 sizes, depth first")
+    p.add_argument("--frames", type=_positive(int), default=256, help="frames to simulate")
     p.add_argument("--concentration", type=float, default=10.0,
-                   help="mean bubbles in the field of view per frame (default 10)")
-    p.add_argument("--snr", type=float, default=30.0, help="SNR in dB (default 30)")
-    p.add_argument("--seed", type=int, default=0)
+                   help="mean bubbles in the field of view per frame")
+    p.add_argument("--snr", type=float, default=30.0, help="SNR in dB")
+    p.add_argument("--seed", type=int, default=0, help="simulation seed")
     p.set_defaults(func=_simulate)
 
 
@@ -78,23 +77,27 @@ def _register_train(sub) -> None:
     p = sub.add_parser("train", help="train a dense or sparse detection network")
     p.add_argument("--data", type=Path, required=True, nargs="+", help="acquisition .h5 files")
     p.add_argument("--out", type=Path, required=True, help="model file to write (.pt)")
-    p.add_argument("--kind", choices=("dense", "sparse"), default="sparse")
+    p.add_argument("--kind", choices=("dense", "sparse"), default="sparse",
+                   help="dense or sparse-tensor network")
     p.add_argument("--block-frames", type=_positive(int), default=16,
-                   help="frames per training block (multiple of 16; default 16)")
-    p.add_argument("--steps", type=_positive(int), default=200)
+                   help="frames per training block (multiple of 16)")
+    p.add_argument("--steps", type=_positive(int), default=200, help="training steps")
     p.add_argument("--batch", type=_positive(int), default=4, help="blocks per step")
     p.add_argument("--lr", type=_positive(float), default=1e-2,
-                   help="initial learning rate, cosine decay to 0 (default 1e-2)")
+                   help="initial learning rate, cosine decay to 0")
     p.add_argument("--bce-weight", type=float, default=1.0,
                    help="weight of the per-site cross-entropy added to the Dice loss")
     p.add_argument("--plain-bce", action="store_true",
                    help="sparse: mean cross-entropy over all sites instead of the "
                         "class-balanced one (dense networks always use the plain mean)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--channels", type=_positive(int), nargs=3, default=[8, 16, 32])
-    p.add_argument("--fine-channels", type=_positive(int), default=8)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the weights and of the block sampling")
+    p.add_argument("--channels", type=_positive(int), nargs=3, default=[8, 16, 32],
+                   help="encoder channels at the three scales")
+    p.add_argument("--fine-channels", type=_positive(int), default=8,
+                   help="channels of the upsampling tail")
     p.add_argument("--sparsifier", choices=("threshold", "topk", "learned"),
-                   default="threshold", help="sparse input sites (default threshold)")
+                   default="threshold", help="sparse input sites")
     p.add_argument("--sparsity", type=float, default=None,
                    help="threshold on |x|^2 of the normalized block (default: the library's "
                         "input threshold, 0.01), or the top-k fraction (required with topk)")
@@ -103,7 +106,8 @@ def _register_train(sub) -> None:
     p.add_argument("--checkpoint", type=Path, default=None,
                    help="training checkpoint (default: OUT with suffix .ckpt.pt), written "
                         "every --checkpoint-every steps and removed once OUT is written")
-    p.add_argument("--checkpoint-every", type=_positive(int), default=50)
+    p.add_argument("--checkpoint-every", type=_positive(int), default=50,
+                   help="training steps between checkpoints")
     p.add_argument("--resume", action="store_true",
                    help="continue the run saved in the checkpoint (give the same arguments)")
     p.add_argument("--init", type=Path, default=None, metavar="MODEL",
@@ -200,7 +204,8 @@ def _register_calibrate(sub) -> None:
                        help="choose a model's decoding threshold on acquisitions (rewrites it)")
     p.add_argument("--model", type=Path, required=True, help="model file, rewritten in place")
     p.add_argument("--data", type=Path, required=True, nargs="+", help="acquisition .h5 files")
-    p.add_argument("--block-frames", type=_positive(int), default=16)
+    p.add_argument("--block-frames", type=_positive(int), default=16,
+                   help="frames per block (as in training)")
     p.set_defaults(func=_calibrate)
 
 
@@ -223,7 +228,8 @@ def _register_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="detect bubbles with a model and score them")
     p.add_argument("--data", type=Path, required=True, help="acquisition .h5 file")
     p.add_argument("--model", type=Path, required=True, help="model file from 'ulm train'")
-    p.add_argument("--block-frames", type=_positive(int), default=16)
+    p.add_argument("--block-frames", type=_positive(int), default=16,
+                   help="frames per block (as in training)")
     p.add_argument("--json", type=Path, default=None, help="write the scores as JSON here")
     p.set_defaults(func=_evaluate)
 
@@ -250,16 +256,17 @@ def _register_bench_memory(sub) -> None:
     p = sub.add_parser("bench-memory",
                        help="peak memory of one training step, dense vs sparse")
     p.add_argument("--shape", type=_positive(int), nargs="+", default=[32, 32],
-                   help="block spatial size, 2 or 3 sizes (default 32 32)")
-    p.add_argument("--frames", type=_positive(int), default=512)
-    p.add_argument("--concentration", type=float, default=20.0)
+                   help="block spatial size, 2 or 3 sizes")
+    p.add_argument("--frames", type=_positive(int), default=512, help="frames of the block")
+    p.add_argument("--concentration", type=float, default=20.0,
+                   help="mean bubbles in the field of view per frame")
     p.add_argument("--model", type=Path, default=None,
                    help="sparse model file (trained heads prune realistically); default an "
                         "untrained network")
     p.add_argument("--dense-real", action="store_true",
                    help="also run the dense step for real (otherwise meta-device count only)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--seed", type=int, default=0, help="seed of the data and the weights")
+    p.add_argument("--json", type=Path, default=None, help="write the results as JSON here")
     p.set_defaults(func=_bench_memory)
 
 
