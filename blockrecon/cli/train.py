@@ -11,6 +11,7 @@ from pathlib import Path
 from blockrecon.cli.simulate import snr_value
 from blockrecon.physics.simulate import radial_spokes
 from blockrecon.train import AcquisitionFiles, SimulatedRadialPairs, fit
+from blockrecon.train.distributed import is_main_process
 from blockrecon.train.loop import METRICS_NAME, MODEL_NAME
 
 
@@ -92,6 +93,12 @@ def _files(args: argparse.Namespace):
     return train, val, description
 
 
+def _report(message: str) -> None:
+    """Print the run's final message to stderr once: on rank 0 only under torchrun."""
+    if is_main_process():
+        print(message, file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.val < 0:
         raise ValueError(f"--val must be >= 0, got {args.val}")
@@ -101,9 +108,8 @@ def run(args: argparse.Namespace) -> int:
                  progress=not args.no_progress, data_description=description)
     if result.stopped_by is not None:
         name = signal.Signals(result.stopped_by).name
-        print(f"Stopped by {name}; checkpoint saved in {args.out}; continue with --resume",
-              file=sys.stderr)
+        _report(f"Stopped by {name}; checkpoint saved in {args.out}; continue with --resume")
         return 128 + int(result.stopped_by)
-    print(f"Trained {len(result.history)} epochs; model {args.out / MODEL_NAME}, metrics "
-          f"{args.out / METRICS_NAME}", file=sys.stderr)
+    _report(f"Trained {len(result.history)} epochs; model {args.out / MODEL_NAME}, metrics "
+            f"{args.out / METRICS_NAME}")
     return 0

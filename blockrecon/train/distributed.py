@@ -69,6 +69,15 @@ def setup_distributed(device: str | torch.device = "cpu") -> DistributedContext:
     return DistributedContext(rank, world_size, local_rank, owns_group=True)
 
 
+def is_main_process() -> bool:
+    """Whether this process is rank 0: of the joined process group, else of the ``RANK`` that
+    torchrun sets (so also before :func:`setup_distributed` and after teardown); True when
+    not distributed."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    return _env_int("RANK", 0) == 0
+
+
 def teardown_distributed(context: DistributedContext) -> None:
     """Leave the process group if ``context`` joined it."""
     if context.owns_group and dist.is_initialized():

@@ -13,7 +13,9 @@ import time
 import pytest
 
 from blockrecon.cli import main
+from blockrecon.train import FitResult
 from blockrecon.train.checkpoint import load_checkpoint
+from blockrecon.train.distributed import is_main_process
 
 TINY = ["--simulate", "2", "--size", "16", "--spokes", "30", "--coils", "2", "--width", "4",
         "--layers", "2", "--unrolls", "2", "--patch", "8", "--seed", "4", "--no-progress"]
@@ -71,6 +73,25 @@ def test_resume_with_other_architecture_exits_2(tmp_path, capsys):
     assert len(_metrics(run)) == 1
 
 
+@pytest.mark.parametrize("rank, main_process", [("0", True), ("1", False)])
+def test_main_process_is_rank_0_of_the_environment(monkeypatch, rank, main_process):
+    monkeypatch.setenv("RANK", rank)
+    assert is_main_process() is main_process
+
+
+@pytest.mark.parametrize("rank", ["0", "1"])
+@pytest.mark.parametrize("result, code, message", [
+    (FitResult(history=[{}]), 0, "Trained 1 epochs"),
+    (FitResult(stopped_by=signal.SIGTERM), 128 + signal.SIGTERM, "Stopped by SIGTERM"),
+])
+def test_final_message_is_printed_by_rank_0_only(tmp_path, capsys, monkeypatch, rank, result,
+                                                 code, message):
+    monkeypatch.setenv("RANK", rank)
+    monkeypatch.setattr("blockrecon.cli.train.fit", lambda *args, **kwargs: result)
+    assert main(["train", *TINY, "--out", str(tmp_path / "run")]) == code
+    assert (message in capsys.readouterr().err) is (rank == "0")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -89,4 +110,5 @@ def test_train_under_torchrun_with_two_processes(tmp_path):
     assert [m["epoch"] for m in history] == [1, 2]  # written once, by rank 0
     assert all(m["batches"] == 1 for m in history)  # 2 acquisitions over 2 processes
     assert "val_loss" in history[-1]
+    assert done.stderr.count("Trained 2 epochs") == 1  # printed by rank 0 only
     assert load_checkpoint(run / "checkpoint.pt")["settings"]["world_size"] == 2
