@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -29,7 +31,11 @@ from blockrecon.physics import (
 )
 from blockrecon.physics.simulate import radial_spokes
 from blockrecon.recon import cg_sense, grid_recon, l1_wavelet, nrmse, psnr, ssim
+from blockrecon.recon._common import progress_bar
 from blockrecon.train.data import reconstruct_with_model
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: Name of the learned method in tables and figures.
 MBDL_NAME = "MBDL (block-wise)"
@@ -97,7 +103,8 @@ def classical_methods(acq: Acquisition, progress: bool = True
 
 
 def mbdl_method(acq: Acquisition, model: torch.nn.Module | None = None,
-                extra: dict | None = None) -> dict[str, Callable[[], torch.Tensor]]:
+                extra: dict | None = None, progress: bool = True
+                ) -> dict[str, Callable[[], torch.Tensor]]:
     """The block-wise unrolled network on the true coil maps.
 
     Args:
@@ -107,6 +114,7 @@ def mbdl_method(acq: Acquisition, model: torch.nn.Module | None = None,
         extra: ``model``'s metadata (how it takes its data, see
             :func:`blockrecon.train.data.reconstruct_with_model`); ``None``: data at the
             object's own scale, unweighted. Ignored when ``model`` is None.
+        progress: progress bar while computing density weights (models that take them).
 
     Building the operator (its Toeplitz kernel and density weights) is counted in the time.
     """
@@ -116,15 +124,28 @@ def mbdl_method(acq: Acquisition, model: torch.nn.Module | None = None,
         model, _, extra = load_pretrained()
 
     def mbdl() -> torch.Tensor:
-        return reconstruct_with_model(model, acq.kspace, acq.maps, acq.coord, extra or {})
+        return reconstruct_with_model(model, acq.kspace, acq.maps, acq.coord, extra or {},
+                                      progress=progress)
 
     return {MBDL_NAME: mbdl}
 
 
-def run_demo(acq: Acquisition,
-             methods: dict[str, Callable[[], torch.Tensor]]) -> list[MethodResult]:
-    """Run each method once, in order, with timing and memory."""
-    return [timed(name, fn) for name, fn in methods.items()]
+def run_demo(acq: Acquisition, methods: dict[str, Callable[[], torch.Tensor]],
+             progress: bool = True) -> list[MethodResult]:
+    """Run each method once, in order, with timing and memory; ``progress``: a bar over the
+    methods that names the one under way (only when stderr is a terminal)."""
+    bar = progress_bar(methods.items(), "methods", progress)
+    results = []
+    for name, fn in bar:
+        bar.set_postfix_str(name)
+        results.append(timed(name, fn))
+    return results
+
+
+def file_stem(name: str) -> str:
+    """A method's name as a file-name stem: lower case, every run of other characters one
+    underscore (``"MBDL (block-wise)"`` -> ``"mbdl_block_wise"``)."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
 def object_mask(reference: torch.Tensor, fraction: float = 0.05) -> torch.Tensor:
@@ -171,37 +192,40 @@ def _orthogonal_slices(volume: torch.Tensor) -> list[torch.Tensor]:
     return [volume[nz // 2], volume[:, ny // 2], volume[:, :, nx // 2]]
 
 
-def save_figure(path: str | os.PathLike[str], reference: torch.Tensor,
-                results: Sequence[MethodResult], error_gain: float = 5.0) -> Path:
-    """PNG: one row per method (reference first), three orthogonal slices of the magnitude and
-    the three matching error maps ``|x| - |ref|`` amplified by ``error_gain``. Written atomically.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def demo_figure(reference: torch.Tensor, results: Sequence[MethodResult],
+                error_gain: float = 5.0) -> Figure:
+    """One row per method (reference first): three orthogonal slices of the magnitude and the
+    three matching error maps ``|x| - |ref|``, drawn with an ``error_gain`` times narrower colour
+    range than the images and with a colour bar of the error."""
+    from matplotlib.figure import Figure
 
     rows = [("reference", reference.abs())] + [
         (r.name, _scaled_magnitude(r.image, reference)) for r in results]
     vmax = float(reference.abs().max())
-    fig, axes = plt.subplots(len(rows), 6, figsize=(12, 2.1 * len(rows)), squeeze=False)
+    fig = Figure(figsize=(12, 2.1 * len(rows)), layout="constrained")
+    axes = fig.subplots(len(rows), 6, squeeze=False)
     for (name, magnitude), row_axes in zip(rows, axes, strict=True):
+        for ax, panel in zip(row_axes[:3], _orthogonal_slices(magnitude), strict=True):
+            ax.imshow(panel.cpu().numpy(), cmap="gray", vmin=0, vmax=vmax)
         error = magnitude - reference.abs()
-        panels = _orthogonal_slices(magnitude) + _orthogonal_slices(error * error_gain)
-        for k, (ax, panel) in enumerate(zip(row_axes, panels, strict=True)):
-            if k < 3:
-                ax.imshow(panel.cpu(), cmap="gray", vmin=0, vmax=vmax)
-            else:
-                ax.imshow(panel.cpu(), cmap="RdBu_r", vmin=-vmax, vmax=vmax)
-            ax.set_xticks([])
-            ax.set_yticks([])
+        for ax, panel in zip(row_axes[3:], _orthogonal_slices(error), strict=True):
+            errors = ax.imshow(panel.cpu().numpy(), cmap="RdBu_r", vmin=-vmax / error_gain,
+                               vmax=vmax / error_gain)
         row_axes[0].set_ylabel(name)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(errors, ax=axes[:, 3:], label="|x| - |ref|")
     for ax, title in zip(axes[0], ["axial", "coronal", "sagittal",
                                    f"error x{error_gain:g}", "", ""], strict=True):
         ax.set_title(title)
-    fig.tight_layout()
+    return fig
+
+
+def save_figure(path: str | os.PathLike[str], reference: torch.Tensor,
+                results: Sequence[MethodResult], error_gain: float = 5.0) -> Path:
+    """:func:`demo_figure` as a PNG, written atomically."""
     path = Path(path)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=80)
-    plt.close(fig)
+        demo_figure(reference, results, error_gain).savefig(tmp, format="png", dpi=80)
     return path

@@ -40,8 +40,8 @@ def run(args: argparse.Namespace) -> int:
           f"({args.acceleration:g}x undersampled), SNR {args.snr:g} dB", file=sys.stderr)
     model, _, extra = load_model_or_pretrained(args.model)
     methods = {**demo.classical_methods(acq, progress=progress),
-               **demo.mbdl_method(acq, model, extra)}
-    results = demo.run_demo(acq, methods)
+               **demo.mbdl_method(acq, model, extra, progress=progress)}
+    results = demo.run_demo(acq, methods, progress=progress)
     rows = demo.quality_rows(results, acq.image)
     print(demo.format_table(rows))
     if args.out is not None:
@@ -53,8 +53,7 @@ def _write_outputs(out: Path, acq, results, rows) -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_nifti(out / "reference.nii.gz", acq.image, (1.0, 1.0, 1.0))
     for result in results:
-        name = result.name.lower().replace(" ", "_").replace("-", "_")
-        write_nifti(out / f"{name}.nii.gz", result.image, (1.0, 1.0, 1.0))
+        write_nifti(out / f"{demo.file_stem(result.name)}.nii.gz", result.image, (1.0, 1.0, 1.0))
     demo.save_figure(out / "demo.png", acq.image, results)
     write_json(out / "results.json", rows)
     print(f"Wrote NIfTI volumes, demo.png and results.json to {out}", file=sys.stderr)

@@ -93,7 +93,7 @@ def test_demo_command_adds_the_learned_method(tmp_path, capsys):
     names = [row["method"] for row in rows]
     assert names == ["gridding", "CG-SENSE", "L1-wavelet CS", demo.MBDL_NAME]
     assert demo.MBDL_NAME in capsys.readouterr().out
-    assert (tmp_path / "mbdl_(block_wise).nii.gz").is_file()
+    assert (tmp_path / "mbdl_block_wise.nii.gz").is_file()
     assert (tmp_path / "demo.png").stat().st_size > 0
     by_name = {row["method"]: row for row in rows}
     assert by_name[demo.MBDL_NAME]["psnr_db"] > by_name["gridding"]["psnr_db"]
