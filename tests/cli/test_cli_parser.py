@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from blockrecon.cli import build_parser
+from blockrecon.cli import build_parser, main
 
 
 def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
@@ -72,3 +72,11 @@ def test_common_options_default_to_off():
     args = build_parser().parse_args(["seg", "predict", "--model", "m.pt", "--input", "x.nii",
                                       "--output", "y.nii"])
     assert args.debug is False and args.no_progress is False
+
+
+def test_debug_after_the_subcommand_shows_the_traceback(tmp_path):
+    argv = ["recon", str(tmp_path / "absent.h5"), "--method", "cg", "--out",
+            str(tmp_path / "image.nii")]
+    assert main(argv) == 2
+    with pytest.raises(FileNotFoundError):
+        main([*argv, "--debug"])
