@@ -40,7 +40,7 @@ DEFAULT_L1_LAMDA = 1e-2
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "recon", help="reconstruct an acquisition (blockrecon HDF5 or ISMRMRD)",
-        description=__doc__.splitlines()[0].strip("`").split(": ", 1)[-1])
+        description=__doc__.splitlines()[0])
     parser.add_argument("input", type=Path, help="blockrecon .h5 or ISMRMRD file")
     parser.add_argument("--method", choices=METHODS, required=True,
                         help="mbdl: trained network; cg: CG-SENSE; l1: L1-wavelet CS; grid: "
