@@ -4,7 +4,7 @@ Schema (format version 1), everything at the root of the file::
 
     kspace         complex64  (coils, *sample_shape)        required
     coord          float32    (*sample_shape, ndim)         required, image-grid units,
-                                                            -N/2 <= coord[..., d] < N/2
+                                                            -N/2 <= coord[..., d] <= N/2
     maps           complex64  (coils, *image_shape)         optional coil sensitivities
     dcf            float32    sample_shape                  optional density compensation (>= 0)
     image          complex64  image_shape                   optional reference image

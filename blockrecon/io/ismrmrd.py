@@ -14,12 +14,12 @@ encoding into an :class:`~blockrecon.io.Acquisition`:
   reversed: ``(kz, ky, kx)``.
 * Trajectory units. Files store either normalized units (``|k| <= 0.5``, 1/FOV scaled so that
   0.5 is the edge of k-space: the common Gadgetron convention) or grid units (already
-  ``[-N/2, N/2)``). With ``traj_scale=None`` the reader detects which: a trajectory whose
+  ``[-N/2, N/2]``). With ``traj_scale=None`` the reader detects which: a trajectory whose
   largest magnitude is at most 0.5 is taken as normalized and multiplied by the matrix size
   along each axis; anything larger is taken as grid units. Pass ``traj_scale`` (one number, or
   three for ``(kx, ky, kz)`` as stored) to override, e.g. when the trajectory was stored in
-  rad/m or cycles/m. Samples landing exactly on ``+N/2`` (a radial spoke that reaches the edge)
-  are moved to the equivalent ``-N/2``: the discrete Fourier transform is periodic there.
+  rad/m or cycles/m. Samples exactly on ``+N/2`` (a radial spoke that reaches the edge) are
+  kept: the coordinate range is closed.
 * Skipped readouts: noise measurements, calibration-only, navigator, phase correction,
   feedback, dummy scans, surface-coil correction and phase stabilization (by ISMRMRD flags),
   and readouts of other encodings. ``discard_pre``/``discard_post`` samples are dropped.
@@ -156,13 +156,6 @@ def _scale(traj: np.ndarray, traj_scale: float | Sequence[float] | None,
     return (traj * scale).astype(np.float32)
 
 
-def _wrap_edge(coord: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray:
-    """Move samples at ``+N/2`` (to float32 rounding) to the periodic equivalent ``-N/2``."""
-    half = np.asarray(image_shape, dtype=np.float32) / 2
-    at_edge = (coord >= half) & (coord <= half * (1 + 1e-6))
-    return np.where(at_edge, -half, coord)
-
-
 def read_ismrmrd(
     path: str | os.PathLike[str],
     *,
@@ -203,7 +196,7 @@ def read_ismrmrd(
     kspace = data.view(np.complex64).reshape(len(records), channels, samples)[:, :, kept]
     traj = _stack(records["traj"], 3 * samples, "trajectory", path)
     traj = traj.reshape(len(records), samples, 3)[:, kept]
-    coord = _wrap_edge(_scale(traj, traj_scale, image_shape)[..., ::-1], image_shape)
+    coord = _scale(traj, traj_scale, image_shape)[..., ::-1]
     acquisition = Acquisition(
         kspace=torch.from_numpy(np.ascontiguousarray(kspace.transpose(1, 0, 2))),
         coord=torch.from_numpy(np.ascontiguousarray(coord)),

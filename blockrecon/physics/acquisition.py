@@ -5,7 +5,7 @@ returns it, every reader in :mod:`blockrecon.io` returns it and the writers take
 follow the blockrecon conventions (SigPy/BART):
 
 * ``kspace``: complex64 ``(coils, *sample_shape)``;
-* ``coord``: float32 ``(*sample_shape, ndim)`` in image-grid units, ``-N/2 <= coord[..., d] < N/2``
+* ``coord``: float32 ``(*sample_shape, ndim)`` in image-grid units, ``-N/2 <= coord[..., d] <= N/2``
   with ``N = image_shape[d]``;
 * ``image_shape``: ``ndim`` (3, or 2 for 2D) positive ints; ``voxel_size_mm`` in the same axis
   order;
@@ -48,7 +48,7 @@ class Acquisition:
 
     Attributes:
         kspace: complex64 ``(coils, *sample_shape)``.
-        coord: float32 ``(*sample_shape, ndim)``, image-grid units, range ``[-N/2, N/2)``.
+        coord: float32 ``(*sample_shape, ndim)``, image-grid units, range ``[-N/2, N/2]``.
         image_shape: ``ndim`` ints, the reconstruction grid.
         voxel_size_mm: ``ndim`` positive floats, voxel size along each image axis in mm.
         maps: complex64 coil sensitivity maps ``(coils, *image_shape)``, or ``None``.
@@ -156,7 +156,7 @@ def check_acquisition(acquisition: Acquisition, source: str = "acquisition") -> 
     Raises:
         ValueError: ``"<source>: <problem>"`` for the first problem found: a field that is not a
             tensor, a wrong image shape or voxel size, coord not ``(*samples, ndim)`` or out of
-            ``[-N/2, N/2)``, k-space not complex or its sample axes different from coord's,
+            ``[-N/2, N/2]``, k-space not complex or its sample axes different from coord's,
             NaN/Inf anywhere, maps with another coil count or image shape, negative dcf,
             or a reference image of the wrong shape. complex128/float64 fields pass (see
             :func:`standard_dtypes`).

@@ -45,7 +45,7 @@ def pipe_menon_dcf(
     """Density compensation weights by the Pipe-Menon fixed-point iteration.
 
     Args:
-        coord: float32 ``(..., ndim)`` in grid units, ``[-N/2, N/2)``.
+        coord: float32 ``(..., ndim)`` in grid units, ``[-N/2, N/2]``.
         image_shape: image grid ``(nz, ny, nx)`` (or 2D) the coordinates refer to.
         n_iter: iterations (each costs one forward and one adjoint NUFFT).
         backend: NUFFT backend (see :class:`blockrecon.physics.nufft.NUFFT`).

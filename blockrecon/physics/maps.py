@@ -84,7 +84,7 @@ def estimate_maps(
 
     Args:
         kspace: complex ``(coils, *coord.shape[:-1])``.
-        coord: float ``(..., ndim)`` in grid units of ``image_shape``, ``[-N/2, N/2)``.
+        coord: float ``(..., ndim)`` in grid units of ``image_shape``, ``[-N/2, N/2]``.
         image_shape: image grid ``(nz, ny, nx)`` (or 2D).
         method: ``"espirit"`` or ``"jsense"``.
         calib_width: side of the k-space calibration region (capped at the smallest image size).

@@ -61,7 +61,7 @@ class Sense(torch.nn.Module):
     Args:
         maps: complex coil sensitivities ``(coils, *image_shape)``, 2D or 3D images. If ``maps``
             requires grad (an ``nn.Parameter`` or part of a graph), gradients flow into it.
-        coord: float k-space coordinates ``(..., ndim)`` in grid units, ``[-N/2, N/2)``.
+        coord: float k-space coordinates ``(..., ndim)`` in grid units, ``[-N/2, N/2]``.
         weights: optional real, non-negative density weights broadcastable to
             ``coord.shape[:-1]``; they enter only the normal operator.
         backend: NUFFT backend (``"auto"``, ``"sigpy"``, ``"finufft"``, ``"cufinufft"``).

@@ -68,7 +68,7 @@ def simulate_acquisition(
     """Simulate multi-coil k-space of an analytic phantom from a finer grid.
 
     Args:
-        coord: float32 ``(..., 3)`` in grid units of ``image_shape``, ``[-N/2, N/2)``.
+        coord: float32 ``(..., 3)`` in grid units of ``image_shape``, ``[-N/2, N/2]``.
         image_shape: reconstruction grid ``(nz, ny, nx)``.
         n_coils: number of birdcage coils.
         phantom: ``"shepp_logan"`` or ``"ellipsoids"`` (random ellipsoids drawn with ``seed``).

@@ -9,7 +9,9 @@ Conventions checked here (see DESIGN.md):
 
 * image shapes are 2D or 3D tuples of positive integers ``(nz, ny, nx)`` / ``(ny, nx)``;
 * non-Cartesian coordinates are real, shape ``(..., ndim)`` in image-grid units, with
-  ``-N/2 <= coord[..., d] < N/2`` for the matching image size ``N``;
+  ``-N/2 <= coord[..., d] <= N/2`` for the matching image size ``N`` (the closed range, as in
+  SigPy and BART: scanner spokes often end exactly at ``+k_max``, which the periodic transform
+  treats as ``-N/2``);
 * images are complex, shape ``(*batch, *image_shape)``;
 * k-space is complex, shape ``(*batch, coils, *sample_shape)``;
 * coil maps are complex, shape ``(coils, *image_shape)``.
@@ -112,7 +114,7 @@ def check_coord(coord: torch.Tensor, image_shape: Sequence[int], name: str = "co
 
     Raises:
         ValueError: if coord is not real, has no sample axis, its last dimension differs from
-            ``len(image_shape)``, it holds NaN/Inf, or a value lies outside ``[-N/2, N/2)``.
+            ``len(image_shape)``, it holds NaN/Inf, or a value lies outside ``[-N/2, N/2]``.
     """
     shape = check_image_shape(image_shape)
     coord = _as_tensor(coord, name)
@@ -134,9 +136,9 @@ def check_coord(coord: torch.Tensor, image_shape: Sequence[int], name: str = "co
     lower, upper = flat.amin(dim=0), flat.amax(dim=0)
     for d, n in enumerate(shape):
         lo, hi = float(lower[d]), float(upper[d])
-        if lo < -n / 2 or hi >= n / 2:
+        if lo < -n / 2 or hi > n / 2:
             raise ValueError(
-                f"{name}[..., {d}] must lie in [-{n}/2, {n}/2) = [{-n / 2}, {n / 2}) "
+                f"{name}[..., {d}] must lie in [-{n}/2, {n}/2] = [{-n / 2}, {n / 2}] "
                 f"for image size {n}, got range [{lo}, {hi}]"
             )
 

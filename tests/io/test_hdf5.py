@@ -118,7 +118,7 @@ MALFORMED = {
     "dcf shape": (replace_dataset("dcf", lambda d: d[:-1].copy()), "dcf shape"),
     "negative dcf": (replace_dataset("dcf", lambda d: -d), "dcf must be non-negative"),
     "coord out of range": (replace_dataset("coord", lambda c: c + np.float32([0, 0, 4])),
-                           r"coord\[..., 2\] must lie in \[-8/2, 8/2\)"),
+                           r"coord\[..., 2\] must lie in \[-8/2, 8/2\]"),
     "coord NaN": (replace_dataset("coord", lambda c: np.where(c > 1, np.nan, c)), "non-finite"),
     "NaN in kspace": (set_kspace_value(np.nan), "kspace contains 1 non-finite"),
     "Inf in kspace": (set_kspace_value(complex(0.0, np.inf)), "kspace contains 1 non-finite"),

@@ -75,11 +75,15 @@ def test_grid_units_detected_and_explicit_scale(tmp_path):
     np.testing.assert_allclose(acq.coord.numpy(), grid[..., ::-1], rtol=1e-5, atol=1e-6)
 
 
-def test_edge_of_kspace_wraps_to_minus_half(tmp_path):
+def test_edge_of_kspace_is_kept_and_beyond_is_refused(tmp_path):
     data, traj = random_readouts()
-    traj[0, -1] = [0.5, -0.5, 0.5]  # a spoke that reaches the edge
+    traj[0, -1] = [0.5, -0.5, 0.5]  # a spoke that reaches the edge: the closed range holds it
     acq = read_ismrmrd(write_with_ismrmrd(tmp_path / "edge.h5", data, traj))
-    assert acq.coord[0, -1].tolist() == [-2.0, -3.0, -4.0]
+    assert acq.coord[0, -1].tolist() == [2.0, -3.0, 4.0]
+    grid = traj * np.float32(MATRIX_XYZ)
+    grid[0, -1, 1] = 3.01  # beyond +N/2 = 3 along y (image axis 1)
+    with pytest.raises(ValueError, match=r"coord\[\.\.\., 1\] must lie in \[-6/2, 6/2\]"):
+        read_ismrmrd(write_with_ismrmrd(tmp_path / "beyond.h5", data, grid))
 
 
 def test_discarded_samples_are_dropped(tmp_path):

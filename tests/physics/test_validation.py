@@ -24,12 +24,16 @@ def test_good_input_passes():
     assert v.check_image_shape([4, np.int64(5), 6]) == (4, 5, 6)
 
 
+def test_coord_range_is_closed():
+    v.check_coord(torch.tensor([[4.0, -3.0], [-4.0, 3.0]]), IMAGE_SHAPE)
+
+
 @pytest.mark.parametrize(
     "coord, match",
     [
         (torch.zeros(5, 3), "last dimension"),
         (torch.zeros(2), "sample axis"),
-        (torch.tensor([[4.0, 0.0]]), r"coord\[..., 0\] must lie in"),
+        (torch.tensor([[4.01, 0.0]]), r"coord\[..., 0\] must lie in \[-8/2, 8/2\]"),
         (torch.tensor([[0.0, -3.5]]), r"coord\[..., 1\] must lie in"),
         (torch.tensor([[float("nan"), 0.0]]), "non-finite"),
         (torch.zeros(5, 2, dtype=torch.complex64), "real"),

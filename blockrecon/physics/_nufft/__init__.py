@@ -2,6 +2,7 @@
 
 ``make_backend(name, device, image_shape, eps)`` resolves ``"auto"`` to the fastest installed
 backend for the device (FINUFFT on CPU, else SigPy; cuFINUFFT on CUDA, else SigPy on CuPy).
+``"dft"``, the exact transform, runs on every device but is never chosen by ``"auto"``.
 """
 
 from __future__ import annotations
@@ -11,16 +12,19 @@ import torch
 from blockrecon.backend import has_cufinufft, has_cupy, has_finufft
 
 from .base import NufftBackend
+from .dft_backend import DftBackend
 from .finufft_backend import CufinufftBackend, FinufftBackend
 from .sigpy_backend import SigpyBackend
 
-BACKEND_NAMES = ("auto", "sigpy", "finufft", "cufinufft")
+BACKEND_NAMES = ("auto", "sigpy", "finufft", "cufinufft", "dft")
 
-_CLASSES = {"sigpy": SigpyBackend, "finufft": FinufftBackend, "cufinufft": CufinufftBackend}
+_CLASSES = {"sigpy": SigpyBackend, "finufft": FinufftBackend, "cufinufft": CufinufftBackend,
+            "dft": DftBackend}
 
 
 def available_backends(device_type: str) -> tuple[str, ...]:
-    """Installed backend names usable on ``"cpu"`` or ``"cuda"`` tensors, fastest first."""
+    """Installed fast backend names usable on ``"cpu"`` or ``"cuda"`` tensors, fastest first
+    (the exact ``"dft"`` is not listed: it is usable everywhere but only on request)."""
     if device_type == "cpu":
         return ("finufft", "sigpy") if has_finufft() else ("sigpy",)
     if device_type == "cuda":
@@ -33,7 +37,7 @@ def check_backend_name(name: str) -> str:
     """Raise ValueError for an unknown backend name or one not installed on any device."""
     if name not in BACKEND_NAMES:
         raise ValueError(f"backend must be one of {BACKEND_NAMES}, got {name!r}")
-    installed = set(available_backends("cpu")) | set(available_backends("cuda"))
+    installed = {"dft"} | set(available_backends("cpu")) | set(available_backends("cuda"))
     if name != "auto" and name not in installed:
         raise ValueError(
             f"NUFFT backend {name!r} is not installed (installed: {sorted(installed)})"
@@ -45,6 +49,8 @@ def make_backend(
     name: str, device: torch.device, image_shape: tuple[int, ...], eps: float | None
 ) -> NufftBackend:
     """Instantiate backend ``name`` (or the fastest for ``device`` when ``"auto"``)."""
+    if name == "dft":
+        return DftBackend(image_shape, eps)
     usable = available_backends(device.type)
     if not usable:
         raise ValueError(f"no NUFFT backend for device {device}; for CUDA install cupy")
