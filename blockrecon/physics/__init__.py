@@ -4,7 +4,7 @@ from .acquisition import Acquisition, check_acquisition, standard_dtypes
 from .coils import birdcage_maps
 from .dcf import pipe_menon_dcf
 from .maps import estimate_maps
-from .nufft import NUFFT
+from .nufft import BACKEND_NAMES, NUFFT, resolve_backend
 from .phantom import random_ellipsoids, shepp_logan_3d
 from .sense import Sense, weighted_adjoint
 from .simulate import simulate_acquisition, simulate_radial
@@ -15,4 +15,5 @@ __all__ = ["NUFFT", "Sense", "ToeplitzNormal", "apply_toeplitz", "toeplitz_kerne
            "birdcage_maps", "pipe_menon_dcf", "estimate_maps", "random_ellipsoids",
            "shepp_logan_3d", "Acquisition", "check_acquisition", "standard_dtypes",
            "simulate_acquisition", "simulate_radial", "radial_3d",
-           "stack_of_spirals", "stack_of_stars", "weighted_adjoint"]
+           "stack_of_spirals", "stack_of_stars", "weighted_adjoint", "BACKEND_NAMES",
+           "resolve_backend"]

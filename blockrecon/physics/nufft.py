@@ -1,17 +1,21 @@
 """Non-uniform FFT as a torch module with an exact autograd backward.
 
 Scaling convention (SigPy's, shared by every backend): for an image ``x`` on the centred grid
-``r_d = index_d - N_d // 2`` and coordinates ``k`` in grid units (``-N_d/2 <= k_d < N_d/2``),
+``r_d = index_d - N_d // 2`` and coordinates ``k`` in grid units (``-N_d/2 <= k_d <= N_d/2``),
 
     forward:  y_m = 1/sqrt(prod(N)) * sum_r x_r * exp(-i 2 pi sum_d k_md r_d / N_d)
     adjoint:  x_r = 1/sqrt(prod(N)) * sum_m y_m * exp(+i 2 pi sum_d k_md r_d / N_d)
 
 so that a fully sampled Cartesian grid gives a unitary transform.
 
-Backends: ``"sigpy"`` (NumPy on CPU, CuPy on CUDA), ``"finufft"`` (CPU), ``"cufinufft"`` (CUDA),
-``"auto"`` (the fastest installed one for the tensor's device). Accuracy against an exact DFT:
-SigPy about 1e-3 (forward) / 8e-3 (adjoint) relative; FINUFFT/cuFINUFFT ``eps`` (default 1e-5
-for complex64, 1e-6 for complex128).
+Backends: ``"finufft"`` (CPU), ``"cufinufft"`` (CUDA), ``"sigpy"`` (NumPy on CPU, CuPy on CUDA),
+``"dft"`` (the exact transform, any device, for verification at small sizes) and ``"auto"`` (the
+fastest installed one for the tensor's device: FINUFFT on CPU, cuFINUFFT else SigPy on CUDA).
+Every fast backend meets the requested accuracy ``eps`` (relative error against an exact DFT;
+default 1e-5 for complex64, 1e-6 for complex128; SigPy reaches about 2e-7 at best), so that a
+solver may mix operators from one backend (``E^H y`` from the NUFFT, ``E^H E`` from the Toeplitz
+kernel) without their inconsistency dominating the solution. ``benchmarks/bench_nufft_accuracy.py``
+measures this.
 """
 
 from __future__ import annotations
@@ -20,11 +24,11 @@ from collections.abc import Sequence
 
 import torch
 
-from ._nufft import NufftBackend, check_backend_name, make_backend
+from ._nufft import BACKEND_NAMES, NufftBackend, check_backend_name, make_backend, resolve_backend
 from .toeplitz import ToeplitzNormal
 from .validation import check_coord, check_image, check_image_shape, check_kspace
 
-__all__ = ["NUFFT"]
+__all__ = ["NUFFT", "BACKEND_NAMES", "resolve_backend"]
 
 _COMPLEX_DTYPES = (torch.complex64, torch.complex128)
 
@@ -53,9 +57,10 @@ class NUFFT(torch.nn.Module):
     Args:
         image_shape: ``(N0, N1)`` or ``(N0, N1, N2)``.
         coord: float tensor ``(..., ndim)``, k-space positions in grid units, each dimension in
-            ``[-N_d/2, N_d/2)``. Held as a (non-persistent) buffer: ``.to(device)`` moves it.
-        backend: ``"auto"``, ``"sigpy"``, ``"finufft"`` or ``"cufinufft"``.
-        eps: requested accuracy for FINUFFT/cuFINUFFT (ignored by SigPy); ``None`` = default.
+            ``[-N_d/2, N_d/2]``. Held as a (non-persistent) buffer: ``.to(device)`` moves it.
+        backend: ``"auto"``, ``"finufft"``, ``"cufinufft"``, ``"sigpy"`` or ``"dft"``.
+        eps: requested relative accuracy (FINUFFT/cuFINUFFT directly, SigPy through its kernel
+            width; ignored by the exact ``"dft"``); ``None`` = the backend's default.
 
     Shapes: image ``(*batch, *image_shape)`` complex64 (complex128 for gradient checks);
     k-space ``(*batch, *coord.shape[:-1])`` of the same dtype.

@@ -45,22 +45,30 @@ def check_backend_name(name: str) -> str:
     return name
 
 
-def make_backend(
-    name: str, device: torch.device, image_shape: tuple[int, ...], eps: float | None
-) -> NufftBackend:
-    """Instantiate backend ``name`` (or the fastest for ``device`` when ``"auto"``)."""
+def resolve_backend(name: str, device: torch.device | str) -> str:
+    """The backend that ``name`` means for tensors on ``device`` (``"auto"``: the fastest
+    installed there). Raises ValueError for an unknown name or one that cannot run there."""
+    check_backend_name(name)
     if name == "dft":
-        return DftBackend(image_shape, eps)
+        return name
+    device = torch.device(device)
     usable = available_backends(device.type)
     if not usable:
         raise ValueError(f"no NUFFT backend for device {device}; for CUDA install cupy")
     if name == "auto":
-        name = usable[0]
+        return usable[0]
     if name not in usable:
         raise ValueError(
             f"NUFFT backend {name!r} cannot run on device {device} (usable there: {usable})"
         )
-    return _CLASSES[name](image_shape, eps)
+    return name
+
+
+def make_backend(
+    name: str, device: torch.device, image_shape: tuple[int, ...], eps: float | None
+) -> NufftBackend:
+    """Instantiate backend ``name`` (or the fastest for ``device`` when ``"auto"``)."""
+    return _CLASSES[resolve_backend(name, device)](image_shape, eps)
 
 
 __all__ = [
@@ -69,4 +77,5 @@ __all__ = [
     "available_backends",
     "check_backend_name",
     "make_backend",
+    "resolve_backend",
 ]
