@@ -79,9 +79,10 @@ def timed(name: str, fn: Callable[[], torch.Tensor]) -> MethodResult:
     return MethodResult(name, image.detach(), seconds, peak)
 
 
-def classical_methods(acq: Acquisition, progress: bool = True
+def classical_methods(acq: Acquisition, progress: bool = True, backend: str = "auto"
                       ) -> dict[str, Callable[[], torch.Tensor]]:
-    """Gridding, CG-SENSE and L1-wavelet CS (30 iterations) on the true coil maps.
+    """Gridding, CG-SENSE and L1-wavelet CS (30 iterations) on the true coil maps, with NUFFT
+    ``backend``.
 
     The density compensation is computed once and counted in the gridding time. L1-wavelet uses
     it as sample weights (faster convergence on radial data); CG-SENSE does not, because with
@@ -89,21 +90,24 @@ def classical_methods(acq: Acquisition, progress: bool = True
     dcf: dict[str, torch.Tensor] = {}
 
     def grid() -> torch.Tensor:
-        dcf["w"] = pipe_menon_dcf(acq.coord, acq.image_shape, progress=progress)
-        return grid_recon(acq.kspace, acq.coord, acq.maps, dcf=dcf["w"], progress=progress)
+        dcf["w"] = pipe_menon_dcf(acq.coord, acq.image_shape, backend=backend,
+                                  progress=progress)
+        return grid_recon(acq.kspace, acq.coord, acq.maps, dcf=dcf["w"], backend=backend,
+                          progress=progress)
 
     def cg() -> torch.Tensor:
-        return cg_sense(acq.kspace, acq.coord, acq.maps, n_iter=20, progress=progress)
+        return cg_sense(acq.kspace, acq.coord, acq.maps, n_iter=20, backend=backend,
+                        progress=progress)
 
     def l1() -> torch.Tensor:
         return l1_wavelet(acq.kspace, acq.coord, acq.maps, lamda=L1_LAMDA, n_iter=30,
-                          weights=dcf["w"], progress=progress)
+                          weights=dcf["w"], backend=backend, progress=progress)
 
     return {"gridding": grid, "CG-SENSE": cg, "L1-wavelet CS": l1}
 
 
 def mbdl_method(acq: Acquisition, model: torch.nn.Module | None = None,
-                extra: dict | None = None, progress: bool = True
+                extra: dict | None = None, progress: bool = True, backend: str = "auto"
                 ) -> dict[str, Callable[[], torch.Tensor]]:
     """The block-wise unrolled network on the true coil maps.
 
@@ -115,6 +119,7 @@ def mbdl_method(acq: Acquisition, model: torch.nn.Module | None = None,
             :func:`blockrecon.train.data.reconstruct_with_model`); ``None``: data at the
             object's own scale, unweighted. Ignored when ``model`` is None.
         progress: progress bar while computing density weights (models that take them).
+        backend: NUFFT backend.
 
     Building the operator (its Toeplitz kernel and density weights) is counted in the time.
     """
@@ -125,7 +130,7 @@ def mbdl_method(acq: Acquisition, model: torch.nn.Module | None = None,
 
     def mbdl() -> torch.Tensor:
         return reconstruct_with_model(model, acq.kspace, acq.maps, acq.coord, extra or {},
-                                      progress=progress)
+                                      backend=backend, progress=progress)
 
     return {MBDL_NAME: mbdl}
 
