@@ -16,19 +16,37 @@ The temporary name keeps the target's suffixes (``.vol-1a2b3c4d.partial.nii.gz``
 ``vol.nii.gz``), so libraries that pick the format from the extension (nibabel, matplotlib) write
 the right format. It is created empty with the usual permissions (``0o666`` minus the umask) and
 the writer may overwrite or reopen it.
+
+A folder that cannot take the file (no permission, read-only file system, no space left) raises
+:class:`NotWritableError` naming the target, never the temporary file; :func:`check_writable`
+finds that out before any work.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write"]
+__all__ = ["NotWritableError", "atomic_path", "atomic_write", "check_writable"]
 
 _PARTIAL_TAG = ".partial"
+
+#: Errors meaning that a folder cannot take a new file: no permission, read-only file system,
+#: no space or quota left.
+UNWRITABLE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC,
+                               errno.EDQUOT})
+
+
+class NotWritableError(OSError):
+    """The target cannot be written where it is (see :data:`UNWRITABLE_ERRNOS`)."""
+
+
+def _not_writable(target: Path, err: OSError) -> NotWritableError:
+    return NotWritableError(f"cannot write {target}: {err.strerror or err}")
 
 
 def _check_target(path: Path) -> None:
@@ -38,8 +56,9 @@ def _check_target(path: Path) -> None:
         raise FileNotFoundError(f"cannot write {path}: folder {path.parent} does not exist")
 
 
-def _create_temporary(path: Path) -> Path:
-    """Create an empty, uniquely named file next to ``path`` and return its path."""
+def _create_temporary(path: Path, named: Path | None = None) -> Path:
+    """Create an empty, uniquely named file next to ``path`` and return its path; a folder that
+    cannot take it raises :class:`NotWritableError` naming ``named`` (default ``path``)."""
     suffixes = "".join(path.suffixes)
     stem = path.name[: len(path.name) - len(suffixes)]
     while True:
@@ -48,7 +67,28 @@ def _create_temporary(path: Path) -> Path:
             os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         except FileExistsError:
             continue
+        except OSError as err:
+            if err.errno in UNWRITABLE_ERRNOS:
+                raise _not_writable(named or path, err) from err
+            raise
         return candidate
+
+
+def check_writable(path: str | os.PathLike[str]) -> None:
+    """Check, before any work, that a file can be written at ``path`` (its folder exists and
+    takes a new file) or, when ``path`` is a folder, in it: a temporary file is created there
+    and removed.
+
+    Raises:
+        FileNotFoundError: the folder of ``path`` does not exist.
+        NotWritableError: no new file can be created there (the message names ``path``).
+    """
+    target = Path(path)
+    if target.is_dir():
+        _create_temporary(target / "check", named=target).unlink()
+        return
+    _check_target(target)
+    _create_temporary(target).unlink()
 
 
 def _fsync(path: Path) -> None:
@@ -76,6 +116,8 @@ def atomic_path(path: str | os.PathLike[str], *, durable: bool = True) -> Iterat
     Raises:
         FileNotFoundError: if the folder of ``path`` does not exist.
         IsADirectoryError: if ``path`` is a directory.
+        NotWritableError: if the folder cannot take the file (also when the body's write to the
+            temporary file fails for that reason).
         Whatever the body raises; the temporary file is then removed and ``path`` is untouched.
     """
     target = Path(path)
@@ -86,11 +128,19 @@ def atomic_path(path: str | os.PathLike[str], *, durable: bool = True) -> Iterat
         if durable:
             _fsync(temporary)
         os.replace(temporary, target)
-    except BaseException:
+    except BaseException as err:
         temporary.unlink(missing_ok=True)
+        if _about_temporary(err, temporary):
+            raise _not_writable(target, err) from err
         raise
     if durable and os.name == "posix":
         _fsync(target.parent)
+
+
+def _about_temporary(err: BaseException, temporary: Path) -> bool:
+    """Whether ``err`` says the temporary file (or an unnamed file) could not be written."""
+    return (isinstance(err, OSError) and err.errno in UNWRITABLE_ERRNOS
+            and err.filename in (None, str(temporary), temporary))
 
 
 def atomic_write(

@@ -19,13 +19,16 @@ Three honest measurements, each for what a machine supports:
     ``torch.cuda.max_memory_allocated`` above the allocation before ``fn``; None without CUDA.
 
 :func:`estimate_full_backprop_bytes` and :func:`suggest_patch_size` run models on the meta
-device, so they work for volumes that would never fit in memory.
+device, so they work for volumes that would never fit in memory. :func:`check_memory` refuses
+work that cannot fit in the available memory before anything is allocated (with rough sizes
+such as :func:`simulation_bytes`).
 """
 
 from __future__ import annotations
 
 import copy
 import gc
+import math
 import multiprocessing
 import os
 import subprocess
@@ -39,6 +42,11 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 MMAP_THRESHOLD = "65536"
+
+GIB = 2**30
+
+#: Bytes per complex64 / float32 value.
+COMPLEX_BYTES, REAL_BYTES = 8, 4
 
 
 class LiveTensorBytes(TorchDispatchMode):
@@ -263,3 +271,37 @@ def cuda_peak_bytes(fn: Callable[[], object], device: torch.device | str | None 
     fn()
     torch.cuda.synchronize(device)
     return torch.cuda.max_memory_allocated(device) - before
+
+
+def available_memory_bytes() -> int:
+    """Memory new arrays can take now: ``MemAvailable`` of ``/proc/meminfo`` (Linux), else the
+    free physical pages (``os.sysconf``)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def check_memory(need_bytes: int, what: str, available: int | None = None) -> None:
+    """ValueError saying how much ``what`` needs and how much there is, when ``need_bytes``
+    exceed ``available`` (default: :func:`available_memory_bytes`)."""
+    available = available_memory_bytes() if available is None else available
+    if need_bytes > available:
+        raise ValueError(f"{what} needs about {need_bytes / GIB:.1f} GiB of memory, only "
+                         f"{available / GIB:.1f} GiB is available")
+
+
+def simulation_bytes(image_shape: Sequence[int], coils: int, samples: int,
+                     oversample: int = 2) -> int:
+    """Rough peak of simulating an acquisition
+    (:func:`blockrecon.physics.simulate_acquisition`), from its largest arrays: the phantom,
+    the coil maps and their product on the ``oversample``-times finer grid, the NUFFT's 2x
+    upsampled grid of one coil image, k-space and trajectory, maps and image on the grid."""
+    voxels = math.prod(image_shape)
+    fine = oversample ** len(image_shape) * voxels
+    complex_values = (1 + 2 * coils + 2 ** len(image_shape)) * fine + (coils + 1) * voxels
+    return (complex_values + coils * samples) * COMPLEX_BYTES + 3 * samples * REAL_BYTES

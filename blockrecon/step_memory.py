@@ -17,8 +17,10 @@ Memory is reported in two parts:
 
     * estimate (:func:`estimate_step_bytes`): the step runs on the meta device and
       :func:`blockrecon.memory.saved_bytes` counts the peak of live tensors, allocating
-      nothing, so any volume can be estimated. Everything in the step is torch code with meta
-      kernels (the Toeplitz normal is FFTs on the 2x grid) except the NUFFT adjoint ``E^H y``,
+      nothing, so any volume can be estimated; the block-wise regularizer runs only its first
+      :data:`ESTIMATE_PATCHES` patches, which reach the peak of any number of patches.
+      Everything in the step is torch code with meta kernels (the Toeplitz normal is FFTs on
+      the 2x grid) except the NUFFT adjoint ``E^H y``,
       which runs once before the graph, keeps nothing for backward, and is replaced by an empty
       image. Its library-internal workspace (outside torch) is accounted analytically by
       :func:`nufft_workspace_bytes`: one upsampled complex grid (factor 2 per axis) per coil in
@@ -35,6 +37,7 @@ volume at once, no checkpoints).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -46,7 +49,12 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from blockrecon.blockwise import BlockwiseRegularizer, PatchPlan
 from blockrecon.memory import (
+    COMPLEX_BYTES,
+    REAL_BYTES,
+    available_memory_bytes,
+    check_memory,
     cuda_peak_bytes,
     estimate_full_backprop_bytes,
     peak_rss,
@@ -56,9 +64,6 @@ from blockrecon.models import build_unrolled
 from blockrecon.physics import Sense, ToeplitzNormal, birdcage_maps
 from blockrecon.physics.simulate import radial_coord, radial_spokes
 from blockrecon.unrolled import UnrolledNet
-
-#: Bytes per complex64 / float32 value.
-COMPLEX_BYTES, REAL_BYTES = 8, 4
 
 #: Copies of the parameters a training run keeps: values, gradients, two Adam moments.
 PARAMETER_COPIES = 4
@@ -257,10 +262,37 @@ def patch_activation_bytes(problem: StepProblem, patch: int) -> int:
     return estimate_full_backprop_bytes(net, (1, 2) + (net.input_size(patch),) * 3)
 
 
+#: Patches of the block-wise regularizer that an estimate runs. Every patch makes the same
+#: allocations (its crop, activations and cores; in backward its share of the volume gradient,
+#: summed into the shares before it), the first one (a corner) with the most padding, so the
+#: peak over any number of patches is reached by the third.
+ESTIMATE_PATCHES = 3
+
+
+class _FirstPatches(BlockwiseRegularizer):
+    """Block-wise regularizer that runs only the first :data:`ESTIMATE_PATCHES` patches of its
+    plan (the rest of the output stays zero): the memory of all of them, in constant time."""
+
+    def plan(self, volume_shape: Sequence[int]) -> PatchPlan:
+        plan = super().plan(volume_shape)
+        return dataclasses.replace(plan, patches=plan.patches[:ESTIMATE_PATCHES])
+
+
+def _first_patches_only(model: UnrolledNet) -> UnrolledNet:
+    """``model`` with each block-wise regularizer replaced by :class:`_FirstPatches`."""
+    for i, reg in enumerate(model.regularizers):
+        if isinstance(reg, BlockwiseRegularizer):
+            model.regularizers[i] = _FirstPatches(
+                reg.net, reg.patch_size, halo=reg.halo, checkpoint=reg.checkpoint,
+                patch_batch=reg.patch_batch, padding=reg.padding)
+    return model
+
+
 def estimate_step_bytes(problem: StepProblem, patch: int | None) -> int:
     """Peak bytes one training step adds on top of :func:`data_bytes`, counted on meta
-    (the larger of the graph's peak and :func:`nufft_workspace_bytes`)."""
-    model = build_model(problem, patch).to("meta")
+    (the larger of the graph's peak and :func:`nufft_workspace_bytes`); the time does not grow
+    with the number of patches."""
+    model = _first_patches_only(build_model(problem, patch).to("meta"))
     inputs = build_inputs(problem, "meta")
     graph = saved_bytes(lambda: training_step(model, inputs))
     return max(graph, nufft_workspace_bytes(problem))
@@ -288,15 +320,19 @@ def _measured_cpu_step(problem: StepProblem, patch: int | None, result_path: str
         json.dump({"saved_bytes": count, "seconds": seconds}, out)
 
 
+def _check_device(device: str) -> None:
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda, but CUDA is not available")
+
+
 def available_bytes(device: str) -> int:
-    """Memory free for a new step: MemAvailable on CPU, free CUDA memory on a GPU."""
+    """Memory free for a new step: available memory on CPU, free CUDA memory on a GPU."""
+    _check_device(device)
     if device == "cuda":
         return int(torch.cuda.mem_get_info()[0])
-    with open("/proc/meminfo") as meminfo:
-        for line in meminfo:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    raise ValueError("/proc/meminfo has no MemAvailable")
+    return available_memory_bytes()
 
 
 def measure_step(problem: StepProblem, patch: int | None, device: str = "cpu") -> dict:
@@ -308,16 +344,13 @@ def measure_step(problem: StepProblem, patch: int | None, device: str = "cpu") -
     process, ``cuda_bytes`` (``max_memory_allocated`` above the data) and ``seconds``.
     """
     problem.check_patch(patch)
+    _check_device(device)
     if device == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("--device cuda, but CUDA is not available")
         model, inputs = _prepared(problem, patch, "cuda")
         training_step(model, inputs)
         start = time.perf_counter()
         peak = cuda_peak_bytes(lambda: training_step(model, inputs))
         return {"cuda_bytes": peak, "seconds": time.perf_counter() - start}
-    if device != "cpu":
-        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
     with tempfile.TemporaryDirectory() as folder:
         result_path = os.path.join(folder, "step.json")
         rss = peak_rss(_measured_cpu_step, problem, patch, result_path)
@@ -330,6 +363,13 @@ def fits(problem: StepProblem, step_estimate: int, device: str) -> bool:
     """Whether data plus ``step_estimate`` (times :data:`FIT_MARGIN`) fit the free memory."""
     need = sum(data_bytes(problem).values()) + step_estimate
     return FIT_MARGIN * need < available_bytes(device)
+
+
+def _check_measurable(problem: StepProblem, step_estimate: int, device: str) -> None:
+    """ValueError unless data plus ``step_estimate`` fit the free memory of ``device``."""
+    shape = "x".join(map(str, problem.shape))
+    check_memory(sum(data_bytes(problem).values()) + step_estimate,
+                 f"measuring a training step at {shape} on {device}", available_bytes(device))
 
 
 def problem_dict(problem: StepProblem) -> dict:
@@ -347,14 +387,17 @@ def memory_table(problem: StepProblem, patches: Sequence[int], estimate_only: bo
     are measured on ``device`` (:func:`measure_step`) and the full-backprop row too when its
     estimate fits the free memory (``measured`` says whether it was).
 
+    Raises:
+        ValueError: bad arguments, or a measured run whose data and largest block-wise step
+            would not fit in the free memory (refused before anything is allocated).
+
     Returns:
         JSON-able dict: ``problem``, ``device``, ``data_bytes`` (by part), ``rows`` (one per
         patch, ascending) and ``full``.
     """
     from tqdm.auto import tqdm
 
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    _check_device(device)
     if not patches:
         raise ValueError("give at least one patch size")
     for patch in patches:
@@ -365,12 +408,16 @@ def memory_table(problem: StepProblem, patches: Sequence[int], estimate_only: bo
         row: dict = {"patch": patch, "estimate_bytes": estimate_step_bytes(problem, patch)}
         if patch is not None:
             row["patch_activation_bytes"] = patch_activation_bytes(problem, patch)
-        measure = not estimate_only and (patch is not None
+        rows.append(row)
+    if not estimate_only:
+        _check_measurable(problem, max(row["estimate_bytes"] for row in rows[:-1]), device)
+    for row in tqdm(rows, desc="bench memory (measured)",
+                    disable=True if estimate_only or not progress else None):
+        measure = not estimate_only and (row["patch"] is not None
                                          or fits(problem, row["estimate_bytes"], device))
         if measure:
-            row.update(measure_step(problem, patch, device))
+            row.update(measure_step(problem, row["patch"], device))
         row["measured"] = measure
-        rows.append(row)
     return {"problem": problem_dict(problem), "device": device,
             "data_bytes": data_bytes(problem), "rows": rows[:-1], "full": rows[-1]}
 

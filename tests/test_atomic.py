@@ -1,10 +1,12 @@
 """Atomic writing: complete file or nothing (old file kept), temp files never left behind."""
 
+import errno
 import os
 from pathlib import Path
 
 import pytest
 
+from blockrecon.atomic import NotWritableError, check_writable
 from blockrecon.io import atomic_path, atomic_write
 
 
@@ -69,3 +71,39 @@ def test_missing_folder_and_directory_target(tmp_path):
 def test_atomic_write_returns_the_target(tmp_path):
     result = atomic_write(str(tmp_path / "a.txt"), lambda p: p.write_text("hello"))
     assert result == tmp_path / "a.txt" and result.read_text() == "hello"
+
+
+def test_read_only_folder_is_named_by_its_target_not_the_temporary(read_only_folder):
+    target = read_only_folder / "out.h5"
+    for attempt in (lambda: check_writable(target),
+                    lambda: atomic_write(target, lambda p: p.write_text("x"))):
+        with pytest.raises(NotWritableError, match="cannot write .*out.h5: Read-only") as err:
+            attempt()
+        assert ".partial" not in str(err.value)
+    with pytest.raises(NotWritableError, match=f"cannot write {read_only_folder}: "):
+        check_writable(read_only_folder)
+    assert os.listdir(read_only_folder) == []
+
+
+def test_full_disk_while_writing_names_the_target_and_leaves_nothing(tmp_path):
+    target = tmp_path / "out.bin"
+    with pytest.raises(NotWritableError, match="cannot write .*out.bin: No space") as err:
+        with atomic_path(target) as temporary:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(temporary))
+    assert ".partial" not in str(err.value) and os.listdir(tmp_path) == []
+
+
+def test_other_errors_of_the_body_pass_unchanged(tmp_path):
+    other = tmp_path / "elsewhere.txt"
+    with pytest.raises(PermissionError) as err:
+        with atomic_path(tmp_path / "out.bin"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(other))
+    assert not isinstance(err.value, NotWritableError) and os.listdir(tmp_path) == []
+
+
+def test_check_writable_leaves_nothing(tmp_path):
+    check_writable(tmp_path / "new.nii.gz")
+    check_writable(tmp_path)
+    assert os.listdir(tmp_path) == []
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        check_writable(tmp_path / "missing" / "x.h5")

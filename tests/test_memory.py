@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
 import torch
 
 from blockrecon.memory import (
+    GIB,
+    available_memory_bytes,
     blockwise_step_bytes,
+    check_memory,
     cuda_peak_bytes,
     estimate_full_backprop_bytes,
     peak_rss,
     saved_bytes,
+    simulation_bytes,
     suggest_patch_size,
 )
 from blockrecon.nn import ResNet3d
@@ -131,3 +136,22 @@ def test_bad_input_raises_value_error(call, match):
     with pytest.raises(ValueError, match=match):
         call()
 
+
+
+def test_available_memory_is_positive_and_below_the_physical_memory():
+    physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    assert 0 < available_memory_bytes() <= physical
+
+
+def test_check_memory_says_what_needs_how_much_and_what_there_is():
+    check_memory(GIB, "a small job", available=GIB)
+    with pytest.raises(ValueError, match=r"^a big job needs about 3\.0 GiB of memory, only "
+                                         r"1\.5 GiB is available$"):
+        check_memory(3 * GIB, "a big job", available=3 * GIB // 2)
+
+
+def test_simulation_bytes_count_the_coil_images_on_the_finer_grid():
+    """Phantom, maps and their product per coil on the 2x grid dominate: 8x the voxels each."""
+    small, more_coils = simulation_bytes((32,) * 3, 4, 1000), simulation_bytes((32,) * 3, 8, 1000)
+    assert more_coils - small >= 4 * 2 * 8 * 32**3 * 8  # 4 more coils, maps + product, 2x grid
+    assert simulation_bytes((2048,) * 3, 8, 10**9) > 2**40  # terabytes: refused anywhere

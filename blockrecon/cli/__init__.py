@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from blockrecon import __version__
+from blockrecon.atomic import NotWritableError
 
 #: Subcommand modules, in the order ``--help`` lists them.
 SUBCOMMAND_MODULES: tuple[str, ...] = ("demo", "simulate", "recon", "train", "bench", "ulm", "seg")
@@ -25,7 +26,7 @@ EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
 
 #: Exceptions that mean "the user gave us something wrong", reported in one line.
 USER_ERRORS = (ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
-               PermissionError, FileExistsError)
+               PermissionError, FileExistsError, NotWritableError)
 
 
 def plain_text(text: str) -> str:

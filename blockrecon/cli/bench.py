@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from blockrecon import step_memory
-from blockrecon.cli.output import write_json
+from blockrecon.cli.output import check_output_file, write_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,14 +47,10 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
-def _check_output(path: Path | None, option: str) -> None:
-    if path is not None and not path.parent.is_dir():
-        raise FileNotFoundError(f"{option} {path}: folder {path.parent} does not exist")
-
-
 def run_memory(args: argparse.Namespace) -> int:
-    _check_output(args.json, "--json")
-    _check_output(args.plot, "--plot")
+    for path, option in ((args.json, "--json"), (args.plot, "--plot")):
+        if path is not None:
+            check_output_file(path, option)
     problem = step_memory.StepProblem(
         tuple(args.shape), coils=args.coils, unrolls=args.unrolls, spokes=args.spokes,
         width=args.width, n_layers=args.layers, coil_batch=args.coil_batch,

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import torch
 
+from blockrecon import step_memory
 from blockrecon.cli import main
 from blockrecon.memory import saved_bytes
 from blockrecon.step_memory import (
+    ESTIMATE_PATCHES,
     StepProblem,
     build_inputs,
     build_model,
@@ -100,3 +103,52 @@ def test_cuda_without_gpu_exits_2(capsys):
     code = main(["bench", "memory", *TINY, "--patch", "8", "--device", "cuda", "--no-progress"])
     assert code == 2
     assert "CUDA is not available" in capsys.readouterr().err
+
+
+def test_estimate_over_the_first_patches_equals_the_count_over_all():
+    """The estimate runs a few patches; a meta step over all twelve peaks at the same bytes."""
+    problem = StepProblem((40, 24, 32), coils=2, unrolls=2, coil_batch=1)
+    model, inputs = build_model(problem, 16).to("meta"), build_inputs(problem, "meta")
+    assert len(model.regularizers[0].plan(problem.shape)) == 12 > ESTIMATE_PATCHES
+    graph = saved_bytes(lambda: training_step(model, inputs))
+    assert estimate_step_bytes(problem, 16) == max(graph, nufft_workspace_bytes(problem))
+
+
+SMALL_NET = ["--unrolls", "1", "--width", "4", "--layers", "2", "--no-progress"]
+
+
+def _must_not_run(*args, **kwargs):
+    raise AssertionError("reached after the input should have been refused")
+
+
+def test_huge_volume_is_estimated_in_seconds(tmp_path):
+    """32768 patches of 32^3: the estimate's time does not grow with the number of patches."""
+    out = tmp_path / "huge.json"
+    start = time.perf_counter()
+    assert main(["bench", "memory", "--shape", "1024", "1024", "1024", *SMALL_NET, "--patch",
+                 "32", "--estimate-only", "--json", str(out)]) == 0
+    assert time.perf_counter() - start < 60
+    result = json.loads(out.read_text())
+    assert result["rows"][0]["estimate_bytes"] > 1024**3 * 8  # at least a complex volume
+
+
+def test_measured_run_that_cannot_fit_is_refused(tmp_path, capsys, monkeypatch):
+    """2048^3 (terabytes of data) is refused before anything is allocated."""
+    monkeypatch.setattr(step_memory, "measure_step", _must_not_run)
+    out = tmp_path / "huge.json"
+    code = main(["bench", "memory", "--shape", "2048", "2048", "2048", *SMALL_NET, "--patch",
+                 "1024", "--json", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and err.startswith("blockrecon bench: error: ")
+    assert "2048x2048x2048" in err and "GiB of memory" in err and "available" in err
+    assert not out.exists()
+
+
+def test_unwritable_json_is_refused_before_any_estimate(read_only_folder, capsys, monkeypatch):
+    monkeypatch.setattr(step_memory, "memory_table", _must_not_run)
+    out = read_only_folder / "mem.json"
+    code = main(["bench", "memory", *TINY, "--patch", "8", "--estimate-only", "--json",
+                 str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and f"cannot write {out}: Read-only file system" in err
+    assert ".partial" not in err and list(read_only_folder.iterdir()) == []
