@@ -9,6 +9,8 @@ only when what it stores matches the new run (:func:`check_same`).
 from __future__ import annotations
 
 import os
+import pickle
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,23 +34,33 @@ def read_torch_payload(path: str | os.PathLike[str], fmt: str, required: Sequenc
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: not a readable torch file, unsafe content, another format, missing entries.
+        ValueError: ``not a {kind}: {path} (...)`` in one line for an empty, corrupt or foreign
+            file, unsafe content or another format; missing entries.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{kind} {path} does not exist")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # e.g. about a foreign pickle protocol
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch.load raises many types on foreign bytes
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"{path} is not a readable {kind} "
-                         f"({type(err).__name__}: {first_line})") from None
+        raise ValueError(f"not a {kind}: {path} ({_load_failure(path, err)})") from None
     if not isinstance(payload, dict) or payload.get("format") != fmt:
-        raise ValueError(f"{path} is not a {kind} (no format {fmt!r})")
+        raise ValueError(f"not a {kind}: {path} (no format {fmt!r})")
     missing = [k for k in required if k not in payload]
     if missing:
         raise ValueError(f"{kind} {path} lacks {', '.join(missing)}")
     return payload
+
+
+def _load_failure(path: Path, err: Exception) -> str:
+    """Why ``torch.load`` failed on ``path``, in a few words (not torch's advice)."""
+    if path.stat().st_size == 0:
+        return "the file is empty"
+    if isinstance(err, pickle.UnpicklingError):
+        return "corrupt, or holds objects other than tensors and plain data"
+    return "corrupt, truncated or not a torch file"
 
 
 def check_same(stored: Mapping[str, Any], requested: Mapping[str, Any], what: str,

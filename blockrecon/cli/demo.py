@@ -7,9 +7,11 @@ import sys
 from pathlib import Path
 
 from blockrecon import demo
-from blockrecon.cli.output import write_json
+from blockrecon.cli.output import check_output_folder, write_json
+from blockrecon.cli.simulate import check_simulation_memory
 from blockrecon.io.nifti import write_nifti
 from blockrecon.models import load_model_or_pretrained
+from blockrecon.physics.simulate import radial_spokes
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,8 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.out is not None and args.out.exists() and not args.out.is_dir():
-        raise ValueError(f"--out {args.out} exists and is not a folder")
+    if args.out is not None:
+        check_output_folder(args.out)
+    check_simulation_memory((args.size,) * 3, args.coils,
+                            radial_spokes(args.size, args.acceleration), args.size,
+                            f"--size {args.size}")
     progress = not args.no_progress
     acq = demo.simulate_demo(args.size, args.coils, args.acceleration, args.snr, args.seed)
     n_spokes = acq.coord.shape[0]

@@ -19,6 +19,7 @@ import h5py
 import numpy as np
 import torch
 
+from blockrecon.cli.output import check_output_file
 from blockrecon.io import atomic_path, check_acquisition, read_acquisition, read_ismrmrd
 from blockrecon.io.hdf5 import open_hdf5, read_dataset
 from blockrecon.io.nifti import write_nifti
@@ -67,8 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _check_output(out: Path) -> None:
     if not out.name.endswith(NIFTI_SUFFIXES + HDF5_SUFFIXES):
         raise ValueError(f"--out {out} must end in .nii, .nii.gz, .h5 or .hdf5")
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"--out folder {out.parent} does not exist")
+    check_output_file(out)
 
 
 def read_input(path: Path) -> Acquisition:
@@ -110,21 +110,29 @@ def _device(name: str) -> torch.device:
 def load_mbdl(args: argparse.Namespace, image_shape: tuple[int, ...], device: torch.device
               ) -> tuple[torch.nn.Module, dict]:
     """The unrolled network (eval mode, block-wise at ``--patch``) and its metadata (how it
-    takes its data); a patch larger than the volume or off the network's stride is refused
-    here, before any work."""
+    takes its data); a patch that is not positive, larger than the volume or off the network's
+    stride is refused here, before any work, and blamed on ``--patch``, not the model file."""
     from blockrecon import models
 
+    if args.patch is not None and args.patch < 1:
+        raise ValueError(f"--patch must be a positive number of voxels, got {args.patch}")
+    model, config, extra = models.load_model_or_pretrained(args.model, device)
     overrides = {} if args.patch is None else {"patch_size": args.patch}
-    model, config, extra = models.load_model_or_pretrained(args.model, device, overrides)
     if args.iterations is not None:
         if config["dc"]["kind"] != "cg":
             raise ValueError(f"--iterations sets CG data-consistency iterations, but the model's "
                              f"data consistency is {config['dc']['kind']!r}")
         overrides["dc"] = {**config["dc"], "n_iter": args.iterations}
-        model, _, _ = models.load_model_or_pretrained(args.model, device, overrides)
-    regularizer = model.regularizers[0]
-    if hasattr(regularizer, "plan"):
-        regularizer.plan(image_shape)
+    try:
+        if overrides:
+            model, _, _ = models.load_model_or_pretrained(args.model, device, overrides)
+        regularizer = model.regularizers[0]
+        if hasattr(regularizer, "plan"):
+            regularizer.plan(image_shape)
+    except ValueError as err:
+        if args.patch is None:
+            raise
+        raise ValueError(f"--patch {args.patch}: {err}") from None
     return model, extra
 
 

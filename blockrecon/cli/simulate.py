@@ -6,8 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from blockrecon.cli.output import check_output_file
 from blockrecon.io import write_acquisition
-from blockrecon.physics.simulate import PHANTOMS, simulate_radial
+from blockrecon.memory import check_memory, simulation_bytes
+from blockrecon.physics.simulate import PHANTOMS, radial_spokes, simulate_radial
 
 
 def snr_value(text: str) -> float | None:
@@ -42,11 +44,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def check_simulation_memory(shape: tuple[int, ...], coils: int, spokes: int | None,
+                            readout: int | None, option: str) -> None:
+    """ValueError, before anything is allocated, when simulating ``shape`` (radial, default
+    spokes and readout as :func:`~blockrecon.physics.simulate.simulate_radial`) cannot fit in
+    the available memory; ``option`` names the size in the message."""
+    size = max(shape)
+    samples = (spokes or radial_spokes(size)) * (readout or 2 * size)
+    check_memory(simulation_bytes(shape, coils, samples), f"simulating {option}")
+
+
 def run(args: argparse.Namespace) -> int:
     if args.out.suffix not in (".h5", ".hdf5"):
         raise ValueError(f"--out {args.out} must end in .h5 or .hdf5")
-    if not args.out.parent.is_dir():
-        raise FileNotFoundError(f"--out folder {args.out.parent} does not exist")
+    check_output_file(args.out)
+    check_simulation_memory(args.shape, args.coils, args.spokes, args.readout,
+                            f"--shape {' '.join(map(str, args.shape))}")
     acq = simulate_radial(args.shape, n_coils=args.coils, n_spokes=args.spokes,
                           n_readout=args.readout, phantom=args.phantom, snr_db=args.snr,
                           seed=args.seed)

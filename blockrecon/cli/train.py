@@ -8,6 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
+from blockrecon.cli.output import check_output_folder, removed_on_failure
 from blockrecon.cli.simulate import snr_value
 from blockrecon.physics.simulate import radial_spokes
 from blockrecon.train import AcquisitionFiles, SimulatedRadialPairs, fit
@@ -102,10 +103,13 @@ def _report(message: str) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.val < 0:
         raise ValueError(f"--val must be >= 0, got {args.val}")
+    check_output_folder(args.out)
     train, val, description = _simulated(args) if args.simulate is not None else _files(args)
-    result = fit(_config(args), train, args.out, val_data=val, epochs=args.epochs, lr=args.lr,
-                 batch_size=args.batch, seed=args.seed, resume=args.resume, device=args.device,
-                 progress=not args.no_progress, data_description=description)
+    with removed_on_failure(args.out):
+        result = fit(_config(args), train, args.out, val_data=val, epochs=args.epochs,
+                     lr=args.lr, batch_size=args.batch, seed=args.seed, resume=args.resume,
+                     device=args.device, progress=not args.no_progress,
+                     data_description=description)
     if result.stopped_by is not None:
         name = signal.Signals(result.stopped_by).name
         _report(f"Stopped by {name}; checkpoint saved in {args.out}; continue with --resume")

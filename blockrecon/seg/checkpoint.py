@@ -8,6 +8,7 @@ import torch
 
 from blockrecon.atomic import atomic_write
 from blockrecon.nn.unet import UNet
+from blockrecon.torch_file import read_torch_payload
 
 _FORMAT = "blockrecon.seg.unet/1"
 
@@ -20,17 +21,10 @@ def save_model(model: UNet, path: str | Path, extra: dict | None = None) -> Path
 
 
 def read_checkpoint(path: str | Path) -> dict:
-    """The validated checkpoint dictionary (keys format, config, state_dict, extra)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for non-checkpoint files
-        raise ValueError(f"{path}: not a readable model checkpoint ({err})") from err
-    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
-        raise ValueError(f"{path}: not a blockrecon segmentation checkpoint")
-    return payload
+    """The validated checkpoint dictionary (keys format, config, state_dict, extra), read
+    safely by :func:`blockrecon.torch_file.read_torch_payload`."""
+    return read_torch_payload(path, _FORMAT, ("config", "state_dict", "extra"),
+                              "blockrecon segmentation checkpoint")
 
 
 def _load_state(model: UNet, state: dict, path: Path) -> None:

@@ -145,7 +145,7 @@ def test_bad_files_get_clear_errors(tmp_path):
         load_model(tmp_path / "absent.pt")
     text = tmp_path / "notes.pt"
     text.write_text("not a model")
-    with pytest.raises(ValueError, match="not a readable blockrecon model file"):
+    with pytest.raises(ValueError, match="not a blockrecon model file: .*notes.pt"):
         load_model(text)
     other = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(2)}, other)
@@ -170,5 +170,5 @@ class _Payload:
 def test_loading_never_unpickles_code(tmp_path):
     path = tmp_path / "unsafe.pt"
     torch.save({"format": "blockrecon.unrolled", "config": _Payload()}, path)
-    with pytest.raises(ValueError, match="not a readable blockrecon model file"):
+    with pytest.raises(ValueError, match="not a blockrecon model file: .*unsafe.pt .*plain data"):
         load_model(path)

@@ -64,7 +64,7 @@ def test_checkpoint_rejects_bad_files(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_model(tmp_path / "absent.pt")
     (tmp_path / "junk.pt").write_bytes(b"junk")
-    with pytest.raises(ValueError, match="not a readable model checkpoint"):
+    with pytest.raises(ValueError, match="not a blockrecon segmentation checkpoint: .*junk.pt"):
         load_model(tmp_path / "junk.pt")
     torch.save({"weights": 1}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a blockrecon segmentation checkpoint"):

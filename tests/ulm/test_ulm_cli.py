@@ -96,7 +96,7 @@ def test_bench_memory(tmp_path):
       "--steps", "1"], "multiple of 16"),
     (["train", "--data", "{acq}", "--out", "{tmp}/m.pt", "--sparsifier", "topk",
       "--steps", "1"], "needs --sparsity"),
-    (["evaluate", "--data", "{acq}", "--model", "{acq}"], "not a readable ULM model file"),
+    (["evaluate", "--data", "{acq}", "--model", "{acq}"], "not a ULM model file"),
     (["calibrate", "--data", "{acq}", "--model", "{tmp}/missing.pt"], "does not exist"),
     (["train", "--data", "{acq}", "--out", "{tmp}/m.pt", "--resume"], "no checkpoint"),
     (["train", "--data", "{acq}", "--out", "{tmp}/m.pt", "--checkpoint", "{tmp}/no/c.pt"],
