@@ -46,6 +46,7 @@ class NotWritableError(OSError):
 
 
 def _not_writable(target: Path, err: OSError) -> NotWritableError:
+    """``err`` as a :class:`NotWritableError` whose message names ``target``."""
     return NotWritableError(f"cannot write {target}: {err.strerror or err}")
 
 

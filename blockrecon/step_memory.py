@@ -321,6 +321,7 @@ def _measured_cpu_step(problem: StepProblem, patch: int | None, result_path: str
 
 
 def _check_device(device: str) -> None:
+    """ValueError unless ``device`` is ``"cpu"``, or ``"cuda"`` with CUDA available."""
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
     if device == "cuda" and not torch.cuda.is_available():
