@@ -328,7 +328,7 @@ def memory_ratio(problem: StepProblem, patches: tuple[int, ...], device: str,
 
 def memory_rows(args: argparse.Namespace, device: torch.device, backend: str) -> list[Row]:
     """Step peak over estimate per patch size and for full backpropagation."""
-    problem = StepProblem((args.memory_size,) * 3, backend=backend)
+    problem = StepProblem((args.memory_size,) * 3, backend=backend, **args.step)
     patches = tuple(sorted(set(args.patches)))
     target = Target("<=", FIT_MARGIN)
     return [run_check(f"step memory / estimate, patch {patch or 'full'}", backend, target,
@@ -423,14 +423,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--recon-size", type=int, default=48, help="CG-SENSE / MBDL size")
     parser.add_argument("--memory-size", type=int, default=96, help="training-step size")
     parser.add_argument("--patches", type=int, nargs="+", default=[16, 32, 48])
-    parser.add_argument("--timing-size", type=int, default=96, help="MBDL vs CS timing size")
+    parser.add_argument("--timing-size", type=int, default=64, help="MBDL vs CS timing size")
     # checks the script's logic on the CPU (CPU against CPU); not a readiness check
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"],
                         help=argparse.SUPPRESS)
+    parser.set_defaults(step={})  # StepProblem's network and coils: its defaults
     args = parser.parse_args(argv)
     if args.quick:
         args.dft_size, args.samples, args.recon_size = 8, 500, 16
         args.memory_size, args.patches, args.timing_size = 16, [8], 16
+        args.step = {"coils": 2, "width": 4, "n_layers": 2}
     return args
 
 
