@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 from blockrecon import step_memory
+from blockrecon.cli.nufft_backend import add_backend_option, announce_backend
 from blockrecon.cli.output import check_output_file, write_json
+from blockrecon.physics import resolve_backend
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,6 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="meta-device estimate only: nothing is allocated or run")
     memory.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="where the step runs and is measured")
+    add_backend_option(memory)
     memory.add_argument("--json", type=Path, default=None, help="write the results as JSON")
     memory.add_argument("--plot", type=Path, default=None, help="write a PNG figure")
     memory.set_defaults(func=run_memory)
@@ -51,10 +54,13 @@ def run_memory(args: argparse.Namespace) -> int:
     for path, option in ((args.json, "--json"), (args.plot, "--plot")):
         if path is not None:
             check_output_file(path, option)
+    backend = resolve_backend(args.backend, args.device)
     problem = step_memory.StepProblem(
         tuple(args.shape), coils=args.coils, unrolls=args.unrolls, spokes=args.spokes,
         width=args.width, n_layers=args.layers, coil_batch=args.coil_batch,
-        checkpoint_unrolls=args.checkpoint_unrolls)
+        checkpoint_unrolls=args.checkpoint_unrolls, backend=backend)
+    if not args.estimate_only:
+        announce_backend(backend, args.device)
     result = step_memory.memory_table(problem, args.patch, estimate_only=args.estimate_only,
                                       device=args.device, progress=not args.no_progress)
     print(step_memory.format_table(result))

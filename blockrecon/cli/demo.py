@@ -7,10 +7,12 @@ import sys
 from pathlib import Path
 
 from blockrecon import demo
+from blockrecon.cli.nufft_backend import add_backend_option, announce_backend
 from blockrecon.cli.output import check_output_folder, write_json
 from blockrecon.cli.simulate import check_simulation_memory
 from blockrecon.io.nifti import write_nifti
 from blockrecon.models import load_model_or_pretrained
+from blockrecon.physics import resolve_backend
 from blockrecon.physics.simulate import radial_spokes
 
 
@@ -29,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", type=Path, default=None,
                         help="model file for the MBDL method (default: the shipped pretrained "
                              "model)")
+    add_backend_option(parser)
     parser.set_defaults(func=run)
 
 
@@ -39,13 +42,15 @@ def run(args: argparse.Namespace) -> int:
                             radial_spokes(args.size, args.acceleration), args.size,
                             f"--size {args.size}")
     progress = not args.no_progress
+    backend = resolve_backend(args.backend, "cpu")
+    model, _, extra = load_model_or_pretrained(args.model)
     acq = demo.simulate_demo(args.size, args.coils, args.acceleration, args.snr, args.seed)
     n_spokes = acq.coord.shape[0]
     print(f"Simulated {args.size}^3, {args.coils} coils, {n_spokes} spokes "
           f"({args.acceleration:g}x undersampled), SNR {args.snr:g} dB", file=sys.stderr)
-    model, _, extra = load_model_or_pretrained(args.model)
-    methods = {**demo.classical_methods(acq, progress=progress),
-               **demo.mbdl_method(acq, model, extra, progress=progress)}
+    announce_backend(backend, "cpu")
+    methods = {**demo.classical_methods(acq, progress=progress, backend=backend),
+               **demo.mbdl_method(acq, model, extra, progress=progress, backend=backend)}
     results = demo.run_demo(acq, methods, progress=progress)
     rows = demo.quality_rows(results, acq.image)
     print(demo.format_table(rows))

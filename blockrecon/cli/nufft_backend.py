@@ -19,10 +19,8 @@ def add_backend_option(parser: argparse.ArgumentParser) -> None:
              "checks on small volumes")
 
 
-def announce_backend(name: str, device: torch.device | str, show: bool = True) -> str:
-    """The backend ``name`` means on ``device`` (ValueError if it cannot run there), printed as
-    one line on stderr when ``show``."""
-    backend = resolve_backend(name, device)
-    if show:
-        print(f"NUFFT backend: {backend} ({torch.device(device).type})", file=sys.stderr)
-    return backend
+def announce_backend(backend: str, device: torch.device | str) -> None:
+    """Print the backend that ``backend`` means on ``device`` as one line on stderr, once the
+    inputs are checked and the work starts (``resolve_backend`` checks the name up front)."""
+    name = resolve_backend(backend, device)
+    print(f"NUFFT backend: {name} ({torch.device(device).type})", file=sys.stderr)

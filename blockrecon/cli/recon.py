@@ -2,8 +2,8 @@
 
 Methods: ``grid`` (density-compensated adjoint), ``cg`` (CG-SENSE), ``l1`` (L1-wavelet
 compressed sensing) and ``mbdl`` (a trained unrolled network applied block-wise). Coil maps come
-from the input file, from ``--maps FILE``, or are estimated by ESPIRiT when the input has none
-(or with ``--maps estimate``). The image is written as NIfTI (magnitude, with the voxel size) or
+from the input file, from ``--maps FILE``, or are estimated (ESPIRiT or JSENSE,
+``--maps-method``, ``--calib-width``) when the input has none (or with ``--maps estimate``). The image is written as NIfTI (magnitude, with the voxel size) or
 as HDF5 (complex ``image`` dataset); PSNR and SSIM are printed when the input holds a reference
 image.
 """
@@ -19,11 +19,13 @@ import h5py
 import numpy as np
 import torch
 
+from blockrecon.cli.maps import add_map_options, check_calib_width, one_line_warnings
+from blockrecon.cli.nufft_backend import add_backend_option, announce_backend
 from blockrecon.cli.output import check_output_file
 from blockrecon.io import atomic_path, check_acquisition, read_acquisition, read_ismrmrd
 from blockrecon.io.hdf5 import open_hdf5, read_dataset
 from blockrecon.io.nifti import write_nifti
-from blockrecon.physics import Acquisition, pipe_menon_dcf
+from blockrecon.physics import Acquisition, pipe_menon_dcf, resolve_backend
 from blockrecon.recon import cg_sense, grid_recon, l1_wavelet, psnr, ssim
 from blockrecon.train.data import (
     acquisition_maps,
@@ -53,9 +55,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="mbdl: block-wise core size (default: the model's)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="where the reconstruction runs")
+    add_backend_option(parser)
     parser.add_argument("--maps", default=None,
                         help="coil maps: an HDF5 file with a 'maps' dataset, or 'estimate' "
                              "(default: the input's maps, estimated when absent)")
+    add_map_options(parser)
     parser.add_argument("--iterations", type=int, default=None,
                         help="cg/l1 iterations (default 20 / 30); mbdl: CG iterations of the "
                              "model's data consistency (default: as trained; images larger "
@@ -136,34 +140,38 @@ def load_mbdl(args: argparse.Namespace, image_shape: tuple[int, ...], device: to
     return model, extra
 
 
-def reconstruct(args: argparse.Namespace, acq: Acquisition, maps: torch.Tensor,
+def reconstruct(args: argparse.Namespace, acq: Acquisition, maps: torch.Tensor, backend: str,
                 mbdl: tuple[torch.nn.Module, dict] | None = None) -> torch.Tensor:
-    """The complex64 image ``image_shape`` by ``args.method`` (``mbdl``: the loaded network and
-    its metadata, from :func:`load_mbdl`)."""
+    """The complex64 image ``image_shape`` by ``args.method`` with NUFFT ``backend`` (``mbdl``:
+    the loaded network and its metadata, from :func:`load_mbdl`)."""
     progress = _progress(args)
     n_iter = args.iterations or DEFAULT_ITERATIONS.get(args.method, 1)
     if args.method == "grid":
-        return grid_recon(acq.kspace, acq.coord, maps, dcf=acq.dcf, progress=progress)
+        return grid_recon(acq.kspace, acq.coord, maps, dcf=acq.dcf, backend=backend,
+                          progress=progress)
     if args.method == "cg":
         return cg_sense(acq.kspace, acq.coord, maps, n_iter=n_iter, lamda=args.lamda or 0.0,
-                        progress=progress)
+                        backend=backend, progress=progress)
     if args.method == "l1":
-        dcf = acq.dcf if acq.dcf is not None else pipe_menon_dcf(acq.coord, acq.image_shape,
-                                                                 progress=progress)
+        dcf = acq.dcf if acq.dcf is not None else pipe_menon_dcf(
+            acq.coord, acq.image_shape, backend=backend, progress=progress)
         lamda = DEFAULT_L1_LAMDA if args.lamda is None else args.lamda
         return l1_wavelet(acq.kspace, acq.coord, maps, lamda=lamda, n_iter=n_iter, weights=dcf,
-                          progress=progress)
+                          backend=backend, progress=progress)
     model, extra = mbdl
-    return reconstruct_with_model(model, acq.kspace, maps, acq.coord, extra, dcf=acq.dcf,
-                                  progress=progress)
+    return reconstruct_with_model(model, acq.kspace, maps, acq.coord, extra, backend=backend,
+                                  dcf=acq.dcf, progress=progress)
 
 
 def _coil_maps(args: argparse.Namespace, acq: Acquisition) -> torch.Tensor:
     if args.maps is not None and args.maps != "estimate":
         return _read_maps(Path(args.maps), acq)
+    check_calib_width(args.calib_width, acq.image_shape)
     if acq.maps is None or args.maps == "estimate":
-        print("Estimating coil maps (ESPIRiT)", file=sys.stderr)
-    return acquisition_maps(acq, estimate=args.maps == "estimate", progress=_progress(args))
+        print(f"Estimating coil maps ({args.maps_method})", file=sys.stderr)
+    with one_line_warnings("recon"):
+        return acquisition_maps(acq, estimate=args.maps == "estimate", progress=_progress(args),
+                                method=args.maps_method, calib_width=args.calib_width)
 
 
 def write_image(path: Path, image: torch.Tensor, acq: Acquisition, method: str) -> None:
@@ -185,11 +193,13 @@ def run(args: argparse.Namespace) -> int:
     if args.method != "mbdl" and (args.model is not None or args.patch is not None):
         raise ValueError("--model and --patch apply to --method mbdl only")
     device = _device(args.device)
+    backend = resolve_backend(args.backend, device)
     acq = read_input(args.input)
     mbdl = load_mbdl(args, acq.image_shape, device) if args.method == "mbdl" else None
     maps = _coil_maps(args, acq)
     acq = acq.to(device)
-    image = reconstruct(args, acq, maps.to(device), mbdl).cpu()
+    announce_backend(backend, device)
+    image = reconstruct(args, acq, maps.to(device), backend, mbdl).cpu()
     write_image(args.out, image, acq, args.method)
     print(f"Wrote {args.out} ({args.method}, {'x'.join(map(str, acq.image_shape))})",
           file=sys.stderr)

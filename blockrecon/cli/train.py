@@ -8,8 +8,11 @@ import signal
 import sys
 from pathlib import Path
 
+from blockrecon.cli.maps import add_map_options, one_line_warnings
+from blockrecon.cli.nufft_backend import add_backend_option
 from blockrecon.cli.output import check_output_folder, removed_on_failure
 from blockrecon.cli.simulate import snr_value
+from blockrecon.physics import resolve_backend
 from blockrecon.physics.simulate import radial_spokes
 from blockrecon.train import AcquisitionFiles, SimulatedRadialPairs, fit
 from blockrecon.train.distributed import is_main_process
@@ -57,6 +60,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     simulation.add_argument("--snr", type=snr_value, default=30.0, help="k-space SNR in dB")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="training device (under torchrun: cuda:LOCAL_RANK)")
+    add_backend_option(parser)
+    maps = parser.add_argument_group("coil maps (--data files without maps)")
+    add_map_options(maps)
     parser.set_defaults(func=run)
 
 
@@ -71,7 +77,8 @@ def _simulated(args: argparse.Namespace):
         raise ValueError(f"--simulate must be positive, got {args.simulate}")
     spokes = args.spokes or radial_spokes(args.size)
     settings = dict(image_size=args.size, n_spokes=spokes, n_coils=args.coils,
-                    snr_db=args.snr, normalize=True, density_weights=args.density_weights)
+                    snr_db=args.snr, normalize=True, density_weights=args.density_weights,
+                    backend=args.backend)
     train = SimulatedRadialPairs(args.simulate, seed=args.seed, **settings)
     val = SimulatedRadialPairs(args.val, seed=args.seed + 1_000_000, **settings) \
         if args.val > 0 else None
@@ -86,9 +93,10 @@ def _files(args: argparse.Namespace):
         raise ValueError(f"--val {args.val} must leave training files: {args.data} holds "
                          f"{len(everything)}")
     cut = len(everything) - args.val
-    train = AcquisitionFiles(everything.paths[:cut], density_weights=args.density_weights)
-    val = AcquisitionFiles(everything.paths[cut:], density_weights=args.density_weights) \
-        if args.val else None
+    settings = dict(density_weights=args.density_weights, backend=args.backend,
+                    maps_method=args.maps_method, calib_width=args.calib_width)
+    train = AcquisitionFiles(everything.paths[:cut], **settings)
+    val = AcquisitionFiles(everything.paths[cut:], **settings) if args.val else None
     description = {"source": "files", "folder": str(args.data.resolve()),
                    "files": [p.name for p in everything.paths], "val": args.val}
     return train, val, description
@@ -104,8 +112,9 @@ def run(args: argparse.Namespace) -> int:
     if args.val < 0:
         raise ValueError(f"--val must be >= 0, got {args.val}")
     check_output_folder(args.out)
+    backend = resolve_backend(args.backend, args.device)
     train, val, description = _simulated(args) if args.simulate is not None else _files(args)
-    with removed_on_failure(args.out):
+    with removed_on_failure(args.out), one_line_warnings("train"):
         result = fit(_config(args), train, args.out, val_data=val, epochs=args.epochs,
                      lr=args.lr, batch_size=args.batch, seed=args.seed, resume=args.resume,
                      device=args.device, progress=not args.no_progress,
@@ -114,6 +123,6 @@ def run(args: argparse.Namespace) -> int:
         name = signal.Signals(result.stopped_by).name
         _report(f"Stopped by {name}; checkpoint saved in {args.out}; continue with --resume")
         return 128 + int(result.stopped_by)
-    _report(f"Trained {len(result.history)} epochs; model {args.out / MODEL_NAME}, metrics "
-            f"{args.out / METRICS_NAME}")
+    _report(f"Trained {len(result.history)} epochs (NUFFT backend {backend}); model "
+            f"{args.out / MODEL_NAME}, metrics {args.out / METRICS_NAME}")
     return 0

@@ -66,6 +66,32 @@ def _recon_mbdl(scan, model, out, *options) -> np.ndarray:
         return handle["image"][()]
 
 
+@pytest.mark.parametrize("backend", ["finufft", "sigpy"])
+def test_recon_names_its_backend_and_every_backend_gives_the_same_image(backend, scan, tmp_path,
+                                                                        capsys):
+    out = tmp_path / f"{backend}.h5"
+    assert main(["recon", str(scan), "--method", "cg", "--iterations", "10", "--backend",
+                 backend, "--out", str(out), "--no-progress"]) == 0
+    assert f"NUFFT backend: {backend} (cpu)" in capsys.readouterr().err
+    exact = tmp_path / "dft.h5"
+    assert main(["recon", str(scan), "--method", "cg", "--iterations", "10", "--backend",
+                 "dft", "--out", str(exact), "--no-progress"]) == 0
+    with h5py.File(out) as image, h5py.File(exact) as reference:
+        a, b = image["image"][()], reference["image"][()]
+    assert np.linalg.norm(a - b) / np.linalg.norm(b) < 1e-3
+
+
+def test_recon_refuses_a_backend_that_cannot_run_here(scan, tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    out = tmp_path / "x.h5"
+    assert main(["recon", str(scan), "--method", "cg", "--backend", "cufinufft", "--out",
+                 str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'cufinufft' is not installed" in err[0]
+    assert not out.exists()
+
+
 def test_recon_mbdl_blockwise_equals_full_volume_and_writes_hdf5(scan, model_file, tmp_path):
     outputs = {patch: _recon_mbdl(scan, model_file, tmp_path / f"mbdl{patch}.h5", "--patch", patch)
                for patch in ("8", "16")}

@@ -54,7 +54,7 @@ def test_radial_dcf_compensates_density_and_restores_scale():
     "args, message",
     [
         ((torch.zeros(10, 2), SHAPE), "last dimension"),
-        ((torch.full((10, 3), 9.0), SHAPE), r"\[-16/2, 16/2\)"),
+        ((torch.full((10, 3), 9.0), SHAPE), r"\[-16/2, 16/2\]"),
         ((torch.zeros(10, 3), (N, N, 0)), "positive"),
     ],
 )

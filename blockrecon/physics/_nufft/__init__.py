@@ -53,8 +53,11 @@ def resolve_backend(name: str, device: torch.device | str) -> str:
         return name
     device = torch.device(device)
     usable = available_backends(device.type)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device}: CUDA is not available on this machine")
     if not usable:
-        raise ValueError(f"no NUFFT backend for device {device}; for CUDA install cupy")
+        raise ValueError(f"no NUFFT backend for device {device}; for CUDA install cupy "
+                         "(pip install -e '.[gpu]')")
     if name == "auto":
         return usable[0]
     if name not in usable:
