@@ -19,7 +19,8 @@ Part 2, reconstructions (``--demo-size``, default 48 as ``blockrecon demo``; 0 s
 demo's data, CG-SENSE (20 iterations), L1-wavelet CS (30 iterations, Pipe-Menon weights) and the
 shipped MBDL model per backend, with PSNR and the difference to FINUFFT.
 
-Usage: python benchmarks/bench_nufft_accuracy.py [--size N] [--demo-size N] [--json PATH]
+Usage: python benchmarks/bench_nufft_accuracy.py [--quick] [--size N] [--demo-size N] [--json PATH]
+(``--quick``: both parts at 16^3.)
 """
 
 from __future__ import annotations
@@ -184,9 +185,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="radial spokes at 32^3 (scaled with N^2 at other sizes)")
     parser.add_argument("--demo-size", type=int, default=48,
                         help="image side of part 2, the demo's data (0: skip part 2)")
+    parser.add_argument("--quick", action="store_true", help="both parts at 16^3")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--json", type=Path, default=None, help="write the rows as JSON")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.size, args.demo_size = EIGEN_SIDE, EIGEN_SIDE
     if args.threads:
         torch.set_num_threads(args.threads)
     backends = list(available_backends("cpu"))
