@@ -3,9 +3,9 @@
 Methods: ``grid`` (density-compensated adjoint), ``cg`` (CG-SENSE), ``l1`` (L1-wavelet
 compressed sensing) and ``mbdl`` (a trained unrolled network applied block-wise). Coil maps come
 from the input file, from ``--maps FILE``, or are estimated (ESPIRiT or JSENSE,
-``--maps-method``, ``--calib-width``) when the input has none (or with ``--maps estimate``). The image is written as NIfTI (magnitude, with the voxel size) or
-as HDF5 (complex ``image`` dataset); PSNR and SSIM are printed when the input holds a reference
-image.
+``--maps-method``, ``--calib-width``) when the input has none (or with ``--maps estimate``).
+The image is written as NIfTI (magnitude, with the voxel size) or as HDF5 (complex ``image``
+dataset); PSNR and SSIM are printed when the input holds a reference image.
 """
 
 from __future__ import annotations

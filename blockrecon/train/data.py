@@ -59,13 +59,15 @@ NORMALIZATION = "unit_operator_unit_peak"
 DENSITY_WEIGHTS = "pipe_menon"
 
 
-def acquisition_maps(acq: Acquisition, estimate: bool = False, progress: bool = False
-                     ) -> torch.Tensor:
-    """The acquisition's coil maps, or ESPIRiT maps estimated from its k-space when it has none
-    (or when ``estimate``). complex64 ``(coils, *image_shape)``."""
+def acquisition_maps(acq: Acquisition, estimate: bool = False, progress: bool = False,
+                     method: str = "espirit", calib_width: int | None = None) -> torch.Tensor:
+    """The acquisition's coil maps, or maps estimated from its k-space when it has none (or
+    when ``estimate``) by ``method`` with ``calib_width`` (see
+    :func:`~blockrecon.physics.maps.estimate_maps`). complex64 ``(coils, *image_shape)``."""
     if acq.maps is not None and not estimate:
         return acq.maps
-    return estimate_maps(acq.kspace, acq.coord, acq.image_shape, progress=progress)
+    return estimate_maps(acq.kspace, acq.coord, acq.image_shape, method=method,
+                         calib_width=calib_width, progress=progress)
 
 
 def normalize_pair(kspace: torch.Tensor, maps: torch.Tensor, coord: torch.Tensor,
@@ -164,7 +166,8 @@ class AcquisitionFiles(Dataset):
 
     Every file is read and validated once at construction (errors name the file); items are
     read again on access and cached in memory when ``cache``. Files without coil maps get
-    ESPIRiT maps estimated from their k-space.
+    maps estimated from their k-space (``maps_method``, ``calib_width``: see
+    :func:`acquisition_maps`).
 
     Args:
         paths: the ``.h5`` files.
@@ -172,10 +175,13 @@ class AcquisitionFiles(Dataset):
         cache: keep built pairs in memory.
         density_weights: give the operators density weights (a file's stored DCF, else
             Pipe-Menon weights of its trajectory).
+        maps_method: ``"espirit"`` or ``"jsense"``, for files without maps.
+        calib_width: calibration width of the estimation (``None``: from the trajectory).
     """
 
     def __init__(self, paths: list[str | os.PathLike[str]], backend: str = "auto",
-                 cache: bool = True, density_weights: bool = False) -> None:
+                 cache: bool = True, density_weights: bool = False,
+                 maps_method: str = "espirit", calib_width: int | None = None) -> None:
         self.paths = [Path(p) for p in paths]
         if not self.paths:
             raise ValueError("no training files given")
@@ -183,6 +189,7 @@ class AcquisitionFiles(Dataset):
             if read_acquisition(path).image is None:
                 raise ValueError(f"{path}: no reference image ('image' dataset) to train on")
         self.backend, self.density_weights = backend, density_weights
+        self.maps_method, self.calib_width = maps_method, calib_width
         self._cache: dict[int, TrainingPair] | None = {} if cache else None
 
     @classmethod
@@ -209,7 +216,8 @@ class AcquisitionFiles(Dataset):
         if self.density_weights:
             weights = acq.dcf if acq.dcf is not None else pipe_menon_dcf(
                 acq.coord, acq.image_shape, backend=self.backend, progress=False)
-        pair = normalize_pair(acq.kspace, acquisition_maps(acq), acq.coord, acq.image,
+        maps = acquisition_maps(acq, method=self.maps_method, calib_width=self.calib_width)
+        pair = normalize_pair(acq.kspace, maps, acq.coord, acq.image,
                               self.backend, weights)
         if self._cache is not None:
             self._cache[index] = pair

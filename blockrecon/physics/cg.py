@@ -1,0 +1,72 @@
+"""Conjugate gradient for Hermitian positive (semi-)definite linear systems, accumulated in
+double precision (shared by the physics layer's least-squares fits and by the reconstructions)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+#: Elements per chunk of :func:`real_inner`'s double-precision accumulation (16 MiB in complex128).
+INNER_CHUNK = 2**20
+
+
+def real_inner(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``Re <a, b> = Re sum(conj(a) * b)`` accumulated in double precision, as a float64 scalar.
+
+    CG on 3D non-Cartesian normal equations (eigenvalues spanning about 1e-6) is sensitive to the
+    rounding of its step sizes: accumulated in complex64, the same 20 CG-SENSE iterations gave
+    31.24 to 31.51 dB depending only on rounding-level differences between NUFFT backends, and
+    31.51 dB for all of them in double. Chunks keep the double-precision temporaries small.
+    """
+    a, b = a.reshape(-1), b.reshape(-1)
+    double = torch.complex128 if a.is_complex() else torch.float64
+    total = torch.zeros((), dtype=torch.float64, device=a.device)
+    for start in range(0, a.numel(), INNER_CHUNK):
+        stop = start + INNER_CHUNK
+        total += torch.vdot(a[start:stop].to(double), b[start:stop].to(double)).real
+    return total
+
+
+def conjugate_gradient(
+    normal: Callable[[torch.Tensor], torch.Tensor],
+    rhs: torch.Tensor,
+    n_iter: int,
+    tol: float = 0.0,
+    x0: torch.Tensor | None = None,
+    progress: bool = True,
+    desc: str = "CG",
+) -> torch.Tensor:
+    """Solve ``normal(x) = rhs`` for a Hermitian positive (semi-)definite linear ``normal``.
+
+    Stops after ``n_iter`` iterations or when ``||r|| <= tol * ||rhs||``.
+
+    Args:
+        normal: the linear operator, a function of a tensor shaped like ``rhs``.
+        rhs: right-hand side (complex or real).
+        n_iter: maximum number of iterations.
+        tol: relative residual tolerance.
+        x0: initial guess (zeros by default).
+        progress: progress bar (only when stderr is a terminal).
+        desc: progress-bar label.
+
+    Returns:
+        the solution estimate, shaped like ``rhs``.
+    """
+    x = torch.zeros_like(rhs) if x0 is None else x0.clone()
+    residual = rhs - normal(x) if x0 is not None else rhs.clone()
+    direction = residual.clone()
+    residual_sq = real_inner(residual, residual)
+    stop_sq = (tol * real_inner(rhs, rhs).sqrt()) ** 2
+    for _ in tqdm(range(n_iter), desc=desc, disable=not progress or None, leave=False):
+        if residual_sq <= stop_sq or residual_sq == 0:
+            break
+        normal_direction = normal(direction)
+        step = (residual_sq / real_inner(direction, normal_direction)).to(rhs.real.dtype)
+        x = x + step * direction
+        residual = residual - step * normal_direction
+        new_residual_sq = real_inner(residual, residual)
+        direction = residual + (new_residual_sq / residual_sq).to(rhs.real.dtype) * direction
+        residual_sq = new_residual_sq
+    return x
