@@ -219,3 +219,47 @@ def test_simulate_refuses_bad_arguments(tmp_path, capsys):
     assert main(["simulate", "--out", str(tmp_path / "a.h5"), "--coils", "0"]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 2
     assert not list(tmp_path.iterdir())
+
+
+@pytest.fixture(scope="module")
+def scan32(tmp_path_factory):
+    """A simulated 32^3, 8-coil scan at the default sampling (8x undersampled radial, 2x
+    readout oversampling) written by ``blockrecon simulate``."""
+    path = tmp_path_factory.mktemp("scan32") / "scan.h5"
+    assert main(["simulate", "--out", str(path), "--shape", "32", "32", "32", "--snr", "30"]) == 0
+    return path
+
+
+def _cg_psnr(scan, out, capsys, *options) -> float:
+    """PSNR printed by ``recon --method cg`` (FINUFFT) of ``scan`` with ``options``."""
+    assert main(["recon", str(scan), "--method", "cg", "--backend", "finufft", "--out", str(out),
+                 "--no-progress", *options]) == 0
+    return float(capsys.readouterr().out.split("PSNR")[1].split("dB")[0])
+
+
+def test_estimated_maps_reconstruct_like_the_true_maps(scan32, tmp_path, capsys):
+    true_maps = _cg_psnr(scan32, tmp_path / "true.h5", capsys)
+    estimated = _cg_psnr(scan32, tmp_path / "estimated.h5", capsys, "--maps", "estimate")
+    assert estimated > true_maps - 1
+
+
+def test_implausible_estimated_maps_warn_in_one_line(scan32, tmp_path, capsys):
+    assert main(["recon", str(scan32), "--method", "grid", "--maps", "estimate",
+                 "--calib-width", "4", "--out", str(tmp_path / "grid.h5"), "--no-progress"]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "calibration width 4" in warnings[0], warnings
+    assert warnings[0].startswith("blockrecon recon: warning: espirit coil maps")
+
+
+@pytest.mark.parametrize("width, message", [("3", "at least 4"), ("x", "integer"),
+                                            ("17", "exceeds the smallest image size 16")])
+def test_bad_calib_width_exits_2_with_one_line(scan, tmp_path, capsys, width, message):
+    out = tmp_path / "out.h5"
+    try:
+        code = main(["recon", str(scan), "--method", "grid", "--maps", "estimate",
+                     "--calib-width", width, "--out", str(out)])
+    except SystemExit as stop:  # refused by the argument parser
+        code = stop.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and message in err, err
+    assert not out.exists()

@@ -9,10 +9,13 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pytest
 
 from blockrecon.cli import main
+from blockrecon.io import write_acquisition
+from blockrecon.physics import radial_3d, simulate_acquisition
 from blockrecon.train import FitResult
 from blockrecon.train.checkpoint import load_checkpoint
 from blockrecon.train.distributed import is_main_process
@@ -112,3 +115,17 @@ def test_train_under_torchrun_with_two_processes(tmp_path):
     assert "val_loss" in history[-1]
     assert done.stderr.count("Trained 2 epochs") == 1  # printed by rank 0 only
     assert load_checkpoint(run / "checkpoint.pt")["settings"]["world_size"] == 2
+
+
+def test_map_estimation_options_reach_files_without_maps(tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    acq = simulate_acquisition(radial_3d(120, 16), (16, 16, 16), n_coils=2, snr_db=40)
+    write_acquisition(data / "scan.h5", replace(acq, maps=None))
+    run = tmp_path / "run"
+    code = main(["train", "--data", str(data), "--out", str(run), "--epochs", "1", "--width",
+                 "4", "--layers", "2", "--unrolls", "1", "--patch", "8", "--no-progress",
+                 "--maps-method", "jsense", "--calib-width", "20"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "calib_width" in err[0] and "16" in err[0], err
+    assert not run.exists()
