@@ -9,7 +9,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 
-from blockrecon.physics.maps import METHODS, MIN_CALIB_WIDTH
+from blockrecon.physics.maps import MAX_CALIB_WIDTH, METHODS, MIN_CALIB_WIDTH
 
 
 def calib_width_value(text: str) -> int:
@@ -26,12 +26,12 @@ def calib_width_value(text: str) -> int:
 def add_map_options(parser: argparse.ArgumentParser) -> None:
     """Add ``--maps-method`` and ``--calib-width`` (used when maps are estimated)."""
     parser.add_argument("--maps-method", choices=METHODS, default="espirit",
-                        help="how coil maps are estimated when they are (default espirit)")
+                        help="coil-map estimation method (for files without maps)")
     parser.add_argument("--calib-width", type=calib_width_value, default=None, metavar="N",
-                        help="side of the k-space calibration cube for map estimation, 4 to the "
-                             "smallest image size (default: the diameter of the k-space ball "
-                             f"the trajectory samples at Nyquist density, at least "
-                             f"{MIN_CALIB_WIDTH})")
+                        help="side of the k-space calibration cube of map estimation, 4 to the "
+                             "smallest image size (default: from the trajectory, 2 (r - 1) for "
+                             "the radius r within which it is Nyquist-sampled, "
+                             f"{MIN_CALIB_WIDTH} to {MAX_CALIB_WIDTH})")
 
 
 def check_calib_width(width: int | None, image_shape: tuple[int, ...]) -> None:
