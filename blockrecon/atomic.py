@@ -68,10 +68,8 @@ def _create_temporary(path: Path, named: Path | None = None) -> Path:
             os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         except FileExistsError:
             continue
-        except OSError as err:
-            if err.errno in UNWRITABLE_ERRNOS:
-                raise _not_writable(named or path, err) from err
-            raise
+        except OSError as err:  # any refusal of the folder: EACCES, EROFS, ENOENT on /proc...
+            raise _not_writable(named or path, err) from err
         return candidate
 
 

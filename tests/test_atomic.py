@@ -107,3 +107,10 @@ def test_check_writable_leaves_nothing(tmp_path):
     assert os.listdir(tmp_path) == []
     with pytest.raises(FileNotFoundError, match="does not exist"):
         check_writable(tmp_path / "missing" / "x.h5")
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_a_folder_refusing_files_for_any_reason_is_named_not_the_temporary():
+    with pytest.raises(NotWritableError, match=r"^cannot write /proc/x\.nii\.gz: ") as info:
+        check_writable("/proc/x.nii.gz")
+    assert "partial" not in str(info.value)
