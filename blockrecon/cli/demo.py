@@ -10,8 +10,8 @@ from blockrecon import demo
 from blockrecon.cli.nufft_backend import add_backend_option, announce_backend
 from blockrecon.cli.output import check_output_folder, write_json
 from blockrecon.cli.simulate import check_simulation_memory
+from blockrecon.inference import load_for_inference
 from blockrecon.io.nifti import write_nifti
-from blockrecon.models import load_model_or_pretrained
 from blockrecon.physics import resolve_backend
 from blockrecon.physics.simulate import radial_spokes
 
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
                             f"--size {args.size}")
     progress = not args.no_progress
     backend = resolve_backend(args.backend, "cpu")
-    model, _, extra = load_model_or_pretrained(args.model)
+    model, _, extra = load_for_inference(args.model)
     acq = demo.simulate_demo(args.size, args.coils, args.acceleration, args.snr, args.seed)
     n_spokes = acq.coord.shape[0]
     print(f"Simulated {args.size}^3, {args.coils} coils, {n_spokes} spokes "

@@ -48,6 +48,7 @@ from torch.utils.data import Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
 from blockrecon.atomic import atomic_write
+from blockrecon.inference import DataContract
 from blockrecon.losses import relative_l2
 from blockrecon.models import build_unrolled, resolve_config, save_model
 from blockrecon.recon import psnr
@@ -57,7 +58,7 @@ from blockrecon.train.checkpoint import (
     restore_rng_states,
     save_checkpoint,
 )
-from blockrecon.train.data import DENSITY_WEIGHTS, NORMALIZATION, pair_to
+from blockrecon.train.data import pair_to
 from blockrecon.train.distributed import (
     DistributedContext,
     any_rank,
@@ -195,10 +196,10 @@ class _Run:
 
     def save_model(self) -> None:
         if self.context.is_main:
-            extra = {"epoch": self.epoch, "data_normalization": NORMALIZATION,
-                     "training": self.settings, "metrics": self.history[-1]}
-            if self.settings.get("density_weights"):
-                extra["density_weights"] = DENSITY_WEIGHTS
+            contract = DataContract(normalized=True,
+                                    density_weights=bool(self.settings.get("density_weights")))
+            extra = {"epoch": self.epoch, **contract.to_extra(), "training": self.settings,
+                     "metrics": self.history[-1]}
             save_model(self.run_dir / MODEL_NAME, self.model, self.config, extra)
 
 
@@ -216,7 +217,7 @@ def fit(config: Mapping[str, Any], train_data: Dataset, run_dir: str | os.PathLi
             (e.g. :class:`~blockrecon.train.SimulatedRadialPairs` with ``normalize=True``,
             :class:`~blockrecon.train.data.AcquisitionFiles`). When its operators carry
             density weights, the model's metadata says so, and
-            :func:`~blockrecon.train.data.reconstruct_with_model` weighs its data alike.
+            :func:`~blockrecon.inference.reconstruct_with_model` weighs its data alike.
         run_dir: output folder (created); see the module docstring for its files.
         val_data: pairs evaluated after every epoch (``val_loss``, ``val_psnr_db``).
         epochs: total epochs of the run (a resumed run continues up to it).
