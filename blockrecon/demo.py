@@ -31,8 +31,8 @@ from blockrecon.physics import (
     simulate_acquisition,
 )
 from blockrecon.physics.simulate import radial_spokes
+from blockrecon.progress import progress_bar
 from blockrecon.recon import cg_sense, grid_recon, l1_wavelet, nrmse, psnr, ssim
-from blockrecon.recon._common import progress_bar
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

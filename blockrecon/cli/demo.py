@@ -8,6 +8,7 @@ from pathlib import Path
 
 from blockrecon import demo
 from blockrecon.cli.nufft_backend import add_backend_option, announce_backend
+from blockrecon.cli.options import show_progress
 from blockrecon.cli.output import check_output_folder, write_json
 from blockrecon.cli.simulate import check_simulation_memory
 from blockrecon.inference import load_for_inference
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     check_simulation_memory((args.size,) * 3, args.coils,
                             radial_spokes(args.size, args.acceleration), args.size,
                             f"--size {args.size}")
-    progress = not args.no_progress
+    progress = show_progress(args)
     backend = resolve_backend(args.backend, "cpu")
     model, _, extra = load_for_inference(args.model)
     acq = demo.simulate_demo(args.size, args.coils, args.acceleration, args.snr, args.seed)

@@ -19,6 +19,7 @@ import torch
 from blockrecon.backend import resolve_device
 from blockrecon.cli.maps import add_map_options, check_calib_width, one_line_warnings
 from blockrecon.cli.nufft_backend import add_backend_option, announce_backend
+from blockrecon.cli.options import show_progress
 from blockrecon.cli.output import check_output_file
 from blockrecon.inference import (
     PatchSizeError,
@@ -71,10 +72,6 @@ def _check_output(out: Path) -> None:
     check_output_file(out)
 
 
-def _progress(args: argparse.Namespace) -> bool:
-    return not args.no_progress and sys.stderr.isatty()
-
-
 def load_mbdl(args: argparse.Namespace, image_shape: tuple[int, ...], device: torch.device
               ) -> tuple[torch.nn.Module, dict]:
     """The unrolled network (eval mode, block-wise at ``--patch``) and its metadata (how it
@@ -94,7 +91,7 @@ def reconstruct(args: argparse.Namespace, acq: Acquisition, maps: torch.Tensor, 
                 mbdl: tuple[torch.nn.Module, dict] | None = None) -> torch.Tensor:
     """The complex64 image ``image_shape`` by ``args.method`` with NUFFT ``backend`` (``mbdl``:
     the loaded network and its metadata, from :func:`load_mbdl`)."""
-    progress = _progress(args)
+    progress = show_progress(args)
     n_iter = args.iterations or DEFAULT_ITERATIONS.get(args.method, 1)
     if args.method == "grid":
         return grid_recon(acq.kspace, acq.coord, maps, dcf=acq.dcf, backend=backend,
@@ -120,7 +117,7 @@ def _coil_maps(args: argparse.Namespace, acq: Acquisition) -> torch.Tensor:
     if acq.maps is None or args.maps == "estimate":
         print(f"Estimating coil maps ({args.maps_method})", file=sys.stderr)
     with one_line_warnings("recon"):
-        return acquisition_maps(acq, estimate=args.maps == "estimate", progress=_progress(args),
+        return acquisition_maps(acq, estimate=args.maps == "estimate", progress=show_progress(args),
                                 method=args.maps_method, calib_width=args.calib_width)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from blockrecon.cli.options import show_progress
 from blockrecon.cli.output import write_json
 
 
@@ -30,15 +31,11 @@ def _load_data(args: argparse.Namespace):
                           seed=args.seed)
 
 
-def _progress(args: argparse.Namespace) -> bool | None:
-    return False if args.no_progress else None
-
-
 def _scores(model, images, labels, args) -> dict:
     from blockrecon.seg.metrics import evaluate_labels
     from blockrecon.seg.train import predict
 
-    pred = predict(model, images, progress=_progress(args))
+    pred = predict(model, images, progress=show_progress(args))
     return evaluate_labels(pred, labels, model.out_ch)
 
 
@@ -58,7 +55,7 @@ def _train(args: argparse.Namespace) -> int:
     model = build_model(args.base_width, args.depth, None if args.norm == "none" else args.norm)
     history = train_segmentation(model, images, labels, epochs=args.epochs,
                                  batch_size=args.batch_size, lr=args.lr,
-                                 filter_sparsity=args.sparsity, progress=_progress(args))
+                                 filter_sparsity=args.sparsity, progress=show_progress(args))
     save_model(model, args.out, extra={"loss_history": history})
     print(f"trained {sum(p.numel() for p in model.parameters())} parameters on "
           f"{len(images)} images, final loss {history[-1]:.4f}; saved {args.out}")
@@ -87,7 +84,7 @@ def _predict(args: argparse.Namespace) -> int:
     model, _ = load_model(args.model)
     volume, affine = read_nifti_volume(args.input)
     images = torch.from_numpy(volume.transpose(2, 0, 1)[:, None].astype("float32"))
-    labels = predict(model, images, progress=_progress(args))
+    labels = predict(model, images, progress=show_progress(args))
     save_label_volume(labels, affine, args.output)
     print(f"segmented {len(images)} slices; saved {args.output}")
     return 0

@@ -10,23 +10,8 @@ from pathlib import Path
 
 import torch
 
+from blockrecon.cli.options import positive_float, positive_int, show_progress
 from blockrecon.cli.output import write_json
-
-
-def _progress(args: argparse.Namespace) -> bool:
-    return not args.no_progress and sys.stderr.isatty()
-
-
-def _positive(kind):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-        return value
-    return parse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,9 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _register_simulate(sub) -> None:
     p = sub.add_parser("simulate", help="write a simulated acquisition (HDF5)")
     p.add_argument("--out", type=Path, required=True, help="output .h5 file")
-    p.add_argument("--shape", type=_positive(int), nargs="+", default=[32, 32],
+    p.add_argument("--shape", type=positive_int, nargs="+", default=[32, 32],
                    help="spatial grid, 2 or 3 sizes, depth first")
-    p.add_argument("--frames", type=_positive(int), default=256, help="frames to simulate")
+    p.add_argument("--frames", type=positive_int, default=256, help="frames to simulate")
     p.add_argument("--concentration", type=float, default=10.0,
                    help="mean bubbles in the field of view per frame")
     p.add_argument("--snr", type=float, default=30.0, help="SNR in dB")
@@ -65,7 +50,7 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.out.suffix not in (".h5", ".hdf5"):
         raise ValueError(f"--out {args.out} must end in .h5 or .hdf5")
     acq = simulate_acquisition(args.shape, args.frames, args.concentration, seed=args.seed,
-                               snr_db=args.snr, progress=_progress(args))
+                               snr_db=args.snr, progress=show_progress(args))
     save_acquisition(acq, args.out)
     print(f"Wrote {args.out}: {'x'.join(map(str, acq.spatial_shape))} x {acq.n_frames} frames, "
           f"{len(acq.frames)} bubble positions", file=sys.stderr)
@@ -79,11 +64,11 @@ def _register_train(sub) -> None:
     p.add_argument("--out", type=Path, required=True, help="model file to write (.pt)")
     p.add_argument("--kind", choices=("dense", "sparse"), default="sparse",
                    help="dense or sparse-tensor network")
-    p.add_argument("--block-frames", type=_positive(int), default=16,
+    p.add_argument("--block-frames", type=positive_int, default=16,
                    help="frames per training block (multiple of 16)")
-    p.add_argument("--steps", type=_positive(int), default=200, help="training steps")
-    p.add_argument("--batch", type=_positive(int), default=4, help="blocks per step")
-    p.add_argument("--lr", type=_positive(float), default=1e-2,
+    p.add_argument("--steps", type=positive_int, default=200, help="training steps")
+    p.add_argument("--batch", type=positive_int, default=4, help="blocks per step")
+    p.add_argument("--lr", type=positive_float, default=1e-2,
                    help="initial learning rate, cosine decay to 0")
     p.add_argument("--bce-weight", type=float, default=1.0,
                    help="weight of the per-site cross-entropy added to the Dice loss")
@@ -92,21 +77,21 @@ def _register_train(sub) -> None:
                         "class-balanced one (dense networks always use the plain mean)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the weights and of the block sampling")
-    p.add_argument("--channels", type=_positive(int), nargs=3, default=[8, 16, 32],
+    p.add_argument("--channels", type=positive_int, nargs=3, default=[8, 16, 32],
                    help="encoder channels at the three scales")
-    p.add_argument("--fine-channels", type=_positive(int), default=8,
+    p.add_argument("--fine-channels", type=positive_int, default=8,
                    help="channels of the upsampling tail")
     p.add_argument("--sparsifier", choices=("threshold", "topk", "learned"),
                    default="threshold", help="sparse input sites")
     p.add_argument("--sparsity", type=float, default=None,
                    help="threshold on |x|^2 of the normalized block (default: the library's "
                         "input threshold, 0.01), or the top-k fraction (required with topk)")
-    p.add_argument("--mask-steps", type=_positive(int), default=100,
+    p.add_argument("--mask-steps", type=positive_int, default=100,
                    help="training steps of the learned mask")
     p.add_argument("--checkpoint", type=Path, default=None,
                    help="training checkpoint (default: OUT with suffix .ckpt.pt), written "
                         "every --checkpoint-every steps and removed once OUT is written")
-    p.add_argument("--checkpoint-every", type=_positive(int), default=50,
+    p.add_argument("--checkpoint-every", type=positive_int, default=50,
                    help="training steps between checkpoints")
     p.add_argument("--resume", action="store_true",
                    help="continue the run saved in the checkpoint (give the same arguments)")
@@ -145,7 +130,7 @@ def _initial_model(args: argparse.Namespace, blocks):
             mask = LearnedMask(config.spatial_dims)
             if not args.resume:  # a resumed run restores the trained mask
                 train_learned_mask(mask, blocks, args.mask_steps, seed=args.seed,
-                                   progress=_progress(args))
+                                   progress=show_progress(args))
         if args.sparsifier == "topk" and args.sparsity is None:
             raise ValueError("--sparsifier topk needs --sparsity FRACTION (of voxels kept)")
         value = INPUT_THRESHOLD if args.sparsity is None else args.sparsity
@@ -180,7 +165,7 @@ def _train(args: argparse.Namespace) -> int:
         losses = train_ulm(model, blocks, args.steps, lr=args.lr, batch_size=args.batch,
                            seed=args.seed, bce_weight=args.bce_weight,
                            class_balanced=False if args.plain_bce else None,
-                           progress=_progress(args), checkpoint=checkpoint,
+                           progress=show_progress(args), checkpoint=checkpoint,
                            checkpoint_every=args.checkpoint_every, resume=args.resume)
     except KeyboardInterrupt:
         if checkpoint.is_file():
@@ -188,7 +173,7 @@ def _train(args: argparse.Namespace) -> int:
                   "arguments and --resume", file=sys.stderr)
         raise
     jaccard = calibrate_threshold(model, acquisitions, args.block_frames,
-                                  progress=_progress(args))
+                                  progress=show_progress(args))
     save_model(model, args.out)
     checkpoint.unlink(missing_ok=True)
     print(f"Wrote {args.out}: {args.kind} network, {args.steps} steps on "
@@ -204,7 +189,7 @@ def _register_calibrate(sub) -> None:
                        help="choose a model's decoding threshold on acquisitions (rewrites it)")
     p.add_argument("--model", type=Path, required=True, help="model file, rewritten in place")
     p.add_argument("--data", type=Path, required=True, nargs="+", help="acquisition .h5 files")
-    p.add_argument("--block-frames", type=_positive(int), default=16,
+    p.add_argument("--block-frames", type=positive_int, default=16,
                    help="frames per block (as in training)")
     p.set_defaults(func=_calibrate)
 
@@ -216,7 +201,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 
     model = load_model(args.model)
     jaccard = calibrate_threshold(model, [load_acquisition(p) for p in args.data],
-                                  args.block_frames, progress=_progress(args))
+                                  args.block_frames, progress=show_progress(args))
     save_model(model, args.model)
     print("  ".join(f"{t:g}: {j:.3f}" for t, j in jaccard.items()))
     print(f"Wrote {args.model}: decoding threshold {model.threshold}", file=sys.stderr)
@@ -228,7 +213,7 @@ def _register_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="detect bubbles with a model and score them")
     p.add_argument("--data", type=Path, required=True, help="acquisition .h5 file")
     p.add_argument("--model", type=Path, required=True, help="model file from 'ulm train'")
-    p.add_argument("--block-frames", type=_positive(int), default=16,
+    p.add_argument("--block-frames", type=positive_int, default=16,
                    help="frames per block (as in training)")
     p.add_argument("--json", type=Path, default=None, help="write the scores as JSON here")
     p.set_defaults(func=_evaluate)
@@ -244,7 +229,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if acq.iq.ndim - 1 != model.net.config.spatial_dims:
         raise ValueError(f"{args.data} is {acq.iq.ndim - 1}D but the model is "
                          f"{model.net.config.spatial_dims}D")
-    scores = asdict(evaluate_model(model, acq, args.block_frames, progress=_progress(args)))
+    scores = asdict(evaluate_model(model, acq, args.block_frames, progress=show_progress(args)))
     print("  ".join(f"{k} {v:.4g}" for k, v in scores.items()))
     if args.json is not None:
         write_json(args.json, {"data": str(args.data), "model": str(args.model), **scores})
@@ -255,9 +240,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _register_bench_memory(sub) -> None:
     p = sub.add_parser("bench-memory",
                        help="peak memory of one training step, dense vs sparse")
-    p.add_argument("--shape", type=_positive(int), nargs="+", default=[32, 32],
+    p.add_argument("--shape", type=positive_int, nargs="+", default=[32, 32],
                    help="block spatial size, 2 or 3 sizes")
-    p.add_argument("--frames", type=_positive(int), default=512, help="frames of the block")
+    p.add_argument("--frames", type=positive_int, default=512, help="frames of the block")
     p.add_argument("--concentration", type=float, default=20.0,
                    help="mean bubbles in the field of view per frame")
     p.add_argument("--model", type=Path, default=None,
@@ -278,7 +263,7 @@ def _bench_memory(args: argparse.Namespace) -> int:
     from blockrecon.ulm.training import build_model, load_model
 
     acq = simulate_acquisition(args.shape, args.frames, args.concentration, seed=args.seed,
-                               progress=_progress(args))
+                               progress=show_progress(args))
     blocks = acquisition_blocks(acq, args.frames)
     torch.manual_seed(args.seed)
     if args.model is not None:

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from blockrecon.atomic import atomic_write
+from blockrecon.progress import progress_bar
 from blockrecon.torch_file import check_same, read_torch_payload
 from blockrecon.ulm.blocks import TARGET_RADIUS, OccupancyTargets, UlmBlocks
 from blockrecon.ulm.checkpoint import TrainingState, load_training_state, save_training_state
@@ -141,8 +141,8 @@ def train_ulm(model: UlmModel, blocks: UlmBlocks, steps: int, lr: float = 1e-2,
         generator.set_state(state.generator)
         losses = state.losses
     model.net.train()
-    bar = tqdm(range(len(losses), steps), desc=f"train {model.kind}", initial=len(losses),
-               total=steps, disable=not progress or None)
+    bar = progress_bar(range(len(losses), steps), f"train {model.kind}", progress, total=steps,
+                       initial=len(losses), leave=True)
     for step in bar:
         items = torch.randint(blocks.inputs.shape[0], (batch_size,), generator=generator)
         loss, _ = training_loss(model, blocks.inputs[items],
@@ -169,7 +169,7 @@ def predict(model: UlmModel, blocks: UlmBlocks, batch_size: int = 1,
     model.net.eval()
     outputs = []
     starts = range(0, blocks.inputs.shape[0], batch_size)
-    for start in tqdm(starts, desc=f"predict {model.kind}", disable=not progress or None):
+    for start in progress_bar(starts, f"predict {model.kind}", progress):
         outputs.append(model(blocks.inputs[start:start + batch_size]))
     return outputs
 
