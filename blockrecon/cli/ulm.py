@@ -44,14 +44,14 @@ def _register_simulate(sub) -> None:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from blockrecon.ulm.acquisition import save_acquisition
+    from blockrecon.io.ulm import write_ulm_acquisition
     from blockrecon.ulm.simulate import simulate_acquisition
 
     if args.out.suffix not in (".h5", ".hdf5"):
         raise ValueError(f"--out {args.out} must end in .h5 or .hdf5")
     acq = simulate_acquisition(args.shape, args.frames, args.concentration, seed=args.seed,
                                snr_db=args.snr, progress=show_progress(args))
-    save_acquisition(acq, args.out)
+    write_ulm_acquisition(args.out, acq)
     print(f"Wrote {args.out}: {'x'.join(map(str, acq.spatial_shape))} x {acq.n_frames} frames, "
           f"{len(acq.frames)} bubble positions", file=sys.stderr)
     return 0
@@ -102,13 +102,6 @@ def _register_train(sub) -> None:
     p.set_defaults(func=_train)
 
 
-def _load_blocks(acquisitions, block_frames: int):
-    """Blocks of every acquisition, concatenated."""
-    from blockrecon.ulm.blocks import acquisition_blocks, concat_blocks
-
-    return concat_blocks([acquisition_blocks(a, block_frames) for a in acquisitions])
-
-
 def _initial_model(args: argparse.Namespace, blocks):
     """A fresh network of ``args``' architecture (and input sparsifier, a learned mask trained
     here unless the run is resumed)."""
@@ -139,48 +132,41 @@ def _initial_model(args: argparse.Namespace, blocks):
 
 
 def _train(args: argparse.Namespace) -> int:
-    from blockrecon.ulm.acquisition import load_acquisition
-    from blockrecon.ulm.evaluation import calibrate_threshold
-    from blockrecon.ulm.training import load_model, save_model, train_ulm
+    from blockrecon.io.ulm import read_ulm_acquisition
+    from blockrecon.ulm.run import TrainingInterrupted, checkpoint_for, train_model_file
 
-    if args.out.suffix != ".pt":
-        raise ValueError(f"--out {args.out} must end in .pt")
-    if not args.out.parent.is_dir():
-        raise FileNotFoundError(f"--out folder {args.out.parent} does not exist")
-    checkpoint = args.checkpoint or args.out.with_suffix(".ckpt.pt")
-    if not checkpoint.parent.is_dir():
-        raise FileNotFoundError(f"--checkpoint folder {checkpoint.parent} does not exist")
-    if checkpoint.resolve() == args.out.resolve():
-        raise ValueError(f"--checkpoint {checkpoint} is the --out model file: the checkpoint "
-                         "is removed once the model is written")
-    if args.resume and not checkpoint.is_file():
-        raise FileNotFoundError(f"--resume: no checkpoint {checkpoint}")
-    acquisitions = [load_acquisition(p) for p in args.data]
-    blocks = _load_blocks(acquisitions, args.block_frames)
-    torch.manual_seed(args.seed)
-    model = _initial_model(args, blocks) if args.init is None else load_model(args.init)
+    checkpoint = checkpoint_for(args.out, args.checkpoint, args.resume)
+    acquisitions = [read_ulm_acquisition(p) for p in args.data]
+    try:
+        run = train_model_file(
+            args.out, acquisitions, lambda blocks: _starting_model(args, blocks),
+            block_frames=args.block_frames, steps=args.steps, checkpoint=checkpoint,
+            seed=args.seed, resume=args.resume, checkpoint_every=args.checkpoint_every,
+            progress=show_progress(args), lr=args.lr, batch_size=args.batch,
+            bce_weight=args.bce_weight, class_balanced=False if args.plain_bce else None)
+    except TrainingInterrupted as stop:
+        if stop.checkpoint is not None:
+            print(f"Interrupted; the last checkpoint is {stop.checkpoint}: continue with the "
+                  "same arguments and --resume", file=sys.stderr)
+        raise
+    model = run.model
+    print(f"Wrote {args.out}: {args.kind} network, {args.steps} steps on "
+          f"{run.n_blocks} blocks, loss {run.losses[0]:.3f} -> {run.losses[-1]:.3f}, "
+          f"decoding threshold {model.threshold} (training Jaccard "
+          f"{run.jaccard[model.threshold]:.3f})", file=sys.stderr)
+    return 0
+
+
+def _starting_model(args: argparse.Namespace, blocks):
+    """The model training starts from: ``--init``'s (of ``--kind``) or a fresh one."""
+    from blockrecon.ulm.training import load_model
+
+    if args.init is None:
+        return _initial_model(args, blocks)
+    model = load_model(args.init).model
     if model.kind != args.kind:
         raise ValueError(f"--init {args.init} is a {model.kind} network, not --kind {args.kind}")
-    try:
-        losses = train_ulm(model, blocks, args.steps, lr=args.lr, batch_size=args.batch,
-                           seed=args.seed, bce_weight=args.bce_weight,
-                           class_balanced=False if args.plain_bce else None,
-                           progress=show_progress(args), checkpoint=checkpoint,
-                           checkpoint_every=args.checkpoint_every, resume=args.resume)
-    except KeyboardInterrupt:
-        if checkpoint.is_file():
-            print(f"Interrupted; the last checkpoint is {checkpoint}: continue with the same "
-                  "arguments and --resume", file=sys.stderr)
-        raise
-    jaccard = calibrate_threshold(model, acquisitions, args.block_frames,
-                                  progress=show_progress(args))
-    save_model(model, args.out)
-    checkpoint.unlink(missing_ok=True)
-    print(f"Wrote {args.out}: {args.kind} network, {args.steps} steps on "
-          f"{blocks.inputs.shape[0]} blocks, loss {losses[0]:.3f} -> {losses[-1]:.3f}, "
-          f"decoding threshold {model.threshold} (training Jaccard "
-          f"{jaccard[model.threshold]:.3f})", file=sys.stderr)
-    return 0
+    return model
 
 
 # ---------------------------------------------------------------- calibrate
@@ -195,14 +181,14 @@ def _register_calibrate(sub) -> None:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from blockrecon.ulm.acquisition import load_acquisition
+    from blockrecon.io.ulm import read_ulm_acquisition
     from blockrecon.ulm.evaluation import calibrate_threshold
     from blockrecon.ulm.training import load_model, save_model
 
-    model = load_model(args.model)
-    jaccard = calibrate_threshold(model, [load_acquisition(p) for p in args.data],
+    model = load_model(args.model).model
+    jaccard = calibrate_threshold(model, [read_ulm_acquisition(p) for p in args.data],
                                   args.block_frames, progress=show_progress(args))
-    save_model(model, args.model)
+    save_model(args.model, model)
     print("  ".join(f"{t:g}: {j:.3f}" for t, j in jaccard.items()))
     print(f"Wrote {args.model}: decoding threshold {model.threshold}", file=sys.stderr)
     return 0
@@ -220,12 +206,12 @@ def _register_evaluate(sub) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from blockrecon.ulm.acquisition import load_acquisition
+    from blockrecon.io.ulm import read_ulm_acquisition
     from blockrecon.ulm.evaluation import evaluate_model
     from blockrecon.ulm.training import load_model
 
-    model = load_model(args.model)
-    acq = load_acquisition(args.data)
+    model = load_model(args.model).model
+    acq = read_ulm_acquisition(args.data)
     if acq.iq.ndim - 1 != model.net.config.spatial_dims:
         raise ValueError(f"{args.data} is {acq.iq.ndim - 1}D but the model is "
                          f"{model.net.config.spatial_dims}D")
@@ -267,7 +253,7 @@ def _bench_memory(args: argparse.Namespace) -> int:
     blocks = acquisition_blocks(acq, args.frames)
     torch.manual_seed(args.seed)
     if args.model is not None:
-        sparse = load_model(args.model)
+        sparse = load_model(args.model).model
         if sparse.kind != "sparse" or sparse.net.config.spatial_dims != len(args.shape):
             raise ValueError(f"--model {args.model} is not a {len(args.shape)}D sparse model")
         config = sparse.net.config

@@ -7,7 +7,7 @@ import torch
 
 from blockrecon.dc import ConjugateGradientDC
 from blockrecon.inference import DataContract, reconstruct_with_model
-from blockrecon.models import model_metadata
+from blockrecon.models import load_model
 from blockrecon.nn import ResNet3d
 from blockrecon.physics import pipe_menon_dcf
 from blockrecon.physics.simulate import simulate_acquisition
@@ -54,9 +54,9 @@ def test_training_on_weighted_pairs_records_it_for_reconstruction(tmp_path):
     assert torch.equal(pairs[0].op.weights, expected)
     config = {"regularizer": {"width": 2, "n_layers": 2}, "n_unrolls": 1, "patch_size": 4}
     fit(config, pairs, tmp_path / "run", epochs=1, progress=False)
-    extra = model_metadata(tmp_path / "run" / MODEL_NAME)
+    extra = load_model(tmp_path / "run" / MODEL_NAME).extra
     assert DataContract.from_extra(extra) == DataContract(normalized=True, density_weights=True)
     plain = SimulatedRadialPairs(1, image_size=8, n_spokes=30, n_coils=2, normalize=True)
     fit(config, plain, tmp_path / "plain", epochs=1, progress=False)
-    plain_extra = model_metadata(tmp_path / "plain" / MODEL_NAME)
+    plain_extra = load_model(tmp_path / "plain" / MODEL_NAME).extra
     assert not DataContract.from_extra(plain_extra).density_weights
