@@ -28,7 +28,7 @@ from blockrecon.physics.maps import (
     estimate_maps,
     explained_energy,
 )
-from blockrecon.physics.simulate import radial_spokes
+from blockrecon.physics.trajectory import radial_spokes
 from blockrecon.recon import cg_sense, psnr
 
 FORMER_DEFAULT_WIDTH = 24

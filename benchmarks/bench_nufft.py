@@ -62,7 +62,7 @@ def _round_robin(cases: dict[str, dict[str, Callable]], repeats: int) -> dict[st
 
 def _wrapper_case(backend: str, coord, image, kspace) -> tuple[float, dict]:
     """(setup seconds: plans + Toeplitz kernel + first calls, operations)."""
-    op = NUFFT(image.shape[1:], coord, backend=backend)
+    op = NUFFT(coord, image.shape[1:], backend=backend)
     setup = _timed(lambda: (op(image), op.adjoint(kspace), op.normal(image)))
     return setup, {
         "forward": lambda: op(image),

@@ -45,7 +45,7 @@ from blockrecon import demo
 from blockrecon.atomic import atomic_write
 from blockrecon.memory import MMAP_THRESHOLD, peak_rss
 from blockrecon.physics import Acquisition, pipe_menon_dcf, radial_3d, simulate_acquisition
-from blockrecon.physics.simulate import radial_spokes
+from blockrecon.physics.trajectory import radial_spokes
 from blockrecon.recon import cg_sense, grid_recon, l1_wavelet, nrmse
 
 TEST_SEED, TUNING_SEED = 20_000, 20_001
@@ -144,7 +144,7 @@ def load_mbdl(patch: int, cg_iterations: int | None = None):
 def mbdl_run(loaded: tuple, acq: Acquisition, dcf: torch.Tensor | None = None):
     """A callable applying a loaded model to ``acq`` (data prepared as it was trained; a model
     that takes density weights gets ``dcf``)."""
-    from blockrecon.inference import reconstruct_with_model
+    from blockrecon.train.data import reconstruct_with_model
 
     model, _, extra = loaded
     model.regularizers[0].plan(acq.image_shape)

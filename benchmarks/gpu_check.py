@@ -46,12 +46,12 @@ from bench_nufft_accuracy import random_pair, relative_error
 
 from blockrecon.cli.output import write_json
 from blockrecon.demo import L1_LAMDA, simulate_demo
-from blockrecon.inference import reconstruct_with_model
 from blockrecon.models import load_pretrained
 from blockrecon.physics import NUFFT, Acquisition, Sense, birdcage_maps, pipe_menon_dcf
 from blockrecon.physics._nufft import available_backends
 from blockrecon.recon import cg_sense, l1_wavelet, psnr
 from blockrecon.step_memory import FIT_MARGIN, MIB, StepProblem, memory_table
+from blockrecon.train.data import reconstruct_with_model
 
 #: Largest relative error of a NUFFT or Toeplitz normal against the exact DFT, and of the
 #: adjointness, for backends to be mixed (see the NUFFT tests' tolerances).
@@ -149,7 +149,7 @@ class NufftProblem:
 
     def exact(self) -> NUFFT:
         """The exact transform (``"dft"`` backend; complex128 on complex128 inputs)."""
-        return NUFFT(self.image_shape, self.coord, backend="dft")
+        return NUFFT(self.coord, self.image_shape, backend="dft")
 
 
 @functools.cache
@@ -168,7 +168,7 @@ def inner(a: torch.Tensor, b: torch.Tensor) -> complex:
 
 def nufft_adjointness(problem: NufftProblem, backend: str) -> tuple[float, str]:
     """``|<A x, y> - <x, A^H y>| / (|A x| |y|)``."""
-    op = NUFFT(problem.image_shape, problem.coord, backend=backend)
+    op = NUFFT(problem.coord, problem.image_shape, backend=backend)
     ax, y = op(problem.image), problem.kspace
     gap = abs(inner(ax, y) - inner(problem.image, op.adjoint(y)))
     return gap / float(ax.norm() * y.norm()), ""
@@ -176,14 +176,14 @@ def nufft_adjointness(problem: NufftProblem, backend: str) -> tuple[float, str]:
 
 def nufft_forward_error(problem: NufftProblem, backend: str) -> tuple[float, str]:
     """Relative error of ``A x`` against the exact DFT."""
-    op = NUFFT(problem.image_shape, problem.coord, backend=backend)
+    op = NUFFT(problem.coord, problem.image_shape, backend=backend)
     exact = problem.exact()(problem.image.to(torch.complex128))
     return relative_error(op(problem.image), exact), ""
 
 
 def nufft_adjoint_error(problem: NufftProblem, backend: str) -> tuple[float, str]:
     """Relative error of ``A^H y`` against the exact DFT."""
-    op = NUFFT(problem.image_shape, problem.coord, backend=backend)
+    op = NUFFT(problem.coord, problem.image_shape, backend=backend)
     exact = problem.exact().adjoint(problem.kspace.to(torch.complex128))
     return relative_error(op.adjoint(problem.kspace), exact), ""
 
@@ -230,7 +230,7 @@ def mbdl_method(acq: Acquisition, device: torch.device, backend: str,
     """The shipped MBDL model on ``acq`` on ``device`` (``patch``: its core size, ``None``: as
     trained)."""
     overrides = None if patch is None else {"patch_size": patch}
-    model, _, extra = load_pretrained(device, overrides=overrides)
+    model, _, extra = load_pretrained(map_location=device, overrides=overrides)
     return reconstruct_with_model(model, acq.kspace.to(device), acq.maps.to(device),
                                   acq.coord.to(device), extra, backend=backend)
 

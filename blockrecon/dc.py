@@ -1,10 +1,10 @@
 """Data-consistency layers for unrolled reconstruction.
 
-Both layers act on a complex image ``z`` (the regularizer's output), given ``aty = E^H y`` and an
-operator ``op`` with ``normal(x, toeplitz=...) = E^H E x`` (e.g. :class:`blockrecon.physics.Sense`).
+Both layers act on a complex image ``z`` (the regularizer's output), given ``aty = E^H y`` and a
+:class:`~blockrecon.physics.LinearOperator` ``op`` whose ``normal(x) = E^H E x`` (e.g.
+:class:`blockrecon.physics.Sense`; Toeplitz or NUFFT pair as the operator was built).
 Images are complex ``(*batch, *image_shape)``. With a weighted operator (``Sense(weights=W)``)
-``E^H E`` reads ``E^H W E`` and ``E^H y`` reads ``E^H W y``
-(:func:`blockrecon.physics.weighted_adjoint`).
+``E^H E`` reads ``E^H W E`` and ``E^H y`` reads ``E^H W y`` (``op.normal_rhs(y)``).
 
 :class:`GradientStepDC`
     ``x = z - a (E^H E z - E^H y)`` with a learnable step ``a``.
@@ -20,15 +20,20 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
-from functools import partial
 
 import torch
 from torch import nn
 
-from blockrecon.checks import check_positive
-from blockrecon.recon.cg_sense import conjugate_gradient
+from blockrecon.physics import LinearOperator
+from blockrecon.physics.cg import conjugate_gradient
 
 Normal = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _check_positive(value: float, name: str) -> float:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
 
 
 def _check_pair(z: torch.Tensor, aty: torch.Tensor) -> None:
@@ -68,9 +73,10 @@ class _GradientStep(torch.autograd.Function):
         return grad_z, grad_aty, grad_step, None
 
 
-def _operator_learns(op: nn.Module) -> bool:
+def _operator_learns(op: LinearOperator) -> bool:
     """Whether any tensor of ``op`` (e.g. coil maps being estimated) requires a gradient."""
-    return any(t.requires_grad for t in itertools.chain(op.parameters(), op.buffers()))
+    return isinstance(op, nn.Module) and any(
+        t.requires_grad for t in itertools.chain(op.parameters(), op.buffers()))
 
 
 class GradientStepDC(nn.Module):
@@ -79,25 +85,23 @@ class GradientStepDC(nn.Module):
     Args:
         step: initial step size ``a`` (learnable when ``learnable``).
         learnable: make ``a`` a parameter.
-        toeplitz: use the Toeplitz normal operator (else a NUFFT forward/adjoint pair).
 
     Autograd keeps one image per call (the residual ``E^H E z - E^H y``) and backward makes no
     image-sized temporary beyond one normal-operator application. When the operator itself
     requires gradients (learned coil maps), plain autograd through the formula is used.
     """
 
-    def __init__(self, step: float = 1.0, learnable: bool = True, toeplitz: bool = True) -> None:
+    def __init__(self, step: float = 1.0, learnable: bool = True) -> None:
         super().__init__()
-        step_tensor = torch.tensor(check_positive(step, "step"))
+        step_tensor = torch.tensor(_check_positive(step, "step"))
         self.step = nn.Parameter(step_tensor) if learnable else step_tensor
-        self.toeplitz = toeplitz
 
-    def forward(self, z: torch.Tensor, aty: torch.Tensor, op: nn.Module) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, aty: torch.Tensor, op: LinearOperator) -> torch.Tensor:
+        """``z``, ``aty``: complex ``(*batch, *image_shape)`` -> ``x`` of the same shape."""
         _check_pair(z, aty)
-        normal = partial(op.normal, toeplitz=self.toeplitz)
         if _operator_learns(op):
-            return z - self.step * (normal(z) - aty)
-        return _GradientStep.apply(z, aty, self.step.to(z.real.dtype), normal)
+            return z - self.step * (op.normal(z) - aty)
+        return _GradientStep.apply(z, aty, self.step.to(z.real.dtype), op.normal)
 
 
 class _ConjugateGradientSolve(torch.autograd.Function):
@@ -131,32 +135,28 @@ class ConjugateGradientDC(nn.Module):
         n_iter: CG iterations in forward and in the implicit backward.
         tol: relative residual at which CG stops early (0 runs all iterations).
         learnable: make ``lam`` a parameter.
-        toeplitz: use the Toeplitz normal operator (default; cheaper than a NUFFT pair).
 
     CG starts from ``z``. Gradients with respect to ``z``, ``E^H y`` and ``lam`` come from a
     second CG solve (the system is Hermitian), exact to the CG tolerance.
     """
 
     def __init__(self, lam: float = 0.05, n_iter: int = 10, tol: float = 0.0,
-                 learnable: bool = True, toeplitz: bool = True) -> None:
+                 learnable: bool = True) -> None:
         super().__init__()
-        log_lam = torch.tensor(math.log(check_positive(lam, "lam")))
+        log_lam = torch.tensor(math.log(_check_positive(lam, "lam")))
         self.log_lam = nn.Parameter(log_lam) if learnable else log_lam
         if not (isinstance(n_iter, int) and n_iter >= 1):
             raise ValueError(f"n_iter must be a positive int, got {n_iter!r}")
         if not (isinstance(tol, (int, float)) and tol >= 0):
             raise ValueError(f"tol must be >= 0, got {tol!r}")
-        self.n_iter, self.tol, self.toeplitz = n_iter, float(tol), toeplitz
+        self.n_iter, self.tol = n_iter, float(tol)
 
     @property
     def lam(self) -> torch.Tensor:
         return self.log_lam.exp()
 
-    def forward(self, z: torch.Tensor, aty: torch.Tensor, op: nn.Module) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, aty: torch.Tensor, op: LinearOperator) -> torch.Tensor:
+        """``z``, ``aty``: complex ``(*batch, *image_shape)`` -> ``x`` of the same shape."""
         _check_pair(z, aty)
-
-        def normal(v: torch.Tensor) -> torch.Tensor:
-            return op.normal(v, toeplitz=self.toeplitz)
-
-        return _ConjugateGradientSolve.apply(z, aty, self.lam.to(z.real.dtype), normal,
+        return _ConjugateGradientSolve.apply(z, aty, self.lam.to(z.real.dtype), op.normal,
                                              self.n_iter, self.tol)

@@ -4,9 +4,10 @@ One unroll is ``x <- dc(R(x), E^H W y, E)``: the regularizer ``R`` is a tiling-c
 (complex image seen as 2 channels) applied block-wise with checkpointed patches
 (:class:`~blockrecon.blockwise.BlockwiseRegularizer`) or, with ``patch_size=None``, to the whole
 once-padded volume (:func:`~blockrecon.blockwise.apply_full`, the exact reference). The data
-consistency ``dc`` (:mod:`blockrecon.dc`) always sees the full volume. ``W`` is the operator's
-sample weights (``op.weights``, identity when it has none), the same that its normal operator
-``E^H W E`` applies, so data consistency solves one weighted least-squares problem: density
+consistency ``dc`` (:mod:`blockrecon.dc`) always sees the full volume. ``E^H W y`` is the
+operator's ``normal_rhs(y)`` (:class:`~blockrecon.physics.LinearOperator`), with the same sample
+weights ``W`` as its normal operator ``E^H W E`` (identity when it has none), so data
+consistency solves one weighted least-squares problem: density
 weights (:func:`~blockrecon.physics.pipe_menon_dcf`) make that system well conditioned, and a
 few CG iterations then converge at any image size.
 """
@@ -21,18 +22,9 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from blockrecon.blockwise import BlockwiseRegularizer, apply_full, tiling_contract
-from blockrecon.physics.sense import weighted_adjoint
+from blockrecon.physics import LinearOperator
 
 INITS = ("zeros", "adjoint")
-
-
-def adjoint_scale(aty: torch.Tensor, op: nn.Module) -> torch.Tensor:
-    """``<aty, aty> / <aty, E^H W E aty>``: the factor ``s`` that minimises ``||E s aty - y||``
-    (weighted by ``W``) for ``aty = E^H W y``. ``aty``: complex ``(*batch, *image_shape)``;
-    returns a real 0-d tensor (no autograd graph)."""
-    with torch.no_grad():
-        curvature = torch.vdot(aty.flatten(), op.normal(aty).flatten()).real
-        return aty.norm() ** 2 / curvature.clamp_min(torch.finfo(curvature.dtype).tiny)
 
 
 class _FullVolume(nn.Module):
@@ -65,9 +57,9 @@ class UnrolledNet(nn.Module):
         checkpoint_unrolls: also checkpoint each unroll, so only its input state is kept.
         init: ``"zeros"`` or ``"adjoint"`` (``E^H y`` scaled to minimise ``||E s E^H y - y||``).
 
-    ``forward(y, op)``: k-space ``(*batch, coils, *samples)`` and an operator with ``adjoint``
-    and ``normal`` (:class:`blockrecon.physics.Sense`, its ``weights`` applied to ``y`` as its
-    ``normal`` applies them); returns the complex image ``(*batch, *image_shape)``.
+    ``forward(y, op)``: k-space ``(*batch, coils, *samples)`` and a
+    :class:`~blockrecon.physics.LinearOperator` (:class:`blockrecon.physics.Sense`; ``E^H W y``
+    is its ``normal_rhs(y)``); returns the complex image ``(*batch, *image_shape)``.
     """
 
     def __init__(self, regularizer: nn.Module, dc: nn.Module, n_unrolls: int,
@@ -95,12 +87,14 @@ class UnrolledNet(nn.Module):
         self.n_unrolls, self.share_weights = n_unrolls, share_weights
         self.checkpoint_unrolls, self.init = checkpoint_unrolls, init
 
-    def initial_image(self, aty: torch.Tensor, op: nn.Module,
-                      aty_scale: torch.Tensor | None = None) -> torch.Tensor:
-        """Zeros, or ``E^H W y`` scaled by :func:`adjoint_scale` (``aty_scale`` when given)."""
+    def initial_image(self, aty: torch.Tensor, op: nn.Module) -> torch.Tensor:
+        """Zeros, or ``E^H y`` scaled by ``<aty, aty> / <aty, E^H E aty>``."""
         if self.init == "zeros":
             return torch.zeros_like(aty)
-        return (adjoint_scale(aty, op) if aty_scale is None else aty_scale) * aty
+        with torch.no_grad():
+            curvature = torch.vdot(aty.flatten(), op.normal(aty).flatten()).real
+            scale = aty.norm() ** 2 / curvature.clamp_min(torch.finfo(curvature.dtype).tiny)
+        return scale * aty
 
     def _unroll(self, k: int, x: torch.Tensor, aty: torch.Tensor, op: nn.Module) -> torch.Tensor:
         i = 0 if self.share_weights else k
@@ -108,19 +102,12 @@ class UnrolledNet(nn.Module):
         z = self.regularizers[i](batched).reshape(x.shape)
         return self.dcs[i](z, aty, op)
 
-    def forward(self, y: torch.Tensor, op: nn.Module) -> torch.Tensor:
-        return self.solve(weighted_adjoint(y, op), op)
-
-    def solve(self, aty: torch.Tensor, op: nn.Module, aty_scale: torch.Tensor | None = None
-              ) -> torch.Tensor:
-        """The network on a precomputed right-hand side ``aty = E^H W y``, complex
-        ``(*batch, *image_shape)`` (one batch dimension at most), and optionally its
-        :func:`adjoint_scale` (``init="adjoint"``); returns the complex image of ``aty``'s
-        shape. ``forward(y, op)`` is ``solve(weighted_adjoint(y, op), op)``."""
+    def forward(self, y: torch.Tensor, op: LinearOperator) -> torch.Tensor:
+        aty = op.normal_rhs(y)
         if aty.ndim not in (len(op.image_shape), len(op.image_shape) + 1):
             raise ValueError(f"UnrolledNet takes one batch dimension at most; E^H y has shape "
                              f"{tuple(aty.shape)}")
-        x = self.initial_image(aty, op, aty_scale)
+        x = self.initial_image(aty, op)
         for k in range(self.n_unrolls):
             if self.checkpoint_unrolls and torch.is_grad_enabled():
                 x = checkpoint(self._unroll, k, x, aty, op, use_reentrant=False)

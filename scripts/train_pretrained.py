@@ -2,7 +2,7 @@
 
 Reproducible from its seed on a CPU in minutes: random-ellipsoid phantoms (training seeds
 ``seed + i``, held-out seeds ``seed + 10000 + i``) acquired on the demo's golden-angle 3D radial
-trajectory (:func:`~blockrecon.physics.simulate.radial_spokes`, readout N) with birdcage
+trajectory (:func:`~blockrecon.physics.trajectory.radial_spokes`, readout N) with birdcage
 coils, simulated from a 2x finer grid with k-space noise. The network (configuration
 :data:`CONFIG`) is trained block-wise: its regularizer runs on checkpointed patches, data
 consistency (CG, implicit backward) on the full volume. ``--density-weights`` trains data
@@ -30,7 +30,6 @@ import torch
 
 from blockrecon import demo
 from blockrecon.atomic import atomic_write
-from blockrecon.inference import DENSITY_WEIGHTS
 from blockrecon.losses import relative_l2
 from blockrecon.models import build_unrolled, resolve_config, save_model
 from blockrecon.models.pretrained import PRETRAINED_FILE
@@ -41,7 +40,8 @@ from blockrecon.physics import (
     radial_3d,
     simulate_acquisition,
 )
-from blockrecon.physics.simulate import radial_spokes
+from blockrecon.physics.trajectory import radial_spokes
+from blockrecon.train.data import DENSITY_WEIGHTS
 
 ROOT = Path(__file__).resolve().parents[1]
 HELD_OUT_OFFSET = 10_000
@@ -49,8 +49,7 @@ HELD_OUT_OFFSET = 10_000
 #: Architecture of the shipped model.
 CONFIG = {
     "regularizer": {"kind": "resnet3d", "width": 16, "n_layers": 5, "kernel_size": 3},
-    "dc": {"kind": "cg", "lam": 0.05, "n_iter": 6, "tol": 0.0, "learnable": True,
-           "toeplitz": True},
+    "dc": {"kind": "cg", "lam": 0.05, "n_iter": 6, "tol": 0.0, "learnable": True},
     "n_unrolls": 4,
     "share_weights": True,
     "init": "adjoint",
@@ -176,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
 
     extra = {**data, "seed": args.seed, "image_size": args.size, "n_coils": args.coils,
              "acceleration": args.acceleration, "snr_db": args.snr, "phantom": "ellipsoids",
-             "trajectory": "golden-angle 3D radial, readout N (physics.simulate.radial_spokes)",
+             "trajectory": "golden-angle 3D radial, readout N (physics.trajectory.radial_spokes)",
              "n_train": args.n_train, "steps": args.steps, "lr": args.lr,
              "final_loss": sum(losses[-20:]) / len(losses[-20:]),
              "train_seconds": round(train_seconds, 1), "threads": args.threads,

@@ -22,7 +22,7 @@ class MatrixOp(torch.nn.Module):
     def adjoint(self, y):
         return (y @ self.matrix.conj()).reshape(self.image_shape)
 
-    def normal(self, x, toeplitz=True):
+    def normal(self, x):
         return self.adjoint(self.forward(x))
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from blockrecon.cli.output import check_output_file
 from blockrecon.io import write_acquisition
 from blockrecon.memory import check_memory, simulation_bytes
-from blockrecon.physics.simulate import PHANTOMS, radial_spokes, simulate_radial
+from blockrecon.physics.simulate import PHANTOMS, simulate_radial
+from blockrecon.physics.trajectory import radial_spokes
 
 
 def snr_value(text: str) -> float | None:

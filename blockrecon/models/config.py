@@ -4,7 +4,7 @@ A configuration is a plain ``dict`` (it goes into JSON files and model files unc
 
     {
       "regularizer": {"kind": "resnet3d", "width": 32, "n_layers": 5, "kernel_size": 3},
-      "dc": {"kind": "gradient", "step": 1.0, "learnable": True, "toeplitz": True},
+      "dc": {"kind": "gradient", "step": 1.0, "learnable": True},
       "n_unrolls": 5,
       "share_weights": True,
       "init": "adjoint",
@@ -23,10 +23,12 @@ Regularizer kinds (always valid, unpadded convolutions, so block-wise applicatio
 Data-consistency kinds (:mod:`blockrecon.dc`):
 
 ``gradient``
-    :class:`~blockrecon.dc.GradientStepDC`: ``step``, ``learnable``, ``toeplitz``.
+    :class:`~blockrecon.dc.GradientStepDC`: ``step``, ``learnable``.
 ``cg``
-    :class:`~blockrecon.dc.ConjugateGradientDC`: ``lam``, ``n_iter``, ``tol``, ``learnable``,
-    ``toeplitz``.
+    :class:`~blockrecon.dc.ConjugateGradientDC`: ``lam``, ``n_iter``, ``tol``, ``learnable``.
+
+The normal operator's algorithm (Toeplitz or NUFFT pair) belongs to the operator the network is
+called with (:class:`~blockrecon.physics.Sense`), not to the configuration.
 
 Top level: ``n_unrolls``, ``share_weights``, ``init`` (``"zeros"`` or ``"adjoint"``),
 ``patch_size`` (block-wise core size: an int, a list of 3 ints, or ``None`` for the whole
@@ -59,8 +61,8 @@ REGULARIZER_DEFAULTS: dict[str, dict[str, Any]] = {
 
 #: Defaults of each data-consistency kind.
 DC_DEFAULTS: dict[str, dict[str, Any]] = {
-    "gradient": {"step": 1.0, "learnable": True, "toeplitz": True},
-    "cg": {"lam": 0.05, "n_iter": 10, "tol": 0.0, "learnable": True, "toeplitz": True},
+    "gradient": {"step": 1.0, "learnable": True},
+    "cg": {"lam": 0.05, "n_iter": 10, "tol": 0.0, "learnable": True},
 }
 
 #: The documented default configuration (see the module docstring).

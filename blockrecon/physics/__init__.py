@@ -5,15 +5,16 @@ from .coils import birdcage_maps
 from .dcf import pipe_menon_dcf
 from .maps import estimate_maps
 from .nufft import BACKEND_NAMES, NUFFT, resolve_backend
+from .operator import NORMALS, LinearOperator, max_eigenvalue
 from .phantom import random_ellipsoids, shepp_logan_3d
-from .sense import Sense, weighted_adjoint
+from .sense import Sense
 from .simulate import simulate_acquisition, simulate_radial
 from .toeplitz import ToeplitzNormal, apply_toeplitz, toeplitz_kernel
-from .trajectory import radial_3d, stack_of_spirals, stack_of_stars
+from .trajectory import radial_3d, radial_coord, radial_spokes, stack_of_spirals, stack_of_stars
 
-__all__ = ["NUFFT", "Sense", "ToeplitzNormal", "apply_toeplitz", "toeplitz_kernel",
-           "birdcage_maps", "pipe_menon_dcf", "estimate_maps", "random_ellipsoids",
-           "shepp_logan_3d", "Acquisition", "check_acquisition", "standard_dtypes",
-           "simulate_acquisition", "simulate_radial", "radial_3d",
-           "stack_of_spirals", "stack_of_stars", "weighted_adjoint", "BACKEND_NAMES",
-           "resolve_backend"]
+__all__ = ["NUFFT", "Sense", "LinearOperator", "NORMALS", "max_eigenvalue", "ToeplitzNormal",
+           "apply_toeplitz", "toeplitz_kernel", "birdcage_maps", "pipe_menon_dcf",
+           "estimate_maps", "random_ellipsoids", "shepp_logan_3d", "Acquisition",
+           "check_acquisition", "standard_dtypes", "simulate_acquisition", "simulate_radial",
+           "radial_3d", "radial_coord", "radial_spokes", "stack_of_spirals", "stack_of_stars",
+           "BACKEND_NAMES", "resolve_backend"]

@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-
-from blockrecon.progress import progress_bar
+from tqdm.auto import tqdm
 
 #: Elements per chunk of :func:`real_inner`'s double-precision accumulation (16 MiB in complex128).
 INNER_CHUNK = 2**20
@@ -60,7 +59,7 @@ def conjugate_gradient(
     direction = residual.clone()
     residual_sq = real_inner(residual, residual)
     stop_sq = (tol * real_inner(rhs, rhs).sqrt()) ** 2
-    for _ in progress_bar(range(n_iter), desc, progress):
+    for _ in tqdm(range(n_iter), desc=desc, disable=not progress or None, leave=False):
         if residual_sq <= stop_sq or residual_sq == 0:
             break
         normal_direction = normal(direction)

@@ -149,7 +149,7 @@ def calibration_kspace(
             f"only {int(inside.sum())} samples lie in the calibration region of width "
             f"{calib_width}; use a larger calib_width or a trajectory that samples the k-space "
             "centre")
-    nufft = NUFFT(fit_shape, flat_coord[inside])
+    nufft = NUFFT(flat_coord[inside], fit_shape)
     coil_images = conjugate_gradient(
         nufft.normal, nufft.adjoint(kspace.reshape(kspace.shape[0], -1)[:, inside]),
         CALIBRATION_ITERATIONS, progress=progress, desc="Calibration")

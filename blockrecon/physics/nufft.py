@@ -25,6 +25,7 @@ from collections.abc import Sequence
 import torch
 
 from ._nufft import BACKEND_NAMES, NufftBackend, check_backend_name, make_backend, resolve_backend
+from .operator import check_normal
 from .toeplitz import ToeplitzNormal
 from .validation import check_coord, check_image, check_image_shape, check_kspace
 
@@ -52,15 +53,18 @@ class _NufftFunction(torch.autograd.Function):
 
 
 class NUFFT(torch.nn.Module):
-    """Non-uniform FFT ``A`` from an image grid to k-space samples.
+    """Non-uniform FFT ``A`` from an image grid to k-space samples; a
+    :class:`~blockrecon.physics.operator.LinearOperator` without weights (``W = I``).
 
     Args:
-        image_shape: ``(N0, N1)`` or ``(N0, N1, N2)``.
         coord: float tensor ``(..., ndim)``, k-space positions in grid units, each dimension in
             ``[-N_d/2, N_d/2]``. Held as a (non-persistent) buffer: ``.to(device)`` moves it.
+        image_shape: ``(N0, N1)`` or ``(N0, N1, N2)``.
         backend: ``"auto"``, ``"finufft"``, ``"cufinufft"``, ``"sigpy"`` or ``"dft"``.
         eps: requested relative accuracy (FINUFFT/cuFINUFFT directly, SigPy through its kernel
             width; ignored by the exact ``"dft"``); ``None`` = the backend's default.
+        normal: how :meth:`normal` computes ``A^H A``: ``"toeplitz"`` (kernel built on first
+            use) or ``"pair"`` (``adjoint(forward(x))``).
 
     Shapes: image ``(*batch, *image_shape)`` complex64 (complex128 for gradient checks);
     k-space ``(*batch, *coord.shape[:-1])`` of the same dtype.
@@ -68,10 +72,12 @@ class NUFFT(torch.nn.Module):
 
     def __init__(
         self,
-        image_shape: Sequence[int],
         coord: torch.Tensor,
+        image_shape: Sequence[int],
+        *,
         backend: str = "auto",
         eps: float | None = None,
+        normal: str = "toeplitz",
     ) -> None:
         super().__init__()
         self.image_shape = check_image_shape(image_shape)
@@ -80,6 +86,7 @@ class NUFFT(torch.nn.Module):
         if eps is not None and not 0 < eps < 1:
             raise ValueError(f"eps must be in (0, 1), got {eps}")
         self.eps = eps
+        self.normal_kind = check_normal(normal)
         self.register_buffer("coord", coord.detach(), persistent=False)
         self._backends: dict[torch.device, NufftBackend] = {}
         self._toeplitz: ToeplitzNormal | None = None
@@ -95,7 +102,8 @@ class NUFFT(torch.nn.Module):
 
     def extra_repr(self) -> str:
         return (
-            f"image_shape={self.image_shape}, samples={self.sample_shape}, backend={self.backend}"
+            f"image_shape={self.image_shape}, samples={self.sample_shape}, backend={self.backend}, "
+            f"normal={self.normal_kind}"
         )
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
@@ -110,14 +118,19 @@ class NUFFT(torch.nn.Module):
         self.check_tensor(kspace, "kspace")
         return self.apply_adjoint(kspace)
 
-    def normal(self, image: torch.Tensor, toeplitz: bool = True) -> torch.Tensor:
-        """``A^H A image``: Toeplitz embedding by default, else an adjoint of the forward."""
-        if not toeplitz:
+    def normal(self, image: torch.Tensor) -> torch.Tensor:
+        """``A^H A image`` ``(*batch, *image_shape)``: Toeplitz embedding or NUFFT pair, as
+        chosen at construction (``normal=``)."""
+        if self.normal_kind == "pair":
             return self.adjoint(self.forward(image))
         self.check_tensor(image, "image")
         if self._toeplitz is None:
-            self._toeplitz = ToeplitzNormal(self.coord, self.image_shape, None, self.backend)
+            self._toeplitz = ToeplitzNormal(self.coord, self.image_shape, backend=self.backend)
         return self._toeplitz(image)
+
+    def normal_rhs(self, kspace: torch.Tensor) -> torch.Tensor:
+        """``A^H y``, the right-hand side matching :meth:`normal` (no weights): the adjoint."""
+        return self.adjoint(kspace)
 
     def apply_forward(self, image: torch.Tensor) -> torch.Tensor:
         """Forward without input checks (for callers that already validated)."""

@@ -20,7 +20,6 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from blockrecon.checks import check_positive_int
 from blockrecon.physics.validation import check_image_shape
 
 # Modified 3D Shepp-Logan (Toft's contrast, Kak-Slaney geometry), one row per ellipsoid:
@@ -55,7 +54,8 @@ def normalized_grid(shape: Sequence[int], oversample: int = 1) -> tuple[torch.Te
     shape = check_image_shape(shape)
     if len(shape) != 3:
         raise ValueError(f"shape must be 3D (nz, ny, nx), got {shape}")
-    check_positive_int(oversample, "oversample")
+    if isinstance(oversample, bool) or not isinstance(oversample, int) or oversample < 1:
+        raise ValueError(f"oversample must be a positive integer, got {oversample!r}")
     axes = []
     for dim, n in enumerate(shape):
         m = n * oversample
@@ -152,7 +152,8 @@ def random_ellipsoids(
     Returns:
         complex64 tensor ``oversample * shape`` with magnitude in [0, 1].
     """
-    check_positive_int(n_ellipsoids, "n_ellipsoids")
+    if isinstance(n_ellipsoids, bool) or not isinstance(n_ellipsoids, int) or n_ellipsoids < 1:
+        raise ValueError(f"n_ellipsoids must be a positive integer, got {n_ellipsoids!r}")
     grid = normalized_grid(shape, oversample)
     edge = _edge_in_normalized_units(tuple(shape), edge_width)
     rng = np.random.default_rng(seed)

@@ -1,4 +1,4 @@
-"""Multi-coil SENSE operator ``E = F S`` with optional density weights in its normal operator."""
+"""Multi-coil SENSE operator ``E = F S`` with optional sample weights in its normal equations."""
 
 from __future__ import annotations
 
@@ -7,16 +7,13 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+from .autograd import SelfAdjointFunction
 from .nufft import NUFFT
-from .toeplitz import (
-    SelfAdjointFunction,
-    ToeplitzNormal,
-    apply_sense_toeplitz,
-    apply_toeplitz,
-)
+from .operator import check_normal
+from .toeplitz import ToeplitzNormal, apply_sense_toeplitz, apply_toeplitz
 from .validation import check_coil_count, check_image, check_kspace, check_maps, check_weights
 
-__all__ = ["Sense", "AUTO_COIL_VALUES", "weighted_adjoint"]
+__all__ = ["Sense", "AUTO_COIL_VALUES"]
 
 #: With ``coil_batch=None``, coils per chunk are chosen so that a chunk of coil images holds at
 #: most this many values (128 MiB in complex64): small problems run in one call, a 3D volume of
@@ -36,24 +33,17 @@ def _add_coils(total: torch.Tensor | None, z: torch.Tensor, conj_maps: torch.Ten
     return total
 
 
-def weighted_adjoint(kspace: torch.Tensor, op: torch.nn.Module) -> torch.Tensor:
-    """``E^H W y``: the adjoint of the k-space weighted by ``op.weights`` (real, broadcastable to
-    the samples), the right-hand side that matches ``op.normal = E^H W E``; plain ``E^H y`` when
-    the operator has no weights (any operator with ``adjoint`` is accepted)."""
-    weights = getattr(op, "weights", None)
-    return op.adjoint(kspace if weights is None else kspace * weights.to(kspace.real.dtype))
-
-
 class Sense(torch.nn.Module):
     """SENSE forward model: coil sensitivities then NUFFT, per coil.
 
-    ``forward`` is ``E x = F (S x)``, ``adjoint`` is ``E^H y = sum_c conj(S_c) F^H y_c`` and
-    ``normal`` is ``E^H W E x`` (``W`` = diag(weights), identity when no weights are given).
+    A :class:`~blockrecon.physics.operator.LinearOperator`: ``forward`` is ``E x = F (S x)``,
+    ``adjoint`` is ``E^H y = sum_c conj(S_c) F^H y_c``, ``normal`` is ``E^H W E x`` and
+    ``normal_rhs`` is ``E^H W y`` (``W`` = diag(weights), identity when no weights are given).
 
     Autograd: ``forward`` and ``adjoint`` save no per-coil tensor (the NUFFT saves nothing, the
     maps multiply only needs the maps). ``normal`` is self-adjoint, so when the maps do not
     require grad it is one autograd node whose backward is ``normal`` of the incoming gradient
-    and which saves nothing (:class:`~blockrecon.physics.toeplitz.SelfAdjointFunction`); coils
+    and which saves nothing (:class:`~blockrecon.physics.autograd.SelfAdjointFunction`); coils
     are then processed chunk by chunk with in-place accumulation. When the maps require grad,
     ``normal`` runs through plain autograd instead, so that gradients reach the maps (at the
     cost of the per-coil tensors autograd keeps).
@@ -63,8 +53,11 @@ class Sense(torch.nn.Module):
             requires grad (an ``nn.Parameter`` or part of a graph), gradients flow into it.
         coord: float k-space coordinates ``(..., ndim)`` in grid units, ``[-N/2, N/2]``.
         weights: optional real, non-negative density weights broadcastable to
-            ``coord.shape[:-1]``; they enter only the normal operator.
+            ``coord.shape[:-1]``; they enter ``normal`` and ``normal_rhs``, not ``forward``
+            and ``adjoint``.
         backend: NUFFT backend (``"auto"``, ``"sigpy"``, ``"finufft"``, ``"cufinufft"``).
+        normal: how ``normal`` is computed: ``"toeplitz"`` (one FFT convolution on the 2x grid,
+            kernel built on first use) or ``"pair"`` (``adjoint(W forward(x))``).
         coil_batch: process this many coils at a time to bound memory (``None``: automatic,
             as many as keep a chunk within :data:`AUTO_COIL_VALUES` values, at least one).
         eps: NUFFT accuracy for FINUFFT backends (``None`` = default).
@@ -76,8 +69,10 @@ class Sense(torch.nn.Module):
         self,
         maps: torch.Tensor,
         coord: torch.Tensor,
+        *,
         weights: torch.Tensor | None = None,
         backend: str = "auto",
+        normal: str = "toeplitz",
         coil_batch: int | None = None,
         eps: float | None = None,
     ) -> None:
@@ -93,7 +88,8 @@ class Sense(torch.nn.Module):
             isinstance(coil_batch, bool) or not isinstance(coil_batch, int) or coil_batch < 1
         ):
             raise ValueError(f"coil_batch must be a positive int or None, got {coil_batch!r}")
-        self.nufft = NUFFT(image_shape, coord, backend=backend, eps=eps)
+        self.normal_kind = check_normal(normal)
+        self.nufft = NUFFT(coord, image_shape, backend=backend, eps=eps)
         if weights is not None:
             check_weights(weights, self.nufft.sample_shape)
             if weights.device != coord.device:
@@ -107,7 +103,8 @@ class Sense(torch.nn.Module):
             self.register_buffer("maps", maps, persistent=False)
         self.register_buffer("weights", weights, persistent=False)
         self.coil_batch = coil_batch
-        self.toeplitz = ToeplitzNormal(coord, image_shape, weights, backend=backend, eps=eps)
+        self.toeplitz = (ToeplitzNormal(coord, image_shape, weights, backend=backend, eps=eps)
+                         if normal == "toeplitz" else None)
 
     @property
     def image_shape(self) -> tuple[int, ...]:
@@ -123,7 +120,7 @@ class Sense(torch.nn.Module):
         return (self.num_coils, *self.nufft.sample_shape)
 
     def extra_repr(self) -> str:
-        return f"coils={self.num_coils}, coil_batch={self.coil_batch}"
+        return f"coils={self.num_coils}, coil_batch={self.coil_batch}, normal={self.normal_kind}"
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """``(*batch, *image_shape)`` -> ``(*batch, coils, *samples)``."""
@@ -143,13 +140,21 @@ class Sense(torch.nn.Module):
             lambda c: self.nufft.apply_adjoint(kspace.narrow(axis, c.start, c.stop - c.start))
         )
 
-    def normal(self, image: torch.Tensor, toeplitz: bool = True) -> torch.Tensor:
-        """``E^H W E image``: Toeplitz embedding by default, else ``adjoint(W forward(image))``."""
+    def normal(self, image: torch.Tensor) -> torch.Tensor:
+        """``E^H W E image`` ``(*batch, *image_shape)``: Toeplitz embedding or
+        ``adjoint(W forward(image))``, as chosen at construction (``normal=``)."""
         self._check_image(image)
-        apply = self._toeplitz_normal if toeplitz else self._nufft_normal
+        apply = self._nufft_normal if self.toeplitz is None else self._toeplitz_normal
         if self.maps.requires_grad:
             return apply(image)
         return SelfAdjointFunction.apply(image, apply)
+
+    def normal_rhs(self, kspace: torch.Tensor) -> torch.Tensor:
+        """``E^H W y``: ``(*batch, coils, *samples)`` -> ``(*batch, *image_shape)``, the
+        right-hand side that matches :meth:`normal` (``adjoint`` when there are no weights)."""
+        if self.weights is None:
+            return self.adjoint(kspace)
+        return self.adjoint(kspace * self.weights.to(kspace.real.dtype))
 
     def _toeplitz_normal(self, image: torch.Tensor) -> torch.Tensor:
         kernel = self.toeplitz.kernel(image.real.dtype)

@@ -25,7 +25,7 @@ from blockrecon.physics.acquisition import Acquisition
 from blockrecon.physics.coils import birdcage_maps
 from blockrecon.physics.nufft import NUFFT
 from blockrecon.physics.phantom import random_ellipsoids, shepp_logan_3d
-from blockrecon.physics.trajectory import radial_3d
+from blockrecon.physics.trajectory import radial_coord, radial_spokes
 from blockrecon.physics.validation import check_coord, check_image_shape
 
 PHANTOMS = ("shepp_logan", "ellipsoids")
@@ -95,7 +95,7 @@ def simulate_acquisition(
     fine_object = _phantom(phantom, image_shape, oversample, seed, edge_width)
     fine_shape = tuple(fine_object.shape)
     fine_maps = birdcage_maps(n_coils, image_shape, oversample=oversample)
-    nufft = NUFFT(fine_shape, coord.to(torch.float32), backend=backend)
+    nufft = NUFFT(coord.to(torch.float32), fine_shape, backend=backend)
     with torch.no_grad():
         kspace = nufft(fine_maps.to(coord.device) * fine_object.to(coord.device))
     kspace *= oversample ** (-len(image_shape) / 2)
@@ -111,35 +111,6 @@ def simulate_acquisition(
         noise_std=noise_std,
         snr_db=snr_db,
     )
-
-
-def radial_coord(n_spokes: int, n_readout: int, image_shape: Sequence[int]) -> torch.Tensor:
-    """Golden-means 3D radial trajectory for a possibly anisotropic grid.
-
-    Spokes are laid out for the largest image size and each axis is scaled to its own size,
-    so the trajectory covers ``[-N_d/2, N_d/2)`` along every axis ``d``.
-
-    Returns:
-        float32 ``(n_spokes, n_readout, 3)`` in grid units of ``image_shape``.
-    """
-    image_shape = check_image_shape(image_shape)
-    if len(image_shape) != 3:
-        raise ValueError(f"image_shape must be 3D (nz, ny, nx), got {image_shape}")
-    size = max(image_shape)
-    coord = radial_3d(n_spokes, n_readout, image_size=size)
-    half = torch.tensor(image_shape, dtype=torch.float32) / 2
-    upper = torch.nextafter(half, torch.zeros_like(half))
-    return torch.minimum(coord * (2 * half / size), upper)
-
-
-def radial_spokes(size: int, acceleration: float = 8.0) -> int:
-    """Spokes of a 3D radial scan of an ``size``^3 grid undersampled ``acceleration``-fold
-    angularly (Nyquist needs about ``pi N^2 / 2`` full spokes)."""
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError(f"size must be a positive integer, got {size!r}")
-    if not (isinstance(acceleration, (int, float)) and acceleration >= 1):
-        raise ValueError(f"acceleration must be a number >= 1, got {acceleration!r}")
-    return max(1, round(math.pi * size**2 / 2 / acceleration))
 
 
 def simulate_radial(

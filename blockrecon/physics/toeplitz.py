@@ -22,22 +22,23 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import partial
 
 import torch
 
 from ._nufft import make_backend
+from .autograd import SelfAdjointFunction
 from .validation import check_image, check_image_shape, check_weights
 
-__all__ = ["toeplitz_kernel", "apply_toeplitz", "apply_sense_toeplitz", "ToeplitzNormal",
-           "SelfAdjointFunction"]
+__all__ = ["toeplitz_kernel", "apply_toeplitz", "apply_sense_toeplitz", "ToeplitzNormal"]
 
 
 def toeplitz_kernel(
     coord: torch.Tensor,
     image_shape: Sequence[int],
     weights: torch.Tensor | None = None,
+    *,
     backend: str = "auto",
     eps: float | None = None,
     dtype: torch.dtype = torch.float32,
@@ -71,25 +72,6 @@ def toeplitz_kernel(
     dims = tuple(range(len(shape)))
     spectrum = torch.fft.fftn(torch.fft.ifftshift(psf, dim=dims), dim=dims)
     return spectrum.real.contiguous()  # a copy, so the complex spectrum is freed
-
-
-class SelfAdjointFunction(torch.autograd.Function):
-    """``apply(x)`` for a self-adjoint linear ``apply``, as one autograd node that saves nothing.
-
-    The backward of a linear map is its adjoint, here the map itself, applied to the incoming
-    gradient (again through this function, so higher derivatives work). ``apply`` runs without
-    autograd: it may use in-place operations and frees its temporaries as it goes. Whatever it
-    needs (coil maps, kernel) is held by the closure, not saved per call.
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, apply: Callable[[torch.Tensor], torch.Tensor]):
-        ctx.operator = apply
-        return apply(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return SelfAdjointFunction.apply(grad, ctx.operator), None
 
 
 def _phase_ramps(shape: Sequence[int], dtype: torch.dtype, device: torch.device) -> list:
@@ -167,7 +149,8 @@ def apply_toeplitz(image: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """Apply ``A^H W A`` to ``image`` ``(*batch, *N)`` given ``kernel = toeplitz_kernel(...)``.
 
     The kernel is cast to the image's real precision; the result has the image's dtype.
-    Autograd sees one node that saves nothing (:class:`SelfAdjointFunction`), and the 2N grid
+    Autograd sees one node that saves nothing
+    (:class:`~blockrecon.physics.autograd.SelfAdjointFunction`), and the 2N grid
     is never formed (see :func:`_apply_polyphase`): memory is a few image-sized temporaries.
     """
     kernel = kernel.to(device=image.device, dtype=image.real.dtype)
@@ -202,6 +185,7 @@ class ToeplitzNormal(torch.nn.Module):
         coord: torch.Tensor,
         image_shape: Sequence[int],
         weights: torch.Tensor | None = None,
+        *,
         backend: str = "auto",
         eps: float | None = None,
     ) -> None:
@@ -220,8 +204,8 @@ class ToeplitzNormal(torch.nn.Module):
         key = (self.coord.device, dtype)
         if key not in self._kernels:
             self._kernels[key] = toeplitz_kernel(
-                self.coord, self.image_shape, self.weights, self.backend, self.eps, dtype
-            )
+                self.coord, self.image_shape, self.weights, backend=self.backend, eps=self.eps,
+                dtype=dtype)
         return self._kernels[key]
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:

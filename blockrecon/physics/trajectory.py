@@ -13,10 +13,11 @@ are at most one grid unit apart. The angular density is set by the number of spo
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 
-from blockrecon.checks import check_positive_int
+from .validation import check_image_shape
 
 #: Multidimensional golden means for 3D radial ordering (Chan et al., MRM 2009).
 GOLDEN_MEANS_3D = (0.465571231876768, 0.682327803828019)
@@ -26,6 +27,12 @@ GOLDEN_RATIO = (1 + math.sqrt(5)) / 2
 GOLDEN_ANGLE_FULL_SPOKE = math.pi / GOLDEN_RATIO
 #: Azimuthal increment between centre-out interleaves: 2*pi/phi^2, about 137.51 deg.
 GOLDEN_ANGLE_CENTRE_OUT = 2 * math.pi / GOLDEN_RATIO**2
+
+
+def _check_positive_int(value: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
 
 
 def _readout_positions(n_readout: int, image_size: int) -> torch.Tensor:
@@ -53,7 +60,7 @@ def radial_directions(n_spokes: int, golden: bool = True) -> torch.Tensor:
     Returns:
         float64 tensor (n_spokes, 3) of unit vectors ``(dz, dy, dx)`` with ``dz >= 0``.
     """
-    check_positive_int(n_spokes, "n_spokes")
+    _check_positive_int(n_spokes, "n_spokes")
     index = torch.arange(n_spokes, dtype=torch.float64)
     if golden:
         dz = torch.remainder(index * GOLDEN_MEANS_3D[0], 1.0)
@@ -82,8 +89,8 @@ def radial_3d(
     Returns:
         float32 tensor (n_spokes, n_readout, 3) in ``[-N/2, N/2)``.
     """
-    check_positive_int(n_readout, "n_readout")
-    image_size = check_positive_int(image_size or n_readout, "image_size")
+    _check_positive_int(n_readout, "n_readout")
+    image_size = _check_positive_int(image_size or n_readout, "image_size")
     directions = radial_directions(n_spokes, golden)
     radius = _readout_positions(n_readout, image_size)
     return _inside_grid(radius[None, :, None] * directions[:, None, :], image_size)
@@ -124,10 +131,10 @@ def stack_of_stars(
         float32 tensor (n_spokes, n_partitions, n_readout, 3): spoke-major, so that a contiguous
         range of spokes (a time frame) is a slice along axis 0.
     """
-    check_positive_int(n_spokes, "n_spokes")
-    check_positive_int(n_readout, "n_readout")
-    check_positive_int(n_partitions, "n_partitions")
-    image_size = check_positive_int(image_size or n_readout, "image_size")
+    _check_positive_int(n_spokes, "n_spokes")
+    _check_positive_int(n_readout, "n_readout")
+    _check_positive_int(n_partitions, "n_partitions")
+    image_size = _check_positive_int(image_size or n_readout, "image_size")
     step = GOLDEN_ANGLE_FULL_SPOKE if golden else math.pi / n_spokes
     angle = torch.arange(n_spokes, dtype=torch.float64) * step
     radius = _readout_positions(n_readout, image_size)
@@ -178,10 +185,10 @@ def stack_of_spirals(
     Returns:
         float32 tensor (n_interleaves, n_partitions, n_readout, 3) in ``[-N/2, N/2)``.
     """
-    check_positive_int(n_interleaves, "n_interleaves")
-    check_positive_int(n_readout, "n_readout")
-    check_positive_int(n_partitions, "n_partitions")
-    check_positive_int(image_size, "image_size")
+    _check_positive_int(n_interleaves, "n_interleaves")
+    _check_positive_int(n_readout, "n_readout")
+    _check_positive_int(n_partitions, "n_partitions")
+    _check_positive_int(image_size, "image_size")
     if n_turns is None:
         n_turns = image_size / (2 * n_interleaves)
     if not (isinstance(n_turns, (int, float)) and math.isfinite(n_turns) and n_turns > 0):
@@ -193,3 +200,32 @@ def stack_of_spirals(
     radius = (image_size / 2) * t[None, :]
     in_plane = torch.stack([radius * torch.sin(phase), radius * torch.cos(phase)], dim=-1)
     return _stack(in_plane, n_partitions, image_size)
+
+
+def radial_coord(n_spokes: int, n_readout: int, image_shape: Sequence[int]) -> torch.Tensor:
+    """Golden-means 3D radial trajectory for a possibly anisotropic grid.
+
+    Spokes are laid out for the largest image size and each axis is scaled to its own size,
+    so the trajectory covers ``[-N_d/2, N_d/2)`` along every axis ``d``.
+
+    Returns:
+        float32 ``(n_spokes, n_readout, 3)`` in grid units of ``image_shape``.
+    """
+    image_shape = check_image_shape(image_shape)
+    if len(image_shape) != 3:
+        raise ValueError(f"image_shape must be 3D (nz, ny, nx), got {image_shape}")
+    size = max(image_shape)
+    coord = radial_3d(n_spokes, n_readout, image_size=size)
+    half = torch.tensor(image_shape, dtype=torch.float32) / 2
+    upper = torch.nextafter(half, torch.zeros_like(half))
+    return torch.minimum(coord * (2 * half / size), upper)
+
+
+def radial_spokes(size: int, acceleration: float = 8.0) -> int:
+    """Spokes of a 3D radial scan of an ``size``^3 grid undersampled ``acceleration``-fold
+    angularly (Nyquist needs about ``pi N^2 / 2`` full spokes)."""
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"size must be a positive integer, got {size!r}")
+    if not (isinstance(acceleration, (int, float)) and acceleration >= 1):
+        raise ValueError(f"acceleration must be a number >= 1, got {acceleration!r}")
+    return max(1, round(math.pi * size**2 / 2 / acceleration))

@@ -2,7 +2,7 @@
 
 from .cg_sense import cg_sense, conjugate_gradient
 from .grid import grid_recon
-from .l1_wavelet import l1_wavelet, max_eigenvalue
+from .l1_wavelet import l1_wavelet
 from .metrics import nrmse, psnr, ssim
 
 __all__ = [
@@ -10,7 +10,6 @@ __all__ = [
     "conjugate_gradient",
     "grid_recon",
     "l1_wavelet",
-    "max_eigenvalue",
     "nrmse",
     "psnr",
     "ssim",

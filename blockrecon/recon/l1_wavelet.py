@@ -7,24 +7,13 @@ import math
 import torch
 
 from blockrecon.backend import from_array, to_array
-from blockrecon.checks import check_positive, check_positive_int
-from blockrecon.physics.sense import Sense, weighted_adjoint
-from blockrecon.progress import progress_bar
-from blockrecon.recon._common import sense_operator
-
-
-def max_eigenvalue(sense: Sense, n_iter: int = 30, seed: int = 0) -> float:
-    """Largest eigenvalue of ``E^H W E`` by power iteration (Toeplitz normal operator)."""
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(sense.image_shape, generator=generator, dtype=torch.complex64)
-    x = x.to(sense.maps.device)
-    eigenvalue = 0.0
-    with torch.no_grad():
-        for _ in range(n_iter):
-            y = sense.normal(x / x.norm())
-            eigenvalue = float(y.norm())
-            x = y
-    return eigenvalue
+from blockrecon.physics.operator import max_eigenvalue
+from blockrecon.recon._common import (
+    check_iterations,
+    check_non_negative,
+    progress_bar,
+    sense_operator,
+)
 
 
 class WaveletSoftThreshold:
@@ -82,13 +71,13 @@ def l1_wavelet(
     Returns:
         complex64 image ``image_shape``.
     """
-    lamda = check_positive(lamda, "lamda", allow_zero=True)
-    check_positive_int(n_iter, "n_iter")
+    lamda = check_non_negative(lamda, "lamda")
+    check_iterations(n_iter)
     sense = sense_operator(kspace, coord, maps, weights=weights, backend=backend)
     prox = WaveletSoftThreshold(sense.image_shape, wavelet)
     kspace = kspace.to(torch.complex64)
     with torch.no_grad():
-        rhs = weighted_adjoint(kspace, sense)
+        rhs = sense.normal_rhs(kspace)
         step = 1 / (1.01 * max_eigenvalue(sense))
         x = torch.zeros_like(rhs)
         z, t = x, 1.0

@@ -5,10 +5,12 @@ from blockrecon.train.data import (
     AcquisitionFiles,
     TrainingPair,
     normalize_pair,
+    reconstruct_with_model,
 )
 from blockrecon.train.loop import FitResult, fit
 from blockrecon.train.simulated import SimulatedRadialPairs
 from blockrecon.train.step import accumulate_gradients, evaluate, train_step
 
 __all__ = ["AcquisitionFiles", "FitResult", "SimulatedRadialPairs", "TrainingPair",
-           "accumulate_gradients", "evaluate", "fit", "normalize_pair", "train_step"]
+           "accumulate_gradients", "evaluate", "fit", "normalize_pair", "reconstruct_with_model",
+           "train_step"]

@@ -1,12 +1,11 @@
 """Ultrasound localization microscopy: simulation, conventional localization and tracking,
-PALA metrics, dense-to-sparse conversion of IQ blocks (acquisition files:
-:mod:`blockrecon.io.ulm`).
+PALA metrics, dense-to-sparse conversion of IQ blocks.
 
 Lengths are in wavelengths (lambda); IQ blocks are complex64 ``(frames, *spatial)`` with depth
 as the first spatial axis; point tables are ``positions (n, ndim)`` with ``frames (n,)``.
 """
 
-from blockrecon.ulm.acquisition import UlmAcquisition
+from blockrecon.ulm.acquisition import UlmAcquisition, load_acquisition, save_acquisition
 from blockrecon.ulm.classic import ConventionalUlmResult, conventional_ulm
 from blockrecon.ulm.clutter import svd_clutter_filter
 from blockrecon.ulm.localize import detect_peaks, localize, noise_level
@@ -24,8 +23,8 @@ from blockrecon.ulm.track import link_tracks
 
 __all__ = [
     "ConventionalUlmResult", "LocalizationScores", "Retention", "TrackMaps", "UlmAcquisition",
-    "bubble_retention", "conventional_ulm", "detect_peaks", "link_tracks",
-    "localization_scores", "localize", "noise_level", "pair_greedy",
+    "bubble_retention", "conventional_ulm", "detect_peaks", "link_tracks", "load_acquisition",
+    "localization_scores", "localize", "noise_level", "pair_greedy", "save_acquisition",
     "simulate_acquisition", "svd_clutter_filter", "threshold_mask", "to_sparse", "topk_mask",
     "track_maps",
 ]

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
-
-from blockrecon.progress import progress_bar
+from tqdm.auto import tqdm
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 
@@ -80,7 +79,7 @@ def render_bubbles(shape: tuple[int, ...], n_frames: int, frames: np.ndarray,
     iq = np.zeros((n_frames, *shape), dtype=np.complex64)
     sigma = psf_sigma(psf_fwhm)
     starts = range(0, n_frames, frames_per_chunk)
-    for first in progress_bar(starts, "render", progress):
+    for first in tqdm(starts, desc="render", disable=not progress or None, leave=False):
         last = min(first + frames_per_chunk, n_frames)
         lo, hi = np.searchsorted(frames, [first, last])
         if hi > lo:

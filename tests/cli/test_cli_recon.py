@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from blockrecon.cli import main, recon
-from blockrecon.inference import NORMALIZATION, reconstruct_with_model
+from blockrecon.cli import main
 from blockrecon.io import read_acquisition, write_ismrmrd
 from blockrecon.models import build_unrolled, load_model, save_model
-from blockrecon.physics import Sense
+from blockrecon.train.data import NORMALIZATION, reconstruct_with_model
 
 SHAPE = (16, 16, 16)
 COILS = 2
@@ -109,28 +108,11 @@ def test_recon_mbdl_iterations_set_the_cg_data_consistency(scan, tmp_path):
     acq = read_acquisition(scan)
     outputs = {n: torch.from_numpy(_recon_mbdl(scan, path, tmp_path / f"mbdl{n}.h5",
                                                "--iterations", n)) for n in ("2", "5")}
-    model = load_model(path, overrides={"dc": {**config["dc"], "n_iter": 5}}).model
+    model, _ = load_model(path, overrides={"dc": {**config["dc"], "n_iter": 5}})
     expected = reconstruct_with_model(model, acq.kspace, acq.maps, acq.coord,
                                       {"data_normalization": NORMALIZATION})
     assert (outputs["5"] - expected).abs().max() <= 1e-5 * expected.abs().max()
     assert (outputs["5"] - outputs["2"]).abs().max() > 1e-3 * expected.abs().max()
-
-
-def test_recon_mbdl_reads_input_and_model_once_and_computes_the_adjoint_once(
-        scan, model_file, tmp_path, monkeypatch):
-    counts = {"scan": 0, "model": 0, "adjoint": 0}
-
-    def counted(name, function):
-        def call(*args, **kwargs):
-            counts[name] += 1
-            return function(*args, **kwargs)
-        return call
-
-    monkeypatch.setattr(recon, "read_scan", counted("scan", recon.read_scan))
-    monkeypatch.setattr(torch, "load", counted("model", torch.load))
-    monkeypatch.setattr(Sense, "adjoint", counted("adjoint", Sense.adjoint))
-    _recon_mbdl(scan, model_file, tmp_path / "mbdl.h5", "--patch", "8")
-    assert counts == {"scan": 1, "model": 1, "adjoint": 1}
 
 
 def _rewrite(source, target, edit):

@@ -11,7 +11,7 @@ SHAPE = (N, N, N)
 
 
 def _grid(coord, weights, image):
-    nufft = NUFFT(SHAPE, coord)
+    nufft = NUFFT(coord, SHAPE)
     return nufft.adjoint(weights * nufft(image))
 
 

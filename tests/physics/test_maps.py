@@ -15,8 +15,8 @@ from blockrecon.physics.maps import (
     explained_energy,
     nyquist_radius,
 )
-from blockrecon.physics.simulate import radial_spokes, simulate_acquisition
-from blockrecon.physics.trajectory import radial_3d
+from blockrecon.physics.simulate import simulate_acquisition
+from blockrecon.physics.trajectory import radial_3d, radial_spokes
 from blockrecon.recon import cg_sense, psnr
 
 N = 16

@@ -39,7 +39,7 @@ def _problem(image_shape, rng, batch=(2,), samples=(3, 40), dtype=torch.complex6
 @pytest.mark.parametrize("image_shape", SHAPES)
 def test_adjoint(backend, image_shape, rng):
     coord, x, y = _problem(image_shape, rng)
-    op = NUFFT(image_shape, coord, backend=backend)
+    op = NUFFT(coord, image_shape, backend=backend)
     assert op(x).shape == y.shape and op(x).dtype == torch.complex64
     assert_adjoint(op.forward, op.adjoint, x, y, tol=1e-4)
 
@@ -48,7 +48,7 @@ def test_adjoint(backend, image_shape, rng):
 @pytest.mark.parametrize("image_shape", SHAPES)
 def test_matches_exact_dft(backend, image_shape, rng):
     coord, x, y = _problem(image_shape, rng)
-    op = NUFFT(image_shape, coord, backend=backend)
+    op = NUFFT(coord, image_shape, backend=backend)
     a = dft_matrix(coord, image_shape)
     exact_y = (x.reshape(2, -1).to(torch.complex128) @ a.T).reshape(y.shape)
     exact_x = (y.reshape(2, -1).to(torch.complex128) @ a.conj()).reshape(x.shape)
@@ -62,14 +62,14 @@ def test_backends_agree_and_double_precision(image_shape, rng):
     coord, x, y = _problem(image_shape, rng, dtype=torch.complex128)
     a = dft_matrix(coord, image_shape)
     exact_y = (x.reshape(2, -1) @ a.T).reshape(y.shape)
-    finufft_y = NUFFT(image_shape, coord, backend="finufft")(x)
+    finufft_y = NUFFT(coord, image_shape, backend="finufft")(x)
     assert finufft_y.dtype == torch.complex128
     assert relative_error(finufft_y, exact_y) < 5e-6
-    sigpy_y = NUFFT(image_shape, coord, backend="sigpy")(x)
+    sigpy_y = NUFFT(coord, image_shape, backend="sigpy")(x)
     assert relative_error(sigpy_y, finufft_y) < DFT_TOL["sigpy"]["forward"]
-    tight = NUFFT(image_shape, coord, backend="finufft", eps=1e-10)(x)
+    tight = NUFFT(coord, image_shape, backend="finufft", eps=1e-10)(x)
     assert relative_error(tight, exact_y) < 1e-8
-    tight_sigpy = NUFFT(image_shape, coord, backend="sigpy", eps=1e-7)(x)
+    tight_sigpy = NUFFT(coord, image_shape, backend="sigpy", eps=1e-7)(x)
     assert relative_error(tight_sigpy, exact_y) < 1e-6
 
 
@@ -82,14 +82,14 @@ def test_edge_sample_at_plus_half_equals_minus_half(backend, rng):
     twin = coord.clone()
     twin[:10, 1] = -4.0
     x = random_complex((1, *image_shape), rng)
-    at_plus, at_minus = (NUFFT(image_shape, c, backend=backend)(x) for c in (coord, twin))
+    at_plus, at_minus = (NUFFT(c, image_shape, backend=backend)(x) for c in (coord, twin))
     assert relative_error(at_plus, at_minus) < 1e-5
 
 
 @pytest.mark.parametrize("image_shape", SHAPES)
 def test_dft_backend_is_exact(image_shape, rng):
     coord, x, y = _problem(image_shape, rng, dtype=torch.complex128)
-    op = NUFFT(image_shape, coord, backend="dft")
+    op = NUFFT(coord, image_shape, backend="dft")
     a = dft_matrix(coord, image_shape)
     assert relative_error(op(x), (x.reshape(2, -1) @ a.T).reshape(y.shape)) < 1e-13
     assert relative_error(op.adjoint(y), (y.reshape(2, -1) @ a.conj()).reshape(x.shape)) < 1e-13
@@ -98,7 +98,7 @@ def test_dft_backend_is_exact(image_shape, rng):
 
 def test_auto_picks_fastest_cpu_backend(rng):
     coord, x, _ = _problem((8, 8), rng)
-    op = NUFFT((8, 8), coord)
+    op = NUFFT(coord, (8, 8))
     op(x)
     assert op._backend_for(x).name == ("finufft" if has_finufft() else "sigpy")
 
@@ -107,7 +107,7 @@ def test_auto_picks_fastest_cpu_backend(rng):
 @pytest.mark.parametrize("image_shape", SHAPES)
 def test_autograd_is_adjoint(backend, image_shape, rng):
     coord, x, y = _problem(image_shape, rng)
-    op = NUFFT(image_shape, coord, backend=backend)
+    op = NUFFT(coord, image_shape, backend=backend)
     assert_vjp_is_adjoint(op.forward, op.adjoint, x, y)
     assert_vjp_is_adjoint(op.adjoint, op.forward, y, x)
 
@@ -115,7 +115,7 @@ def test_autograd_is_adjoint(backend, image_shape, rng):
 @pytest.mark.parametrize("backend", CPU_NUFFT_BACKENDS)
 def test_gradcheck_double(backend, rng):
     coord, x, y = _problem((4, 5), rng, batch=(), samples=(6,), dtype=torch.complex128)
-    op = NUFFT((4, 5), coord.double(), backend=backend)
+    op = NUFFT(coord.double(), (4, 5), backend=backend)
     x.requires_grad_(True)
     y.requires_grad_(True)
     assert torch.autograd.gradcheck(op.forward, (x,), eps=1e-6, atol=1e-5)
@@ -125,7 +125,7 @@ def test_gradcheck_double(backend, rng):
 
 def test_batch_shapes_and_plan_reuse(rng):
     coord, x, _ = _problem((8, 6), rng, batch=(2, 3))
-    op = NUFFT((8, 6), coord)
+    op = NUFFT(coord, (8, 6))
     y = op(x)
     assert y.shape == (2, 3, 3, 40)
     assert torch.allclose(op(x[1, 2]), y[1, 2], atol=1e-6)
@@ -135,7 +135,7 @@ def test_batch_shapes_and_plan_reuse(rng):
 
 def test_copy_and_save_after_use(rng):
     coord, x, _ = _problem((8, 6), rng)
-    op = NUFFT((8, 6), coord)
+    op = NUFFT(coord, (8, 6))
     y, normal = op(x), op.normal(x)
     clone = copy.deepcopy(op)
     assert torch.equal(clone(x), y) and torch.equal(clone.normal(x), normal)
@@ -146,9 +146,9 @@ def test_copy_and_save_after_use(rng):
 @pytest.mark.skipif(not has_cufinufft(), reason="needs a GPU with cupy and cufinufft")
 def test_cuda_backends_agree_with_cpu(rng):
     coord, x, _ = _problem((8, 6, 4), rng)
-    expected = NUFFT((8, 6, 4), coord, backend="sigpy")(x)
+    expected = NUFFT(coord, (8, 6, 4), backend="sigpy")(x)
     for backend in ("cufinufft", "sigpy"):
-        op = NUFFT((8, 6, 4), coord, backend=backend).cuda()
+        op = NUFFT(coord, (8, 6, 4), backend=backend).cuda()
         assert relative_error(op(x.cuda()).cpu(), expected) < 2e-2
 
 
@@ -170,7 +170,7 @@ def test_bad_construction(kwargs, match):
 
 def test_bad_calls(rng):
     coord, x, y = _problem((8, 8), rng)
-    op = NUFFT((8, 8), coord)
+    op = NUFFT(coord, (8, 8))
     with pytest.raises(ValueError, match="image must be complex"):
         op(x.real)
     with pytest.raises(ValueError, match="image must have shape"):

@@ -13,6 +13,7 @@ from operator_checks import (
 
 from blockrecon.backend import has_finufft
 from blockrecon.memory import saved_bytes
+from blockrecon.physics import NORMALS
 from blockrecon.physics import sense as sense_module
 from blockrecon.physics.sense import Sense
 
@@ -54,17 +55,17 @@ def test_toeplitz_normal_matches_nufft_pair(image_shape, weighted, rng):
     maps, coord, x, _ = _problem(image_shape, rng)
     weights = torch.rand(coord.shape[:-1], generator=rng) if weighted else None
     op = Sense(maps, coord, weights=weights, backend="finufft")
-    pair = op.normal(x, toeplitz=False)
+    pair = Sense(maps, coord, weights=weights, backend="finufft", normal="pair").normal(x)
     assert relative_error(op.normal(x), pair) < 1e-3
     if weighted:  # weights really enter: unweighted normal differs
         assert relative_error(Sense(maps, coord, backend="finufft").normal(x), pair) > 0.1
 
 
-@pytest.mark.parametrize("toeplitz", [True, False])
-def test_normal_keeps_image_dtype_with_double_weights(toeplitz, rng):
+@pytest.mark.parametrize("normal", NORMALS)
+def test_normal_keeps_image_dtype_with_double_weights(normal, rng):
     maps, coord, x, _ = _problem((6, 6), rng)
     weights = torch.rand(coord.shape[:-1], generator=rng, dtype=torch.float64)
-    out = Sense(maps, coord, weights=weights).normal(x, toeplitz=toeplitz)
+    out = Sense(maps, coord, weights=weights, normal=normal).normal(x)
     assert out.dtype == torch.complex64 and out.shape == x.shape
 
 
@@ -74,23 +75,20 @@ def test_toeplitz_normal_sigpy_within_its_accuracy(image_shape, rng):
     maps, coord, x, _ = _problem(image_shape, rng)
     weights = torch.rand(coord.shape[:-1], generator=rng)
     op = Sense(maps, coord, weights=weights, backend="sigpy")
-    assert relative_error(op.normal(x), op.normal(x, toeplitz=False)) < 3e-2
+    pair = Sense(maps, coord, weights=weights, backend="sigpy", normal="pair")
+    assert relative_error(op.normal(x), pair.normal(x)) < 3e-2
 
 
-@pytest.mark.parametrize("toeplitz", [True, False])
+@pytest.mark.parametrize("normal", NORMALS)
 @pytest.mark.parametrize("backend", CPU_NUFFT_BACKENDS)
-def test_normal_autograd_and_gradcheck(backend, toeplitz, rng):
+def test_normal_autograd_and_gradcheck(backend, normal, rng):
     maps, coord, x, _ = _problem((4, 5), rng, batch=(), samples=(7,), dtype=torch.complex128)
     weights = torch.rand(7, generator=rng, dtype=torch.float64)
-    op = Sense(maps, coord.double(), weights=weights, backend=backend)
-
-    def normal(image):
-        return op.normal(image, toeplitz=toeplitz)
-
-    assert_vjp_is_adjoint(normal, normal, x, x.flip(0))  # self-adjoint
+    op = Sense(maps, coord.double(), weights=weights, backend=backend, normal=normal)
+    assert_vjp_is_adjoint(op.normal, op.normal, x, x.flip(0))  # self-adjoint
     x.requires_grad_(True)
     assert torch.autograd.gradcheck(op.forward, (x,), eps=1e-6, atol=1e-5)
-    assert torch.autograd.gradcheck(normal, (x,), eps=1e-6, atol=1e-5)
+    assert torch.autograd.gradcheck(op.normal, (x,), eps=1e-6, atol=1e-5)
 
 
 def _saved_numels(fn):
@@ -102,8 +100,8 @@ def _saved_numels(fn):
     return numels
 
 
-@pytest.mark.parametrize("toeplitz", [True, False])
-def test_normal_saves_nothing_and_its_peak_ignores_the_coil_count(toeplitz, rng):
+@pytest.mark.parametrize("normal", NORMALS)
+def test_normal_saves_nothing_and_its_peak_ignores_the_coil_count(normal, rng):
     """Autograd saves nothing but the input check's scalar; one coil at a time, forward +
     backward of the normal holds a few image-sized tensors (no 2N grid, nothing per coil), the
     same for 2 and 6 coils."""
@@ -113,21 +111,21 @@ def test_normal_saves_nothing_and_its_peak_ignores_the_coil_count(toeplitz, rng)
     image_bytes = x.numel() * x.element_size()
     peaks = []
     for coils in (2, 6):
-        op = Sense(random_complex((coils, *shape), rng), coord, coil_batch=1)
-        op.toeplitz.kernel()  # built once, before any step
-        assert max(_saved_numels(lambda op=op: op.normal(x, toeplitz=toeplitz))) <= 1
-        peaks.append(saved_bytes(
-            lambda op=op: op.normal(x, toeplitz=toeplitz).abs().sum().backward()))
+        op = Sense(random_complex((coils, *shape), rng), coord, coil_batch=1, normal=normal)
+        if op.toeplitz is not None:
+            op.toeplitz.kernel()  # built once, before any step
+        assert max(_saved_numels(lambda op=op: op.normal(x))) <= 1
+        peaks.append(saved_bytes(lambda op=op: op.normal(x).abs().sum().backward()))
     assert max(peaks) < 9 * image_bytes  # a 2N grid alone is 8 image sizes in 3D
     assert abs(peaks[1] - peaks[0]) <= image_bytes
 
 
-@pytest.mark.parametrize("toeplitz", [True, False])
-def test_gradient_flows_to_maps_through_normal(toeplitz, rng):
+@pytest.mark.parametrize("normal", NORMALS)
+def test_gradient_flows_to_maps_through_normal(normal, rng):
     maps, coord, x, _ = _problem((4, 3), rng, batch=(), samples=(9,), dtype=torch.complex128)
 
     def normal_of_maps(m):
-        return Sense(m, coord.double(), coil_batch=2).normal(x, toeplitz=toeplitz)
+        return Sense(m, coord.double(), coil_batch=2, normal=normal).normal(x)
 
     maps.requires_grad_(True)
     assert torch.autograd.gradcheck(normal_of_maps, (maps,), eps=1e-6, atol=1e-5)
@@ -135,12 +133,12 @@ def test_gradient_flows_to_maps_through_normal(toeplitz, rng):
 
 def test_automatic_coil_batch_gives_same_result(monkeypatch, rng):
     maps, coord, x, y = _problem((6, 5, 4), rng)
-    whole = Sense(maps, coord, coil_batch=COILS)
     monkeypatch.setattr(sense_module, "AUTO_COIL_VALUES", 2 * 6 * 5 * 4)  # two coils a chunk
-    auto = Sense(maps, coord)
-    assert [c.stop - c.start for c in auto._coil_chunks()] == [2, 1]
-    for toeplitz in (True, False):
-        assert torch.allclose(auto.normal(x, toeplitz), whole.normal(x, toeplitz), atol=1e-5)
+    for normal in NORMALS:
+        whole = Sense(maps, coord, coil_batch=COILS, normal=normal)
+        auto = Sense(maps, coord, normal=normal)
+        assert [c.stop - c.start for c in auto._coil_chunks()] == [2, 1]
+        assert torch.allclose(auto.normal(x), whole.normal(x), atol=1e-5)
     assert torch.allclose(auto.adjoint(y), whole.adjoint(y), atol=1e-5)
 
 

@@ -28,12 +28,12 @@ def test_fine_grid_kspace_matches_coarse_model_closely_but_not_exactly(coord, ph
     assert acq.kspace.shape == (4, 300, N) and acq.kspace.dtype == torch.complex64
     assert acq.maps.shape == (4, *SHAPE) and acq.image.shape == SHAPE
     assert acq.noise_std == 0 and acq.snr_db is None
-    coarse_model = NUFFT(SHAPE, coord)(acq.maps * acq.image)
+    coarse_model = NUFFT(coord, SHAPE)(acq.maps * acq.image)
     difference = _relative_difference(acq.kspace, coarse_model)
     assert 1e-4 < difference < 0.02  # same object and scale, different discretization
     # Sharp edges put more energy above the coarse grid's Nyquist limit: a larger mismatch.
     sharp = simulate_acquisition(coord, SHAPE, n_coils=4, phantom=phantom, seed=1, edge_width=0)
-    sharp_model = NUFFT(SHAPE, coord)(sharp.maps * sharp.image)
+    sharp_model = NUFFT(coord, SHAPE)(sharp.maps * sharp.image)
     assert _relative_difference(sharp.kspace, sharp_model) > 3 * difference
     # oversample=1 is exactly the reconstruction model (the inverse crime).
     crime = simulate_acquisition(coord, SHAPE, n_coils=4, phantom=phantom, seed=1, oversample=1)

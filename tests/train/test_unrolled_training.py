@@ -7,7 +7,7 @@ import torch
 
 from blockrecon.dc import GradientStepDC
 from blockrecon.nn import ResNet3d
-from blockrecon.recon import max_eigenvalue
+from blockrecon.physics import max_eigenvalue
 from blockrecon.train.simulated import SimulatedRadialPairs
 from blockrecon.train.step import evaluate, train_step
 from blockrecon.unrolled import UnrolledNet
