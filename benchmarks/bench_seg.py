@@ -131,7 +131,7 @@ def main() -> None:
 
     standard = n_params(UNet(2, 1, 4, base_width=64, depth=5))
     if args.model_in is not None:
-        model, extra = load_model(args.model_in)
+        model, _, extra = load_model(args.model_in)
         history, t_train = extra["loss_history"], extra.get("train_seconds")
     else:
         model = build_model(args.base_width, args.depth,
@@ -141,7 +141,7 @@ def main() -> None:
                                      batch_size=args.batch_size, lr=args.lr,
                                      filter_sparsity=args.sparsity)
         t_train = time.perf_counter() - t0
-        save_model(model, args.model_out,
+        save_model(args.model_out, model,
                    extra={"loss_history": history, "train_seconds": t_train})
 
     example = x_test[:1]

@@ -119,7 +119,7 @@ def run() -> int:
     args = parser.parse_args()
     if args.quick:
         args.frames, args.concentrations = 32, args.concentrations[:2]
-    models = {name: load_model(path) for name, path in args.model}
+    models = {name: load_model(path).model for name, path in args.model}
     if args.no_split:
         for model in models.values():
             model.split_radius = None

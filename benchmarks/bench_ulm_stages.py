@@ -64,7 +64,7 @@ def run() -> int:
     parser.add_argument("--concentrations", type=float, nargs="+", default=[2, 16, 64])
     parser.add_argument("--json", type=Path, default=RESULTS / "ulm_stages.json")
     args = parser.parse_args()
-    models = {name: load_model(path) for name, path in args.model}
+    models = {name: load_model(path).model for name, path in args.model}
     rows = []
     print(f"{'method':16s} {'conc':>5s} {'scale':>5s} {'sites':>7s} {'targets':>7s} "
           f"{'reached':>7s} {'> 0.5':>6s} {'p target':>8s} {'p other':>7s}")

@@ -230,7 +230,7 @@ def mbdl_method(acq: Acquisition, device: torch.device, backend: str,
     """The shipped MBDL model on ``acq`` on ``device`` (``patch``: its core size, ``None``: as
     trained)."""
     overrides = None if patch is None else {"patch_size": patch}
-    model, _, extra = load_pretrained(map_location=device, overrides=overrides)
+    model, _, extra = load_pretrained(device, overrides=overrides)
     return reconstruct_with_model(model, acq.kspace.to(device), acq.maps.to(device),
                                   acq.coord.to(device), extra, backend=backend)
 

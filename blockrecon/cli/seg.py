@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from blockrecon.cli.options import show_progress
 from blockrecon.cli.output import write_json
 
 
@@ -30,15 +31,11 @@ def _load_data(args: argparse.Namespace):
                           seed=args.seed)
 
 
-def _progress(args: argparse.Namespace) -> bool | None:
-    return False if args.no_progress else None
-
-
 def _scores(model, images, labels, args) -> dict:
     from blockrecon.seg.metrics import evaluate_labels
     from blockrecon.seg.train import predict
 
-    pred = predict(model, images, progress=_progress(args))
+    pred = predict(model, images, progress=show_progress(args))
     return evaluate_labels(pred, labels, model.out_ch)
 
 
@@ -58,8 +55,8 @@ def _train(args: argparse.Namespace) -> int:
     model = build_model(args.base_width, args.depth, None if args.norm == "none" else args.norm)
     history = train_segmentation(model, images, labels, epochs=args.epochs,
                                  batch_size=args.batch_size, lr=args.lr,
-                                 filter_sparsity=args.sparsity, progress=_progress(args))
-    save_model(model, args.out, extra={"loss_history": history})
+                                 filter_sparsity=args.sparsity, progress=show_progress(args))
+    save_model(args.out, model, extra={"loss_history": history})
     print(f"trained {sum(p.numel() for p in model.parameters())} parameters on "
           f"{len(images)} images, final loss {history[-1]:.4f}; saved {args.out}")
     return 0
@@ -68,7 +65,7 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from blockrecon.seg.checkpoint import load_model
 
-    model, _ = load_model(args.model)
+    model = load_model(args.model).model
     images, labels = _load_data(args)
     scores = _scores(model, images, labels, args)
     _print_scores(f"{len(images)} images", scores)
@@ -84,10 +81,10 @@ def _predict(args: argparse.Namespace) -> int:
     from blockrecon.seg.data import read_nifti_volume, save_label_volume
     from blockrecon.seg.train import predict
 
-    model, _ = load_model(args.model)
+    model = load_model(args.model).model
     volume, affine = read_nifti_volume(args.input)
     images = torch.from_numpy(volume.transpose(2, 0, 1)[:, None].astype("float32"))
-    labels = predict(model, images, progress=_progress(args))
+    labels = predict(model, images, progress=show_progress(args))
     save_label_volume(labels, affine, args.output)
     print(f"segmented {len(images)} slices; saved {args.output}")
     return 0
@@ -98,7 +95,7 @@ def _prune(args: argparse.Namespace) -> int:
     from blockrecon.seg.figures import plot_first_layer
     from blockrecon.seg.prune import count_macs_params, prune_filters
 
-    model, extra = load_model(args.model)
+    model, _, extra = load_model(args.model)
     images, labels = _load_data(args)
     example = images[:1, :, : images.shape[2] // model.stride * model.stride,
                      : images.shape[3] // model.stride * model.stride]
@@ -108,7 +105,7 @@ def _prune(args: argparse.Namespace) -> int:
         macs, params = count_macs_params(net, example)
         print(f"{name}: {params} parameters, {macs / 1e6:.1f} MMAC per image")
         _print_scores(f"{name}", _scores(net, images, labels, args))
-    save_model(pruned, args.out, extra={**extra, "pruned_ratio": args.ratio})
+    save_model(args.out, pruned, extra={**extra, "pruned_ratio": args.ratio})
     if args.png:
         plot_first_layer(pruned, example, args.png)
     print(f"saved {args.out}")

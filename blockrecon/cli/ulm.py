@@ -10,23 +10,8 @@ from pathlib import Path
 
 import torch
 
+from blockrecon.cli.options import positive_float, positive_int, show_progress
 from blockrecon.cli.output import write_json
-
-
-def _progress(args: argparse.Namespace) -> bool:
-    return not args.no_progress and sys.stderr.isatty()
-
-
-def _positive(kind):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-        return value
-    return parse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,9 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _register_simulate(sub) -> None:
     p = sub.add_parser("simulate", help="write a simulated acquisition (HDF5)")
     p.add_argument("--out", type=Path, required=True, help="output .h5 file")
-    p.add_argument("--shape", type=_positive(int), nargs="+", default=[32, 32],
+    p.add_argument("--shape", type=positive_int, nargs="+", default=[32, 32],
                    help="spatial grid, 2 or 3 sizes, depth first")
-    p.add_argument("--frames", type=_positive(int), default=256, help="frames to simulate")
+    p.add_argument("--frames", type=positive_int, default=256, help="frames to simulate")
     p.add_argument("--concentration", type=float, default=10.0,
                    help="mean bubbles in the field of view per frame")
     p.add_argument("--snr", type=float, default=30.0, help="SNR in dB")
@@ -59,14 +44,14 @@ def _register_simulate(sub) -> None:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from blockrecon.ulm.acquisition import save_acquisition
+    from blockrecon.io.ulm import write_ulm_acquisition
     from blockrecon.ulm.simulate import simulate_acquisition
 
     if args.out.suffix not in (".h5", ".hdf5"):
         raise ValueError(f"--out {args.out} must end in .h5 or .hdf5")
     acq = simulate_acquisition(args.shape, args.frames, args.concentration, seed=args.seed,
-                               snr_db=args.snr, progress=_progress(args))
-    save_acquisition(acq, args.out)
+                               snr_db=args.snr, progress=show_progress(args))
+    write_ulm_acquisition(args.out, acq)
     print(f"Wrote {args.out}: {'x'.join(map(str, acq.spatial_shape))} x {acq.n_frames} frames, "
           f"{len(acq.frames)} bubble positions", file=sys.stderr)
     return 0
@@ -79,11 +64,11 @@ def _register_train(sub) -> None:
     p.add_argument("--out", type=Path, required=True, help="model file to write (.pt)")
     p.add_argument("--kind", choices=("dense", "sparse"), default="sparse",
                    help="dense or sparse-tensor network")
-    p.add_argument("--block-frames", type=_positive(int), default=16,
+    p.add_argument("--block-frames", type=positive_int, default=16,
                    help="frames per training block (multiple of 16)")
-    p.add_argument("--steps", type=_positive(int), default=200, help="training steps")
-    p.add_argument("--batch", type=_positive(int), default=4, help="blocks per step")
-    p.add_argument("--lr", type=_positive(float), default=1e-2,
+    p.add_argument("--steps", type=positive_int, default=200, help="training steps")
+    p.add_argument("--batch", type=positive_int, default=4, help="blocks per step")
+    p.add_argument("--lr", type=positive_float, default=1e-2,
                    help="initial learning rate, cosine decay to 0")
     p.add_argument("--bce-weight", type=float, default=1.0,
                    help="weight of the per-site cross-entropy added to the Dice loss")
@@ -92,21 +77,21 @@ def _register_train(sub) -> None:
                         "class-balanced one (dense networks always use the plain mean)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the weights and of the block sampling")
-    p.add_argument("--channels", type=_positive(int), nargs=3, default=[8, 16, 32],
+    p.add_argument("--channels", type=positive_int, nargs=3, default=[8, 16, 32],
                    help="encoder channels at the three scales")
-    p.add_argument("--fine-channels", type=_positive(int), default=8,
+    p.add_argument("--fine-channels", type=positive_int, default=8,
                    help="channels of the upsampling tail")
     p.add_argument("--sparsifier", choices=("threshold", "topk", "learned"),
                    default="threshold", help="sparse input sites")
     p.add_argument("--sparsity", type=float, default=None,
                    help="threshold on |x|^2 of the normalized block (default: the library's "
                         "input threshold, 0.01), or the top-k fraction (required with topk)")
-    p.add_argument("--mask-steps", type=_positive(int), default=100,
+    p.add_argument("--mask-steps", type=positive_int, default=100,
                    help="training steps of the learned mask")
     p.add_argument("--checkpoint", type=Path, default=None,
                    help="training checkpoint (default: OUT with suffix .ckpt.pt), written "
                         "every --checkpoint-every steps and removed once OUT is written")
-    p.add_argument("--checkpoint-every", type=_positive(int), default=50,
+    p.add_argument("--checkpoint-every", type=positive_int, default=50,
                    help="training steps between checkpoints")
     p.add_argument("--resume", action="store_true",
                    help="continue the run saved in the checkpoint (give the same arguments)")
@@ -115,13 +100,6 @@ def _register_train(sub) -> None:
                         "sparsifier; --kind must match) instead of a fresh network, e.g. to "
                         "continue at a lower learning rate")
     p.set_defaults(func=_train)
-
-
-def _load_blocks(acquisitions, block_frames: int):
-    """Blocks of every acquisition, concatenated."""
-    from blockrecon.ulm.blocks import acquisition_blocks, concat_blocks
-
-    return concat_blocks([acquisition_blocks(a, block_frames) for a in acquisitions])
 
 
 def _initial_model(args: argparse.Namespace, blocks):
@@ -145,7 +123,7 @@ def _initial_model(args: argparse.Namespace, blocks):
             mask = LearnedMask(config.spatial_dims)
             if not args.resume:  # a resumed run restores the trained mask
                 train_learned_mask(mask, blocks, args.mask_steps, seed=args.seed,
-                                   progress=_progress(args))
+                                   progress=show_progress(args))
         if args.sparsifier == "topk" and args.sparsity is None:
             raise ValueError("--sparsifier topk needs --sparsity FRACTION (of voxels kept)")
         value = INPUT_THRESHOLD if args.sparsity is None else args.sparsity
@@ -154,48 +132,41 @@ def _initial_model(args: argparse.Namespace, blocks):
 
 
 def _train(args: argparse.Namespace) -> int:
-    from blockrecon.ulm.acquisition import load_acquisition
-    from blockrecon.ulm.evaluation import calibrate_threshold
-    from blockrecon.ulm.training import load_model, save_model, train_ulm
+    from blockrecon.io.ulm import read_ulm_acquisition
+    from blockrecon.ulm.run import TrainingInterrupted, checkpoint_for, train_model_file
 
-    if args.out.suffix != ".pt":
-        raise ValueError(f"--out {args.out} must end in .pt")
-    if not args.out.parent.is_dir():
-        raise FileNotFoundError(f"--out folder {args.out.parent} does not exist")
-    checkpoint = args.checkpoint or args.out.with_suffix(".ckpt.pt")
-    if not checkpoint.parent.is_dir():
-        raise FileNotFoundError(f"--checkpoint folder {checkpoint.parent} does not exist")
-    if checkpoint.resolve() == args.out.resolve():
-        raise ValueError(f"--checkpoint {checkpoint} is the --out model file: the checkpoint "
-                         "is removed once the model is written")
-    if args.resume and not checkpoint.is_file():
-        raise FileNotFoundError(f"--resume: no checkpoint {checkpoint}")
-    acquisitions = [load_acquisition(p) for p in args.data]
-    blocks = _load_blocks(acquisitions, args.block_frames)
-    torch.manual_seed(args.seed)
-    model = _initial_model(args, blocks) if args.init is None else load_model(args.init)
+    checkpoint = checkpoint_for(args.out, args.checkpoint, args.resume)
+    acquisitions = [read_ulm_acquisition(p) for p in args.data]
+    try:
+        run = train_model_file(
+            args.out, acquisitions, lambda blocks: _starting_model(args, blocks),
+            block_frames=args.block_frames, steps=args.steps, checkpoint=checkpoint,
+            seed=args.seed, resume=args.resume, checkpoint_every=args.checkpoint_every,
+            progress=show_progress(args), lr=args.lr, batch_size=args.batch,
+            bce_weight=args.bce_weight, class_balanced=False if args.plain_bce else None)
+    except TrainingInterrupted as stop:
+        if stop.checkpoint is not None:
+            print(f"Interrupted; the last checkpoint is {stop.checkpoint}: continue with the "
+                  "same arguments and --resume", file=sys.stderr)
+        raise
+    model = run.model
+    print(f"Wrote {args.out}: {args.kind} network, {args.steps} steps on "
+          f"{run.n_blocks} blocks, loss {run.losses[0]:.3f} -> {run.losses[-1]:.3f}, "
+          f"decoding threshold {model.threshold} (training Jaccard "
+          f"{run.jaccard[model.threshold]:.3f})", file=sys.stderr)
+    return 0
+
+
+def _starting_model(args: argparse.Namespace, blocks):
+    """The model training starts from: ``--init``'s (of ``--kind``) or a fresh one."""
+    from blockrecon.ulm.training import load_model
+
+    if args.init is None:
+        return _initial_model(args, blocks)
+    model = load_model(args.init).model
     if model.kind != args.kind:
         raise ValueError(f"--init {args.init} is a {model.kind} network, not --kind {args.kind}")
-    try:
-        losses = train_ulm(model, blocks, args.steps, lr=args.lr, batch_size=args.batch,
-                           seed=args.seed, bce_weight=args.bce_weight,
-                           class_balanced=False if args.plain_bce else None,
-                           progress=_progress(args), checkpoint=checkpoint,
-                           checkpoint_every=args.checkpoint_every, resume=args.resume)
-    except KeyboardInterrupt:
-        if checkpoint.is_file():
-            print(f"Interrupted; the last checkpoint is {checkpoint}: continue with the same "
-                  "arguments and --resume", file=sys.stderr)
-        raise
-    jaccard = calibrate_threshold(model, acquisitions, args.block_frames,
-                                  progress=_progress(args))
-    save_model(model, args.out)
-    checkpoint.unlink(missing_ok=True)
-    print(f"Wrote {args.out}: {args.kind} network, {args.steps} steps on "
-          f"{blocks.inputs.shape[0]} blocks, loss {losses[0]:.3f} -> {losses[-1]:.3f}, "
-          f"decoding threshold {model.threshold} (training Jaccard "
-          f"{jaccard[model.threshold]:.3f})", file=sys.stderr)
-    return 0
+    return model
 
 
 # ---------------------------------------------------------------- calibrate
@@ -204,20 +175,20 @@ def _register_calibrate(sub) -> None:
                        help="choose a model's decoding threshold on acquisitions (rewrites it)")
     p.add_argument("--model", type=Path, required=True, help="model file, rewritten in place")
     p.add_argument("--data", type=Path, required=True, nargs="+", help="acquisition .h5 files")
-    p.add_argument("--block-frames", type=_positive(int), default=16,
+    p.add_argument("--block-frames", type=positive_int, default=16,
                    help="frames per block (as in training)")
     p.set_defaults(func=_calibrate)
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from blockrecon.ulm.acquisition import load_acquisition
+    from blockrecon.io.ulm import read_ulm_acquisition
     from blockrecon.ulm.evaluation import calibrate_threshold
     from blockrecon.ulm.training import load_model, save_model
 
-    model = load_model(args.model)
-    jaccard = calibrate_threshold(model, [load_acquisition(p) for p in args.data],
-                                  args.block_frames, progress=_progress(args))
-    save_model(model, args.model)
+    model = load_model(args.model).model
+    jaccard = calibrate_threshold(model, [read_ulm_acquisition(p) for p in args.data],
+                                  args.block_frames, progress=show_progress(args))
+    save_model(args.model, model)
     print("  ".join(f"{t:g}: {j:.3f}" for t, j in jaccard.items()))
     print(f"Wrote {args.model}: decoding threshold {model.threshold}", file=sys.stderr)
     return 0
@@ -228,23 +199,23 @@ def _register_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="detect bubbles with a model and score them")
     p.add_argument("--data", type=Path, required=True, help="acquisition .h5 file")
     p.add_argument("--model", type=Path, required=True, help="model file from 'ulm train'")
-    p.add_argument("--block-frames", type=_positive(int), default=16,
+    p.add_argument("--block-frames", type=positive_int, default=16,
                    help="frames per block (as in training)")
     p.add_argument("--json", type=Path, default=None, help="write the scores as JSON here")
     p.set_defaults(func=_evaluate)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from blockrecon.ulm.acquisition import load_acquisition
+    from blockrecon.io.ulm import read_ulm_acquisition
     from blockrecon.ulm.evaluation import evaluate_model
     from blockrecon.ulm.training import load_model
 
-    model = load_model(args.model)
-    acq = load_acquisition(args.data)
+    model = load_model(args.model).model
+    acq = read_ulm_acquisition(args.data)
     if acq.iq.ndim - 1 != model.net.config.spatial_dims:
         raise ValueError(f"{args.data} is {acq.iq.ndim - 1}D but the model is "
                          f"{model.net.config.spatial_dims}D")
-    scores = asdict(evaluate_model(model, acq, args.block_frames, progress=_progress(args)))
+    scores = asdict(evaluate_model(model, acq, args.block_frames, progress=show_progress(args)))
     print("  ".join(f"{k} {v:.4g}" for k, v in scores.items()))
     if args.json is not None:
         write_json(args.json, {"data": str(args.data), "model": str(args.model), **scores})
@@ -255,9 +226,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _register_bench_memory(sub) -> None:
     p = sub.add_parser("bench-memory",
                        help="peak memory of one training step, dense vs sparse")
-    p.add_argument("--shape", type=_positive(int), nargs="+", default=[32, 32],
+    p.add_argument("--shape", type=positive_int, nargs="+", default=[32, 32],
                    help="block spatial size, 2 or 3 sizes")
-    p.add_argument("--frames", type=_positive(int), default=512, help="frames of the block")
+    p.add_argument("--frames", type=positive_int, default=512, help="frames of the block")
     p.add_argument("--concentration", type=float, default=20.0,
                    help="mean bubbles in the field of view per frame")
     p.add_argument("--model", type=Path, default=None,
@@ -278,11 +249,11 @@ def _bench_memory(args: argparse.Namespace) -> int:
     from blockrecon.ulm.training import build_model, load_model
 
     acq = simulate_acquisition(args.shape, args.frames, args.concentration, seed=args.seed,
-                               progress=_progress(args))
+                               progress=show_progress(args))
     blocks = acquisition_blocks(acq, args.frames)
     torch.manual_seed(args.seed)
     if args.model is not None:
-        sparse = load_model(args.model)
+        sparse = load_model(args.model).model
         if sparse.kind != "sparse" or sparse.net.config.spatial_dims != len(args.shape):
             raise ValueError(f"--model {args.model} is not a {len(args.shape)}D sparse model")
         config = sparse.net.config

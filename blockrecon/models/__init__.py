@@ -10,13 +10,8 @@ from blockrecon.models.config import (
     default_config,
     resolve_config,
 )
-from blockrecon.models.files import FORMAT_VERSION, load_model, model_metadata, save_model
-from blockrecon.models.pretrained import (
-    load_model_or_pretrained,
-    load_pretrained,
-    pretrained_path,
-)
+from blockrecon.models.files import FORMAT_VERSION, load_model, save_model
+from blockrecon.models.pretrained import load_pretrained, pretrained_path
 
 __all__ = ["DEFAULT_CONFIG", "FORMAT_VERSION", "build_unrolled", "default_config",
-           "load_model", "load_model_or_pretrained", "load_pretrained", "model_metadata",
-           "pretrained_path", "resolve_config", "save_model"]
+           "load_model", "load_pretrained", "pretrained_path", "resolve_config", "save_model"]

@@ -20,14 +20,13 @@ from typing import Any
 
 import torch
 
-from blockrecon.atomic import atomic_write
 from blockrecon.models.config import build_unrolled, resolve_config
-from blockrecon.torch_file import read_torch_payload
+from blockrecon.torch_file import FileKind, LoadedModel, ModelFile, read_model_file, save_model_file
 from blockrecon.unrolled import UnrolledNet
 
-FORMAT = "blockrecon.unrolled"
-FORMAT_VERSION = 1
-REQUIRED_KEYS = ("format", "format_version", "config", "state_dict", "extra")
+#: Unrolled-network model files.
+UNROLLED_FILE = FileKind("blockrecon.unrolled", 1, "blockrecon model file")
+FORMAT_VERSION = UNROLLED_FILE.version
 MAX_LISTED = 4  # mismatches named in an error message
 
 
@@ -51,11 +50,9 @@ def save_model(path: str | os.PathLike[str], model: UnrolledNet, config: Mapping
         extra = json.loads(json.dumps(extra))
     except (TypeError, ValueError) as err:
         raise ValueError(f"extra metadata must be JSON-able: {err}") from err
-    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    state = model.state_dict()
     check_state_dict(build_unrolled(resolved).state_dict(), state, "model")
-    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": resolved,
-               "state_dict": state, "extra": extra}
-    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    return save_model_file(path, state, resolved, extra, UNROLLED_FILE)
 
 
 def check_state_dict(expected: Mapping[str, torch.Tensor], given: Mapping[str, torch.Tensor],
@@ -82,57 +79,49 @@ def check_state_dict(expected: Mapping[str, torch.Tensor], given: Mapping[str, t
                          + "; ".join(shown))
 
 
-def read_model_file(path: str | os.PathLike[str], map_location: Any = "cpu") -> dict[str, Any]:
-    """The checked payload of a model file (``config`` not yet resolved).
+def read_unrolled_file(path: str | os.PathLike[str], device: Any = None) -> ModelFile:
+    """The checked content of a model file (``config`` not yet resolved), read once.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
         ValueError: not a torch file, unsafe content, another format or a newer version, or
             missing entries.
     """
-    payload = read_torch_payload(path, FORMAT, REQUIRED_KEYS, "blockrecon model file",
-                                 map_location)
-    version = payload["format_version"]
-    if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
-        raise ValueError(f"model file {path} has format version {version!r}; this blockrecon "
-                         f"reads versions 1 to {FORMAT_VERSION}")
-    if not isinstance(payload["state_dict"], dict) or not isinstance(payload["extra"], dict):
-        raise ValueError(f"model file {path}: state_dict and extra must be dicts")
-    return payload
+    return read_model_file(path, UNROLLED_FILE, device or "cpu")
 
 
-def load_model(path: str | os.PathLike[str], map_location: Any = "cpu",
-               overrides: Mapping[str, Any] | None = None) -> tuple[UnrolledNet, dict[str, Any]]:
+def load_model(path: str | os.PathLike[str], device: Any = None,
+               overrides: Mapping[str, Any] | None = None) -> LoadedModel:
     """Rebuild the network stored in ``path`` and load its weights.
 
     Args:
         path: a file written by :func:`save_model`.
-        map_location: device of the returned model (as for ``torch.load``).
+        device: device of the returned model (default the CPU).
         overrides: configuration entries replacing the stored ones, e.g.
             ``{"patch_size": 16}`` to apply the regularizer on smaller blocks; entries that
             change the parameters make loading fail with ``ValueError``.
 
     Returns:
-        ``(model, config)``: the network in eval mode and its resolved configuration.
+        ``(model, config, extra)``: the network in eval mode, its resolved configuration and
+        its metadata.
 
     Raises:
-        FileNotFoundError, ValueError: see :func:`read_model_file`; also an invalid stored
+        FileNotFoundError, ValueError: see :func:`read_unrolled_file`; also an invalid stored
         configuration, or weights that do not fit it (names the mismatched entries).
     """
-    payload = read_model_file(path, map_location)
-    stored = payload["config"]
-    if not isinstance(stored, dict):
-        raise ValueError(f"model file {path}: config must be a dict")
+    return model_from_file(read_unrolled_file(path, device), path, device, overrides)
+
+
+def model_from_file(file: ModelFile, path: str | os.PathLike[str], device: Any = None,
+                    overrides: Mapping[str, Any] | None = None) -> LoadedModel:
+    """:func:`load_model` on a file already read by :func:`read_unrolled_file` from ``path``
+    (named in errors), so that a caller that needs the stored configuration or metadata first
+    reads the file once."""
     try:
-        config = resolve_config({**stored, **dict(overrides or {})})
+        config = resolve_config({**file.config, **dict(overrides or {})})
     except ValueError as err:
         raise ValueError(f"model file {path}: {err}") from err
     model = build_unrolled(config)
-    check_state_dict(model.state_dict(), payload["state_dict"], f"model file {path}")
-    model.load_state_dict(payload["state_dict"])
-    return model.to(map_location).eval(), config
-
-
-def model_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The ``extra`` metadata stored in a model file (no network is built)."""
-    return dict(read_model_file(path)["extra"])
+    check_state_dict(model.state_dict(), file.state, f"model file {path}")
+    model.load_state_dict(file.state)
+    return LoadedModel(model.to(device or "cpu").eval(), config, dict(file.extra))

@@ -8,14 +8,13 @@ source checkout.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from blockrecon.models.files import load_model, model_metadata
-from blockrecon.unrolled import UnrolledNet
+from blockrecon.models.files import load_model
+from blockrecon.torch_file import LoadedModel
 
 PRETRAINED_FILE = "pretrained_unrolled.pt"
 
@@ -33,12 +32,12 @@ def pretrained_path() -> Path:
     return path
 
 
-def load_pretrained(map_location: Any = "cpu", overrides: Mapping[str, Any] | None = None
-                    ) -> tuple[UnrolledNet, dict[str, Any], dict[str, Any]]:
+def load_pretrained(device: Any = None, overrides: Mapping[str, Any] | None = None
+                    ) -> LoadedModel:
     """The shipped network in eval mode, its configuration and its metadata.
 
     Args:
-        map_location: device of the returned model.
+        device: device of the returned model (default the CPU).
         overrides: configuration entries that do not change the weights, e.g.
             ``{"patch_size": 24, "patch_batch": 1}`` (see :func:`~blockrecon.models.load_model`).
 
@@ -46,15 +45,4 @@ def load_pretrained(map_location: Any = "cpu", overrides: Mapping[str, Any] | No
         ``(model, config, extra)``; ``extra`` describes the training setting (``image_size``,
         ``acceleration``, ``snr_db``, ``n_coils``, ``seed``...) and the held-out metrics.
     """
-    return load_model_or_pretrained(None, map_location, overrides)
-
-
-def load_model_or_pretrained(path: str | os.PathLike[str] | None = None,
-                             map_location: Any = "cpu",
-                             overrides: Mapping[str, Any] | None = None
-                             ) -> tuple[UnrolledNet, dict[str, Any], dict[str, Any]]:
-    """``(model, config, extra)`` from the model file at ``path``, or the shipped model when
-    ``path`` is None (what the ``--model`` options of the command line do)."""
-    path = pretrained_path() if path is None else path
-    model, config = load_model(path, map_location=map_location, overrides=overrides)
-    return model, config, model_metadata(path)
+    return load_model(pretrained_path(), device, overrides)

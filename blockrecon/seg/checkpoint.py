@@ -1,33 +1,39 @@
-"""Save and load segmentation U-Nets together with their architecture (pruned widths included)."""
+"""Save and load segmentation U-Nets together with their architecture (pruned widths included).
+
+The file has the layout of every blockrecon model file (:mod:`blockrecon.torch_file`): ``config``
+is the U-Net's ``config`` (widths, depth, normalization...), ``extra`` any metadata (training
+losses, pruning ratio...).
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-import torch
-
-from blockrecon.atomic import atomic_write
 from blockrecon.nn.unet import UNet
-from blockrecon.torch_file import read_torch_payload
+from blockrecon.torch_file import (
+    FileKind,
+    LoadedModel,
+    damaged_file,
+    read_model_file,
+    save_model_file,
+)
 
-_FORMAT = "blockrecon.seg.unet/1"
+#: Segmentation model files (``blockrecon.seg.unet/1`` files, without a version, read too).
+UNET_FILE = FileKind("blockrecon.seg.unet", 1, "blockrecon segmentation checkpoint",
+                     legacy_formats=("blockrecon.seg.unet/1",))
 
 
-def save_model(model: UNet, path: str | Path, extra: dict | None = None) -> Path:
+def save_model(path: str | os.PathLike[str], model: UNet,
+               extra: Mapping[str, Any] | None = None) -> Path:
     """Write ``model`` (config + weights + ``extra`` metadata) atomically to ``path``."""
-    payload = {"format": _FORMAT, "config": model.config, "state_dict": model.state_dict(),
-               "extra": dict(extra or {})}
-    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    return save_model_file(path, model.state_dict(), model.config, dict(extra or {}), UNET_FILE)
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """The validated checkpoint dictionary (keys format, config, state_dict, extra), read
-    safely by :func:`blockrecon.torch_file.read_torch_payload`."""
-    return read_torch_payload(path, _FORMAT, ("config", "state_dict", "extra"),
-                              "blockrecon segmentation checkpoint")
-
-
-def _load_state(model: UNet, state: dict, path: Path) -> None:
+def _load_state(model: UNet, state: dict, path: str | os.PathLike[str]) -> None:
+    """Load ``state`` into ``model``; ValueError naming the first entry of another shape."""
     own = model.state_dict()
     for key in sorted(set(own) | set(state)):
         if key not in own or key not in state or own[key].shape != state[key].shape:
@@ -38,22 +44,26 @@ def _load_state(model: UNet, state: dict, path: Path) -> None:
     model.load_state_dict(state)
 
 
-def load_model(path: str | Path) -> tuple[UNet, dict]:
-    """Rebuild the saved U-Net (in eval mode) and return it with its ``extra`` metadata."""
-    payload = read_checkpoint(path)
-    try:
-        model = UNet(**payload["config"])
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{path}: invalid architecture config ({err})") from err
-    _load_state(model, payload["state_dict"], Path(path))
-    return model.eval(), payload["extra"]
+def load_model(path: str | os.PathLike[str], device: Any = None) -> LoadedModel:
+    """Rebuild the saved U-Net: ``(model in eval mode, its config, extra metadata)``.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: not a segmentation checkpoint, a damaged one, or weights of another
+            architecture (names the first mismatch).
+    """
+    file = read_model_file(path, UNET_FILE)
+    with damaged_file(path, UNET_FILE.name):
+        model = UNet(**file.config)
+    _load_state(model, file.state, path)
+    return LoadedModel(model.to(device or "cpu").eval(), dict(file.config), dict(file.extra))
 
 
-def load_weights(model: UNet, path: str | Path) -> UNet:
+def load_weights(model: UNet, path: str | os.PathLike[str]) -> UNet:
     """Load saved weights into ``model``; ValueError if the saved architecture differs."""
-    payload = read_checkpoint(path)
-    if payload["config"] != model.config:
-        diff = sorted(k for k in model.config if payload["config"].get(k) != model.config[k])
+    file = read_model_file(path, UNET_FILE)
+    if file.config != model.config:
+        diff = sorted(k for k in model.config if file.config.get(k) != model.config[k])
         raise ValueError(f"{path}: checkpoint architecture differs from the model in {diff}")
-    _load_state(model, payload["state_dict"], Path(path))
+    _load_state(model, file.state, path)
     return model

@@ -1,11 +1,12 @@
 """Ultrasound localization microscopy: simulation, conventional localization and tracking,
-PALA metrics, dense-to-sparse conversion of IQ blocks.
+PALA metrics, dense-to-sparse conversion of IQ blocks (acquisition files:
+:mod:`blockrecon.io.ulm`).
 
 Lengths are in wavelengths (lambda); IQ blocks are complex64 ``(frames, *spatial)`` with depth
 as the first spatial axis; point tables are ``positions (n, ndim)`` with ``frames (n,)``.
 """
 
-from blockrecon.ulm.acquisition import UlmAcquisition, load_acquisition, save_acquisition
+from blockrecon.ulm.acquisition import UlmAcquisition
 from blockrecon.ulm.classic import ConventionalUlmResult, conventional_ulm
 from blockrecon.ulm.clutter import svd_clutter_filter
 from blockrecon.ulm.localize import detect_peaks, localize, noise_level
@@ -23,8 +24,8 @@ from blockrecon.ulm.track import link_tracks
 
 __all__ = [
     "ConventionalUlmResult", "LocalizationScores", "Retention", "TrackMaps", "UlmAcquisition",
-    "bubble_retention", "conventional_ulm", "detect_peaks", "link_tracks", "load_acquisition",
-    "localization_scores", "localize", "noise_level", "pair_greedy", "save_acquisition",
+    "bubble_retention", "conventional_ulm", "detect_peaks", "link_tracks",
+    "localization_scores", "localize", "noise_level", "pair_greedy",
     "simulate_acquisition", "svd_clutter_filter", "threshold_mask", "to_sparse", "topk_mask",
     "track_maps",
 ]

@@ -4,7 +4,7 @@ A checkpoint is one ``torch.save`` file of plain data (it loads with
 ``torch.load(weights_only=True)``, so reading one never runs code), written atomically::
 
     {"format": "blockrecon.ulm.training", "format_version": 1,
-     "model": <the model file payload, see blockrecon.ulm.training.save_model>,
+     "model": <the model file content, see blockrecon.ulm.training.save_model>,
      "optimizer": <Adam state_dict>, "scheduler": <learning-rate schedule state_dict>,
      "generator": <uint8 state of the batch-drawing generator>,
      "losses": [<loss of every step done>], "settings": <what the run was started with>}

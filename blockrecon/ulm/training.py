@@ -1,9 +1,10 @@
 """Training the ULM networks by deep supervision (multi-scale Dice), and their model files.
 
-A model file (``torch.save`` of a plain dict, written atomically) holds the network kind
-(``"dense"`` or ``"sparse"``), its :class:`UlmNetConfig`, its ``state_dict``, the input
-sparsifier (kind, value and, for a learned mask, its weights), the decoding threshold and split
-radius, and the training history.
+A model file has the layout of every blockrecon model file (:mod:`blockrecon.torch_file`):
+``config`` holds the network kind (``"dense"`` or ``"sparse"``), its :class:`UlmNetConfig`
+(``net``) and the input sparsifier (kind, value, learned-mask shape); ``state_dict`` the
+network's weights (``net.*``) and the learned mask's (``mask.*``); ``extra`` the training
+history, the decoding threshold and the split radius.
 
 Recipe: Adam with a cosine learning-rate decay to 0 on multi-scale Dice plus per-site
 cross-entropy, class-balanced for a sparse network, whose heads prune at occupancy 0.5 (see
@@ -18,12 +19,22 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
-from blockrecon.atomic import atomic_write
-from blockrecon.torch_file import check_same, read_torch_payload
+from blockrecon.progress import progress_bar
+from blockrecon.torch_file import (
+    FileKind,
+    LoadedModel,
+    ModelFile,
+    check_same,
+    damaged_file,
+    model_file_from_payload,
+    model_payload,
+    read_model_file,
+    save_model_file,
+)
 from blockrecon.ulm.blocks import TARGET_RADIUS, OccupancyTargets, UlmBlocks
 from blockrecon.ulm.checkpoint import TrainingState, load_training_state, save_training_state
 from blockrecon.ulm.dice import multiscale_dice_loss
@@ -31,8 +42,6 @@ from blockrecon.ulm.learned_mask import InputSparsifier, LearnedMask
 from blockrecon.ulm.nets import DenseUlmNet, SparseUlmNet, UlmNetConfig
 
 NET_KINDS = ("dense", "sparse")
-MODEL_FORMAT = "blockrecon.ulm.model/1"
-MODEL_KEYS = ("format", "kind", "config", "state_dict", "sparsifier", "history")
 
 
 @dataclass
@@ -135,14 +144,14 @@ def train_ulm(model: UlmModel, blocks: UlmBlocks, steps: int, lr: float = 1e-2,
     if resume:
         state = load_training_state(checkpoint)
         check_same(state.settings, settings, "settings", checkpoint)
-        _load_weights(model, state.model)
+        _set_weights(model, model_file_from_payload(state.model, checkpoint, ULM_FILE))
         optimizer.load_state_dict(state.optimizer)
         schedule.load_state_dict(state.scheduler)
         generator.set_state(state.generator)
         losses = state.losses
     model.net.train()
-    bar = tqdm(range(len(losses), steps), desc=f"train {model.kind}", initial=len(losses),
-               total=steps, disable=not progress or None)
+    bar = progress_bar(range(len(losses), steps), f"train {model.kind}", progress, total=steps,
+                       initial=len(losses), leave=True)
     for step in bar:
         items = torch.randint(blocks.inputs.shape[0], (batch_size,), generator=generator)
         loss, _ = training_loss(model, blocks.inputs[items],
@@ -156,8 +165,8 @@ def train_ulm(model: UlmModel, blocks: UlmBlocks, steps: int, lr: float = 1e-2,
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
         if checkpoint is not None and ((step + 1) % checkpoint_every == 0 or step + 1 == steps):
             save_training_state(checkpoint, TrainingState(
-                _payload(model), optimizer.state_dict(), schedule.state_dict(),
-                generator.get_state(), losses, settings))
+                model_payload(*_model_parts(model), ULM_FILE), optimizer.state_dict(),
+                schedule.state_dict(), generator.get_state(), losses, settings))
     model.history.extend(losses)
     return losses
 
@@ -169,66 +178,99 @@ def predict(model: UlmModel, blocks: UlmBlocks, batch_size: int = 1,
     model.net.eval()
     outputs = []
     starts = range(0, blocks.inputs.shape[0], batch_size)
-    for start in tqdm(starts, desc=f"predict {model.kind}", disable=not progress or None):
+    for start in progress_bar(starts, f"predict {model.kind}", progress):
         outputs.append(model(blocks.inputs[start:start + batch_size]))
     return outputs
 
 
-def _payload(model: UlmModel) -> dict:
-    """The plain-data model file content of ``model`` (see :func:`save_model`)."""
+def _model_parts(model: UlmModel) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """``(state, config, extra)`` of ``model``'s file (see the module docstring)."""
+    state = {f"net.{k}": v for k, v in model.net.state_dict().items()}
     sparsifier = None
     if model.sparsifier is not None:
-        s = model.sparsifier
-        sparsifier = {"kind": s.kind, "value": s.value,
-                      "mask": None if s.mask is None else {
-                          "spatial_dims": s.mask.spatial_dims,
-                          "channels": s.mask.block.spatial.out_channels,
-                          "state_dict": s.mask.state_dict()}}
-    return {"format": MODEL_FORMAT, "kind": model.kind,
-            "config": model.net.config.to_dict(), "state_dict": model.net.state_dict(),
-            "sparsifier": sparsifier, "history": list(model.history),
-            "threshold": model.threshold, "split_radius": model.split_radius}
+        s, mask = model.sparsifier, None
+        if s.mask is not None:
+            mask = {"spatial_dims": s.mask.spatial_dims,
+                    "channels": s.mask.block.spatial.out_channels}
+            state.update({f"mask.{k}": v for k, v in s.mask.state_dict().items()})
+        sparsifier = {"kind": s.kind, "value": s.value, "mask": mask}
+    config = {"kind": model.kind, "net": model.net.config.to_dict(), "sparsifier": sparsifier}
+    extra = {"history": list(model.history), "threshold": model.threshold,
+             "split_radius": model.split_radius}
+    return state, config, extra
 
 
-def _load_weights(model: UlmModel, payload: dict) -> None:
-    """Set ``model``'s weights (network, learned mask), history and threshold from a payload of
-    the same architecture."""
-    model.net.load_state_dict(payload["state_dict"])
-    mask = (payload["sparsifier"] or {}).get("mask")
+def _upgrade_v1(payload: dict[str, Any]) -> dict[str, Any]:
+    """A ``blockrecon.ulm.model/1`` file's payload (flat: kind, config, state_dict, sparsifier
+    with the mask's weights, history, threshold, split_radius) in the current layout."""
+    sparsifier = payload["sparsifier"]
+    mask = None if sparsifier is None else sparsifier["mask"]
+    state = {f"net.{k}": v for k, v in payload["state_dict"].items()}
     if mask is not None:
-        model.sparsifier.mask.load_state_dict(mask["state_dict"])
-    model.history[:] = payload["history"]
-    model.threshold = float(payload.get("threshold", 0.5))
-    model.split_radius = payload.get("split_radius", TARGET_RADIUS)
+        state.update({f"mask.{k}": v for k, v in mask["state_dict"].items()})
+        mask = {"spatial_dims": mask["spatial_dims"], "channels": mask["channels"]}
+    config = {"kind": payload["kind"], "net": payload["config"], "sparsifier": None
+              if sparsifier is None else {**sparsifier, "mask": mask}}
+    extra = {"history": payload["history"], "threshold": payload.get("threshold", 0.5),
+             "split_radius": payload.get("split_radius", TARGET_RADIUS)}
+    return {"format": ULM_FILE.format, "format_version": 1, "config": config,
+            "state_dict": state, "extra": extra}
 
 
-def save_model(model: UlmModel, path: str | os.PathLike[str]) -> Path:
+#: ULM model files (``blockrecon.ulm.model/1`` files of the former flat layout read too).
+ULM_FILE = FileKind("blockrecon.ulm.model", 1, "ULM model file",
+                    legacy_formats=("blockrecon.ulm.model/1",), upgrade=_upgrade_v1)
+
+
+def _prefixed(state: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """The entries of ``state`` under ``prefix``, with the prefix removed."""
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def _set_weights(model: UlmModel, file: ModelFile) -> None:
+    """Set ``model``'s weights (network, learned mask), history, threshold and split radius
+    from a file of the same architecture."""
+    model.net.load_state_dict(_prefixed(file.state, "net."))
+    if model.sparsifier is not None and model.sparsifier.mask is not None:
+        model.sparsifier.mask.load_state_dict(_prefixed(file.state, "mask."))
+    model.history[:] = file.extra["history"]
+    model.threshold = float(file.extra["threshold"])
+    model.split_radius = file.extra["split_radius"]
+
+
+def _build(kind: str, net: dict[str, Any], sparsifier: dict[str, Any] | None) -> UlmModel:
+    """A fresh model of a file's ``config`` (see the module docstring)."""
+    input_sparsifier = None
+    if sparsifier is not None:
+        mask = sparsifier["mask"]
+        input_sparsifier = InputSparsifier(
+            sparsifier["kind"], sparsifier["value"],
+            None if mask is None else LearnedMask(mask["spatial_dims"], mask["channels"]))
+    return build_model(kind, UlmNetConfig(**net), input_sparsifier)
+
+
+def save_model(path: str | os.PathLike[str], model: UlmModel) -> Path:
     """Write ``model`` atomically (:mod:`blockrecon.atomic`).
 
     Raises:
         FileNotFoundError: if the folder of ``path`` does not exist.
     """
-    return atomic_write(path, lambda temporary: torch.save(_payload(model), temporary))
+    return save_model_file(path, *_model_parts(model), ULM_FILE)
 
 
-def load_model(path: str | os.PathLike[str]) -> UlmModel:
-    """Read a model written by :func:`save_model` (weights only: no code is unpickled).
+def load_model(path: str | os.PathLike[str], device: Any = None) -> LoadedModel:
+    """Read a model written by :func:`save_model` (weights only: no code is unpickled):
+    ``(model, config, extra)``.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: not a ULM model file.
+        ValueError: not a ULM model file, or a damaged one.
     """
-    payload = read_torch_payload(path, MODEL_FORMAT, MODEL_KEYS, "ULM model file")
-    try:
-        sparsifier = None
-        if payload["sparsifier"] is not None:
-            s, mask = payload["sparsifier"], None
-            if s["mask"] is not None:
-                mask = LearnedMask(s["mask"]["spatial_dims"], s["mask"]["channels"])
-            sparsifier = InputSparsifier(s["kind"], s["value"], mask)
-        model = build_model(payload["kind"], UlmNetConfig(**payload["config"]), sparsifier)
-        _load_weights(model, payload)
-    except (KeyError, TypeError, ValueError, RuntimeError) as err:
-        raise ValueError(f"{path}: damaged ULM model file ({type(err).__name__}: "
-                         f"{str(err).splitlines()[0] if str(err) else err!r})") from None
-    return model
+    file = read_model_file(path, ULM_FILE)
+    with damaged_file(path, ULM_FILE.name):
+        model = _build(**file.config)
+        _set_weights(model, file)
+    model.net.to(device or "cpu")
+    if model.sparsifier is not None and model.sparsifier.mask is not None:
+        model.sparsifier.mask.to(device or "cpu")
+    return LoadedModel(model, dict(file.config), dict(file.extra))

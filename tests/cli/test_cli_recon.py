@@ -108,7 +108,7 @@ def test_recon_mbdl_iterations_set_the_cg_data_consistency(scan, tmp_path):
     acq = read_acquisition(scan)
     outputs = {n: torch.from_numpy(_recon_mbdl(scan, path, tmp_path / f"mbdl{n}.h5",
                                                "--iterations", n)) for n in ("2", "5")}
-    model, _ = load_model(path, overrides={"dc": {**config["dc"], "n_iter": 5}})
+    model = load_model(path, overrides={"dc": {**config["dc"], "n_iter": 5}}).model
     expected = reconstruct_with_model(model, acq.kspace, acq.maps, acq.coord,
                                       {"data_normalization": NORMALIZATION})
     assert (outputs["5"] - expected).abs().max() <= 1e-5 * expected.abs().max()

@@ -12,7 +12,6 @@ from blockrecon.models import (
     build_unrolled,
     default_config,
     load_model,
-    model_metadata,
     resolve_config,
     save_model,
 )
@@ -102,9 +101,9 @@ def test_save_load_round_trip_reproduces_outputs(tmp_path, problem, config):
              "metrics": {"psnr_db": 30.5}}
     path = save_model(tmp_path / "model.pt", model, config, extra)
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no temporary left behind
-    loaded, loaded_config = load_model(path)
+    loaded, loaded_config, loaded_extra = load_model(path)
     assert loaded_config == resolve_config(config)
-    assert model_metadata(path) == extra
+    assert loaded_extra == extra
     assert not loaded.training
     torch.testing.assert_close(reconstruct(loaded, problem), reconstruct(model, problem),
                                rtol=0, atol=0)
@@ -113,7 +112,7 @@ def test_save_load_round_trip_reproduces_outputs(tmp_path, problem, config):
 def test_patch_size_override_keeps_the_weights_and_the_result(tmp_path, problem):
     model = build_unrolled(TINY)
     path = save_model(tmp_path / "m.pt", model, TINY)
-    whole, config = load_model(path, overrides={"patch_size": None})
+    whole, config, _ = load_model(path, overrides={"patch_size": None})
     assert config["patch_size"] is None
     torch.testing.assert_close(reconstruct(whole, problem), reconstruct(model, problem),
                                rtol=1e-4, atol=1e-5)

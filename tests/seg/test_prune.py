@@ -37,7 +37,7 @@ def test_pruning_shrinks_layers_and_exact_at_ratio_0(tiny_trained, tiny_data, tm
     assert params1 == _n_params(pruned) < 0.7 * params0 and macs1 < 0.7 * macs0
     assert predict(pruned, x).shape == x[:, 0].shape
     # The pruned architecture survives a checkpoint round trip.
-    loaded, _ = load_model(save_model(pruned, tmp_path / "p.pt"))
+    loaded = load_model(save_model(tmp_path / "p.pt", pruned)).model
     assert torch.equal(predict(loaded, x), predict(pruned, x))
 
 

@@ -48,9 +48,9 @@ def test_training_rejects_bad_input():
 
 def test_checkpoint_round_trip_and_architecture_mismatch(tmp_path, tiny_trained, tiny_data):
     model = tiny_trained[0]
-    path = save_model(model, tmp_path / "m.pt", extra={"note": "x"})
+    path = save_model(tmp_path / "m.pt", model, extra={"note": "x"})
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no temporary left behind
-    loaded, extra = load_model(path)
+    loaded, _, extra = load_model(path)
     assert extra == {"note": "x"} and loaded.config == model.config
     x = tiny_data[2][:2]
     assert torch.equal(predict(loaded, x), predict(model, x))

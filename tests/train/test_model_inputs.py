@@ -6,20 +6,15 @@ import pytest
 import torch
 
 from blockrecon.dc import ConjugateGradientDC
-from blockrecon.models import model_metadata
+from blockrecon.inference import DataContract, reconstruct_with_model
+from blockrecon.models import load_model
 from blockrecon.nn import ResNet3d
-from blockrecon.physics import Sense, max_eigenvalue, pipe_menon_dcf
+from blockrecon.physics import pipe_menon_dcf
 from blockrecon.physics.simulate import simulate_acquisition
 from blockrecon.physics.trajectory import radial_3d
+from blockrecon.recon import max_eigenvalue
 from blockrecon.train import SimulatedRadialPairs, fit
-from blockrecon.train.data import (
-    DENSITY_WEIGHTS,
-    NORMALIZATION,
-    normalize_pair,
-    reconstruct_with_model,
-    takes_density_weights,
-    takes_normalized_data,
-)
+from blockrecon.train.data import normalize_pair
 from blockrecon.train.loop import MODEL_NAME
 from blockrecon.unrolled import UnrolledNet
 
@@ -40,27 +35,13 @@ def _rel(a, b):
     return float((a - b).norm() / b.norm())
 
 
-def test_density_weighted_model_gets_pipe_menon_weights(problem):
-    acq, model, dcf = problem
-    with torch.no_grad():
-        weighted = model(acq.kspace, Sense(acq.maps, acq.coord, weights=dcf))
-        plain = model(acq.kspace, Sense(acq.maps, acq.coord))
-    extra = {"density_weights": DENSITY_WEIGHTS}
-    computed = reconstruct_with_model(model, acq.kspace, acq.maps, acq.coord, extra)
-    given = reconstruct_with_model(model, acq.kspace, acq.maps, acq.coord, extra, dcf=dcf)
-    unweighted = reconstruct_with_model(model, acq.kspace, acq.maps, acq.coord, {})
-    assert _rel(computed, weighted) < 1e-5 and _rel(given, weighted) < 1e-5
-    assert _rel(unweighted, plain) < 1e-5
-    assert _rel(weighted, plain) > 1e-2
-
-
 def test_normalized_weighted_pair_has_unit_operator_and_returns_the_data_scale(problem):
     acq, model, dcf = problem
     pair = normalize_pair(acq.kspace * 7.0, acq.maps, acq.coord, acq.image, weights=dcf)
     assert pair.op.weights is not None
     # the normalization's 10 power iterations land about 5% low on this flat spectrum
     assert max_eigenvalue(pair.op, n_iter=30) == pytest.approx(1.0, rel=0.1)
-    extra = {"density_weights": DENSITY_WEIGHTS, "data_normalization": NORMALIZATION}
+    extra = DataContract(normalized=True, density_weights=True).to_extra()
     x1 = reconstruct_with_model(model, acq.kspace, acq.maps, acq.coord, extra, dcf=dcf)
     x7 = reconstruct_with_model(model, acq.kspace * 7.0, acq.maps, acq.coord, extra, dcf=dcf)
     assert _rel(x7, 7.0 * x1) < 1e-4
@@ -73,8 +54,9 @@ def test_training_on_weighted_pairs_records_it_for_reconstruction(tmp_path):
     assert torch.equal(pairs[0].op.weights, expected)
     config = {"regularizer": {"width": 2, "n_layers": 2}, "n_unrolls": 1, "patch_size": 4}
     fit(config, pairs, tmp_path / "run", epochs=1, progress=False)
-    extra = model_metadata(tmp_path / "run" / MODEL_NAME)
-    assert takes_density_weights(extra) and takes_normalized_data(extra)
+    extra = load_model(tmp_path / "run" / MODEL_NAME).extra
+    assert DataContract.from_extra(extra) == DataContract(normalized=True, density_weights=True)
     plain = SimulatedRadialPairs(1, image_size=8, n_spokes=30, n_coils=2, normalize=True)
     fit(config, plain, tmp_path / "plain", epochs=1, progress=False)
-    assert not takes_density_weights(model_metadata(tmp_path / "plain" / MODEL_NAME))
+    plain_extra = load_model(tmp_path / "plain" / MODEL_NAME).extra
+    assert not DataContract.from_extra(plain_extra).density_weights

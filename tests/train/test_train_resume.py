@@ -56,8 +56,8 @@ def test_resume_after_sigterm_mid_epoch_reproduces_uninterrupted_run(data, tmp_p
     assert _losses(resumed.history) == _losses(reference.history)  # bit for bit
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert _losses(lines) == _losses(reference.history)
-    model, config = load_model(run / "model.pt")
-    full, _ = load_model(tmp_path / "full" / "model.pt")
+    model, config, _ = load_model(run / "model.pt")
+    full = load_model(tmp_path / "full" / "model.pt").model
     for a, b in zip(model.state_dict().values(), full.state_dict().values(), strict=True):
         assert torch.equal(a, b)
 

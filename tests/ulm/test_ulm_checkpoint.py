@@ -94,6 +94,6 @@ def test_foreign_or_missing_checkpoint_is_refused(blocks, tmp_path):
     with pytest.raises(FileNotFoundError):
         train_ulm(_model(0), blocks, 2, progress=False, checkpoint=tmp_path / "no.pt",
                   resume=True)
-    model_file = save_model(_model(0), tmp_path / "model.pt")
+    model_file = save_model(tmp_path / "model.pt", _model(0))
     with pytest.raises(ValueError, match="not a ULM training checkpoint"):
         load_training_state(model_file)

@@ -61,6 +61,7 @@ def test_interrupted_training_resumes_to_the_same_model(acquisition, tmp_path, m
     assert main([*train, "--out", str(out), "--resume"]) == 0
     whole, resumed = (torch.load(tmp_path / name, weights_only=True)
                       for name in ("whole.pt", "m.pt"))
+    resumed, whole = resumed["extra"] | resumed, whole["extra"] | whole
     assert resumed["history"] == whole["history"] and len(whole["history"]) == 4
     assert all(torch.equal(resumed["state_dict"][k], v) for k, v in whole["state_dict"].items())
     assert resumed["threshold"] == whole["threshold"]
@@ -74,6 +75,7 @@ def test_train_from_a_trained_model(acquisition, tmp_path):
     assert main([*base, "--steps", "3", "--lr", "1e-3", "--init", str(first), "--out",
                  str(second)]) == 0
     before, after = (torch.load(p, weights_only=True) for p in (first, second))
+    before, after = before["extra"] | before, after["extra"] | after
     assert after["history"][:2] == before["history"] and len(after["history"]) == 5
     assert any(not torch.equal(after["state_dict"][k], v) for k, v in before["state_dict"].items())
     assert main([*base, "--kind", "dense", "--steps", "1", "--init", str(first), "--out",

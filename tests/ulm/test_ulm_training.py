@@ -86,7 +86,7 @@ def test_calibrated_threshold_is_the_best_of_the_grid_and_is_saved(blocks, acqui
             value)
     model.threshold = chosen
     assert jaccard[chosen] == max(jaccard.values())
-    assert load_model(save_model(model, tmp_path / "m.pt")).threshold == model.threshold
+    assert load_model(save_model(tmp_path / "m.pt", model)).model.threshold == model.threshold
     with pytest.raises(ValueError, match="thresholds"):
         calibrate_threshold(model, [acquisition], 16, thresholds=(1.5,), progress=False)
 
@@ -111,8 +111,8 @@ def test_model_file_round_trip(blocks, tmp_path):
     mask = LearnedMask(2)
     model = build_model("sparse", CONFIG, InputSparsifier("learned", mask=mask))
     model.threshold, model.split_radius = 0.3, None
-    path = save_model(model, tmp_path / "m.pt")
-    again = load_model(path)
+    path = save_model(tmp_path / "m.pt", model)
+    again = load_model(path).model
     assert again.kind == "sparse" and again.sparsifier.kind == "learned"
     assert (again.threshold, again.split_radius) == (0.3, None)
     x = blocks.inputs[:1]
@@ -120,7 +120,7 @@ def test_model_file_round_trip(blocks, tmp_path):
     saved = path.read_bytes()
     model.history.append(lambda: None)  # cannot be pickled: the write fails half-way
     with pytest.raises(Exception, match="pickle"):
-        save_model(model, path)
+        save_model(path, model)
     assert path.read_bytes() == saved and [p.name for p in tmp_path.iterdir()] == ["m.pt"]
     (tmp_path / "bad.pt").write_bytes(b"not a model")
     with pytest.raises(ValueError, match="not a ULM model file: .*bad.pt"):
@@ -131,11 +131,11 @@ def test_model_file_round_trip(blocks, tmp_path):
 
 @pytest.mark.parametrize("damage", [
     lambda p: p["config"].update(bogus=1),
-    lambda p: p["sparsifier"].pop("mask"),
+    lambda p: p["config"]["sparsifier"].pop("mask"),
     lambda p: p["state_dict"].pop(next(iter(p["state_dict"]))),
 ])
 def test_damaged_model_file_is_named(tmp_path, damage):
-    path = save_model(build_model("sparse", CONFIG), tmp_path / "m.pt")
+    path = save_model(tmp_path / "m.pt", build_model("sparse", CONFIG))
     payload = torch.load(path, weights_only=True)
     damage(payload)
     torch.save(payload, path)
