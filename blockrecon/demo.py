@@ -135,8 +135,8 @@ def mbdl_method(acq: Acquisition, model: torch.nn.Module | None = None,
     return {MBDL_NAME: mbdl}
 
 
-def run_demo(acq: Acquisition, methods: dict[str, Callable[[], torch.Tensor]],
-             progress: bool = True) -> list[MethodResult]:
+def run_demo(methods: dict[str, Callable[[], torch.Tensor]], progress: bool = True
+             ) -> list[MethodResult]:
     """Run each method once, in order, with timing and memory; ``progress``: a bar over the
     methods that names the one under way (only when stderr is a terminal)."""
     bar = progress_bar(methods.items(), "methods", progress)

@@ -135,7 +135,7 @@ def evaluate(model: torch.nn.Module, extra: dict, acq: Acquisition) -> list[dict
     model.eval()
     methods = {**demo.classical_methods(acq, progress=False),
                **demo.mbdl_method(acq, model, extra)}
-    return demo.quality_rows(demo.run_demo(acq, methods), acq.image)
+    return demo.quality_rows(demo.run_demo(methods), acq.image)
 
 
 def mean_rows(per_volume: list[list[dict]]) -> list[dict]:

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     announce_backend(backend, "cpu")
     methods = {**demo.classical_methods(acq, progress=progress, backend=backend),
                **demo.mbdl_method(acq, model, extra, progress=progress, backend=backend)}
-    results = demo.run_demo(acq, methods, progress=progress)
+    results = demo.run_demo(methods, progress=progress)
     rows = demo.quality_rows(results, acq.image)
     print(demo.format_table(rows))
     if args.out is not None:

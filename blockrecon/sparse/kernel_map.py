@@ -127,10 +127,6 @@ class KernelMap:
         return self.out_coords.shape[0]
 
     @property
-    def num_pairs(self) -> int:
-        return sum(self.num_in if i is None else i.numel() for _, i, _ in self.entries)
-
-    @property
     def nbytes(self) -> int:
         """Bytes held by the index tensors (output coordinates included unless shared)."""
         idx = sum(t.numel() * t.element_size() for _, i, o in self.entries for t in (i, o)

@@ -1,5 +1,5 @@
-"""Training: training pairs (simulated or from files), train steps, evaluation, the training
-loop with checkpoint/resume (:func:`fit`) and torch.distributed support."""
+"""Training: training pairs (simulated or from files), gradient accumulation, evaluation, the
+training loop with checkpoint/resume (:func:`fit`) and torch.distributed support."""
 
 from blockrecon.train.data import (
     AcquisitionFiles,
@@ -9,8 +9,7 @@ from blockrecon.train.data import (
 )
 from blockrecon.train.loop import FitResult, fit
 from blockrecon.train.simulated import SimulatedRadialPairs
-from blockrecon.train.step import accumulate_gradients, evaluate, train_step
+from blockrecon.train.step import accumulate_gradients, evaluate
 
 __all__ = ["AcquisitionFiles", "FitResult", "SimulatedRadialPairs", "TrainingPair",
-           "accumulate_gradients", "evaluate", "fit", "normalize_pair", "reconstruct_with_model",
-           "train_step"]
+           "accumulate_gradients", "evaluate", "fit", "normalize_pair", "reconstruct_with_model"]

@@ -1,4 +1,4 @@
-"""One optimisation step and an evaluation pass for unrolled networks."""
+"""Gradient accumulation and an evaluation pass for unrolled networks."""
 
 from __future__ import annotations
 
@@ -38,16 +38,6 @@ def accumulate_gradients(model: nn.Module, pairs: Sequence[TrainingPair],
             (loss / len(pairs)).backward()
         total += float(loss.detach())
     return total / len(pairs)
-
-
-def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, pair: TrainingPair,
-               loss_fn: Loss = relative_l2) -> float:
-    """Reconstruct ``pair.kspace`` with ``model(kspace, op)``, backpropagate, step; the loss."""
-    model.train()
-    optimizer.zero_grad(set_to_none=True)
-    loss = accumulate_gradients(model, [pair], loss_fn)
-    optimizer.step()
-    return loss
 
 
 def evaluate(model: nn.Module, pairs: Iterable[TrainingPair], loss_fn: Loss = relative_l2

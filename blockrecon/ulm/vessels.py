@@ -56,24 +56,6 @@ class VesselTree:
         return np.flatnonzero(self.parents < 0)
 
 
-def distance_to_wall(points: np.ndarray, starts: np.ndarray, ends: np.ndarray,
-                     radii: np.ndarray) -> np.ndarray:
-    """Signed distance from each point to the nearest vessel wall, in lambda.
-
-    Negative or zero means inside a vessel. ``points``: ``(n, ndim)``; ``starts``, ``ends``:
-    ``(n_segments, ndim)`` segment end points; ``radii``: ``(n_segments,)``. Returns ``(n,)``.
-    """
-    best = np.full(len(points), np.inf)
-    axis = ends - starts
-    axis_sq = np.maximum(np.einsum("sd,sd->s", axis, axis), 1e-30)
-    for chunk in np.array_split(np.arange(len(points)), max(1, len(points) // 2048)):
-        rel = points[chunk, None, :] - starts[None]
-        t = np.clip(np.einsum("psd,sd->ps", rel, axis) / axis_sq, 0.0, 1.0)
-        dist = np.linalg.norm(rel - t[..., None] * axis[None], axis=2)
-        best[chunk] = np.min(dist - radii[None], axis=1)
-    return best
-
-
 def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v, axis=-1, keepdims=True)
 

@@ -76,7 +76,7 @@ def test_beats_cg_sense_and_l1_wavelet_at_its_training_setting(pretrained):
     acq = simulate_acquisition(coord, (size,) * 3, n_coils=extra["n_coils"],
                                phantom="ellipsoids", snr_db=extra["snr_db"], seed=HELD_OUT_SEED)
     methods = {**demo.classical_methods(acq, progress=False), **demo.mbdl_method(acq)}
-    rows = {row["method"]: row for row in demo.quality_rows(demo.run_demo(acq, methods),
+    rows = {row["method"]: row for row in demo.quality_rows(demo.run_demo(methods),
                                                               acq.image)}
     mbdl = rows.pop(demo.MBDL_NAME)
     for name in ("CG-SENSE", "L1-wavelet CS"):

@@ -9,7 +9,7 @@ from blockrecon.dc import GradientStepDC
 from blockrecon.nn import ResNet3d
 from blockrecon.physics import max_eigenvalue
 from blockrecon.train.simulated import SimulatedRadialPairs
-from blockrecon.train.step import evaluate, train_step
+from blockrecon.train.step import accumulate_gradients, evaluate
 from blockrecon.unrolled import UnrolledNet
 
 
@@ -24,7 +24,10 @@ def test_training_lowers_validation_loss():
     before = evaluate(model, val)
     for _ in range(5):
         for pair in train:
-            train_step(model, optimizer, pair)
+            model.train()
+            optimizer.zero_grad(set_to_none=True)
+            accumulate_gradients(model, [pair])
+            optimizer.step()
     after = evaluate(model, val)
     assert after < 0.85 * before, (before, after)
 
