@@ -1,4 +1,5 @@
-"""In-silico ULM acquisitions: reproducibility, concentration, flow in vessels, PSF, SNR, I/O."""
+"""In-silico ULM acquisitions: reproducibility, concentration, flow in vessels, PSF, SNR
+(their files: tests/io/test_ulm_files.py)."""
 
 import dataclasses
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from blockrecon.ulm import load_acquisition, save_acquisition, simulate_acquisition
+from blockrecon.ulm import simulate_acquisition
 from blockrecon.ulm.render import render_bubbles
 
 
@@ -119,45 +120,6 @@ def test_clutter_power_as_requested():
     assert 10 * np.log10(float((acq.iq.abs() ** 2).mean())) == pytest.approx(20.0, abs=1.5)
 
 
-def test_hdf5_round_trip(tmp_path):
-    acq = _small(7)
-    path = save_acquisition(acq, tmp_path / "acq.h5")
-    back = load_acquisition(path)
-    for name in ("iq", "positions", "frames", "track_ids", "amplitudes"):
-        assert torch.equal(getattr(back, name), getattr(acq, name))
-    assert back.pixel_size == acq.pixel_size and back.frame_rate == acq.frame_rate
-    assert back.metadata == acq.metadata
-    assert [p.name for p in tmp_path.iterdir()] == ["acq.h5"]
-
-
-def test_failed_save_keeps_previous_file(tmp_path):
-    acq = _small(7)
-    path = save_acquisition(acq, tmp_path / "acq.h5")
-    before = path.read_bytes()
-    unserializable = dataclasses.replace(_small(8), metadata={"seed": object()})
-    with pytest.raises(TypeError):
-        save_acquisition(unserializable, path)
-    assert path.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["acq.h5"]
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        save_acquisition(acq, tmp_path / "missing" / "acq.h5")
-
-
-def test_bad_files_are_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no such file"):
-        load_acquisition(tmp_path / "absent.h5")
-    (tmp_path / "junk.h5").write_text("not hdf5")
-    with pytest.raises(ValueError, match="not a readable HDF5"):
-        load_acquisition(tmp_path / "junk.h5")
-    import h5py
-    with h5py.File(tmp_path / "partial.h5", "w") as f:
-        f["iq"] = np.zeros((2, 4, 4), np.complex64)
-    with pytest.raises(ValueError, match="missing dataset /positions"):
-        load_acquisition(tmp_path / "partial.h5")
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        save_acquisition(_small(), tmp_path / "no" / "such" / "dir.h5")
-
-
 @pytest.mark.parametrize("kwargs, message", [
     (dict(shape=(8,), n_frames=4, concentration=1.0), "shape"),
     (dict(shape=(8, 8, 8, 8), n_frames=4, concentration=1.0), "shape"),
@@ -188,14 +150,3 @@ def test_inconsistent_point_tables_are_refused():
         dataclasses.replace(acq, frames=beyond)
     with pytest.raises(ValueError, match="pixel_size"):
         dataclasses.replace(acq, pixel_size=(float("nan"),) * len(acq.pixel_size))
-
-
-def test_saved_with_the_documented_dtypes(tmp_path):
-    acq = _small(7)
-    wide = dataclasses.replace(acq, iq=acq.iq.conj().to(torch.complex128),
-                               positions=acq.positions.double(),
-                               amplitudes=acq.amplitudes.double())
-    back = load_acquisition(save_acquisition(wide, tmp_path / "acq.h5"))
-    assert back.iq.dtype == torch.complex64 and torch.equal(back.iq, acq.iq.conj())
-    assert back.positions.dtype == torch.float32 and torch.equal(back.positions, acq.positions)
-    assert back.amplitudes.dtype == torch.float32
