@@ -128,8 +128,8 @@ def operator_rows(size: int, spokes_at_32: int, backends: list[str]) -> list[dic
 
 def reconstruction_rows(size: int, backends: list[str]) -> list[dict]:
     """Part 2: PSNR of CG-SENSE, L1-wavelet and MBDL on the demo's data, per backend."""
+    from blockrecon.inference import reconstruct_with_model
     from blockrecon.models import load_pretrained
-    from blockrecon.train.data import reconstruct_with_model
 
     acq = demo.simulate_demo(size)
     model, _, extra = load_pretrained()

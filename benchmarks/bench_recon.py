@@ -144,7 +144,7 @@ def load_mbdl(patch: int, cg_iterations: int | None = None):
 def mbdl_run(loaded: tuple, acq: Acquisition, dcf: torch.Tensor | None = None):
     """A callable applying a loaded model to ``acq`` (data prepared as it was trained; a model
     that takes density weights gets ``dcf``)."""
-    from blockrecon.train.data import reconstruct_with_model
+    from blockrecon.inference import reconstruct_with_model
 
     model, _, extra = loaded
     model.regularizers[0].plan(acq.image_shape)

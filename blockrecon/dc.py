@@ -24,16 +24,11 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from blockrecon.checks import check_positive
 from blockrecon.physics import LinearOperator
 from blockrecon.physics.cg import conjugate_gradient
 
 Normal = Callable[[torch.Tensor], torch.Tensor]
-
-
-def _check_positive(value: float, name: str) -> float:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)
 
 
 def _check_pair(z: torch.Tensor, aty: torch.Tensor) -> None:
@@ -93,7 +88,7 @@ class GradientStepDC(nn.Module):
 
     def __init__(self, step: float = 1.0, learnable: bool = True) -> None:
         super().__init__()
-        step_tensor = torch.tensor(_check_positive(step, "step"))
+        step_tensor = torch.tensor(check_positive(step, "step"))
         self.step = nn.Parameter(step_tensor) if learnable else step_tensor
 
     def forward(self, z: torch.Tensor, aty: torch.Tensor, op: LinearOperator) -> torch.Tensor:
@@ -143,7 +138,7 @@ class ConjugateGradientDC(nn.Module):
     def __init__(self, lam: float = 0.05, n_iter: int = 10, tol: float = 0.0,
                  learnable: bool = True) -> None:
         super().__init__()
-        log_lam = torch.tensor(math.log(_check_positive(lam, "lam")))
+        log_lam = torch.tensor(math.log(check_positive(lam, "lam")))
         self.log_lam = nn.Parameter(log_lam) if learnable else log_lam
         if not (isinstance(n_iter, int) and n_iter >= 1):
             raise ValueError(f"n_iter must be a positive int, got {n_iter!r}")

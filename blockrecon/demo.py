@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from blockrecon.atomic import atomic_path
+from blockrecon.inference import reconstruct_with_model
 from blockrecon.memory import reset_rss_high_water_mark, rss_high_water_mark
 from blockrecon.physics import (
     Acquisition,
@@ -30,9 +31,8 @@ from blockrecon.physics import (
     simulate_acquisition,
 )
 from blockrecon.physics.trajectory import radial_spokes
+from blockrecon.progress import progress_bar
 from blockrecon.recon import cg_sense, grid_recon, l1_wavelet, nrmse, psnr, ssim
-from blockrecon.recon._common import progress_bar
-from blockrecon.train.data import reconstruct_with_model
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -116,7 +116,7 @@ def mbdl_method(acq: Acquisition, model: torch.nn.Module | None = None,
         model: an :class:`~blockrecon.unrolled.UnrolledNet` in eval mode; ``None`` loads the
             shipped pretrained model (:func:`blockrecon.models.load_pretrained`).
         extra: ``model``'s metadata (how it takes its data, see
-            :func:`blockrecon.train.data.reconstruct_with_model`); ``None``: data at the
+            :func:`blockrecon.inference.reconstruct_with_model`); ``None``: data at the
             object's own scale, unweighted. Ignored when ``model`` is None.
         progress: progress bar while computing density weights (models that take them).
         backend: NUFFT backend.

@@ -50,6 +50,7 @@ import torch
 from torch import nn
 
 from blockrecon.blockwise import BlockwiseRegularizer, PatchPlan
+from blockrecon.checks import check_positive_int
 from blockrecon.memory import (
     COMPLEX_BYTES,
     REAL_BYTES,
@@ -70,12 +71,6 @@ PARAMETER_COPIES = 4
 
 #: Safety factor on the estimate when deciding whether a step can be measured.
 FIT_MARGIN = 1.5
-
-
-def _positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -112,13 +107,13 @@ class StepProblem:
         if len(shape) != 3:
             raise ValueError(f"shape must be 3 sizes (nz, ny, nx), got {shape}")
         for size in shape:
-            _positive_int(size, "each shape entry")
+            check_positive_int(size, "each shape entry")
         object.__setattr__(self, "shape", shape)
         for name in ("coils", "unrolls", "width", "n_layers"):
-            _positive_int(getattr(self, name), name)
+            check_positive_int(getattr(self, name), name)
         for name in ("spokes", "readout", "coil_batch"):
             if getattr(self, name) is not None:
-                _positive_int(getattr(self, name), name)
+                check_positive_int(getattr(self, name), name)
 
     @property
     def n_spokes(self) -> int:
@@ -140,7 +135,7 @@ class StepProblem:
         """ValueError unless ``patch`` is None (full volume) or a core that fits the volume."""
         if patch is None:
             return
-        _positive_int(patch, "patch size")
+        check_positive_int(patch, "patch size")
         if patch > min(self.shape):
             raise ValueError(f"patch size {patch} is larger than the volume {self.shape}")
 

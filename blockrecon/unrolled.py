@@ -27,6 +27,15 @@ from blockrecon.physics import LinearOperator
 INITS = ("zeros", "adjoint")
 
 
+def adjoint_scale(aty: torch.Tensor, op: nn.Module) -> torch.Tensor:
+    """``<aty, aty> / <aty, E^H W E aty>``: the factor ``s`` that minimises ``||E s aty - y||``
+    (weighted by ``W``) for ``aty = E^H W y``. ``aty``: complex ``(*batch, *image_shape)``;
+    returns a real 0-d tensor (no autograd graph)."""
+    with torch.no_grad():
+        curvature = torch.vdot(aty.flatten(), op.normal(aty).flatten()).real
+        return aty.norm() ** 2 / curvature.clamp_min(torch.finfo(curvature.dtype).tiny)
+
+
 class _FullVolume(nn.Module):
     """A tiling-capable net applied to the whole once-padded volume."""
 
@@ -87,14 +96,12 @@ class UnrolledNet(nn.Module):
         self.n_unrolls, self.share_weights = n_unrolls, share_weights
         self.checkpoint_unrolls, self.init = checkpoint_unrolls, init
 
-    def initial_image(self, aty: torch.Tensor, op: nn.Module) -> torch.Tensor:
-        """Zeros, or ``E^H y`` scaled by ``<aty, aty> / <aty, E^H E aty>``."""
+    def initial_image(self, aty: torch.Tensor, op: nn.Module,
+                      aty_scale: torch.Tensor | None = None) -> torch.Tensor:
+        """Zeros, or ``E^H W y`` scaled by :func:`adjoint_scale` (``aty_scale`` when given)."""
         if self.init == "zeros":
             return torch.zeros_like(aty)
-        with torch.no_grad():
-            curvature = torch.vdot(aty.flatten(), op.normal(aty).flatten()).real
-            scale = aty.norm() ** 2 / curvature.clamp_min(torch.finfo(curvature.dtype).tiny)
-        return scale * aty
+        return (adjoint_scale(aty, op) if aty_scale is None else aty_scale) * aty
 
     def _unroll(self, k: int, x: torch.Tensor, aty: torch.Tensor, op: nn.Module) -> torch.Tensor:
         i = 0 if self.share_weights else k
@@ -103,11 +110,18 @@ class UnrolledNet(nn.Module):
         return self.dcs[i](z, aty, op)
 
     def forward(self, y: torch.Tensor, op: LinearOperator) -> torch.Tensor:
-        aty = op.normal_rhs(y)
+        return self.solve(op.normal_rhs(y), op)
+
+    def solve(self, aty: torch.Tensor, op: nn.Module, aty_scale: torch.Tensor | None = None
+              ) -> torch.Tensor:
+        """The network on a precomputed right-hand side ``aty = E^H W y``, complex
+        ``(*batch, *image_shape)`` (one batch dimension at most), and optionally its
+        :func:`adjoint_scale` (``init="adjoint"``); returns the complex image of ``aty``'s
+        shape. ``forward(y, op)`` is ``solve(op.normal_rhs(y), op)``."""
         if aty.ndim not in (len(op.image_shape), len(op.image_shape) + 1):
             raise ValueError(f"UnrolledNet takes one batch dimension at most; E^H y has shape "
                              f"{tuple(aty.shape)}")
-        x = self.initial_image(aty, op)
+        x = self.initial_image(aty, op, aty_scale)
         for k in range(self.n_unrolls):
             if self.checkpoint_unrolls and torch.is_grad_enabled():
                 x = checkpoint(self._unroll, k, x, aty, op, use_reentrant=False)

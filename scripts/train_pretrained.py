@@ -30,6 +30,7 @@ import torch
 
 from blockrecon import demo
 from blockrecon.atomic import atomic_write
+from blockrecon.inference import DENSITY_WEIGHTS
 from blockrecon.losses import relative_l2
 from blockrecon.models import build_unrolled, resolve_config, save_model
 from blockrecon.models.pretrained import PRETRAINED_FILE
@@ -41,7 +42,6 @@ from blockrecon.physics import (
     simulate_acquisition,
 )
 from blockrecon.physics.trajectory import radial_spokes
-from blockrecon.train.data import DENSITY_WEIGHTS
 
 ROOT = Path(__file__).resolve().parents[1]
 HELD_OUT_OFFSET = 10_000

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from blockrecon.checks import check_positive_int
+
 CONTRACT_ATTRIBUTES = ("margin", "receptive_field", "stride", "input_size")
 
 #: Layers whose output depends on statistics over the whole spatial extent.
@@ -46,10 +48,6 @@ class TilingContract:
         return self.margin if self.exact else self.radius
 
 
-def _positive_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
 def tiling_contract(net: nn.Module) -> TilingContract:
     """Read and check the contract attributes of ``net``; ValueError names what is wrong."""
     name = type(net).__name__
@@ -59,12 +57,10 @@ def tiling_contract(net: nn.Module) -> TilingContract:
             f"{name} does not declare the tiling contract: missing {', '.join(missing)} "
             f"(needs {', '.join(CONTRACT_ATTRIBUTES)})")
     margin, rf, stride = net.margin, net.receptive_field, net.stride
-    if not (isinstance(margin, int) and margin >= 0):
-        raise ValueError(f"{name}.margin must be an int >= 0, got {margin!r}")
-    if not (_positive_int(rf) and rf % 2 == 1):
-        raise ValueError(f"{name}.receptive_field must be an odd positive int, got {rf!r}")
-    if not _positive_int(stride):
-        raise ValueError(f"{name}.stride must be a positive int, got {stride!r}")
+    check_positive_int(margin, f"{name}.margin", allow_zero=True)
+    if check_positive_int(rf, f"{name}.receptive_field") % 2 != 1:
+        raise ValueError(f"{name}.receptive_field must be odd, got {rf!r}")
+    check_positive_int(stride, f"{name}.stride")
     if not callable(net.input_size):
         raise ValueError(f"{name}.input_size must be callable (core size -> input size)")
     pooled = [type(m).__name__ for m in net.modules() if isinstance(m, SPATIAL_STATISTICS)]

@@ -22,18 +22,17 @@ every layer there while a patch sees real activations in its halo.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint as torch_checkpoint
-from tqdm.auto import tqdm
 
 from blockrecon.blockwise.contract import TilingContract, tiling_contract
 from blockrecon.blockwise.plan import Patch, PatchPlan, plan_patches, volume_padding
 from blockrecon.nn.complex import channels_to_complex, complex_to_channels
+from blockrecon.progress import progress_bar
 
 PADDING_MODES = {"reflect": "reflect", "zeros": "constant"}
 
@@ -237,8 +236,7 @@ class BlockwiseRegularizer(nn.Module):
         groups = [plan.patches[i:i + self.patch_batch]
                   for i in range(0, len(plan), self.patch_batch)]
         out = None
-        show = self.progress and sys.stderr.isatty()
-        for group in tqdm(groups, desc="patches", disable=not show, leave=False):
+        for group in progress_bar(groups, "patches", self.progress):
             cores = self._run_group(xr, group, plan)
             for patch, core in zip(group, cores, strict=True):
                 if out is None:

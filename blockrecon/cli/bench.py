@@ -8,6 +8,7 @@ from pathlib import Path
 
 from blockrecon import step_memory
 from blockrecon.cli.nufft_backend import add_backend_option, announce_backend
+from blockrecon.cli.options import show_progress
 from blockrecon.cli.output import check_output_file, write_json
 from blockrecon.physics import resolve_backend
 
@@ -62,7 +63,7 @@ def run_memory(args: argparse.Namespace) -> int:
     if not args.estimate_only:
         announce_backend(backend, args.device)
     result = step_memory.memory_table(problem, args.patch, estimate_only=args.estimate_only,
-                                      device=args.device, progress=not args.no_progress)
+                                      device=args.device, progress=show_progress(args))
     print(step_memory.format_table(result))
     if args.json is not None:
         write_json(args.json, result)

@@ -8,10 +8,11 @@ from pathlib import Path
 
 from blockrecon import demo
 from blockrecon.cli.nufft_backend import add_backend_option, announce_backend
+from blockrecon.cli.options import show_progress
 from blockrecon.cli.output import check_output_folder, write_json
 from blockrecon.cli.simulate import check_simulation_memory
+from blockrecon.inference import load_for_inference
 from blockrecon.io.nifti import write_nifti
-from blockrecon.models import load_model_or_pretrained
 from blockrecon.physics import resolve_backend
 from blockrecon.physics.trajectory import radial_spokes
 
@@ -41,9 +42,9 @@ def run(args: argparse.Namespace) -> int:
     check_simulation_memory((args.size,) * 3, args.coils,
                             radial_spokes(args.size, args.acceleration), args.size,
                             f"--size {args.size}")
-    progress = not args.no_progress
+    progress = show_progress(args)
     backend = resolve_backend(args.backend, "cpu")
-    model, _, extra = load_model_or_pretrained(args.model)
+    model, _, extra = load_for_inference(args.model)
     acq = demo.simulate_demo(args.size, args.coils, args.acceleration, args.snr, args.seed)
     n_spokes = acq.coord.shape[0]
     print(f"Simulated {args.size}^3, {args.coils} coils, {n_spokes} spokes "

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from blockrecon.cli.maps import add_map_options, one_line_warnings
 from blockrecon.cli.nufft_backend import add_backend_option
+from blockrecon.cli.options import show_progress
 from blockrecon.cli.output import check_output_folder, removed_on_failure
 from blockrecon.cli.simulate import snr_value
 from blockrecon.physics import resolve_backend
@@ -117,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     with removed_on_failure(args.out), one_line_warnings("train"):
         result = fit(_config(args), train, args.out, val_data=val, epochs=args.epochs,
                      lr=args.lr, batch_size=args.batch, seed=args.seed, resume=args.resume,
-                     device=args.device, progress=not args.no_progress,
+                     device=args.device, progress=show_progress(args),
                      data_description=description)
     if result.stopped_by is not None:
         name = signal.Signals(result.stopped_by).name

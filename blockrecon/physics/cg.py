@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from tqdm.auto import tqdm
+
+from blockrecon.progress import progress_bar
 
 #: Elements per chunk of :func:`real_inner`'s double-precision accumulation (16 MiB in complex128).
 INNER_CHUNK = 2**20
@@ -59,7 +60,7 @@ def conjugate_gradient(
     direction = residual.clone()
     residual_sq = real_inner(residual, residual)
     stop_sq = (tol * real_inner(rhs, rhs).sqrt()) ** 2
-    for _ in tqdm(range(n_iter), desc=desc, disable=not progress or None, leave=False):
+    for _ in progress_bar(range(n_iter), desc, progress):
         if residual_sq <= stop_sq or residual_sq == 0:
             break
         normal_direction = normal(direction)

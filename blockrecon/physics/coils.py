@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
+from blockrecon.checks import check_positive_int
 from blockrecon.physics.phantom import normalized_grid
 
 
@@ -40,8 +41,7 @@ def birdcage_maps(
     Returns:
         complex64 tensor (n_coils, *oversample*shape).
     """
-    if isinstance(n_coils, bool) or not isinstance(n_coils, int) or n_coils < 1:
-        raise ValueError(f"n_coils must be a positive integer, got {n_coils!r}")
+    check_positive_int(n_coils, "n_coils")
     if n_rings is None:
         n_rings = 2 if n_coils >= 4 and n_coils % 2 == 0 else 1
     if isinstance(n_rings, bool) or not isinstance(n_rings, int) or n_rings < 1:

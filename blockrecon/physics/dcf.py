@@ -16,10 +16,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from tqdm.auto import tqdm
 
+from blockrecon.checks import check_positive_int
 from blockrecon.physics.nufft import NUFFT
 from blockrecon.physics.validation import check_coord, check_image_shape
+from blockrecon.progress import progress_bar
 
 #: Standard deviation of the image-domain window, as a fraction of the image size.
 WINDOW_SIGMA = 0.25
@@ -57,14 +58,12 @@ def pipe_menon_dcf(
     """
     image_shape = check_image_shape(image_shape)
     check_coord(coord, image_shape)
-    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 1:
-        raise ValueError(f"n_iter must be a positive integer, got {n_iter!r}")
+    check_positive_int(n_iter, "n_iter")
     nufft = NUFFT(coord.to(torch.float32), image_shape, backend=backend)
     window = _gaussian_window(image_shape, coord.device)
     weights = torch.ones(coord.shape[:-1], dtype=torch.complex64, device=coord.device)
     with torch.no_grad():
-        for _ in tqdm(range(n_iter), desc="Pipe-Menon DCF", disable=not progress or None,
-                      leave=False):
+        for _ in progress_bar(range(n_iter), "Pipe-Menon DCF", progress):
             density = nufft.apply_forward(window * nufft.apply_adjoint(weights)).real.abs()
             weights = weights / density.clamp_min(torch.finfo(torch.float32).tiny)
     return weights.real.to(torch.float32)

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from blockrecon.checks import check_positive_int
 from blockrecon.physics.validation import check_image_shape
 
 # Modified 3D Shepp-Logan (Toft's contrast, Kak-Slaney geometry), one row per ellipsoid:
@@ -54,8 +55,7 @@ def normalized_grid(shape: Sequence[int], oversample: int = 1) -> tuple[torch.Te
     shape = check_image_shape(shape)
     if len(shape) != 3:
         raise ValueError(f"shape must be 3D (nz, ny, nx), got {shape}")
-    if isinstance(oversample, bool) or not isinstance(oversample, int) or oversample < 1:
-        raise ValueError(f"oversample must be a positive integer, got {oversample!r}")
+    check_positive_int(oversample, "oversample")
     axes = []
     for dim, n in enumerate(shape):
         m = n * oversample
@@ -152,8 +152,7 @@ def random_ellipsoids(
     Returns:
         complex64 tensor ``oversample * shape`` with magnitude in [0, 1].
     """
-    if isinstance(n_ellipsoids, bool) or not isinstance(n_ellipsoids, int) or n_ellipsoids < 1:
-        raise ValueError(f"n_ellipsoids must be a positive integer, got {n_ellipsoids!r}")
+    check_positive_int(n_ellipsoids, "n_ellipsoids")
     grid = normalized_grid(shape, oversample)
     edge = _edge_in_normalized_units(tuple(shape), edge_width)
     rng = np.random.default_rng(seed)

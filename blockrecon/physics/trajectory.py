@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 import torch
 
+from blockrecon.checks import check_positive_int
+
 from .validation import check_image_shape
 
 #: Multidimensional golden means for 3D radial ordering (Chan et al., MRM 2009).
@@ -27,12 +29,6 @@ GOLDEN_RATIO = (1 + math.sqrt(5)) / 2
 GOLDEN_ANGLE_FULL_SPOKE = math.pi / GOLDEN_RATIO
 #: Azimuthal increment between centre-out interleaves: 2*pi/phi^2, about 137.51 deg.
 GOLDEN_ANGLE_CENTRE_OUT = 2 * math.pi / GOLDEN_RATIO**2
-
-
-def _check_positive_int(value: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
 
 
 def _readout_positions(n_readout: int, image_size: int) -> torch.Tensor:
@@ -60,7 +56,7 @@ def radial_directions(n_spokes: int, golden: bool = True) -> torch.Tensor:
     Returns:
         float64 tensor (n_spokes, 3) of unit vectors ``(dz, dy, dx)`` with ``dz >= 0``.
     """
-    _check_positive_int(n_spokes, "n_spokes")
+    check_positive_int(n_spokes, "n_spokes")
     index = torch.arange(n_spokes, dtype=torch.float64)
     if golden:
         dz = torch.remainder(index * GOLDEN_MEANS_3D[0], 1.0)
@@ -89,8 +85,8 @@ def radial_3d(
     Returns:
         float32 tensor (n_spokes, n_readout, 3) in ``[-N/2, N/2)``.
     """
-    _check_positive_int(n_readout, "n_readout")
-    image_size = _check_positive_int(image_size or n_readout, "image_size")
+    check_positive_int(n_readout, "n_readout")
+    image_size = check_positive_int(image_size or n_readout, "image_size")
     directions = radial_directions(n_spokes, golden)
     radius = _readout_positions(n_readout, image_size)
     return _inside_grid(radius[None, :, None] * directions[:, None, :], image_size)
@@ -131,10 +127,10 @@ def stack_of_stars(
         float32 tensor (n_spokes, n_partitions, n_readout, 3): spoke-major, so that a contiguous
         range of spokes (a time frame) is a slice along axis 0.
     """
-    _check_positive_int(n_spokes, "n_spokes")
-    _check_positive_int(n_readout, "n_readout")
-    _check_positive_int(n_partitions, "n_partitions")
-    image_size = _check_positive_int(image_size or n_readout, "image_size")
+    check_positive_int(n_spokes, "n_spokes")
+    check_positive_int(n_readout, "n_readout")
+    check_positive_int(n_partitions, "n_partitions")
+    image_size = check_positive_int(image_size or n_readout, "image_size")
     step = GOLDEN_ANGLE_FULL_SPOKE if golden else math.pi / n_spokes
     angle = torch.arange(n_spokes, dtype=torch.float64) * step
     radius = _readout_positions(n_readout, image_size)
@@ -185,10 +181,10 @@ def stack_of_spirals(
     Returns:
         float32 tensor (n_interleaves, n_partitions, n_readout, 3) in ``[-N/2, N/2)``.
     """
-    _check_positive_int(n_interleaves, "n_interleaves")
-    _check_positive_int(n_readout, "n_readout")
-    _check_positive_int(n_partitions, "n_partitions")
-    _check_positive_int(image_size, "image_size")
+    check_positive_int(n_interleaves, "n_interleaves")
+    check_positive_int(n_readout, "n_readout")
+    check_positive_int(n_partitions, "n_partitions")
+    check_positive_int(image_size, "image_size")
     if n_turns is None:
         n_turns = image_size / (2 * n_interleaves)
     if not (isinstance(n_turns, (int, float)) and math.isfinite(n_turns) and n_turns > 0):

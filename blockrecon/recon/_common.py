@@ -1,11 +1,8 @@
-"""Input checks and progress bars shared by the classical reconstructions."""
+"""The validated SENSE operator shared by the classical reconstructions."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import torch
-from tqdm.auto import tqdm
 
 from blockrecon.physics.sense import Sense
 from blockrecon.physics.validation import check_coord, check_kspace, check_maps
@@ -39,20 +36,3 @@ def sense_operator(
             f"got {tuple(kspace.shape)}"
         )
     return Sense(maps.to(torch.complex64), coord, weights=weights, backend=backend)
-
-
-def check_iterations(n_iter: int) -> int:
-    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 1:
-        raise ValueError(f"n_iter must be a positive integer, got {n_iter!r}")
-    return n_iter
-
-
-def check_non_negative(value: float, name: str) -> float:
-    if not (isinstance(value, (int, float)) and value >= 0 and value != float("inf")):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
-
-
-def progress_bar(iterable: Iterable, desc: str, progress: bool) -> tqdm:
-    """tqdm bar, shown only when ``progress`` is true and stderr is a terminal."""
-    return tqdm(iterable, desc=desc, disable=not progress or None, leave=False)

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import torch
 
+from blockrecon.checks import check_positive, check_positive_int
 from blockrecon.physics.cg import conjugate_gradient
 from blockrecon.physics.validation import check_weights
-from blockrecon.recon._common import (
-    check_iterations,
-    check_non_negative,
-    sense_operator,
-)
+from blockrecon.recon._common import sense_operator
 
 
 def cg_sense(
@@ -44,9 +41,9 @@ def cg_sense(
     Returns:
         complex64 image ``image_shape``.
     """
-    check_iterations(n_iter)
-    lamda = check_non_negative(lamda, "lamda")
-    tol = check_non_negative(tol, "tol")
+    check_positive_int(n_iter, "n_iter")
+    lamda = check_positive(lamda, "lamda", allow_zero=True)
+    tol = check_positive(tol, "tol", allow_zero=True)
     if weights is not None:
         check_weights(weights, coord.shape[:-1])
     sense = sense_operator(kspace, coord, maps, weights=weights, backend=backend)

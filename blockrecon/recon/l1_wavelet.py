@@ -7,13 +7,10 @@ import math
 import torch
 
 from blockrecon.backend import from_array, to_array
+from blockrecon.checks import check_positive, check_positive_int
 from blockrecon.physics.operator import max_eigenvalue
-from blockrecon.recon._common import (
-    check_iterations,
-    check_non_negative,
-    progress_bar,
-    sense_operator,
-)
+from blockrecon.progress import progress_bar
+from blockrecon.recon._common import sense_operator
 
 
 class WaveletSoftThreshold:
@@ -71,8 +68,8 @@ def l1_wavelet(
     Returns:
         complex64 image ``image_shape``.
     """
-    lamda = check_non_negative(lamda, "lamda")
-    check_iterations(n_iter)
+    lamda = check_positive(lamda, "lamda", allow_zero=True)
+    check_positive_int(n_iter, "n_iter")
     sense = sense_operator(kspace, coord, maps, weights=weights, backend=backend)
     prox = WaveletSoftThreshold(sense.image_shape, wavelet)
     kspace = kspace.to(torch.complex64)

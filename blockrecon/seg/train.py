@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
+from blockrecon.checks import check_positive_int
 from blockrecon.nn.unet import UNet
+from blockrecon.progress import progress_bar
 from blockrecon.seg.data.synthetic import NUM_CLASSES
 from blockrecon.seg.sparsity import filter_groups, shrink_filters
 
@@ -22,10 +21,6 @@ def build_model(base_width: int = 8, depth: int = 5, norm: str | None = "batch",
     """
     return UNet(dim=2, in_ch=1, out_ch=num_classes, base_width=base_width, depth=depth,
                 valid=False, norm=norm)
-
-
-def _show_progress(progress: bool | None) -> bool:
-    return sys.stderr.isatty() if progress is None else progress
 
 
 def check_images(images: torch.Tensor, labels: torch.Tensor | None = None,
@@ -77,7 +72,7 @@ def _augment(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator):
 def train_segmentation(model: UNet, images: torch.Tensor, labels: torch.Tensor, *,
                        epochs: int = 10, batch_size: int = 16, lr: float = 3e-3,
                        augment: bool = True, seed: int = 0, filter_sparsity: float = 0.0,
-                       progress: bool | None = None) -> list[float]:
+                       progress: bool = True) -> list[float]:
     """Train ``model`` in place with Adam; returns the mean loss of each epoch.
 
     Args:
@@ -88,11 +83,11 @@ def train_segmentation(model: UNet, images: torch.Tensor, labels: torch.Tensor, 
         filter_sparsity: group-lasso weight on whole filters, applied as a proximal step
             after each Adam step (threshold ``lr * filter_sparsity``). Filters the data do not
             need become exactly zero, so that structured pruning removes them without loss.
-        progress: tqdm bar; default only when stderr is a terminal.
+        progress: show a progress bar (only when stderr is a terminal).
     """
     check_images(images, labels, model.out_ch)
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
+    check_positive_int(epochs, "epochs")
+    check_positive_int(batch_size, "batch_size")
     x_all = normalize_images(images)
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -101,7 +96,7 @@ def train_segmentation(model: UNet, images: torch.Tensor, labels: torch.Tensor, 
     groups = filter_groups(model) if filter_sparsity > 0 else []
     history = []
     model.train()
-    with tqdm(total=steps, desc="train", disable=not _show_progress(progress)) as bar:
+    with progress_bar(None, "train", progress, total=steps, leave=True) as bar:
         for _ in range(epochs):
             order = torch.randperm(len(images), generator=gen)
             total = 0.0
@@ -127,7 +122,7 @@ def train_segmentation(model: UNet, images: torch.Tensor, labels: torch.Tensor, 
 
 @torch.inference_mode()
 def predict(model: UNet, images: torch.Tensor, *, batch_size: int = 50,
-            progress: bool | None = None) -> torch.Tensor:
+            progress: bool = True) -> torch.Tensor:
     """Label maps int64 (N, H, W) for images float (N, 1, H, W) of any in-plane size.
 
     Images are normalized, zero-padded to a multiple of ``model.stride`` and cropped back.
@@ -140,8 +135,7 @@ def predict(model: UNet, images: torch.Tensor, *, batch_size: int = 50,
     s = model.stride
     pad = (0, -w % s, 0, -h % s)
     out = []
-    for i in tqdm(range(0, len(images), batch_size), desc="predict",
-                  disable=not _show_progress(progress)):
+    for i in progress_bar(range(0, len(images), batch_size), "predict", progress):
         x = F.pad(normalize_images(images[i:i + batch_size]), pad)
         out.append(model(x)[..., :h, :w].argmax(dim=1))
     return torch.cat(out) if out else torch.empty(0, h, w, dtype=torch.int64)

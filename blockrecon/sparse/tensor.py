@@ -14,6 +14,8 @@ from fractions import Fraction
 
 import torch
 
+from blockrecon.checks import check_positive_int
+
 SUPPORTED_NDIMS = (2, 3, 4)
 _MAX_KEY = 2**62
 
@@ -84,8 +86,7 @@ class SparseTensor:
         coords, feats = _check_coords_feats(coords, feats, ndim)
         if batch_size is None:
             batch_size = int(coords[:, 0].max()) + 1 if coords.shape[0] else 1
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        check_positive_int(batch_size, "batch_size")
         _check_in_grid(coords, spatial_shape, batch_size)
         if batch_size * math.prod(spatial_shape) >= _MAX_KEY:
             raise ValueError("batch_size * prod(spatial_shape) is too large for int64 site keys")

@@ -5,11 +5,10 @@ from blockrecon.train.data import (
     AcquisitionFiles,
     TrainingPair,
     normalize_pair,
-    reconstruct_with_model,
 )
 from blockrecon.train.loop import FitResult, fit
 from blockrecon.train.simulated import SimulatedRadialPairs
 from blockrecon.train.step import accumulate_gradients, evaluate
 
 __all__ = ["AcquisitionFiles", "FitResult", "SimulatedRadialPairs", "TrainingPair",
-           "accumulate_gradients", "evaluate", "fit", "normalize_pair", "reconstruct_with_model"]
+           "accumulate_gradients", "evaluate", "fit", "normalize_pair"]

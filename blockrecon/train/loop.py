@@ -27,7 +27,6 @@ of each global batch through ``DistributedDataParallel``; only rank 0 evaluates 
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 import signal
@@ -45,11 +44,13 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset, DistributedSampler
-from tqdm.auto import tqdm
 
 from blockrecon.atomic import atomic_write
+from blockrecon.checks import check_positive, check_positive_int
+from blockrecon.inference import DataContract
 from blockrecon.losses import relative_l2
 from blockrecon.models import build_unrolled, resolve_config, save_model
+from blockrecon.progress import progress_bar
 from blockrecon.recon import psnr
 from blockrecon.torch_file import check_same
 from blockrecon.train.checkpoint import (
@@ -57,7 +58,7 @@ from blockrecon.train.checkpoint import (
     restore_rng_states,
     save_checkpoint,
 )
-from blockrecon.train.data import DENSITY_WEIGHTS, NORMALIZATION, pair_to
+from blockrecon.train.data import pair_to
 from blockrecon.train.distributed import (
     DistributedContext,
     any_rank,
@@ -115,12 +116,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002 - libraries draw from the global generator
     random.seed(seed)
-
-
-def _check_positive(name: str, value: Any, kind: type = int) -> None:
-    ok = isinstance(value, (int, float) if kind is float else int) and not isinstance(value, bool)
-    if not (ok and math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive {kind.__name__}, got {value!r}")
 
 
 def _batches(sampler: DistributedSampler, epoch: int, batch_size: int) -> list[list[int]]:
@@ -195,10 +190,10 @@ class _Run:
 
     def save_model(self) -> None:
         if self.context.is_main:
-            extra = {"epoch": self.epoch, "data_normalization": NORMALIZATION,
-                     "training": self.settings, "metrics": self.history[-1]}
-            if self.settings.get("density_weights"):
-                extra["density_weights"] = DENSITY_WEIGHTS
+            contract = DataContract(normalized=True,
+                                    density_weights=bool(self.settings.get("density_weights")))
+            extra = {"epoch": self.epoch, **contract.to_extra(), "training": self.settings,
+                     "metrics": self.history[-1]}
             save_model(self.run_dir / MODEL_NAME, self.model, self.config, extra)
 
 
@@ -216,7 +211,7 @@ def fit(config: Mapping[str, Any], train_data: Dataset, run_dir: str | os.PathLi
             (e.g. :class:`~blockrecon.train.SimulatedRadialPairs` with ``normalize=True``,
             :class:`~blockrecon.train.data.AcquisitionFiles`). When its operators carry
             density weights, the model's metadata says so, and
-            :func:`~blockrecon.train.data.reconstruct_with_model` weighs its data alike.
+            :func:`~blockrecon.inference.reconstruct_with_model` weighs its data alike.
         run_dir: output folder (created); see the module docstring for its files.
         val_data: pairs evaluated after every epoch (``val_loss``, ``val_psnr_db``).
         epochs: total epochs of the run (a resumed run continues up to it).
@@ -238,9 +233,9 @@ def fit(config: Mapping[str, Any], train_data: Dataset, run_dir: str | os.PathLi
             architecture or settings differ from the requested ones.
         FileNotFoundError: ``resume`` without a checkpoint.
     """
-    _check_positive("epochs", epochs)
-    _check_positive("batch_size", batch_size)
-    _check_positive("lr", lr, float)
+    check_positive_int(epochs, "epochs")
+    check_positive_int(batch_size, "batch_size")
+    check_positive(lr, "lr")
     if len(train_data) == 0:
         raise ValueError("the training data are empty")
     if val_data is not None and len(val_data) == 0:
@@ -275,9 +270,8 @@ def _fit(config, train_data, run_dir: Path, val_data, loss_fn: Loss,
         while run.epoch < settings["epochs"]:
             started = time.perf_counter()
             batches = _batches(sampler, run.epoch, settings["batch_size"])
-            bar = tqdm(total=len(batches), initial=run.step, desc=f"epoch {run.epoch + 1}",
-                       disable=not (progress and context.is_main and sys.stderr.isatty()),
-                       leave=False)
+            bar = progress_bar(None, f"epoch {run.epoch + 1}", progress and context.is_main,
+                               total=len(batches), initial=run.step)
             with bar:
                 while run.step < len(batches):
                     pairs = [pair_to(train_data[i], device) for i in batches[run.step]]

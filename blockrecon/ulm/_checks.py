@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 
 import numpy as np
@@ -49,14 +48,6 @@ def check_points(positions: torch.Tensor, frames: torch.Tensor, ndim: int | None
             frames.detach().cpu().numpy().astype(np.int64))
 
 
-def check_positive(name: str, value: float, allow_zero: bool = False) -> None:
-    """Raise ValueError unless ``value`` is a finite number > 0 (or >= 0)."""
-    ok = np.isfinite(value) and (value >= 0 if allow_zero else value > 0)
-    if not ok:
-        bound = "non-negative" if allow_zero else "positive"
-        raise ValueError(f"{name} must be a finite {bound} number, got {value}")
-
-
 def check_per_axis(name: str, value: float | Sequence[float], ndim: int) -> np.ndarray:
     """One positive finite value per axis, from a scalar (repeated) or a sequence of ``ndim``."""
     values = np.atleast_1d(np.asarray(value, dtype=np.float64))
@@ -65,10 +56,3 @@ def check_per_axis(name: str, value: float | Sequence[float], ndim: int) -> np.n
     if values.shape != (ndim,) or not np.all(np.isfinite(values) & (values > 0)):
         raise ValueError(f"{name} must be one positive number or {ndim} of them, got {value}")
     return values
-
-
-def check_count(name: str, value: int, minimum: int = 1) -> int:
-    """``value`` as an int, if it is an integer (Python or NumPy) of at least ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from blockrecon.ulm._checks import check_count
+from blockrecon.checks import check_positive_int
 from blockrecon.ulm.acquisition import UlmAcquisition
 
 #: Target radius (lambda) of :func:`acquisition_blocks`: lambda/8.
@@ -167,7 +167,7 @@ def acquisition_blocks(acquisition: UlmAcquisition, frames_per_block: int,
     lambda, see :func:`occupancy_targets`)."""
     if not isinstance(acquisition, UlmAcquisition):
         raise ValueError("acquisition must be a UlmAcquisition")
-    frames_per_block = check_count("frames_per_block", frames_per_block)
+    frames_per_block = check_positive_int(frames_per_block, "frames_per_block")
     n_blocks = acquisition.n_frames // frames_per_block
     if n_blocks < 1:
         raise ValueError(f"frames_per_block must be in [1, {acquisition.n_frames}] "

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from blockrecon.ulm._checks import check_count, check_iq
+from blockrecon.checks import check_positive_int
+from blockrecon.ulm._checks import check_iq
 
 
 def svd_clutter_filter(iq: torch.Tensor, n_components: int) -> torch.Tensor:
@@ -25,7 +26,7 @@ def svd_clutter_filter(iq: torch.Tensor, n_components: int) -> torch.Tensor:
     """
     array = check_iq(iq)
     n_frames = array.shape[0]
-    n_components = check_count("n_components", n_components, minimum=0)
+    n_components = check_positive_int(n_components, "n_components", allow_zero=True)
     if n_components >= n_frames:
         raise ValueError(f"n_components must be below the {n_frames} frames, got {n_components}")
     if n_components == 0:

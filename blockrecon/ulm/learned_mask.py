@@ -14,8 +14,8 @@ import math
 import torch
 from torch import nn
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
+from blockrecon.progress import progress_bar
 from blockrecon.sparse import SparseTensor
 from blockrecon.ulm.blocks import UlmBlocks
 from blockrecon.ulm.nets.layers import FactorizedConv, PointwiseConv
@@ -64,7 +64,7 @@ def train_learned_mask(mask: LearnedMask, blocks: UlmBlocks, steps: int = 100,
     optimizer = torch.optim.Adam(mask.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
     losses = []
-    for _ in tqdm(range(steps), desc="mask", disable=not progress or None, leave=False):
+    for _ in progress_bar(range(steps), "mask", progress):
         items = torch.randint(blocks.inputs.shape[0], (batch_size,), generator=generator)
         loss = F.binary_cross_entropy_with_logits(mask(blocks.inputs[items]), target[items],
                                                   pos_weight=pos_weight)

@@ -29,7 +29,8 @@ import numpy as np
 import torch
 from scipy.ndimage import label, maximum_filter
 
-from blockrecon.ulm._checks import check_iq, check_per_axis, check_positive
+from blockrecon.checks import check_positive
+from blockrecon.ulm._checks import check_iq, check_per_axis
 
 METHODS = ("weighted_centroid", "radial_symmetry")
 
@@ -55,7 +56,7 @@ def detect_peaks(iq: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torc
         voxel indices of the peaks.
     """
     amplitude = np.abs(check_iq(iq))
-    check_positive("threshold", threshold, allow_zero=True)
+    check_positive(threshold, "threshold", allow_zero=True)
     ndim = amplitude.ndim - 1
     local_max = maximum_filter(amplitude, size=(1,) + (3,) * ndim, mode="nearest")
     is_peak = (amplitude == local_max) & (amplitude > threshold)
@@ -174,7 +175,7 @@ def localize(
     if min(amplitude.shape[1:]) < 2:
         raise ValueError(f"every spatial axis needs at least 2 voxels, got {amplitude.shape[1:]}")
     if threshold is None:
-        check_positive("threshold_factor", threshold_factor)
+        check_positive(threshold_factor, "threshold_factor")
         threshold = threshold_factor * noise_level(iq)
     frames, voxels = (t.numpy() for t in detect_peaks(iq, threshold))
     patches = _neighbourhoods(amplitude, frames, voxels)

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from blockrecon.ulm._checks import check_per_axis, check_points, check_positive
+from blockrecon.checks import check_positive
+from blockrecon.ulm._checks import check_per_axis, check_points
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ def track_maps(positions: torch.Tensor, frames: torch.Tensor, track_ids: torch.T
     pairs = np.stack([ids[tracked], frm[tracked]], axis=1)
     if len(np.unique(pairs, axis=0)) != len(pairs):
         raise ValueError("a track has two positions in the same frame")
-    check_positive("frame_rate", frame_rate)
+    check_positive(frame_rate, "frame_rate")
     if int(upsampling) != upsampling or upsampling < 1:
         raise ValueError(f"upsampling must be a positive int, got {upsampling}")
     upsampling = int(upsampling)

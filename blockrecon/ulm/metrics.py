@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-from blockrecon.ulm._checks import check_points, check_positive
+from blockrecon.checks import check_positive
+from blockrecon.ulm._checks import check_points
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ def pair_greedy(true_positions: torch.Tensor, true_frames: torch.Tensor,
     t_pos, t_frm = check_points(true_positions, true_frames, None, name="true_positions")
     d_pos, d_frm = check_points(detected_positions, detected_frames, t_pos.shape[1],
                                 name="detected_positions")
-    check_positive("max_distance", max_distance)
+    check_positive(max_distance, "max_distance")
     empty = torch.zeros(0, dtype=torch.int64)
     if not len(t_pos) or not len(d_pos):
         return empty, empty, torch.zeros(0, dtype=torch.float64)
@@ -90,7 +91,7 @@ def localization_scores(true_positions: torch.Tensor, true_frames: torch.Tensor,
         tp_distance: a pair closer than this is a true positive (default lambda/4).
         pair_distance: largest pairing distance, also the RMSE cut-off (default lambda/2).
     """
-    check_positive("tp_distance", tp_distance)
+    check_positive(tp_distance, "tp_distance")
     if pair_distance < tp_distance:
         raise ValueError(f"pair_distance ({pair_distance}) must be >= tp_distance "
                          f"({tp_distance})")

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
-from tqdm.auto import tqdm
+
+from blockrecon.progress import progress_bar
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 
@@ -79,7 +80,7 @@ def render_bubbles(shape: tuple[int, ...], n_frames: int, frames: np.ndarray,
     iq = np.zeros((n_frames, *shape), dtype=np.complex64)
     sigma = psf_sigma(psf_fwhm)
     starts = range(0, n_frames, frames_per_chunk)
-    for first in tqdm(starts, desc="render", disable=not progress or None, leave=False):
+    for first in progress_bar(starts, "render", progress):
         last = min(first + frames_per_chunk, n_frames)
         lo, hi = np.searchsorted(frames, [first, last])
         if hi > lo:

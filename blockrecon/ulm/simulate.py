@@ -20,7 +20,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from blockrecon.ulm._checks import check_count, check_per_axis, check_positive
+from blockrecon.checks import check_positive, check_positive_int
+from blockrecon.ulm._checks import check_per_axis
 from blockrecon.ulm.acquisition import UlmAcquisition
 from blockrecon.ulm.flow import FlowModel
 from blockrecon.ulm.render import add_white_noise, render_bubbles, tissue_clutter
@@ -86,7 +87,7 @@ def _check_shape(shape: Sequence[int], n_frames: int) -> tuple[int, ...]:
     shape = tuple(int(s) for s in shape)
     if len(shape) not in (2, 3) or min(shape) < 3:
         raise ValueError(f"shape must be 2 or 3 sizes of at least 3 voxels, got {shape}")
-    check_count("n_frames", n_frames)
+    check_positive_int(n_frames, "n_frames")
     return shape
 
 
@@ -138,16 +139,16 @@ def simulate_acquisition(
     """
     shape = _check_shape(shape, n_frames)
     ndim = len(shape)
-    check_positive("concentration", concentration, allow_zero=True)
+    check_positive(concentration, "concentration", allow_zero=True)
     for name, value in (("frame_rate", frame_rate), ("center_frequency", center_frequency),
                         ("sound_speed", sound_speed), ("speed_per_radius", speed_per_radius)):
-        check_positive(name, value)
-    check_positive("amplitude_sigma", amplitude_sigma, allow_zero=True)
+        check_positive(value, name)
+    check_positive(amplitude_sigma, "amplitude_sigma", allow_zero=True)
     pixel = check_per_axis("pixel_size", pixel_size, ndim)
     fwhm = check_per_axis("psf_fwhm", psf_fwhm, 2)
     fwhm = (fwhm[0],) + (fwhm[1],) * (ndim - 1)
     radii = check_per_axis("radius_range_um", radius_range_um, 2)
-    check_count("n_trees", n_trees)
+    check_positive_int(n_trees, "n_trees")
     if radii[0] > radii[1]:
         raise ValueError(f"radius_range_um must be ascending, got {radius_range_um}")
     wavelength = sound_speed / center_frequency

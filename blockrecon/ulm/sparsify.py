@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from blockrecon.ulm._checks import check_iq, check_per_axis, check_points, check_positive
+from blockrecon.checks import check_positive
+from blockrecon.ulm._checks import check_iq, check_per_axis, check_points
 
 NORMALIZATIONS = ("block", "frame")
 
@@ -145,7 +146,7 @@ def bubble_retention(mask: torch.Tensor, positions: torch.Tensor, frames: torch.
     if np.any(frm >= keep.shape[0]):
         raise ValueError(f"frames of positions exceed the mask's {keep.shape[0]} frames")
     if radius is not None:
-        check_positive("radius", radius)
+        check_positive(radius, "radius")
     reach = np.zeros(ndim, dtype=np.int64) if radius is None else np.floor(
         radius / pixel + 0.5).astype(np.int64)
     nearest = np.rint(pos / pixel).astype(np.int64)

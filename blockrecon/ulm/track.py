@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from blockrecon.ulm._checks import check_points, check_positive
+from blockrecon.checks import check_positive
+from blockrecon.ulm._checks import check_points
 
 #: Track id given to detections that belong to no kept track.
 UNTRACKED = -1
@@ -46,7 +47,7 @@ def link_tracks(positions: torch.Tensor, frames: torch.Tensor, max_linking_dista
         (``UNTRACKED``) for detections in discarded tracks.
     """
     pos, frm = check_points(positions, frames, None)
-    check_positive("max_linking_distance", max_linking_distance)
+    check_positive(max_linking_distance, "max_linking_distance")
     if int(max_gap) != max_gap or max_gap < 0 or int(min_length) != min_length or min_length < 1:
         raise ValueError(f"max_gap must be an int >= 0 and min_length an int >= 1, got "
                          f"{max_gap}, {min_length}")

@@ -9,8 +9,8 @@ import torch
 
 import blockrecon.demo
 from blockrecon.cli import main, recon, simulate, train
+from blockrecon.inference import NORMALIZATION
 from blockrecon.models import build_unrolled, save_model
-from blockrecon.train.data import NORMALIZATION
 
 
 def _must_not_run(*args, **kwargs):
@@ -43,7 +43,7 @@ def _model(path, regularizer: dict) -> str:
 
 def test_unwritable_out_is_found_before_any_work(read_only_folder, scan, capsys, monkeypatch):
     monkeypatch.setattr(simulate, "simulate_radial", _must_not_run)
-    monkeypatch.setattr(recon, "read_input", _must_not_run)
+    monkeypatch.setattr(recon, "read_scan", _must_not_run)
     monkeypatch.setattr(train, "fit", _must_not_run)
     monkeypatch.setattr(blockrecon.demo, "simulate_demo", _must_not_run)
     folder = read_only_folder

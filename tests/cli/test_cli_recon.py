@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from blockrecon.cli import main
+from blockrecon.cli import main, recon
+from blockrecon.inference import NORMALIZATION, reconstruct_with_model
 from blockrecon.io import read_acquisition, write_ismrmrd
 from blockrecon.models import build_unrolled, load_model, save_model
-from blockrecon.train.data import NORMALIZATION, reconstruct_with_model
+from blockrecon.physics import Sense
 
 SHAPE = (16, 16, 16)
 COILS = 2
@@ -113,6 +114,23 @@ def test_recon_mbdl_iterations_set_the_cg_data_consistency(scan, tmp_path):
                                       {"data_normalization": NORMALIZATION})
     assert (outputs["5"] - expected).abs().max() <= 1e-5 * expected.abs().max()
     assert (outputs["5"] - outputs["2"]).abs().max() > 1e-3 * expected.abs().max()
+
+
+def test_recon_mbdl_reads_input_and_model_once_and_computes_the_adjoint_once(
+        scan, model_file, tmp_path, monkeypatch):
+    counts = {"scan": 0, "model": 0, "adjoint": 0}
+
+    def counted(name, function):
+        def call(*args, **kwargs):
+            counts[name] += 1
+            return function(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(recon, "read_scan", counted("scan", recon.read_scan))
+    monkeypatch.setattr(torch, "load", counted("model", torch.load))
+    monkeypatch.setattr(Sense, "adjoint", counted("adjoint", Sense.adjoint))
+    _recon_mbdl(scan, model_file, tmp_path / "mbdl.h5", "--patch", "8")
+    assert counts == {"scan": 1, "model": 1, "adjoint": 1}
 
 
 def _rewrite(source, target, edit):

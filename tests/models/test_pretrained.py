@@ -9,6 +9,7 @@ import torch
 
 from blockrecon import demo
 from blockrecon.cli import main
+from blockrecon.inference import DataContract
 from blockrecon.models import load_pretrained, pretrained_path, resolve_config
 from blockrecon.physics import (
     Sense,
@@ -18,7 +19,6 @@ from blockrecon.physics import (
 )
 from blockrecon.physics.trajectory import radial_spokes
 from blockrecon.recon import cg_sense, nrmse, psnr
-from blockrecon.train.data import takes_density_weights
 
 #: A size below the training size keeps the test fast; the network is convolutional.
 SIZE = 16
@@ -55,7 +55,7 @@ def test_improves_clearly_on_its_starting_point(pretrained):
     acq = simulate_acquisition(coord, (SIZE,) * 3, n_coils=extra["n_coils"],
                                phantom="ellipsoids", snr_db=extra["snr_db"], seed=HELD_OUT_SEED)
     weights = pipe_menon_dcf(coord, acq.image_shape, progress=False) \
-        if takes_density_weights(extra) else None
+        if DataContract.from_extra(extra).density_weights else None
     op = Sense(acq.maps, coord, weights=weights)
     with torch.no_grad():
         start = model.initial_image(op.normal_rhs(acq.kspace), op)

@@ -15,10 +15,10 @@ import torch
 from operator_checks import CPU_NUFFT_BACKENDS
 
 from blockrecon import demo
+from blockrecon.inference import reconstruct_with_model
 from blockrecon.models import load_pretrained
 from blockrecon.physics import pipe_menon_dcf
 from blockrecon.recon import cg_sense, l1_wavelet, nrmse, psnr
-from blockrecon.train.data import reconstruct_with_model
 
 SIZE = 16
 

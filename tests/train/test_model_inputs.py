@@ -9,10 +9,9 @@ from blockrecon.dc import ConjugateGradientDC
 from blockrecon.inference import DataContract, reconstruct_with_model
 from blockrecon.models import load_model
 from blockrecon.nn import ResNet3d
-from blockrecon.physics import pipe_menon_dcf
+from blockrecon.physics import max_eigenvalue, pipe_menon_dcf
 from blockrecon.physics.simulate import simulate_acquisition
 from blockrecon.physics.trajectory import radial_3d
-from blockrecon.recon import max_eigenvalue
 from blockrecon.train import SimulatedRadialPairs, fit
 from blockrecon.train.data import normalize_pair
 from blockrecon.train.loop import MODEL_NAME

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from blockrecon.checks import check_positive_int
 from blockrecon.ulm.nets.layers import FactorizedConv, PointwiseConv, Pool, Upsample
 
 #: Upsampling stages after the decoder (each 2x in space): output grid 2^3 = 8x finer.
@@ -61,9 +62,7 @@ class UlmNetConfig:
             raise ValueError(f"channels must be 3 positive ints, got {self.channels}")
         object.__setattr__(self, "channels", channels)
         for name in ("fine_channels", "kernel_t", "pool_t", "pool_s"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_positive_int(getattr(self, name), name)
         if self.kernel_t % 2 == 0:
             raise ValueError(f"kernel_t must be odd, got {self.kernel_t}")
 

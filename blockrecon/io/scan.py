@@ -1,0 +1,53 @@
+"""Reading a scan to reconstruct: a blockrecon HDF5 or ISMRMRD acquisition, told apart by
+content, and coil maps from a separate HDF5 file."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from blockrecon.io.hdf5 import _compound_to_complex, open_hdf5, read_acquisition, read_dataset
+from blockrecon.io.ismrmrd import read_ismrmrd
+from blockrecon.physics.acquisition import Acquisition, check_acquisition
+
+
+def read_scan(path: str | os.PathLike[str]) -> Acquisition:
+    """A blockrecon HDF5 file (``blockrecon_format`` attribute) or an ISMRMRD file (a
+    ``dataset`` group, or a ``.mrd`` name), told apart by their content; validated.
+
+    Raises:
+        FileNotFoundError, ValueError: the file is absent, not HDF5, neither kind, or invalid
+            (the message names the file).
+    """
+    path = Path(path)
+    with open_hdf5(path) as handle:
+        blockrecon_file = "blockrecon_format" in handle.attrs
+        ismrmrd_file = isinstance(handle.get("dataset"), h5py.Group)
+    if blockrecon_file:
+        return read_acquisition(path)
+    if ismrmrd_file or path.suffix == ".mrd":
+        return read_ismrmrd(path)
+    raise ValueError(f"{path}: neither a blockrecon acquisition file (no 'blockrecon_format' "
+                     "attribute) nor an ISMRMRD file (no 'dataset' group)")
+
+
+def read_maps(path: str | os.PathLike[str], acq: Acquisition) -> torch.Tensor:
+    """The ``maps`` dataset of an HDF5 file (complex, or a ``{r, i}`` compound) as complex64
+    ``(coils, *image_shape)``, checked against ``acq`` (coil count, image shape, finite values).
+
+    Raises:
+        FileNotFoundError, ValueError: no such file or dataset, not complex, or not fitting
+            ``acq`` (the message names the file).
+    """
+    with open_hdf5(path) as handle:
+        array = _compound_to_complex(read_dataset(handle, "maps", path))
+    if not np.iscomplexobj(array):
+        raise ValueError(f"{path}: dataset 'maps' has dtype {array.dtype}, expected complex64")
+    maps = torch.from_numpy(np.ascontiguousarray(array, dtype=np.complex64))
+    check_acquisition(replace(acq, maps=maps), str(path))
+    return maps
