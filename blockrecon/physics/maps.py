@@ -185,6 +185,35 @@ def explained_energy(maps: torch.Tensor, calibration: torch.Tensor) -> float:
     return float(explained.sum() / low_res.abs().pow(2).sum().clamp_min(1e-30))
 
 
+def with_object_phase(maps: torch.Tensor, calibration: torch.Tensor, calib_width: int
+                      ) -> torch.Tensor:
+    """``maps * exp(i phi)`` with ``phi`` the phase of the coil-combined low-resolution image
+    ``sum_c conj(S_c) L_c``, ``L`` the inverse FFT of ``calibration`` under a Gaussian window of
+    standard deviation ``calib_width / 4`` (a box would ring into the phase).
+
+    Maps from the data are defined only up to a phase per voxel; this choice makes the
+    coil-combined low-resolution image real and non-negative. An image reconstructed with these
+    maps then has the object's smooth phase removed, as the real-valued objects unrolled
+    networks are trained on (with ESPIRiT's own phase, the shipped network lost 8 dB on a 32^3
+    scan: 25.6 against 33.4 dB with the true maps; 33.0 dB with this phase, 31.9 dB without
+    the window).
+
+    Args:
+        maps: complex ``(coils, *image_shape)``.
+        calibration: complex ``(coils, *image_shape)`` centred k-space on the maps' device.
+        calib_width: side of the calibration region (grid units).
+    """
+    axes = [torch.arange(n, dtype=torch.float32) - n // 2 for n in calibration.shape[1:]]
+    radius_sq = sum(g**2 for g in torch.meshgrid(*axes, indexing="ij"))
+    window = torch.exp(-radius_sq / (2 * (calib_width / 4) ** 2)).to(calibration.device)
+    low_res = centred_fft(calibration * window, maps.ndim - 1, inverse=True)
+    combined = (maps.conj() * low_res).sum(0)
+    magnitude = combined.abs()
+    phase = torch.where(magnitude > 0, combined / magnitude.clamp_min(1e-30),
+                        torch.ones_like(combined))
+    return maps * phase
+
+
 def estimate_maps(
     kspace: torch.Tensor,
     coord: torch.Tensor,
@@ -220,7 +249,9 @@ def estimate_maps(
     Returns:
         complex64 ``(coils, *image_shape)`` on kspace's device. ESPIRiT maps have
         ``sum_c |S_c|^2 = 1`` inside the object and 0 outside; JSENSE maps are smooth
-        polynomial-like fits normalized to ``sum_c |S_c|^2 = 1``.
+        polynomial-like fits normalized to ``sum_c |S_c|^2 = 1``. Their phase carries the
+        object's low-resolution phase (:func:`with_object_phase`), so images reconstructed with
+        them are close to real and non-negative.
     """
     image_shape = check_image_shape(image_shape)
     check_coord(coord, image_shape)
@@ -245,7 +276,9 @@ def estimate_maps(
         maps = _espirit(calibration, calib_width, kernel_width, thresh, crop, progress)
     else:
         maps = _jsense(kspace, coord, image_shape, calib_width, max_iter, progress)
-    energy = explained_energy(maps, calibration.cpu())
+    calibration = calibration.cpu()
+    maps = with_object_phase(maps, calibration, calib_width)
+    energy = explained_energy(maps, calibration)
     if energy < MIN_EXPLAINED_ENERGY:
         warnings.warn(CoilMapWarning(
             f"{method} coil maps (calibration width {calib_width}) explain only {energy:.0%} of "

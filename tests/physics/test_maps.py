@@ -150,3 +150,17 @@ def test_implausible_maps_warn():
     with pytest.warns(CoilMapWarning, match="calibration width 4"):
         maps = estimate_maps(acquisition.kspace, acquisition.coord, (24,) * 3, calib_width=4)
     assert _cg_psnr(acquisition, maps) < _cg_psnr(acquisition, acquisition.maps) - 10
+
+
+def test_estimated_maps_carry_the_object_phase():
+    """Reconstructed with estimated maps, the image is close to real and non-negative: the
+    object's smooth phase (here the true maps' own phase convention) moves into the maps."""
+    acquisition = _radial_acquisition(24)
+    image = cg_sense(acquisition.kspace, acquisition.coord,
+                     estimate_maps(acquisition.kspace, acquisition.coord, acquisition.image_shape),
+                     n_iter=20, backend="finufft", progress=False)
+    reference = cg_sense(acquisition.kspace, acquisition.coord, acquisition.maps, n_iter=20,
+                         backend="finufft", progress=False)
+    assert float(reference.imag.norm() / reference.norm()) > 0.2  # the truth's phase
+    assert float(image.imag.norm() / image.norm()) < 0.1
+    assert float(image.real.clamp(max=0).norm() / image.norm()) < 0.1
