@@ -21,6 +21,7 @@ import torch
 from blockrecon.atomic import atomic_write
 from blockrecon.ulm import bubble_retention, simulate_acquisition, threshold_mask, topk_mask
 from blockrecon.ulm.blocks import iq_channels
+from blockrecon.ulm.learned_mask import InputSparsifier
 
 THRESHOLDS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.25)
 TOPK_PER_FRAME = (16, 64, 256)
@@ -31,12 +32,13 @@ NETWORK_BLOCK_FRAMES = 16
 
 
 def network_input_mask(iq: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Sites the sparse network keeps with ``InputSparsifier("threshold", threshold)``: |x|^2 >
-    threshold on the normalized input of consecutive 16-frame blocks (a short tail: none)."""
+    """Sites the sparse network keeps with ``InputSparsifier("threshold", threshold)`` on the
+    normalized input of consecutive 16-frame blocks (a short tail: none)."""
     used = iq.shape[0] // NETWORK_BLOCK_FRAMES * NETWORK_BLOCK_FRAMES
     blocks = iq[:used].reshape(-1, NETWORK_BLOCK_FRAMES, *iq.shape[1:])
     keep = torch.zeros(iq.shape, dtype=torch.bool)
-    keep[:used] = (iq_channels(blocks) ** 2).sum(1).reshape(used, *iq.shape[1:]) > threshold
+    keep[:used] = InputSparsifier("threshold", threshold).keep(iq_channels(blocks)).reshape(
+        used, *iq.shape[1:])
     return keep
 
 

@@ -15,6 +15,7 @@ from fractions import Fraction
 import torch
 
 from blockrecon.checks import check_positive_int
+from blockrecon.sparse.select import select_sites, site_energy
 
 SUPPORTED_NDIMS = (2, 3, 4)
 _MAX_KEY = 2**62
@@ -212,24 +213,14 @@ class SparseTensor:
 
 def _selection(x: torch.Tensor, threshold, topk, mask) -> torch.Tensor:
     """Boolean (B, *spatial) site selection for :meth:`SparseTensor.from_dense`."""
-    batch, spatial = x.shape[0], x.shape[2:]
-    if mask is not None:
-        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-            raise ValueError("mask must be a bool tensor")
-        if tuple(mask.shape) != (batch, *spatial):
-            raise ValueError(f"mask has shape {tuple(mask.shape)}, expected {(batch, *spatial)}")
-        return mask.to(x.device)
-    with torch.no_grad():
-        energy = x.square().sum(1)
-    if threshold is not None:
-        return energy > threshold
-    volume = math.prod(spatial)
-    if not isinstance(topk, int) or isinstance(topk, bool) or not 0 <= topk <= volume:
-        raise ValueError(f"topk must be an int in [0, {volume}], got {topk!r}")
-    order = torch.sort(energy.reshape(batch, volume), dim=1, descending=True, stable=True)[1]
-    keep = torch.zeros(batch, volume, dtype=torch.bool, device=x.device)
-    keep.scatter_(1, order[:, :topk], True)
-    return keep.reshape(batch, *spatial)
+    if mask is None:
+        return select_sites(site_energy(x), threshold=threshold, topk=topk)
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        raise ValueError("mask must be a bool tensor")
+    expected = (x.shape[0], *x.shape[2:])
+    if tuple(mask.shape) != expected:
+        raise ValueError(f"mask has shape {tuple(mask.shape)}, expected {expected}")
+    return mask.to(x.device)
 
 
 def _check_spatial_shape(spatial_shape) -> tuple[int, ...]:

@@ -17,6 +17,7 @@ from torch.nn import functional as F
 
 from blockrecon.progress import progress_bar
 from blockrecon.sparse import SparseTensor
+from blockrecon.sparse.select import select_sites, site_energy
 from blockrecon.ulm.blocks import UlmBlocks
 from blockrecon.ulm.nets.layers import FactorizedConv, PointwiseConv
 
@@ -99,13 +100,16 @@ class InputSparsifier:
         self.kind, self.value, self.mask = kind, value, mask
 
     def __call__(self, x: torch.Tensor) -> SparseTensor:
+        return SparseTensor.from_dense(x, mask=self.keep(x))
+
+    def keep(self, x: torch.Tensor) -> torch.Tensor:
+        """Bool (B, T, *S): the sites of ``x`` (B, 2, T, *S) this sparsifier keeps."""
+        if self.kind == "learned":
+            with torch.no_grad():
+                return self.mask(x) > 0
         if self.kind == "threshold":
-            return SparseTensor.from_dense(x, threshold=self.value)
-        if self.kind == "topk":
-            volume = math.prod(x.shape[2:])
-            return SparseTensor.from_dense(x, topk=max(1, round(self.value * volume)))
-        with torch.no_grad():
-            keep = self.mask(x) > 0
-        return SparseTensor.from_dense(x, mask=keep)
+            return select_sites(site_energy(x), threshold=self.value)
+        volume = math.prod(x.shape[2:])
+        return select_sites(site_energy(x), topk=max(1, round(self.value * volume)))
 
 

@@ -1,7 +1,7 @@
 """Dense IQ blocks to sparse inputs: which voxels to keep, and what keeping them loses.
 
 A ULM block ``(frames, *spatial)`` is mostly noise; a sparse network sees only the voxels kept
-by a selector:
+by a selector (both apply :func:`blockrecon.sparse.select.select_sites` to ``|iq|^2``):
 
 - :func:`threshold_mask`: ``|iq|^2 / max|iq|^2 > threshold``, the maximum taken over the whole
   block (``normalization="block"``) or over each frame (``"frame"``);
@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from blockrecon.checks import check_positive
+from blockrecon.sparse.select import select_sites
 from blockrecon.ulm._checks import check_iq, check_per_axis, check_points
 
 NORMALIZATIONS = ("block", "frame")
@@ -46,9 +47,9 @@ def threshold_mask(iq: torch.Tensor, threshold: float = 0.003,
         raise ValueError(f"threshold must be in [0, 1), got {threshold}")
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
-    axes = None if normalization == "block" else tuple(range(1, power.ndim))
-    peak = np.max(power, axis=axes, keepdims=True)
-    return torch.from_numpy(power > threshold * np.where(peak > 0, peak, np.inf))
+    group_ndim = power.ndim if normalization == "block" else power.ndim - 1
+    return select_sites(torch.from_numpy(power), threshold=threshold, group_ndim=group_ndim,
+                        relative=True)
 
 
 def _tiles(power: np.ndarray, block_shape: tuple[int, ...]) -> np.ndarray:
@@ -82,9 +83,8 @@ def topk_mask(iq: torch.Tensor, k: int, block_shape: Sequence[int] | None = None
     per_tile = int(np.prod(tile))
     if int(k) != k or not 1 <= k <= per_tile:
         raise ValueError(f"k must be an int in [1, {per_tile}], got {k}")
-    values = _tiles(power, tile)
-    rank = np.argsort(np.argsort(-values, axis=-1, kind="stable"), axis=-1, kind="stable")
-    kept_tiles = rank < k
+    kept_tiles = select_sites(torch.from_numpy(_tiles(power, tile)), topk=int(k),
+                              group_ndim=1).numpy()
     ndim = len(spatial)
     inverse = [0] + [x for d in range(ndim) for x in (1 + d, 1 + ndim + d)]
     shaped = kept_tiles.reshape(kept_tiles.shape[: 1 + ndim] + tile).transpose(inverse)
