@@ -20,12 +20,11 @@ from pathlib import Path
 
 import torch
 
-from blockrecon.atomic import atomic_path, atomic_write
+from blockrecon.atomic import atomic_write
 from blockrecon.blockwise import BlockwiseRegularizer, apply_full
 from blockrecon.memory import blockwise_step_bytes, estimate_full_backprop_bytes, peak_rss
+from blockrecon.memory_report import MIB, PatchCurve, plot_patch_memory
 from blockrecon.nn import ResNet3d
-
-MIB = 2**20
 
 
 def _step(volume: int, patch: int | None, threads: int) -> None:
@@ -51,27 +50,15 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def _plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    """Saved bytes against patch size, one curve per volume, full backprop dashed."""
+    curves = []
     for volume in sorted({r["volume"] for r in rows}):
         sel = [r for r in rows if r["volume"] == volume and r["patch"] != "full"]
-        ax.plot([r["patch"] for r in sel], [r["saved_mib"] for r in sel], "o-",
-                label=f"{volume}^3 block-wise")
         full = next(r for r in rows if r["volume"] == volume and r["patch"] == "full")
-        ax.axhline(full["saved_mib"], ls="--", color=ax.lines[-1].get_color(),
-                   label=f"{volume}^3 full")
-    ax.set_xlabel("patch core (voxels)")
-    ax.set_ylabel("saved bytes (MiB)")
-    ax.set_yscale("log")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_path(path) as temporary:
-        fig.savefig(temporary, dpi=120)
-    plt.close(fig)
+        curves.append(PatchCurve(f"{volume}^3 block-wise", [r["patch"] for r in sel],
+                                 [r["saved_mib"] for r in sel], f"{volume}^3 full",
+                                 full["saved_mib"]))
+    plot_patch_memory(curves, path, "saved bytes (MiB)")
 
 
 def main() -> None:

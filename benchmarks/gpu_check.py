@@ -47,11 +47,12 @@ from bench_nufft_accuracy import random_pair, relative_error
 from blockrecon.cli.output import write_json
 from blockrecon.demo import L1_LAMDA, simulate_demo
 from blockrecon.inference import reconstruct_with_model
+from blockrecon.memory_report import MIB
 from blockrecon.models import load_pretrained
 from blockrecon.physics import NUFFT, Acquisition, Sense, birdcage_maps, pipe_menon_dcf
 from blockrecon.physics._nufft import available_backends
 from blockrecon.recon import cg_sense, l1_wavelet, psnr
-from blockrecon.step_memory import FIT_MARGIN, MIB, StepProblem, memory_table
+from blockrecon.step_memory import FIT_MARGIN, StepProblem, memory_table
 
 #: Largest relative error of a NUFFT or Toeplitz normal against the exact DFT, and of the
 #: adjointness, for backends to be mixed (see the NUFFT tests' tolerances).

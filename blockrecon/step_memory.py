@@ -64,6 +64,7 @@ from blockrecon.memory import (
 from blockrecon.models import build_unrolled
 from blockrecon.physics import Sense, ToeplitzNormal, birdcage_maps
 from blockrecon.physics.trajectory import radial_coord, radial_spokes
+from blockrecon.progress import progress_bar
 from blockrecon.unrolled import UnrolledNet
 
 #: Copies of the parameters a training run keeps: values, gradients, two Adam moments.
@@ -391,8 +392,6 @@ def memory_table(problem: StepProblem, patches: Sequence[int], estimate_only: bo
         JSON-able dict: ``problem``, ``device``, ``data_bytes`` (by part), ``rows`` (one per
         patch, ascending) and ``full``.
     """
-    from tqdm.auto import tqdm
-
     _check_device(device)
     if not patches:
         raise ValueError("give at least one patch size")
@@ -400,15 +399,14 @@ def memory_table(problem: StepProblem, patches: Sequence[int], estimate_only: bo
         problem.check_patch(patch)
     configs: list[int | None] = sorted(set(patches)) + [None]
     rows = []
-    for patch in tqdm(configs, desc="bench memory", disable=None if progress else True):
+    for patch in progress_bar(configs, "bench memory", progress):
         row: dict = {"patch": patch, "estimate_bytes": estimate_step_bytes(problem, patch)}
         if patch is not None:
             row["patch_activation_bytes"] = patch_activation_bytes(problem, patch)
         rows.append(row)
     if not estimate_only:
         _check_measurable(problem, max(row["estimate_bytes"] for row in rows[:-1]), device)
-    for row in tqdm(rows, desc="bench memory (measured)",
-                    disable=True if estimate_only or not progress else None):
+    for row in progress_bar(rows, "bench memory (measured)", progress and not estimate_only):
         measure = not estimate_only and (row["patch"] is not None
                                          or fits(problem, row["estimate_bytes"], device))
         if measure:
@@ -417,62 +415,3 @@ def memory_table(problem: StepProblem, patches: Sequence[int], estimate_only: bo
     return {"problem": problem_dict(problem), "device": device,
             "data_bytes": data_bytes(problem), "rows": rows[:-1], "full": rows[-1]}
 
-
-MIB = 2**20
-
-#: Columns of :func:`format_table` and lines of :func:`save_plot`: (row key, header, label).
-COLUMNS = (("estimate_bytes", "estimate MiB", "step, meta estimate"),
-           ("patch_activation_bytes", "patch MiB", "one patch fwd+bwd (meta)"),
-           ("saved_bytes", "saved MiB", "step, live tensor bytes"),
-           ("rss_bytes", "RSS MiB", "step, peak RSS increase"),
-           ("cuda_bytes", "CUDA MiB", "step, CUDA peak"))
-
-
-def format_table(result: dict) -> str:
-    """Plain-text table of :func:`memory_table`'s result (MiB; ``-`` where not measured)."""
-    rows = result["rows"] + [result["full"]]
-    columns = [(key, head) for key, head, _ in COLUMNS if any(key in r for r in rows)]
-    header = f"{'patch':>6}" + "".join(f"{head:>14}" for _, head in columns) + f"{'time s':>9}"
-    lines = [header, "-" * len(header)]
-    for row in rows:
-        cells = [f"{row[key] / MIB:14.1f}" if key in row else f"{'-':>14}" for key, _ in columns]
-        seconds = f"{row['seconds']:9.2f}" if "seconds" in row else f"{'-':>9}"
-        lines.append(f"{row['patch'] or 'full':>6}" + "".join(cells) + seconds)
-    data = sum(result["data_bytes"].values())
-    lines.append(f"data kept for the whole run (k-space, trajectory, maps, Toeplitz kernel, "
-                 f"parameters + Adam): {data / MIB:.1f} MiB, not included above")
-    return "\n".join(lines)
-
-
-def save_plot(result: dict, path: str | os.PathLike[str]) -> None:
-    """PNG: step memory against patch size (log y), full backpropagation as horizontal lines;
-    written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from blockrecon.atomic import atomic_path
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    patches = [row["patch"] for row in result["rows"]]
-    for (key, _, label), marker in zip(COLUMNS, "osx^v", strict=True):
-        values = [row.get(key) for row in result["rows"]]
-        if all(v is None for v in values):
-            continue
-        line, = ax.plot(patches, [None if v is None else v / MIB for v in values],
-                        marker=marker, label=f"block-wise {label}")
-        if key in result["full"]:
-            ax.axhline(result["full"][key] / MIB, ls="--", color=line.get_color(),
-                       label=f"full backprop {label.removeprefix('step, ')}")
-    shape = "x".join(map(str, result["problem"]["shape"]))
-    ax.set_title(f"one training step, {shape}, {result['problem']['coils']} coils, "
-                 f"{result['problem']['unrolls']} unrolls", fontsize=9)
-    ax.set_xlabel("patch core (voxels)")
-    ax.set_ylabel("step memory above data (MiB)")
-    ax.set_yscale("log")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)

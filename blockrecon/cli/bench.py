@@ -10,6 +10,7 @@ from blockrecon import step_memory
 from blockrecon.cli.nufft_backend import add_backend_option, announce_backend
 from blockrecon.cli.options import show_progress
 from blockrecon.cli.output import check_output_file, write_json
+from blockrecon.memory_report import format_table, plot_step_memory
 from blockrecon.physics import resolve_backend
 
 
@@ -64,9 +65,9 @@ def run_memory(args: argparse.Namespace) -> int:
         announce_backend(backend, args.device)
     result = step_memory.memory_table(problem, args.patch, estimate_only=args.estimate_only,
                                       device=args.device, progress=show_progress(args))
-    print(step_memory.format_table(result))
+    print(format_table(result))
     if args.json is not None:
         write_json(args.json, result)
     if args.plot is not None:
-        step_memory.save_plot(result, args.plot)
+        plot_step_memory(result, args.plot)
     return 0
