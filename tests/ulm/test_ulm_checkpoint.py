@@ -3,6 +3,7 @@ the uninterrupted run; a resume with other settings or from a foreign file is re
 
 import pytest
 import torch
+from ulm_cases import CONFIG
 
 import blockrecon.ulm.training as training
 from blockrecon.ulm.blocks import acquisition_blocks
@@ -12,7 +13,6 @@ from blockrecon.ulm.nets import UlmNetConfig
 from blockrecon.ulm.simulate import simulate_acquisition
 from blockrecon.ulm.training import build_model, save_model, train_ulm
 
-CONFIG = UlmNetConfig(channels=(4, 4, 4), fine_channels=4)
 STEPS = 6
 
 

@@ -6,7 +6,6 @@ import torch
 
 from blockrecon.sparse import SparseTensor
 from blockrecon.sparse.tensor import decode_keys, linear_keys
-from blockrecon.ulm.learned_mask import InputSparsifier, LearnedMask
 from blockrecon.ulm.nets import DenseUlmNet, SparseUlmNet, UlmNetConfig
 from blockrecon.ulm.nets.layers import FactorizedConv, PointwiseConv, Pool, Upsample
 
@@ -112,21 +111,6 @@ def test_bad_inputs_raise():
         SparseUlmNet(_config(2))(torch.randn(1, 2, 16, 4, 4))
     with pytest.raises(ValueError, match="spatial_dims"):
         UlmNetConfig(spatial_dims=4)
-
-
-def test_sparsifiers_select_expected_sites():
-    x = torch.zeros(1, 2, 16, 4, 4)
-    x[0, 0, 3, 1, 2] = 1.0
-    x[0, 1, 5, 2, 2] = 0.4
-    assert InputSparsifier("threshold", 0.25)(x).num_sites == 1
-    assert InputSparsifier("topk", 2 / (16 * 16))(x).num_sites == 2
-    mask = LearnedMask(2)
-    with torch.no_grad():
-        mask.head.conv.bias.fill_(10.0)
-    assert InputSparsifier("learned", mask=mask)(x).num_sites == 16 * 16
-    assert mask(x).shape == (1, 16, 4, 4)
-    with pytest.raises(ValueError, match="sparsifier"):
-        InputSparsifier("random")
 
 
 def test_pruning_keeps_the_given_keys():

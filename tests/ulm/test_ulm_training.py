@@ -1,31 +1,17 @@
 """Training by deep supervision improves Dice on a tiny 2D toy (dense, and sparse with its fine
-stages fed the target cells), the decoding threshold is calibrated, the default input
-sparsifier keeps the bubbles at high concentration; model files round-trip."""
+stages fed the target cells), model files round-trip (threshold calibration: test_evaluation.py,
+input sparsifiers: test_learned_mask.py)."""
 
 import pytest
 import torch
+from ulm_cases import CONFIG
 
 from blockrecon.sparse.tensor import linear_keys
 from blockrecon.ulm.blocks import acquisition_blocks
 from blockrecon.ulm.dice import dice_score
-from blockrecon.ulm.evaluation import calibrate_threshold, evaluate_model
-from blockrecon.ulm.learned_mask import InputSparsifier, LearnedMask, train_learned_mask
-from blockrecon.ulm.nets import UlmNetConfig
+from blockrecon.ulm.learned_mask import InputSparsifier, LearnedMask
 from blockrecon.ulm.simulate import simulate_acquisition
-from blockrecon.ulm.sparsify import bubble_retention
 from blockrecon.ulm.training import build_model, load_model, save_model, train_ulm
-
-CONFIG = UlmNetConfig(channels=(4, 4, 4), fine_channels=4)
-
-
-@pytest.fixture(scope="module")
-def acquisition():
-    return simulate_acquisition((8, 8), 64, 3.0, seed=3, progress=False)
-
-
-@pytest.fixture(scope="module")
-def blocks(acquisition):
-    return acquisition_blocks(acquisition, 16)
 
 
 def _dice(model, blocks):
@@ -72,40 +58,6 @@ def test_sparse_training_feeds_every_target_cell_to_the_fine_stages(blocks, monk
     assert targets > 0 and present > 0.8 * targets
 
 
-def test_calibrated_threshold_is_the_best_of_the_grid_and_is_saved(blocks, acquisition,
-                                                                    tmp_path):
-    torch.manual_seed(0)
-    model = build_model("dense", CONFIG)
-    train_ulm(model, blocks, steps=10, lr=2e-2, batch_size=2, progress=False)
-    jaccard = calibrate_threshold(model, [acquisition], 16, thresholds=(0.1, 0.5, 0.9),
-                                  progress=False)
-    chosen = model.threshold
-    for threshold, value in jaccard.items():  # each figure is that threshold's evaluation
-        model.threshold = threshold
-        assert evaluate_model(model, acquisition, 16, progress=False).jaccard == pytest.approx(
-            value)
-    model.threshold = chosen
-    assert jaccard[chosen] == max(jaccard.values())
-    assert load_model(save_model(tmp_path / "m.pt", model)).model.threshold == model.threshold
-    with pytest.raises(ValueError, match="thresholds"):
-        calibrate_threshold(model, [acquisition], 16, thresholds=(1.5,), progress=False)
-
-
-def test_default_sparsifier_keeps_the_bubbles_at_high_concentration():
-    acq = simulate_acquisition((16, 16), 32, 32.0, seed=5, progress=False)
-    sites = build_model("sparse", CONFIG).sparsifier(acquisition_blocks(acq, 16).inputs)
-    keep = sites.to_dense().abs().sum(1).reshape(acq.iq.shape) > 0
-    kept = bubble_retention(keep, acq.positions, acq.frames, acq.pixel_size)
-    assert kept.bubbles_kept >= 0.9 and kept.voxels_kept < 0.6, kept
-
-
-def test_learned_mask_training_reduces_its_loss(blocks):
-    torch.manual_seed(0)
-    mask = LearnedMask(2)
-    losses = train_learned_mask(mask, blocks, steps=30, lr=2e-2, progress=False)
-    assert sum(losses[-5:]) < sum(losses[:5])
-
-
 def test_model_file_round_trip(blocks, tmp_path):
     torch.manual_seed(0)
     mask = LearnedMask(2)
@@ -141,4 +93,3 @@ def test_damaged_model_file_is_named(tmp_path, damage):
     torch.save(payload, path)
     with pytest.raises(ValueError, match="damaged ULM model file"):
         load_model(path)
-

@@ -1,0 +1,48 @@
+"""Grid convention and disc occupancy targets of ULM blocks."""
+
+import pytest
+import torch
+
+from blockrecon.ulm.blocks import (
+    cell_centres,
+    cell_indices,
+    occupancy_targets,
+)
+from blockrecon.ulm.decode import decode_occupancy
+
+BIG = 50.0  # logit whose sigmoid is 1 to float64 rounding
+
+
+def test_cell_centres_invert_cell_indices():
+    pixel = (0.5, 0.25)
+    pos = torch.tensor([[0.0, 0.0], [1.23, 2.2], [-0.2, 0.1]], dtype=torch.float64)
+    for scale in (1, 8):
+        cells = cell_indices(pos, pixel, scale)
+        err = (cell_centres(cells, pixel, scale) - pos).abs() / torch.tensor(pixel)
+        assert bool((err <= 0.5 / scale + 1e-12).all())
+    # voxel 0 covers [-1/2, 1/2) pixels: 8 children 0..7
+    assert cell_indices(torch.tensor([[-0.24, 0.24]]), (0.5, 0.5), 8).tolist() == [[0, 7]]
+
+
+def test_disc_targets_are_nested_and_decode_to_the_bubble():
+    pixel, radius = (0.5, 0.5), 0.125
+    pos = torch.tensor([[1.03, 2.41]], dtype=torch.float64)
+    target = occupancy_targets(pos, torch.tensor([0]), torch.tensor([0]), (1, 8, 8), 1, pixel,
+                               radius=radius)
+    occupied = target.dense(8)[0, 0]
+    cells = torch.stack(torch.meshgrid(*[torch.arange(n) for n in occupied.shape],
+                                       indexing="ij"), -1).reshape(-1, 2)
+    near = (cell_centres(cells, pixel, 8) - pos).norm(dim=1) <= radius
+    near |= (cells == cell_indices(pos, pixel, 8)).all(1)
+    assert torch.equal(occupied.reshape(-1) > 0, near)
+    assert target.keys[8].numel() >= 9  # a disc, not a single cell, on the 8x grid
+    for scale in (1, 2, 4):  # coarser: exactly the cells containing an occupied 8x cell
+        pooled = torch.nn.functional.max_pool2d(target.dense(8)[0], 8 // scale)
+        assert torch.equal(target.dense(scale)[0], pooled), scale
+    logits = torch.where(target.dense(8) > 0, BIG, -BIG)
+    found = decode_occupancy(logits, pixel, scale=8)
+    assert found.positions.shape == (1, 2)
+    assert float((found.positions.double() - pos).norm()) < 0.5 * 0.5 / 8  # half a fine cell
+    with pytest.raises(ValueError, match="radius"):
+        occupancy_targets(pos, torch.tensor([0]), torch.tensor([0]), (1, 8, 8), 1, pixel,
+                          radius=-1.0)
