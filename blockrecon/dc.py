@@ -24,7 +24,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from blockrecon.checks import check_positive
+from blockrecon.checks import check_positive, check_positive_int
 from blockrecon.physics import LinearOperator
 from blockrecon.physics.cg import conjugate_gradient
 
@@ -140,8 +140,7 @@ class ConjugateGradientDC(nn.Module):
         super().__init__()
         log_lam = torch.tensor(math.log(check_positive(lam, "lam")))
         self.log_lam = nn.Parameter(log_lam) if learnable else log_lam
-        if not (isinstance(n_iter, int) and n_iter >= 1):
-            raise ValueError(f"n_iter must be a positive int, got {n_iter!r}")
+        check_positive_int(n_iter, "n_iter")
         if not (isinstance(tol, (int, float)) and tol >= 0):
             raise ValueError(f"tol must be >= 0, got {tol!r}")
         self.n_iter, self.tol = n_iter, float(tol)

@@ -14,6 +14,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import product
 
+from blockrecon.checks import check_positive_int
+
 
 @dataclass(frozen=True)
 class Patch:
@@ -122,8 +124,7 @@ def plan_patches(volume_shape: Sequence[int], patch_size: int | Sequence[int],
         raise ValueError(f"volume_shape must be positive sizes, got {shape}")
     core = _per_dim(patch_size, ndim, "patch_size")
     halos = _per_dim(halo, ndim, "halo")
-    if not (isinstance(stride, int) and stride >= 1):
-        raise ValueError(f"stride must be a positive int, got {stride!r}")
+    check_positive_int(stride, "stride")
     if min(core) < 1:
         raise ValueError(f"patch_size must be positive, got {core}")
     if min(halos) < 0:

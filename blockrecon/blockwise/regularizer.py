@@ -31,6 +31,7 @@ from torch.utils.checkpoint import checkpoint as torch_checkpoint
 
 from blockrecon.blockwise.contract import TilingContract, tiling_contract
 from blockrecon.blockwise.plan import Patch, PatchPlan, plan_patches, volume_padding
+from blockrecon.checks import check_positive_int
 from blockrecon.nn.complex import channels_to_complex, complex_to_channels
 from blockrecon.progress import progress_bar
 
@@ -155,8 +156,7 @@ class BlockwiseRegularizer(nn.Module):
         self.ndim = _spatial_dims(net, patch_size)
         self.patch_size = self._check_patch_size(patch_size)
         self.halo = self._check_halo(halo)
-        if not (isinstance(patch_batch, int) and patch_batch >= 1):
-            raise ValueError(f"patch_batch must be a positive int, got {patch_batch!r}")
+        check_positive_int(patch_batch, "patch_batch")
         if padding not in PADDING_MODES:
             raise ValueError(f"padding must be one of {sorted(PADDING_MODES)}, got {padding!r}")
         self.checkpoint = checkpoint

@@ -24,6 +24,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from blockrecon.checks import check_positive_int
+
 
 def center_crop(x: torch.Tensor, margin: int, spatial_dims: int) -> torch.Tensor:
     """Remove ``margin`` voxels on both sides of the last ``spatial_dims`` dimensions."""
@@ -57,8 +59,8 @@ class ResNet3d(nn.Module):
             raise ValueError(f"n_layers must be >= 2, got {n_layers}")
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd and positive, got {kernel_size}")
-        if channels < 1 or width < 1:
-            raise ValueError(f"channels and width must be positive, got {channels}, {width}")
+        check_positive_int(channels, "channels")
+        check_positive_int(width, "width")
         pad = 0 if valid else kernel_size // 2
         widths = [channels] + [width] * (n_layers - 1) + [channels]
         layers: list[nn.Module] = []

@@ -39,6 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from blockrecon.checks import check_positive_int
+
 _NORMS = (None, "batch")
 
 
@@ -105,11 +107,9 @@ class UNet(nn.Module):
         super().__init__()
         if dim not in (2, 3):
             raise ValueError(f"dim must be 2 or 3, got {dim}")
-        if depth < 1:
-            raise ValueError(f"depth must be >= 1, got {depth}")
-        if min(in_ch, out_ch, base_width) < 1:
-            raise ValueError("in_ch, out_ch and base_width must be positive, got "
-                             f"{in_ch}, {out_ch}, {base_width}")
+        for name, value in (("depth", depth), ("in_ch", in_ch), ("out_ch", out_ch),
+                            ("base_width", base_width)):
+            check_positive_int(value, name)
         if norm not in _NORMS:
             raise ValueError(f"norm must be one of {_NORMS}, got {norm!r}")
         widths = tuple(default_widths(base_width, depth) if widths is None else widths)

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from blockrecon.checks import check_positive_int
 from blockrecon.sparse.kernel_map import KernelMap, as_tuple, kernel_map
 from blockrecon.sparse.tensor import SparseTensor
 
@@ -79,9 +80,8 @@ class _SparseConvBase(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, dilation=1,
                  padding=0, output_padding=0, bias: bool = True, ndim: int | None = None):
         super().__init__()
-        if not (isinstance(in_channels, int) and in_channels > 0
-                and isinstance(out_channels, int) and out_channels > 0):
-            raise ValueError("in_channels and out_channels must be positive ints")
+        check_positive_int(in_channels, "in_channels")
+        check_positive_int(out_channels, "out_channels")
         ndim = _infer_ndim(ndim, kernel_size, stride, dilation, padding)
         if ndim not in (2, 3, 4):
             raise ValueError(f"ndim must be 2, 3 or 4, got {ndim}")

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from blockrecon.checks import check_positive
 from blockrecon.ulm._checks import check_iq, check_points
 
 
@@ -61,8 +62,8 @@ class UlmAcquisition:
                   or int(self.frames[-1]) >= self.n_frames):
             raise ValueError(f"frames of the positions must be sorted ascending and below the "
                              f"{self.n_frames} frames of iq")
-        if not self.frame_rate > 0 or not self.wavelength > 0:
-            raise ValueError("frame_rate and wavelength must be positive")
+        check_positive(self.frame_rate, "frame_rate")
+        check_positive(self.wavelength, "wavelength")
 
     @property
     def n_frames(self) -> int:

@@ -22,7 +22,7 @@ import torch
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from blockrecon.checks import check_positive_int
+from blockrecon.checks import check_positive, check_positive_int
 from blockrecon.sparse import SparseTensor
 from blockrecon.ulm._checks import check_per_axis
 from blockrecon.ulm.blocks import TARGET_RADIUS, cell_centres
@@ -135,8 +135,8 @@ def decode_occupancy(logits, pixel_size: Sequence[float], scale: int = 8,
     """
     if not 0 < threshold < 1:
         raise ValueError(f"threshold must be in (0, 1), got {threshold}")
-    if split_radius is not None and not split_radius > 0:
-        raise ValueError(f"split_radius must be positive or None, got {split_radius}")
+    if split_radius is not None:
+        check_positive(split_radius, "split_radius")
     scale = check_positive_int(scale, "scale")
     coords, prob, grid = _active_cells(logits, threshold)
     ndim = len(grid) - 1

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from blockrecon.checks import check_positive, check_positive_int
 from blockrecon.progress import progress_bar
 from blockrecon.torch_file import (
     FileKind,
@@ -130,9 +131,10 @@ def train_ulm(model: UlmModel, blocks: UlmBlocks, steps: int, lr: float = 1e-2,
     Raises:
         ValueError: bad arguments, or a checkpoint whose settings differ from these.
     """
-    if steps < 0 or batch_size < 1 or not lr > 0 or checkpoint_every < 1:
-        raise ValueError(f"need steps >= 0, batch_size >= 1, lr > 0 and checkpoint_every >= 1,"
-                         f" got {steps}, {batch_size}, {lr}, {checkpoint_every}")
+    check_positive_int(steps, "steps", allow_zero=True)
+    check_positive_int(batch_size, "batch_size")
+    check_positive(lr, "lr")
+    check_positive_int(checkpoint_every, "checkpoint_every")
     if resume and checkpoint is None:
         raise ValueError("resume needs the checkpoint file to continue from")
     settings = None if checkpoint is None else _training_settings(
