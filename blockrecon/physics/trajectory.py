@@ -220,8 +220,7 @@ def radial_coord(n_spokes: int, n_readout: int, image_shape: Sequence[int]) -> t
 def radial_spokes(size: int, acceleration: float = 8.0) -> int:
     """Spokes of a 3D radial scan of an ``size``^3 grid undersampled ``acceleration``-fold
     angularly (Nyquist needs about ``pi N^2 / 2`` full spokes)."""
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError(f"size must be a positive integer, got {size!r}")
+    check_positive_int(size, "size")
     if not (isinstance(acceleration, (int, float)) and acceleration >= 1):
         raise ValueError(f"acceleration must be a number >= 1, got {acceleration!r}")
     return max(1, round(math.pi * size**2 / 2 / acceleration))
