@@ -36,29 +36,47 @@ FORMER_DEFAULT_WIDTH = 24
 
 def measure(size: int, acceleration: float, snr_db: float) -> list[dict]:
     """Rows (true maps, default width, former width) for one ``size``^3 scan."""
-    acq = simulate_acquisition(radial_3d(radial_spokes(size, acceleration), size), (size,) * 3,
-                               n_coils=8, snr_db=snr_db)
+    acq = simulate_acquisition(
+        radial_3d(radial_spokes(size, acceleration), size), (size,) * 3, n_coils=8, snr_db=snr_db
+    )
 
     def cg_psnr(maps: torch.Tensor) -> float:
-        image = cg_sense(acq.kspace, acq.coord, maps, n_iter=20, backend="finufft",
-                         progress=False)
+        image = cg_sense(acq.kspace, acq.coord, maps, n_iter=20, backend="finufft", progress=False)
         return psnr(image, acq.image)
 
-    rows = [{"size": size, "maps": "true", "calib_width": None, "psnr_db": cg_psnr(acq.maps),
-             "explained_energy": None, "seconds": 0.0}]
-    widths = {"estimated, default width": default_calib_width(acq.coord, acq.image_shape),
-              "estimated, width 24": min(FORMER_DEFAULT_WIDTH, size)}
+    rows = [
+        {
+            "size": size,
+            "maps": "true",
+            "calib_width": None,
+            "psnr_db": cg_psnr(acq.maps),
+            "explained_energy": None,
+            "seconds": 0.0,
+        }
+    ]
+    widths = {
+        "estimated, default width": default_calib_width(acq.coord, acq.image_shape),
+        "estimated, width 24": min(FORMER_DEFAULT_WIDTH, size),
+    }
     for name, width in widths.items():
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", CoilMapWarning)
             maps = estimate_maps(acq.kspace, acq.coord, acq.image_shape, calib_width=width)
         seconds = time.perf_counter() - start
-        energy = explained_energy(maps, calibration_kspace(acq.kspace, acq.coord,
-                                                           acq.image_shape, width))
-        rows.append({"size": size, "maps": name, "calib_width": width,
-                     "psnr_db": cg_psnr(maps), "explained_energy": energy,
-                     "seconds": seconds})
+        energy = explained_energy(
+            maps, calibration_kspace(acq.kspace, acq.coord, acq.image_shape, width)
+        )
+        rows.append(
+            {
+                "size": size,
+                "maps": name,
+                "calib_width": width,
+                "psnr_db": cg_psnr(maps),
+                "explained_energy": energy,
+                "seconds": seconds,
+            }
+        )
     return rows
 
 
@@ -74,8 +92,10 @@ def main() -> None:
     for row in rows:
         width = "" if row["calib_width"] is None else row["calib_width"]
         energy = "" if row["explained_energy"] is None else f"{row['explained_energy']:.3f}"
-        print(f"{row['size']:>4} {row['maps']:<26} {width:>5} {row['psnr_db']:>8.2f} "
-              f"{energy:>9} {row['seconds']:>7.1f}")
+        print(
+            f"{row['size']:>4} {row['maps']:<26} {width:>5} {row['psnr_db']:>8.2f} "
+            f"{energy:>9} {row['seconds']:>7.1f}"
+        )
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(rows, handle, indent=1)

@@ -55,9 +55,15 @@ def _plot(rows: list[dict], path: Path) -> None:
     for volume in sorted({r["volume"] for r in rows}):
         sel = [r for r in rows if r["volume"] == volume and r["patch"] != "full"]
         full = next(r for r in rows if r["volume"] == volume and r["patch"] == "full")
-        curves.append(PatchCurve(f"{volume}^3 block-wise", [r["patch"] for r in sel],
-                                 [r["saved_mib"] for r in sel], f"{volume}^3 full",
-                                 full["saved_mib"]))
+        curves.append(
+            PatchCurve(
+                f"{volume}^3 block-wise",
+                [r["patch"] for r in sel],
+                [r["saved_mib"] for r in sel],
+                f"{volume}^3 full",
+                full["saved_mib"],
+            )
+        )
     plot_patch_memory(curves, path, "saved bytes (MiB)")
 
 
@@ -73,22 +79,37 @@ def main() -> None:
     header = ("volume", "patch", "saved MiB", "x full", "RSS MiB", "x full")
     print("{:>7} {:>6} {:>10} {:>7} {:>8} {:>7}".format(*header))
     for volume in volumes:
-        results = [(p, _saved(volume, p),
-                    None if args.no_rss else peak_rss(_step, volume, p, args.threads).increase)
-                   for p in patches]
+        results = [
+            (
+                p,
+                _saved(volume, p),
+                None if args.no_rss else peak_rss(_step, volume, p, args.threads).increase,
+            )
+            for p in patches
+        ]
         full_saved, full_rss = results[-1][1], results[-1][2]
         for patch, saved, rss in results:
-            row = {"volume": volume, "patch": patch or "full", "saved_mib": saved / MIB,
-                   "saved_over_full": saved / full_saved,
-                   "rss_mib": None if rss is None else rss / MIB,
-                   "rss_over_full": None if rss is None else rss / full_rss}
+            row = {
+                "volume": volume,
+                "patch": patch or "full",
+                "saved_mib": saved / MIB,
+                "saved_over_full": saved / full_saved,
+                "rss_mib": None if rss is None else rss / MIB,
+                "rss_over_full": None if rss is None else rss / full_rss,
+            }
             rows.append(row)
             rss_txt = "-" if rss is None else f"{row['rss_mib']:8.1f} {row['rss_over_full']:7.3f}"
-            print(f"{volume:>7} {row['patch']!s:>6} {row['saved_mib']:10.1f} "
-                  f"{row['saved_over_full']:7.3f} {rss_txt}", flush=True)
-    meta = {"network": "ResNet3d(width=32, n_layers=5, valid)", "threads": args.threads,
-            "saved_bytes": "peak live tensor bytes on the meta device",
-            "rss": "VmHWM - VmRSS after warm-up, fresh process, MALLOC_MMAP_THRESHOLD_=65536"}
+            print(
+                f"{volume:>7} {row['patch']!s:>6} {row['saved_mib']:10.1f} "
+                f"{row['saved_over_full']:7.3f} {rss_txt}",
+                flush=True,
+            )
+    meta = {
+        "network": "ResNet3d(width=32, n_layers=5, valid)",
+        "threads": args.threads,
+        "saved_bytes": "peak live tensor bytes on the meta device",
+        "rss": "VmHWM - VmRSS after warm-up, fresh process, MALLOC_MMAP_THRESHOLD_=65536",
+    }
     _write_atomic(args.json, json.dumps({"meta": meta, "rows": rows}, indent=2))
     _plot(rows, args.json.with_suffix(".png"))
     print(f"wrote {args.json} and {args.json.with_suffix('.png')}")

@@ -50,8 +50,9 @@ def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
     return float((actual - expected).norm() / expected.norm())
 
 
-def random_pair(shape: tuple[int, ...], samples: int, seed: int = 0
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+def random_pair(
+    shape: tuple[int, ...], samples: int, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A complex64 image ``shape`` and k-space ``(samples,)``, standard normal."""
     generator = torch.Generator().manual_seed(seed)
     image = torch.randn(shape, dtype=torch.complex64, generator=generator)
@@ -63,8 +64,7 @@ def spokes_for(size: int, spokes_at_32: int) -> int:
     return max(1, round(spokes_at_32 * (size / 32) ** 2))
 
 
-def operator_row(backend: str, coord: torch.Tensor, shape: tuple[int, ...],
-                 exact: NUFFT) -> dict:
+def operator_row(backend: str, coord: torch.Tensor, shape: tuple[int, ...], exact: NUFFT) -> dict:
     """Forward, adjoint and Toeplitz errors of one backend against the exact transform."""
     image, kspace = random_pair(shape, coord.shape[0] * coord.shape[1])
     kspace = kspace.reshape(coord.shape[:-1])
@@ -105,13 +105,16 @@ def spectrum_row(backend: str, spokes_at_32: int) -> dict:
     columns = []
     for start in range(0, voxels, 512):
         basis = torch.zeros(min(512, voxels - start), voxels, dtype=torch.complex64)
-        basis[:, start:start + basis.shape[0]] = torch.eye(basis.shape[0])
+        basis[:, start : start + basis.shape[0]] = torch.eye(basis.shape[0])
         columns.append(op.normal(basis.reshape(-1, *shape)).reshape(basis.shape[0], voxels))
     matrix = torch.cat(columns).T.to(torch.complex128)  # column j = T e_j
     hermitian = float((matrix - matrix.conj().T).norm() / matrix.norm())
     eigenvalues = torch.linalg.eigvalsh((matrix + matrix.conj().T) / 2)
-    return {"backend": backend, "hermitian": hermitian,
-            "min_over_max_eig": float(eigenvalues[0] / eigenvalues[-1])}
+    return {
+        "backend": backend,
+        "hermitian": hermitian,
+        "min_over_max_eig": float(eigenvalues[0] / eigenvalues[-1]),
+    }
 
 
 def operator_rows(size: int, spokes_at_32: int, backends: list[str]) -> list[dict]:
@@ -119,8 +122,7 @@ def operator_rows(size: int, spokes_at_32: int, backends: list[str]) -> list[dic
     shape = (size,) * 3
     coord = radial_3d(spokes_for(size, spokes_at_32), size)
     exact = NUFFT(coord, shape, backend="dft")
-    rows = [operator_row(b, coord, shape, exact) | spectrum_row(b, spokes_at_32)
-            for b in backends]
+    rows = [operator_row(b, coord, shape, exact) | spectrum_row(b, spokes_at_32) for b in backends]
     if "sigpy" in backends:
         rows.append(sigpy_default_row(coord, shape, exact))
     return rows
@@ -138,12 +140,22 @@ def reconstruction_rows(size: int, backends: list[str]) -> list[dict]:
         start = time.perf_counter()
         dcf = pipe_menon_dcf(acq.coord, acq.image_shape, backend=backend, progress=False)
         images = {
-            "cg": cg_sense(acq.kspace, acq.coord, acq.maps, n_iter=20, backend=backend,
-                           progress=False),
-            "l1": l1_wavelet(acq.kspace, acq.coord, acq.maps, lamda=demo.L1_LAMDA, n_iter=30,
-                             weights=dcf, backend=backend, progress=False),
-            "mbdl": reconstruct_with_model(model, acq.kspace, acq.maps, acq.coord, extra,
-                                           backend=backend),
+            "cg": cg_sense(
+                acq.kspace, acq.coord, acq.maps, n_iter=20, backend=backend, progress=False
+            ),
+            "l1": l1_wavelet(
+                acq.kspace,
+                acq.coord,
+                acq.maps,
+                lamda=demo.L1_LAMDA,
+                n_iter=30,
+                weights=dcf,
+                backend=backend,
+                progress=False,
+            ),
+            "mbdl": reconstruct_with_model(
+                model, acq.kspace, acq.maps, acq.coord, extra, backend=backend
+            ),
         }
         row = {"backend": backend, "seconds": time.perf_counter() - start}
         rows.append(row | {f"{k}_psnr_db": psnr(v, acq.image) for k, v in images.items()})
@@ -160,31 +172,48 @@ def _cell(value: float | None, fmt: str) -> str:
 
 def format_tables(operators: list[dict], recons: list[dict]) -> str:
     """Both parts as plain-text tables."""
-    lines = [f"{'backend':<14}{'forward':>10}{'adjoint':>10}{'T vs dft':>10}{'T vs pair':>11}"
-             f"{'hermitian':>11}{'min/max eig':>13}"]
+    lines = [
+        f"{'backend':<14}{'forward':>10}{'adjoint':>10}{'T vs dft':>10}{'T vs pair':>11}"
+        f"{'hermitian':>11}{'min/max eig':>13}"
+    ]
     for r in operators:
-        lines.append(f"{r['backend']:<14}{r['forward']:>10.1e}{r['adjoint']:>10.1e}"
-                     f"{_cell(r.get('toeplitz_vs_dft'), '.1e'):>10}"
-                     f"{_cell(r.get('toeplitz_vs_pair'), '.1e'):>11}"
-                     f"{_cell(r.get('hermitian'), '.1e'):>11}"
-                     f"{_cell(r.get('min_over_max_eig'), '.1e'):>13}")
+        lines.append(
+            f"{r['backend']:<14}{r['forward']:>10.1e}{r['adjoint']:>10.1e}"
+            f"{_cell(r.get('toeplitz_vs_dft'), '.1e'):>10}"
+            f"{_cell(r.get('toeplitz_vs_pair'), '.1e'):>11}"
+            f"{_cell(r.get('hermitian'), '.1e'):>11}"
+            f"{_cell(r.get('min_over_max_eig'), '.1e'):>13}"
+        )
     if recons:
-        lines += ["", f"{'backend':<10}{'CG-SENSE dB':>13}{'L1 dB':>9}{'MBDL dB':>9}"
-                      f"{'d CG':>7}{'d L1':>7}{'d MBDL':>8}{'time s':>8}"]
+        lines += [
+            "",
+            f"{'backend':<10}{'CG-SENSE dB':>13}{'L1 dB':>9}{'MBDL dB':>9}"
+            f"{'d CG':>7}{'d L1':>7}{'d MBDL':>8}{'time s':>8}",
+        ]
         for r in recons:
-            lines.append(f"{r['backend']:<10}{r['cg_psnr_db']:>13.2f}{r['l1_psnr_db']:>9.2f}"
-                         f"{r['mbdl_psnr_db']:>9.2f}{r['cg_delta_db']:>7.2f}"
-                         f"{r['l1_delta_db']:>7.2f}{r['mbdl_delta_db']:>8.2f}{r['seconds']:>8.1f}")
+            lines.append(
+                f"{r['backend']:<10}{r['cg_psnr_db']:>13.2f}{r['l1_psnr_db']:>9.2f}"
+                f"{r['mbdl_psnr_db']:>9.2f}{r['cg_delta_db']:>7.2f}"
+                f"{r['l1_delta_db']:>7.2f}{r['mbdl_delta_db']:>8.2f}{r['seconds']:>8.1f}"
+            )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=32, help="image side N of part 1")
-    parser.add_argument("--spokes", type=int, default=201,
-                        help="radial spokes at 32^3 (scaled with N^2 at other sizes)")
-    parser.add_argument("--demo-size", type=int, default=48,
-                        help="image side of part 2, the demo's data (0: skip part 2)")
+    parser.add_argument(
+        "--spokes",
+        type=int,
+        default=201,
+        help="radial spokes at 32^3 (scaled with N^2 at other sizes)",
+    )
+    parser.add_argument(
+        "--demo-size",
+        type=int,
+        default=48,
+        help="image side of part 2, the demo's data (0: skip part 2)",
+    )
     parser.add_argument("--quick", action="store_true", help="both parts at 16^3")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--json", type=Path, default=None, help="write the rows as JSON")
@@ -198,10 +227,18 @@ def main(argv: list[str] | None = None) -> int:
     recons = reconstruction_rows(args.demo_size, backends) if args.demo_size else []
     print(format_tables(operators, recons))
     if args.json is not None:
-        write_json(args.json, {"size": args.size, "spokes_at_32": args.spokes,
-                               "demo_size": args.demo_size, "operators": operators,
-                               "reconstructions": recons,
-                               "numpy": np.__version__, "torch": torch.__version__})
+        write_json(
+            args.json,
+            {
+                "size": args.size,
+                "spokes_at_32": args.spokes,
+                "demo_size": args.demo_size,
+                "operators": operators,
+                "reconstructions": recons,
+                "numpy": np.__version__,
+                "torch": torch.__version__,
+            },
+        )
     return 0
 
 

@@ -52,12 +52,12 @@ TEST_SEED, TUNING_SEED = 20_000, 20_001
 CS_TUNING_ITERATIONS = 30
 
 
-def simulate(size: int, coils: int, acceleration: float, snr_db: float, seed: int
-             ) -> Acquisition:
+def simulate(size: int, coils: int, acceleration: float, snr_db: float, seed: int) -> Acquisition:
     """The benchmark's scan of one random-ellipsoid phantom (see the module docstring)."""
     coord = radial_3d(radial_spokes(size, acceleration), size)
-    return simulate_acquisition(coord, (size,) * 3, n_coils=coils, phantom="ellipsoids",
-                                snr_db=snr_db, seed=seed)
+    return simulate_acquisition(
+        coord, (size,) * 3, n_coils=coils, phantom="ellipsoids", snr_db=snr_db, seed=seed
+    )
 
 
 def object_nrmse(image: torch.Tensor, acq: Acquisition) -> float:
@@ -65,6 +65,7 @@ def object_nrmse(image: torch.Tensor, acq: Acquisition) -> float:
 
 
 # --- BART -------------------------------------------------------------------------------------
+
 
 def write_cfl(stem: Path, array: np.ndarray) -> None:
     """BART .hdr/.cfl pair: complex64, column-major (first axis fastest)."""
@@ -95,8 +96,10 @@ class Bart:
         """``bart pics`` with ``--threads`` OpenMP threads, its iteration log discarded (the
         shell execs bart, so the measured process is bart itself)."""
         files = [shlex.quote(str(self.folder / name)) for name in ("traj", "ksp", "sens", "out")]
-        pics = (f"OMP_NUM_THREADS={self.threads} exec bart pics -S -e -l1 -r {lamda:g} "
-                f"-i {n_iter} -t {' '.join(files)} > /dev/null")
+        pics = (
+            f"OMP_NUM_THREADS={self.threads} exec bart pics -S -e -l1 -r {lamda:g} "
+            f"-i {n_iter} -t {' '.join(files)} > /dev/null"
+        )
         return ["sh", "-c", pics]
 
     def pics(self, lamda: float, n_iter: int) -> demo.MethodResult:
@@ -110,8 +113,10 @@ class Bart:
 
 # --- methods ----------------------------------------------------------------------------------
 
-def tune(candidates: list, run, acq: Acquisition, name: str = "lambda"
-         ) -> tuple[float, dict[str, float]]:
+
+def tune(
+    candidates: list, run, acq: Acquisition, name: str = "lambda"
+) -> tuple[float, dict[str, float]]:
     """The candidate (a lambda, an iteration count) of lowest object NRMSE on the tuning
     acquisition, and every NRMSE."""
     scores = {}
@@ -120,8 +125,11 @@ def tune(candidates: list, run, acq: Acquisition, name: str = "lambda"
         print(f"  {name} {value:g}: NRMSE {scores[f'{value:g}']:.4f}", file=sys.stderr)
     best = min(candidates, key=lambda value: scores[f"{value:g}"])
     if len(candidates) > 1 and best in (min(candidates), max(candidates)):
-        print(f"  warning: the best {name} {best:g} is at the edge of the sweep; a wider sweep "
-              "may find a better one", file=sys.stderr)
+        print(
+            f"  warning: the best {name} {best:g} is at the edge of the sweep; a wider sweep "
+            "may find a better one",
+            file=sys.stderr,
+        )
     return best, scores
 
 
@@ -170,31 +178,50 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lambdas", type=float, nargs="+", default=[1e-2, 3e-2, 1e-1])
     parser.add_argument("--bart-lambdas", type=float, nargs="+", default=[3e-5, 1e-4, 3e-4])
     parser.add_argument("--iterations", type=int, nargs="+", default=[30, 100])
-    parser.add_argument("--mbdl-iterations", type=int, nargs="+", default=[6, 9, 12, 15],
-                        help="CG iterations of the MBDL data consistency to tune (trained: 6)")
-    parser.add_argument("--mbdl-patch", type=int, default=48,
-                        help="block-wise core size of MBDL at inference (exact at any size)")
+    parser.add_argument(
+        "--mbdl-iterations",
+        type=int,
+        nargs="+",
+        default=[6, 9, 12, 15],
+        help="CG iterations of the MBDL data consistency to tune (trained: 6)",
+    )
+    parser.add_argument(
+        "--mbdl-patch",
+        type=int,
+        default=48,
+        help="block-wise core size of MBDL at inference (exact at any size)",
+    )
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--no-bart", action="store_true")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/bench_recon.json"))
-    parser.add_argument("--figure", type=Path, default=None,
-                        help="PNG of slices and error maps (default: next to the JSON)")
+    parser.add_argument(
+        "--figure",
+        type=Path,
+        default=None,
+        help="PNG of slices and error maps (default: next to the JSON)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.size, args.mbdl_patch = 40, 20
     torch.set_num_threads(args.threads)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     setting = (args.size, args.coils, args.acceleration, args.snr)
-    print(f"Simulating {args.size}^3, {args.coils} coils, {args.acceleration:g}x, "
-          f"{args.snr:g} dB (test seed {TEST_SEED}, tuning seed {TUNING_SEED})", file=sys.stderr)
+    print(
+        f"Simulating {args.size}^3, {args.coils} coils, {args.acceleration:g}x, "
+        f"{args.snr:g} dB (test seed {TEST_SEED}, tuning seed {TUNING_SEED})",
+        file=sys.stderr,
+    )
     acq, tuning = simulate(*setting, TEST_SEED), simulate(*setting, TUNING_SEED)
     use_bart = shutil.which("bart") is not None and not args.no_bart
     with tempfile.TemporaryDirectory() as tmp:
         bart = Bart(acq, Path(tmp) / "test", args.threads) if use_bart else None
-        meta = {"setting": dict(zip(("size", "coils", "acceleration", "snr_db"), setting,
-                                    strict=True)),
-                "spokes": int(acq.coord.shape[0]), "readout": int(acq.coord.shape[1]),
-                "threads": args.threads, "seeds": {"test": TEST_SEED, "tuning": TUNING_SEED}}
+        meta = {
+            "setting": dict(zip(("size", "coils", "acceleration", "snr_db"), setting, strict=True)),
+            "spokes": int(acq.coord.shape[0]),
+            "readout": int(acq.coord.shape[1]),
+            "threads": args.threads,
+            "seeds": {"test": TEST_SEED, "tuning": TUNING_SEED},
+        }
         meta["tuning"] = tune_all(args, tuning, Path(tmp), use_bart)
         methods = test_methods(args, acq, meta, bart)
         results = []
@@ -206,8 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     meta["ratios"] = ratios(rows)
     for line in meta["ratios"].get("summary", []):
         print(line)
-    atomic_write(args.json, lambda p: p.write_text(json.dumps({"meta": meta, "rows": rows},
-                                                              indent=2)))
+    atomic_write(
+        args.json, lambda p: p.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    )
     figure = args.figure or args.json.with_suffix(".png")
     demo.save_figure(figure, acq.image, results)
     print(f"wrote {args.json} and {figure}", file=sys.stderr)
@@ -219,26 +247,40 @@ def tune_all(args: argparse.Namespace, tuning: Acquisition, tmp: Path, use_bart:
     the MBDL model's data consistency."""
     dcf = pipe_menon_dcf(tuning.coord, tuning.image_shape, progress=False)
     print("Tuning L1-wavelet lambda", file=sys.stderr)
-    best, scores = tune(args.lambdas, lambda lamda: l1_wavelet(
-        tuning.kspace, tuning.coord, tuning.maps, lamda=lamda, n_iter=CS_TUNING_ITERATIONS,
-        weights=dcf, progress=False), tuning)
+    best, scores = tune(
+        args.lambdas,
+        lambda lamda: l1_wavelet(
+            tuning.kspace,
+            tuning.coord,
+            tuning.maps,
+            lamda=lamda,
+            n_iter=CS_TUNING_ITERATIONS,
+            weights=dcf,
+            progress=False,
+        ),
+        tuning,
+    )
     result = {"iterations": CS_TUNING_ITERATIONS, "l1_wavelet": {"best": best, "nrmse": scores}}
     if use_bart:
         print("Tuning BART pics lambda", file=sys.stderr)
         bart = Bart(tuning, tmp / "tuning", args.threads)
-        best, scores = tune(args.bart_lambdas, lambda lamda: bart.pics(
-            lamda, CS_TUNING_ITERATIONS).image, tuning)
+        best, scores = tune(
+            args.bart_lambdas, lambda lamda: bart.pics(lamda, CS_TUNING_ITERATIONS).image, tuning
+        )
         result["bart"] = {"best": best, "nrmse": scores}
     if load_mbdl(args.mbdl_patch)[0] is not None:
         print("Tuning the MBDL data-consistency CG iterations", file=sys.stderr)
-        best, scores = tune(args.mbdl_iterations, lambda n: mbdl_run(
-            load_mbdl(args.mbdl_patch, n)[0], tuning, dcf)(), tuning, "CG iterations")
+        best, scores = tune(
+            args.mbdl_iterations,
+            lambda n: mbdl_run(load_mbdl(args.mbdl_patch, n)[0], tuning, dcf)(),
+            tuning,
+            "CG iterations",
+        )
         result["mbdl"] = {"best": best, "nrmse": scores}
     return result
 
 
-def test_methods(args: argparse.Namespace, acq: Acquisition, meta: dict, bart: Bart | None
-                 ) -> dict:
+def test_methods(args: argparse.Namespace, acq: Acquisition, meta: dict, bart: Bart | None) -> dict:
     """Name -> callable returning the image (BART: returning a MethodResult)."""
     dcf: dict[str, torch.Tensor] = {}
 
@@ -248,24 +290,35 @@ def test_methods(args: argparse.Namespace, acq: Acquisition, meta: dict, bart: B
 
     def l1(n_iter: int):
         lamda = meta["tuning"]["l1_wavelet"]["best"]
-        return lambda: l1_wavelet(acq.kspace, acq.coord, acq.maps, lamda=lamda, n_iter=n_iter,
-                                  weights=dcf["w"], progress=False)
+        return lambda: l1_wavelet(
+            acq.kspace,
+            acq.coord,
+            acq.maps,
+            lamda=lamda,
+            n_iter=n_iter,
+            weights=dcf["w"],
+            progress=False,
+        )
 
-    methods = {"gridding": grid,
-               "CG-SENSE": lambda: cg_sense(acq.kspace, acq.coord, acq.maps, n_iter=20,
-                                            progress=False)}
+    methods = {
+        "gridding": grid,
+        "CG-SENSE": lambda: cg_sense(acq.kspace, acq.coord, acq.maps, n_iter=20, progress=False),
+    }
     methods.update({f"L1-wavelet {n}": l1(n) for n in args.iterations})
     if bart is not None:
         lamda = meta["tuning"]["bart"]["best"]
-        methods.update({f"BART pics {n}": (lambda n=n: bart.pics(lamda, n))
-                        for n in args.iterations})
+        methods.update(
+            {f"BART pics {n}": (lambda n=n: bart.pics(lamda, n)) for n in args.iterations}
+        )
     loaded, reason = load_mbdl(args.mbdl_patch, meta["tuning"].get("mbdl", {}).get("best"))
     if loaded is None:
         print(f"MBDL skipped: {reason}", file=sys.stderr)
         return methods
     _, config, extra = loaded
-    meta["mbdl"] = {"config": config, "training": {k: v for k, v in extra.items()
-                                                   if isinstance(v, (int, float, str))}}
+    meta["mbdl"] = {
+        "config": config,
+        "training": {k: v for k, v in extra.items() if isinstance(v, (int, float, str))},
+    }
     # the gridding row, run first, has computed the weights by the time this runs
     methods["MBDL"] = lambda: mbdl_run(loaded, acq, dcf["w"])()
     return methods
@@ -282,15 +335,18 @@ def ratios(rows: list[dict]) -> dict:
     for name, row in by_name.items():
         if not name.startswith(("L1-wavelet", "BART")):
             continue
-        entry = {"time_cs_over_mbdl": row["seconds"] / mbdl["seconds"],
-                 "psnr_mbdl_minus_cs_db": mbdl["psnr_db"] - row["psnr_db"],
-                 "ssim_mbdl_minus_cs": mbdl["ssim"] - row["ssim"],
-                 "nrmse_mbdl_over_cs": mbdl["nrmse"] / row["nrmse"]}
+        entry = {
+            "time_cs_over_mbdl": row["seconds"] / mbdl["seconds"],
+            "psnr_mbdl_minus_cs_db": mbdl["psnr_db"] - row["psnr_db"],
+            "ssim_mbdl_minus_cs": mbdl["ssim"] - row["ssim"],
+            "nrmse_mbdl_over_cs": mbdl["nrmse"] / row["nrmse"],
+        }
         out[name] = entry
         out["summary"].append(
             f"MBDL vs {name}: {entry['time_cs_over_mbdl']:.2f}x faster, PSNR "
             f"{entry['psnr_mbdl_minus_cs_db']:+.2f} dB, SSIM {entry['ssim_mbdl_minus_cs']:+.3f}, "
-            f"NRMSE x{entry['nrmse_mbdl_over_cs']:.2f}")
+            f"NRMSE x{entry['nrmse_mbdl_over_cs']:.2f}"
+        )
     return out
 
 

@@ -54,17 +54,28 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=16)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=4e-3)
-    p.add_argument("--sparsity", type=float, default=0.8,
-                   help="group-lasso weight on filters during training (0: off)")
-    p.add_argument("--ranking", default="global", choices=("global", "layer"),
-                   help="rank filters over the whole network or remove the ratio per layer")
+    p.add_argument(
+        "--sparsity",
+        type=float,
+        default=0.8,
+        help="group-lasso weight on filters during training (0: off)",
+    )
+    p.add_argument(
+        "--ranking",
+        default="global",
+        choices=("global", "layer"),
+        help="rank filters over the whole network or remove the ratio per layer",
+    )
     p.add_argument("--ratios", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.4, 0.5])
     p.add_argument("--threads", type=int, default=2, help="CPU threads for inference timing")
     p.add_argument("--json", type=Path, default=RESULTS / "bench_seg.json")
     p.add_argument("--png", type=Path, default=RESULTS / "bench_seg.png")
     p.add_argument("--model-out", type=Path, default=RESULTS / "bench_seg_model.pt")
-    p.add_argument("--model-in", type=Path,
-                   help="evaluate this checkpoint (written by an earlier run) instead of training")
+    p.add_argument(
+        "--model-in",
+        type=Path,
+        help="evaluate this checkpoint (written by an earlier run) instead of training",
+    )
     args = p.parse_args()
     if args.quick:
         args.train_subjects, args.test_subjects, args.frames, args.size = 4, 2, 4, 64
@@ -77,8 +88,9 @@ def n_params(model: torch.nn.Module) -> int:
 
 
 @torch.inference_mode()
-def time_inference(model: UNet, size: int, threads: int, n_images: int = 200,
-                   repeats: int = 3) -> float:
+def time_inference(
+    model: UNet, size: int, threads: int, n_images: int = 200, repeats: int = 3
+) -> float:
     """Best-of-``repeats`` seconds to segment ``n_images`` images (batches of 50)."""
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -134,15 +146,19 @@ def main() -> None:
         model, _, extra = load_model(args.model_in)
         history, t_train = extra["loss_history"], extra.get("train_seconds")
     else:
-        model = build_model(args.base_width, args.depth,
-                            None if args.norm == "none" else args.norm)
+        model = build_model(args.base_width, args.depth, None if args.norm == "none" else args.norm)
         t0 = time.perf_counter()
-        history = train_segmentation(model, x_train, y_train, epochs=args.epochs,
-                                     batch_size=args.batch_size, lr=args.lr,
-                                     filter_sparsity=args.sparsity)
+        history = train_segmentation(
+            model,
+            x_train,
+            y_train,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            filter_sparsity=args.sparsity,
+        )
         t_train = time.perf_counter() - t0
-        save_model(args.model_out, model,
-                   extra={"loss_history": history, "train_seconds": t_train})
+        save_model(args.model_out, model, extra={"loss_history": history, "train_seconds": t_train})
 
     example = x_test[:1]
     global_ranking = args.ranking == "global"
@@ -152,42 +168,72 @@ def main() -> None:
         macs, params = count_macs_params(pruned, example)
         scores = evaluate_labels(predict(pruned, x_test, progress=False), y_test, 4)
         removed = 1 - sum(pruned.widths) / sum(model.widths)
-        rows.append({"ratio": ratio, "filters_removed": removed, "params": params, "macs": macs,
-                     "percent_of_standard": 100 * params / standard, **scores})
+        rows.append(
+            {
+                "ratio": ratio,
+                "filters_removed": removed,
+                "params": params,
+                "macs": macs,
+                "percent_of_standard": 100 * params / standard,
+                **scores,
+            }
+        )
     base_lv = rows[0]["dice"][2]
     for r in rows:
         r["lv_dice_drop"] = base_lv - r["dice"][2]
 
     pruned30 = prune_filters(model, 0.3, example, global_ranking=global_ranking)
-    timing = {"threads": args.threads, "images": 200, "size": 128,
-              "seconds": time_inference(model, 128, args.threads),
-              "seconds_pruned_0.3": time_inference(pruned30, 128, args.threads)}
-    result = {"config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-              "standard_unet_params": standard, "zero_filter_fraction":
-              zero_filter_fraction(model), "data_seconds": t_data, "train_seconds": t_train,
-              "loss_history": history, "train_images": len(x_train),
-              "test_images": len(x_test), "pruning": rows, "inference": timing}
+    timing = {
+        "threads": args.threads,
+        "images": 200,
+        "size": 128,
+        "seconds": time_inference(model, 128, args.threads),
+        "seconds_pruned_0.3": time_inference(pruned30, 128, args.threads),
+    }
+    result = {
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "standard_unet_params": standard,
+        "zero_filter_fraction": zero_filter_fraction(model),
+        "data_seconds": t_data,
+        "train_seconds": t_train,
+        "loss_history": history,
+        "train_images": len(x_train),
+        "test_images": len(x_test),
+        "pruning": rows,
+        "inference": timing,
+    }
 
     trained = "?" if t_train is None else f"{t_train:.0f}"
-    print(f"standard U-Net: {standard} parameters; trained on {len(x_train)} images in "
-          f"{trained} s; {100 * result['zero_filter_fraction']:.1f}% of filters exactly 0")
-    print(f"{'ratio':>7} {'removed':>7} {'params':>8} {'% std':>6} {'MMAC':>7} {'Dice RV':>8} "
-          f"{'MYO':>7} {'LV':>7} {'LV drop':>8} {'HD95 LV':>8}")
+    print(
+        f"standard U-Net: {standard} parameters; trained on {len(x_train)} images in "
+        f"{trained} s; {100 * result['zero_filter_fraction']:.1f}% of filters exactly 0"
+    )
+    print(
+        f"{'ratio':>7} {'removed':>7} {'params':>8} {'% std':>6} {'MMAC':>7} {'Dice RV':>8} "
+        f"{'MYO':>7} {'LV':>7} {'LV drop':>8} {'HD95 LV':>8}"
+    )
     for r in rows:
-        print(f"{r['ratio']:7.2f} {r['filters_removed']:7.3f} {r['params']:8d} "
-              f"{r['percent_of_standard']:6.2f} {r['macs'] / 1e6:7.1f} {r['dice'][0]:8.4f} "
-              f"{r['dice'][1]:7.4f} "
-              f"{r['dice'][2]:7.4f} {r['lv_dice_drop']:8.4f} {r['hd95'][2]:8.2f}")
-    print(f"inference, 200 images 128x128, {args.threads} threads: {timing['seconds']:.2f} s "
-          f"(pruned 30%: {timing['seconds_pruned_0.3']:.2f} s)")
+        print(
+            f"{r['ratio']:7.2f} {r['filters_removed']:7.3f} {r['params']:8d} "
+            f"{r['percent_of_standard']:6.2f} {r['macs'] / 1e6:7.1f} {r['dice'][0]:8.4f} "
+            f"{r['dice'][1]:7.4f} "
+            f"{r['dice'][2]:7.4f} {r['lv_dice_drop']:8.4f} {r['hd95'][2]:8.2f}"
+        )
+    print(
+        f"inference, 200 images 128x128, {args.threads} threads: {timing['seconds']:.2f} s "
+        f"(pruned 30%: {timing['seconds_pruned_0.3']:.2f} s)"
+    )
 
     fd, tmp = tempfile.mkstemp(dir=args.json.parent, suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         json.dump(result, f, indent=2)
     os.replace(tmp, args.json)
     figure(rows, x_test, y_test, predict(model, x_test, progress=False), args.png)
-    plot_first_layer(model, x_test[len(x_test) // 2:len(x_test) // 2 + 1],
-                     args.png.with_name(args.png.stem + "_filters.png"))
+    plot_first_layer(
+        model,
+        x_test[len(x_test) // 2 : len(x_test) // 2 + 1],
+        args.png.with_name(args.png.stem + "_filters.png"),
+    )
     print(f"wrote {args.json}, {args.png}")
 
 

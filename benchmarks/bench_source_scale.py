@@ -67,66 +67,102 @@ def regularizer_rows(problem: StepProblem, patch: int) -> dict:
     """Regularizer-only memory (meta): one patch, block-wise and full, at two volume sizes."""
     net = ResNet3d(width=problem.width, n_layers=problem.n_layers)
     halo = 2 * net.margin
-    rows = {"patch_activation_bytes": estimate_full_backprop_bytes(
-        net, (1, 2) + (patch + halo,) * 3)}
-    for label, shape in (("volume", problem.shape),
-                         ("half_volume", tuple(max(patch, s // 2) for s in problem.shape))):
-        rows[label] = {"shape": list(shape),
-                       "blockwise_bytes": blockwise_step_bytes(net, shape, patch),
-                       "full_bytes": estimate_full_backprop_bytes(
-                           net, (1, 2) + tuple(s + halo for s in shape))}
+    rows = {
+        "patch_activation_bytes": estimate_full_backprop_bytes(net, (1, 2) + (patch + halo,) * 3)
+    }
+    for label, shape in (
+        ("volume", problem.shape),
+        ("half_volume", tuple(max(patch, s // 2) for s in problem.shape)),
+    ):
+        rows[label] = {
+            "shape": list(shape),
+            "blockwise_bytes": blockwise_step_bytes(net, shape, patch),
+            "full_bytes": estimate_full_backprop_bytes(
+                net, (1, 2) + tuple(s + halo for s in shape)
+            ),
+        }
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", type=int, nargs=3, default=list(SOURCE_SHAPE))
-    parser.add_argument("--spokes", type=int, default=None,
-                        help="radial spokes (default: 8-fold undersampling of the largest size)")
+    parser.add_argument(
+        "--spokes",
+        type=int,
+        default=None,
+        help="radial spokes (default: 8-fold undersampling of the largest size)",
+    )
     parser.add_argument("--coils", type=int, default=8)
     parser.add_argument("--unrolls", type=int, default=5)
-    parser.add_argument("--width", type=int, default=64,
-                        help="feature channels of the ResNet3d regularizer")
-    parser.add_argument("--layers", type=int, default=5,
-                        help="3x3x3 convolutions of the ResNet3d regularizer")
+    parser.add_argument(
+        "--width", type=int, default=64, help="feature channels of the ResNet3d regularizer"
+    )
+    parser.add_argument(
+        "--layers", type=int, default=5, help="3x3x3 convolutions of the ResNet3d regularizer"
+    )
     parser.add_argument("--patch", type=int, default=32)
-    parser.add_argument("--backend", default="auto",
-                        help="NUFFT backend (sigpy needs less memory for the Toeplitz kernel)")
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        help="NUFFT backend (sigpy needs less memory for the Toeplitz kernel)",
+    )
     parser.add_argument("--quick", action="store_true", help="40x30x40 smoke run")
     parser.add_argument("--estimate-only", action="store_true")
-    parser.add_argument("--single-step", action="store_true",
-                        help="measure one step in this process, without a warm-up step")
-    parser.add_argument("--json", type=Path,
-                        default=Path("benchmarks/results/bench_source_scale.json"))
+    parser.add_argument(
+        "--single-step",
+        action="store_true",
+        help="measure one step in this process, without a warm-up step",
+    )
+    parser.add_argument(
+        "--json", type=Path, default=Path("benchmarks/results/bench_source_scale.json")
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.shape = [40, 30, 40]
         args.patch = min(args.patch, 16)
-    problem = StepProblem(tuple(args.shape), coils=args.coils, unrolls=args.unrolls,
-                          spokes=args.spokes, backend=args.backend, width=args.width,
-                          n_layers=args.layers)
+    problem = StepProblem(
+        tuple(args.shape),
+        coils=args.coils,
+        unrolls=args.unrolls,
+        spokes=args.spokes,
+        backend=args.backend,
+        width=args.width,
+        n_layers=args.layers,
+    )
     problem.check_patch(args.patch)
     checkpointed = replace(problem, checkpoint_unrolls=True)
 
-    print(f"Problem {problem.shape}, {problem.coils} coils, {problem.n_spokes} spokes x "
-          f"{problem.n_readout}, {problem.unrolls} unrolls, ResNet3d {problem.n_layers}x"
-          f"{problem.width}, patch {args.patch}", file=sys.stderr)
-    result = {"problem": problem_dict(problem), "patch": args.patch,
-              "data_bytes": data_bytes(problem), "threads": torch.get_num_threads(),
-              "estimate": {"blockwise_bytes": estimate_step_bytes(problem, args.patch),
-                           "blockwise_checkpointed_unrolls_bytes":
-                               estimate_step_bytes(checkpointed, args.patch),
-                           "full_backprop_bytes": estimate_step_bytes(problem, None)},
-              "regularizer": regularizer_rows(problem, args.patch)}
+    print(
+        f"Problem {problem.shape}, {problem.coils} coils, {problem.n_spokes} spokes x "
+        f"{problem.n_readout}, {problem.unrolls} unrolls, ResNet3d {problem.n_layers}x"
+        f"{problem.width}, patch {args.patch}",
+        file=sys.stderr,
+    )
+    result = {
+        "problem": problem_dict(problem),
+        "patch": args.patch,
+        "data_bytes": data_bytes(problem),
+        "threads": torch.get_num_threads(),
+        "estimate": {
+            "blockwise_bytes": estimate_step_bytes(problem, args.patch),
+            "blockwise_checkpointed_unrolls_bytes": estimate_step_bytes(checkpointed, args.patch),
+            "full_backprop_bytes": estimate_step_bytes(problem, None),
+        },
+        "regularizer": regularizer_rows(problem, args.patch),
+    }
     est = result["estimate"]
     est["full_over_blockwise"] = est["full_backprop_bytes"] / est["blockwise_bytes"]
-    est["full_over_blockwise_checkpointed"] = (est["full_backprop_bytes"]
-                                               / est["blockwise_checkpointed_unrolls_bytes"])
+    est["full_over_blockwise_checkpointed"] = (
+        est["full_backprop_bytes"] / est["blockwise_checkpointed_unrolls_bytes"]
+    )
     if args.single_step and not args.estimate_only:
         result["single_step"] = single_step(problem, args.patch)
     elif not args.estimate_only:
-        print("Measuring one step (fresh process: warm-up step, then the measured step)",
-              file=sys.stderr)
+        print(
+            "Measuring one step (fresh process: warm-up step, then the measured step)",
+            file=sys.stderr,
+        )
         measured = measure_step(problem, args.patch, "cpu")
         scale = math.prod(SOURCE_SHAPE) / problem.voxels
         measured["seconds_extrapolated_to_source"] = measured["seconds"] * scale
@@ -151,10 +187,13 @@ def single_step(problem: StepProblem, patch: int) -> dict:
     start = time.perf_counter()
     count = saved_bytes(lambda: training_step(model, inputs))
     seconds = time.perf_counter() - start
-    return {"build_seconds": build_seconds, "seconds": seconds, "saved_bytes": count,
-            "process_peak_rss_bytes": rss_high_water_mark(),
-            "finite_gradients": all(bool(torch.isfinite(p.grad).all())
-                                    for p in model.parameters())}
+    return {
+        "build_seconds": build_seconds,
+        "seconds": seconds,
+        "saved_bytes": count,
+        "process_peak_rss_bytes": rss_high_water_mark(),
+        "finite_gradients": all(bool(torch.isfinite(p.grad).all()) for p in model.parameters()),
+    }
 
 
 def report(result: dict) -> str:
@@ -177,21 +216,27 @@ def report(result: dict) -> str:
     ]
     for key in ("volume", "half_volume"):
         row = reg[key]
-        lines.append(f"  {'x'.join(map(str, row['shape'])):>12}: block-wise "
-                     f"{row['blockwise_bytes'] / MIB:9.1f} MiB, full {row['full_bytes'] / MIB:9.1f}"
-                     f" MiB ({row['full_bytes'] / row['blockwise_bytes']:.1f}x)")
+        lines.append(
+            f"  {'x'.join(map(str, row['shape'])):>12}: block-wise "
+            f"{row['blockwise_bytes'] / MIB:9.1f} MiB, full {row['full_bytes'] / MIB:9.1f}"
+            f" MiB ({row['full_bytes'] / row['blockwise_bytes']:.1f}x)"
+        )
     if "single_step" in result:
         m = result["single_step"]
-        lines.append(f"one step in this process: {m['seconds'] / 60:.1f} min (data and kernel "
-                     f"built in {m['build_seconds'] / 60:.1f} min), peak live tensors "
-                     f"{m['saved_bytes'] / GIB:.3f} GiB, process peak RSS "
-                     f"{m['process_peak_rss_bytes'] / GIB:.2f} GiB (data included), gradients "
-                     f"{'finite' if m['finite_gradients'] else 'NOT finite'}")
+        lines.append(
+            f"one step in this process: {m['seconds'] / 60:.1f} min (data and kernel "
+            f"built in {m['build_seconds'] / 60:.1f} min), peak live tensors "
+            f"{m['saved_bytes'] / GIB:.3f} GiB, process peak RSS "
+            f"{m['process_peak_rss_bytes'] / GIB:.2f} GiB (data included), gradients "
+            f"{'finite' if m['finite_gradients'] else 'NOT finite'}"
+        )
     if "measured" in result:
         m = result["measured"]
-        lines.append(f"measured step: {m['seconds']:.1f} s; extrapolated to "
-                     f"{'x'.join(map(str, SOURCE_SHAPE))} (linear in voxels): "
-                     f"{m['seconds_extrapolated_to_source'] / 60:.0f} min")
+        lines.append(
+            f"measured step: {m['seconds']:.1f} s; extrapolated to "
+            f"{'x'.join(map(str, SOURCE_SHAPE))} (linear in voxels): "
+            f"{m['seconds_extrapolated_to_source'] / 60:.0f} min"
+        )
     return "\n".join(lines)
 
 

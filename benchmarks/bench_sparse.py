@@ -86,10 +86,17 @@ def worker(size: int, density: float | None) -> dict:
     seconds = time.perf_counter() - start
     peak = _status_kib("VmHWM")
     live = sum(storages.values()) + out.untyped_storage().nbytes() + map_bytes
-    return {"case": "dense" if density is None else "sparse", "density": density,
-            "sites": sites, "fwd_bwd_s": seconds, "map_build_s": map_seconds,
-            "live_mib": live / MIB, "map_mib": map_bytes / MIB,
-            "drss_mib": (peak - rss_before) / 1024, "vmhwm_mib": peak / 1024}
+    return {
+        "case": "dense" if density is None else "sparse",
+        "density": density,
+        "sites": sites,
+        "fwd_bwd_s": seconds,
+        "map_build_s": map_seconds,
+        "live_mib": live / MIB,
+        "map_mib": map_bytes / MIB,
+        "drss_mib": (peak - rss_before) / 1024,
+        "vmhwm_mib": peak / 1024,
+    }
 
 
 def _run_case(size: int, density: float | None, threads: int) -> dict:
@@ -104,8 +111,10 @@ def _run_case(size: int, density: float | None, threads: int) -> dict:
 
 
 def _table(rows: list[dict], dense: dict) -> str:
-    head = (f"{'case':<14}{'sites':>10}{'fwd+bwd s':>11}{'map s':>8}{'live MiB':>10}"
-            f"{'dRSS MiB':>10}{'speedup':>9}{'live x':>8}{'dRSS x':>8}")
+    head = (
+        f"{'case':<14}{'sites':>10}{'fwd+bwd s':>11}{'map s':>8}{'live MiB':>10}"
+        f"{'dRSS MiB':>10}{'speedup':>9}{'live x':>8}{'dRSS x':>8}"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
         name = "dense conv3d" if r["density"] is None else f"sparse {r['density']:.0%}"
@@ -114,7 +123,8 @@ def _table(rows: list[dict], dense: dict) -> str:
             f"{r['live_mib']:>10.1f}{r['drss_mib']:>10.1f}"
             f"{dense['fwd_bwd_s'] / r['fwd_bwd_s']:>9.1f}"
             f"{dense['live_mib'] / r['live_mib']:>8.1f}"
-            f"{dense['drss_mib'] / max(r['drss_mib'], 1e-3):>8.1f}")
+            f"{dense['drss_mib'] / max(r['drss_mib'], 1e-3):>8.1f}"
+        )
     return "\n".join(lines)
 
 
@@ -123,8 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=128, help="grid edge N (default 128)")
     parser.add_argument("--densities", type=float, nargs="+", default=[0.01, 0.05, 0.2])
     parser.add_argument("--quick", action="store_true", help="small smoke run (32^3)")
-    parser.add_argument("--json", type=Path,
-                        default=Path(__file__).parent / "results" / "bench_sparse.json")
+    parser.add_argument(
+        "--json", type=Path, default=Path(__file__).parent / "results" / "bench_sparse.json"
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--density", type=float, default=None, help=argparse.SUPPRESS)
@@ -139,11 +150,15 @@ def main(argv: list[str] | None = None) -> int:
     size = 32 if args.quick else args.size
     dense = _run_case(size, None, args.threads)
     rows = [dense] + [_run_case(size, d, args.threads) for d in args.densities]
-    print(f"submanifold conv {CHANNELS}->{CHANNELS}, 3x3x3, {size}^3, batch 1, float32, "
-          f"CPU, {torch.get_num_threads()} threads; one timed step after a warm-up, "
-          f"each case in a fresh process")
-    print("live = saved-for-backward (per storage) + output + kernel map; "
-          "dRSS = VmHWM - VmRSS at reset (MALLOC_MMAP_THRESHOLD_=65536); x = dense / case")
+    print(
+        f"submanifold conv {CHANNELS}->{CHANNELS}, 3x3x3, {size}^3, batch 1, float32, "
+        f"CPU, {torch.get_num_threads()} threads; one timed step after a warm-up, "
+        f"each case in a fresh process"
+    )
+    print(
+        "live = saved-for-backward (per storage) + output + kernel map; "
+        "dRSS = VmHWM - VmRSS at reset (MALLOC_MMAP_THRESHOLD_=65536); x = dense / case"
+    )
     print(_table(rows, dense))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     payload = json.dumps({"size": size, "channels": CHANNELS, "rows": rows}, indent=2)

@@ -51,16 +51,17 @@ def ideal_map_scores(acquisition, split_radius) -> LocalizationScores:
     """LocalizationScores of the training targets themselves (a perfect network's 8x map)
     decoded with ``split_radius``: the ceiling the decoding puts on every network."""
     blocks = acquisition_blocks(acquisition, BLOCK_FRAMES)
-    logits = (torch.where(blocks.targets.select([i]).dense(8) > 0, 50.0, -50.0)
-              for i in range(blocks.inputs.shape[0]))
+    logits = (
+        torch.where(blocks.targets.select([i]).dense(8) > 0, 50.0, -50.0)
+        for i in range(blocks.inputs.shape[0])
+    )
     return score_logits(logits, blocks, acquisition, 0.5, split_radius)
 
 
 def score_methods(acquisition, models: dict) -> dict:
     """LocalizationScores of conventional ULM, of the ideal map (split and not) and of every
     network on ``acquisition``."""
-    conventional = conventional_ulm(acquisition.iq, acquisition.pixel_size,
-                                    acquisition.frame_rate)
+    conventional = conventional_ulm(acquisition.iq, acquisition.pixel_size, acquisition.frame_rate)
     truth = acquisition.positions, acquisition.frames
     scores = {
         "conventional": localization_scores(*truth, conventional.positions, conventional.frames),
@@ -85,10 +86,12 @@ def save_plot(rows: list[dict], title: str, path: Path) -> None:
         mine = [r for r in rows if r["method"] == method]
         style = {"linestyle": ":"} if method.startswith("ideal") else {"marker": "o"}
         for ax, key in zip(axes, ("jaccard", "rmse"), strict=True):
-            ax.plot([r["concentration"] for r in mine], [r[key] for r in mine], label=method,
-                    **style)
-    for ax, label in zip(axes, ("Jaccard index", "RMSE (lambda), pairs within lambda/2"),
-                         strict=True):
+            ax.plot(
+                [r["concentration"] for r in mine], [r[key] for r in mine], label=method, **style
+            )
+    for ax, label in zip(
+        axes, ("Jaccard index", "RMSE (lambda), pairs within lambda/2"), strict=True
+    ):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("bubbles per frame")
         ax.set_ylabel(label)
@@ -102,20 +105,33 @@ def save_plot(rows: list[dict], title: str, path: Path) -> None:
 
 def run() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=_named_model, action="append", default=[],
-                        metavar="NAME=FILE", help="trained network (repeatable)")
+    parser.add_argument(
+        "--model",
+        type=_named_model,
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="trained network (repeatable)",
+    )
     parser.add_argument("--shape", type=int, nargs="+", default=[16, 16])
-    parser.add_argument("--frames", type=_frames, default=128,
-                        help=f"frames per simulation, a multiple of {BLOCK_FRAMES}")
-    parser.add_argument("--concentrations", type=float, nargs="+",
-                        default=[2, 4, 8, 16, 32, 64])
+    parser.add_argument(
+        "--frames",
+        type=_frames,
+        default=128,
+        help=f"frames per simulation, a multiple of {BLOCK_FRAMES}",
+    )
+    parser.add_argument("--concentrations", type=float, nargs="+", default=[2, 4, 8, 16, 32, 64])
     parser.add_argument("--quick", action="store_true", help="two concentrations, 32 frames")
-    parser.add_argument("--no-split", action="store_true",
-                        help="decode the networks without splitting merged discs (one bubble "
-                             "per connected component)")
+    parser.add_argument(
+        "--no-split",
+        action="store_true",
+        help="decode the networks without splitting merged discs (one bubble "
+        "per connected component)",
+    )
     parser.add_argument("--json", type=Path, default=RESULTS / "ulm_accuracy.json")
-    parser.add_argument("--plot", type=Path, default=None,
-                        help="PNG of Jaccard and RMSE against concentration")
+    parser.add_argument(
+        "--plot", type=Path, default=None, help="PNG of Jaccard and RMSE against concentration"
+    )
     args = parser.parse_args()
     if args.quick:
         args.frames, args.concentrations = 32, args.concentrations[:2]
@@ -124,31 +140,47 @@ def run() -> int:
         for model in models.values():
             model.split_radius = None
     for name, model in models.items():
-        print(f"{name}: {model.kind} network, {len(model.history)} training steps, decoded at "
-              f"occupancy > {model.threshold}, split radius {model.split_radius}")
+        print(
+            f"{name}: {model.kind} network, {len(model.history)} training steps, decoded at "
+            f"occupancy > {model.threshold}, split radius {model.split_radius}"
+        )
     rows = []
-    print(f"{'method':20s} {'conc':>6s} {'jaccard':>8s} {'rmse':>8s} {'precision':>9s} "
-          f"{'recall':>7s}")
+    print(
+        f"{'method':20s} {'conc':>6s} {'jaccard':>8s} {'rmse':>8s} {'precision':>9s} {'recall':>7s}"
+    )
     for c in args.concentrations:
-        acq = simulate_acquisition(args.shape, args.frames, c, seed=1000 + int(c),
-                                   progress=False)  # seeds unused by the training files
+        acq = simulate_acquisition(
+            args.shape, args.frames, c, seed=1000 + int(c), progress=False
+        )  # seeds unused by the training files
         for name, s in score_methods(acq, models).items():
             rows.append({"method": name, "concentration": c, **asdict(s)})
-            print(f"{name:20s} {c:6g} {s.jaccard:8.3f} {s.rmse:8.3f} {s.precision:9.3f} "
-                  f"{s.recall:7.3f}")
-    payload = {"shape": args.shape, "frames": args.frames, "rows": rows,
-               "models": {name: {"file": str(path), "kind": models[name].kind,
-                                 "steps": len(models[name].history),
-                                 "threshold": models[name].threshold,
-                                 "split_radius": models[name].split_radius}
-                          for name, path in args.model}}
+            print(
+                f"{name:20s} {c:6g} {s.jaccard:8.3f} {s.rmse:8.3f} {s.precision:9.3f} "
+                f"{s.recall:7.3f}"
+            )
+    payload = {
+        "shape": args.shape,
+        "frames": args.frames,
+        "rows": rows,
+        "models": {
+            name: {
+                "file": str(path),
+                "kind": models[name].kind,
+                "steps": len(models[name].history),
+                "threshold": models[name].threshold,
+                "split_radius": models[name].split_radius,
+            }
+            for name, path in args.model
+        },
+    }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(args.json, lambda tmp: tmp.write_text(json.dumps(payload, indent=2)))
     print(f"wrote {args.json}")
     if args.plot is not None:
         shape = "x".join(map(str, args.shape))
-        save_plot(rows, f"ULM on held-out {shape} simulations, {args.frames} frames each",
-                  args.plot)
+        save_plot(
+            rows, f"ULM on held-out {shape} simulations, {args.frames} frames each", args.plot
+        )
         print(f"wrote {args.plot}")
     return 0
 

@@ -26,8 +26,17 @@ def run() -> int:
     results = {}
     for dims, model in ((2, args.model2d), (3, args.model3d)):
         out = args.json.with_name(f"{args.json.stem}_{dims}d.json")
-        cmd = ["ulm", "--no-progress", "bench-memory", "--shape", *[str(size)] * dims,
-               "--frames", str(frames), "--json", str(out)]
+        cmd = [
+            "ulm",
+            "--no-progress",
+            "bench-memory",
+            "--shape",
+            *[str(size)] * dims,
+            "--frames",
+            str(frames),
+            "--json",
+            str(out),
+        ]
         if model is not None:
             cmd += ["--model", str(model)]
         print(f"--- {dims}D+t, {size}^{dims} x {frames} frames")

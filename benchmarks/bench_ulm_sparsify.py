@@ -37,8 +37,11 @@ def network_input_mask(iq: torch.Tensor, threshold: float) -> torch.Tensor:
     used = iq.shape[0] // NETWORK_BLOCK_FRAMES * NETWORK_BLOCK_FRAMES
     blocks = iq[:used].reshape(-1, NETWORK_BLOCK_FRAMES, *iq.shape[1:])
     keep = torch.zeros(iq.shape, dtype=torch.bool)
-    keep[:used] = InputSparsifier("threshold", threshold).keep(iq_channels(blocks)).reshape(
-        used, *iq.shape[1:])
+    keep[:used] = (
+        InputSparsifier("threshold", threshold)
+        .keep(iq_channels(blocks))
+        .reshape(used, *iq.shape[1:])
+    )
     return keep
 
 
@@ -48,8 +51,10 @@ def selectors(ndim: int):
     for k in TOPK_PER_FRAME:
         yield f"top-{k} per frame", lambda iq, k=k: topk_mask(iq, k)
     for k in TOPK_PER_TILE:
-        yield (f"top-{k} per {TILE}^{ndim} tile",
-               lambda iq, k=k: topk_mask(iq, k, block_shape=(TILE,) * ndim))
+        yield (
+            f"top-{k} per {TILE}^{ndim} tile",
+            lambda iq, k=k: topk_mask(iq, k, block_shape=(TILE,) * ndim),
+        )
     for t in NETWORK_THRESHOLDS:
         yield f"network |x|^2 > {t}", lambda iq, t=t: network_input_mask(iq, t)
 
@@ -57,18 +62,25 @@ def selectors(ndim: int):
 def run(shape, n_frames, concentrations, seed, snr_db):
     rows = []
     for concentration in concentrations:
-        acq = simulate_acquisition(shape, n_frames, concentration, seed=seed, snr_db=snr_db,
-                                   progress=False)
+        acq = simulate_acquisition(
+            shape, n_frames, concentration, seed=seed, snr_db=snr_db, progress=False
+        )
         for name, select in selectors(len(shape)):
             mask = select(acq.iq)
             nearest = bubble_retention(mask, acq.positions, acq.frames, acq.pixel_size)
-            within = bubble_retention(mask, acq.positions, acq.frames, acq.pixel_size,
-                                      radius=0.5)
-            rows.append({"ndim": len(shape), "shape": list(shape), "n_frames": n_frames,
-                         "concentration": concentration, "selector": name,
-                         "voxels_kept": nearest.voxels_kept,
-                         "bubbles_kept_nearest_voxel": nearest.bubbles_kept,
-                         "bubbles_kept_within_half_lambda": within.bubbles_kept})
+            within = bubble_retention(mask, acq.positions, acq.frames, acq.pixel_size, radius=0.5)
+            rows.append(
+                {
+                    "ndim": len(shape),
+                    "shape": list(shape),
+                    "n_frames": n_frames,
+                    "concentration": concentration,
+                    "selector": name,
+                    "voxels_kept": nearest.voxels_kept,
+                    "bubbles_kept_nearest_voxel": nearest.bubbles_kept,
+                    "bubbles_kept_within_half_lambda": within.bubbles_kept,
+                }
+            )
     return rows
 
 
@@ -77,8 +89,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small smoke run")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--snr-db", type=float, default=30.0)
-    parser.add_argument("--json", type=Path,
-                        default=Path(__file__).parent / "results" / "bench_ulm_sparsify.json")
+    parser.add_argument(
+        "--json", type=Path, default=Path(__file__).parent / "results" / "bench_ulm_sparsify.json"
+    )
     args = parser.parse_args()
     if args.quick:
         blocks, n_frames, concentrations = ((16, 16, 16), (32, 32), (16, 16)), 64, (5, 40)
@@ -88,13 +101,17 @@ def main() -> None:
     for shape in blocks:
         rows += run(shape, n_frames, concentrations, args.seed, args.snr_db)
 
-    print(f"{'block':>16} {'bubbles/frame':>13} {'selector':>24} {'voxels kept':>11} "
-          f"{'bubbles kept (voxel)':>20} {'(lambda/2)':>10}")
+    print(
+        f"{'block':>16} {'bubbles/frame':>13} {'selector':>24} {'voxels kept':>11} "
+        f"{'bubbles kept (voxel)':>20} {'(lambda/2)':>10}"
+    )
     for r in rows:
         block = "x".join(map(str, r["shape"])) + f"x{r['n_frames']}"
-        print(f"{block:>16} {r['concentration']:>13} {r['selector']:>24} "
-              f"{r['voxels_kept']:>11.4f} {r['bubbles_kept_nearest_voxel']:>20.3f} "
-              f"{r['bubbles_kept_within_half_lambda']:>10.3f}")
+        print(
+            f"{block:>16} {r['concentration']:>13} {r['selector']:>24} "
+            f"{r['voxels_kept']:>11.4f} {r['bubbles_kept_nearest_voxel']:>20.3f} "
+            f"{r['bubbles_kept_within_half_lambda']:>10.3f}"
+        )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     payload = {"seed": args.seed, "snr_db": args.snr_db, "rows": rows}
     atomic_write(args.json, lambda temporary: temporary.write_text(json.dumps(payload, indent=2)))

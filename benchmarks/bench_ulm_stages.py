@@ -45,41 +45,63 @@ def stage_rows(model, blocks) -> list[dict]:
         keys, occupancy = site_occupancy(logits)
         target = blocks.targets.keys[scale]
         on_target = torch.isin(keys, target)
-        rows.append({
-            "scale": scale, "sites": int(keys.numel()), "target_cells": int(target.numel()),
-            "reached": float(torch.isin(target, keys).float().mean()),
-            "kept": float(torch.isin(target, keys[occupancy > 0.5]).float().mean()),
-            "occupancy_target": float(occupancy[on_target].mean()),
-            "occupancy_other": float(occupancy[~on_target].mean())})
+        rows.append(
+            {
+                "scale": scale,
+                "sites": int(keys.numel()),
+                "target_cells": int(target.numel()),
+                "reached": float(torch.isin(target, keys).float().mean()),
+                "kept": float(torch.isin(target, keys[occupancy > 0.5]).float().mean()),
+                "occupancy_target": float(occupancy[on_target].mean()),
+                "occupancy_other": float(occupancy[~on_target].mean()),
+            }
+        )
     return rows
 
 
 def run() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=_named_model, action="append", required=True,
-                        metavar="NAME=FILE", help="trained network (repeatable)")
+    parser.add_argument(
+        "--model",
+        type=_named_model,
+        action="append",
+        required=True,
+        metavar="NAME=FILE",
+        help="trained network (repeatable)",
+    )
     parser.add_argument("--shape", type=int, nargs="+", default=[16, 16])
-    parser.add_argument("--frames", type=_frames, default=64,
-                        help=f"frames per simulation, a multiple of {BLOCK_FRAMES}")
+    parser.add_argument(
+        "--frames",
+        type=_frames,
+        default=64,
+        help=f"frames per simulation, a multiple of {BLOCK_FRAMES}",
+    )
     parser.add_argument("--concentrations", type=float, nargs="+", default=[2, 16, 64])
     parser.add_argument("--json", type=Path, default=RESULTS / "ulm_stages.json")
     args = parser.parse_args()
     models = {name: load_model(path).model for name, path in args.model}
     rows = []
-    print(f"{'method':16s} {'conc':>5s} {'scale':>5s} {'sites':>7s} {'targets':>7s} "
-          f"{'reached':>7s} {'> 0.5':>6s} {'p target':>8s} {'p other':>7s}")
+    print(
+        f"{'method':16s} {'conc':>5s} {'scale':>5s} {'sites':>7s} {'targets':>7s} "
+        f"{'reached':>7s} {'> 0.5':>6s} {'p target':>8s} {'p other':>7s}"
+    )
     for c in args.concentrations:
-        acq = simulate_acquisition(args.shape, args.frames, c, seed=1000 + int(c),
-                                   progress=False)
+        acq = simulate_acquisition(args.shape, args.frames, c, seed=1000 + int(c), progress=False)
         blocks = acquisition_blocks(acq, BLOCK_FRAMES)
         for name, model in models.items():
             for row in stage_rows(model, blocks):
                 rows.append({"method": name, "concentration": c, **row})
-                print(f"{name:16s} {c:5g} {row['scale']:5d} {row['sites']:7d} "
-                      f"{row['target_cells']:7d} {row['reached']:7.2f} {row['kept']:6.2f} "
-                      f"{row['occupancy_target']:8.2f} {row['occupancy_other']:7.2f}")
-    payload = {"shape": args.shape, "frames": args.frames, "rows": rows,
-               "models": {name: str(path) for name, path in args.model}}
+                print(
+                    f"{name:16s} {c:5g} {row['scale']:5d} {row['sites']:7d} "
+                    f"{row['target_cells']:7d} {row['reached']:7.2f} {row['kept']:6.2f} "
+                    f"{row['occupancy_target']:8.2f} {row['occupancy_other']:7.2f}"
+                )
+    payload = {
+        "shape": args.shape,
+        "frames": args.frames,
+        "rows": rows,
+        "models": {name: str(path) for name, path in args.model},
+    }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(args.json, lambda tmp: tmp.write_text(json.dumps(payload, indent=2)))
     print(f"wrote {args.json}")

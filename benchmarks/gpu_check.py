@@ -113,10 +113,18 @@ def run_check(check: str, backend: str, target: Target, measure: Measure) -> Row
     try:
         value, note = measure()
     except Exception as err:  # noqa: BLE001 - one failing check must not stop the others
-        return Row(check, backend, None, str(target), False, time.perf_counter() - start,
-                   error=f"{type(err).__name__}: {err}")
-    return Row(check, backend, value, str(target), target.met(value),
-               time.perf_counter() - start, note)
+        return Row(
+            check,
+            backend,
+            None,
+            str(target),
+            False,
+            time.perf_counter() - start,
+            error=f"{type(err).__name__}: {err}",
+        )
+    return Row(
+        check, backend, value, str(target), target.met(value), time.perf_counter() - start, note
+    )
 
 
 def synchronize(device: torch.device) -> None:
@@ -135,6 +143,7 @@ def timed(fn: Callable[[], torch.Tensor], device: torch.device) -> tuple[torch.T
 
 
 # --- a, b: NUFFT and Toeplitz normal against the exact DFT ------------------------------------
+
 
 @dataclass
 class NufftProblem:
@@ -163,8 +172,9 @@ def nufft_problem(size: int, samples: int, device: torch.device) -> NufftProblem
 
 def inner(a: torch.Tensor, b: torch.Tensor) -> complex:
     """``<a, b> = sum(conj(a) b)`` in complex128."""
-    return complex(torch.vdot(a.reshape(-1).to(torch.complex128),
-                              b.reshape(-1).to(torch.complex128)))
+    return complex(
+        torch.vdot(a.reshape(-1).to(torch.complex128), b.reshape(-1).to(torch.complex128))
+    )
 
 
 def nufft_adjointness(problem: NufftProblem, backend: str) -> tuple[float, str]:
@@ -202,17 +212,25 @@ def toeplitz_error(problem: NufftProblem, backend: str) -> tuple[float, str]:
 def nufft_rows(args: argparse.Namespace, device: torch.device, backend: str) -> list[Row]:
     """Adjointness, forward/adjoint accuracy and Toeplitz normal accuracy of one backend."""
     target = Target("<=", ACCURACY_TARGET)
-    checks = {"nufft adjointness": nufft_adjointness,
-              "nufft forward vs DFT": nufft_forward_error,
-              "nufft adjoint vs DFT": nufft_adjoint_error,
-              "toeplitz normal vs DFT": toeplitz_error}
-    return [run_check(name, backend, target,
-                      lambda fn=fn: fn(nufft_problem(args.dft_size, args.samples, device),
-                                       backend))
-            for name, fn in checks.items()]
+    checks = {
+        "nufft adjointness": nufft_adjointness,
+        "nufft forward vs DFT": nufft_forward_error,
+        "nufft adjoint vs DFT": nufft_adjoint_error,
+        "toeplitz normal vs DFT": toeplitz_error,
+    }
+    return [
+        run_check(
+            name,
+            backend,
+            target,
+            lambda fn=fn: fn(nufft_problem(args.dft_size, args.samples, device), backend),
+        )
+        for name, fn in checks.items()
+    ]
 
 
 # --- c: reconstructions on the device against the CPU -----------------------------------------
+
 
 @functools.cache
 def demo_acquisition(size: int) -> Acquisition:
@@ -222,18 +240,31 @@ def demo_acquisition(size: int) -> Acquisition:
 
 def cg_method(acq: Acquisition, device: torch.device, backend: str) -> torch.Tensor:
     """CG-SENSE of ``acq`` on ``device`` with ``backend``."""
-    return cg_sense(acq.kspace.to(device), acq.coord.to(device), acq.maps.to(device),
-                    n_iter=CG_ITERATIONS, backend=backend, progress=False)
+    return cg_sense(
+        acq.kspace.to(device),
+        acq.coord.to(device),
+        acq.maps.to(device),
+        n_iter=CG_ITERATIONS,
+        backend=backend,
+        progress=False,
+    )
 
 
-def mbdl_method(acq: Acquisition, device: torch.device, backend: str,
-                patch: int | None = None) -> torch.Tensor:
+def mbdl_method(
+    acq: Acquisition, device: torch.device, backend: str, patch: int | None = None
+) -> torch.Tensor:
     """The shipped MBDL model on ``acq`` on ``device`` (``patch``: its core size, ``None``: as
     trained)."""
     overrides = None if patch is None else {"patch_size": patch}
     model, _, extra = load_pretrained(device, overrides=overrides)
-    return reconstruct_with_model(model, acq.kspace.to(device), acq.maps.to(device),
-                                  acq.coord.to(device), extra, backend=backend)
+    return reconstruct_with_model(
+        model,
+        acq.kspace.to(device),
+        acq.maps.to(device),
+        acq.coord.to(device),
+        extra,
+        backend=backend,
+    )
 
 
 RECON_METHODS = {"CG-SENSE": cg_method, "MBDL": mbdl_method}
@@ -247,8 +278,7 @@ def cpu_reference_psnr(method: str, size: int) -> float:
     return psnr(image, acq.image)
 
 
-def psnr_delta(method: str, size: int, device: torch.device, backend: str
-               ) -> tuple[float, str]:
+def psnr_delta(method: str, size: int, device: torch.device, backend: str) -> tuple[float, str]:
     """PSNR of ``method`` on ``device`` minus the CPU reference's, and both in a note."""
     acq = demo_acquisition(size)
     reference = cpu_reference_psnr(method, size)
@@ -259,9 +289,15 @@ def psnr_delta(method: str, size: int, device: torch.device, backend: str
 def recon_rows(args: argparse.Namespace, device: torch.device, backend: str) -> list[Row]:
     """CG-SENSE and MBDL PSNR on the device against the CPU for one backend."""
     target = Target("|x|<=", PSNR_DELTA_TARGET)
-    return [run_check(f"{method} PSNR device - CPU (dB)", backend, target,
-                      lambda method=method: psnr_delta(method, args.recon_size, device, backend))
-            for method in RECON_METHODS]
+    return [
+        run_check(
+            f"{method} PSNR device - CPU (dB)",
+            backend,
+            target,
+            lambda method=method: psnr_delta(method, args.recon_size, device, backend),
+        )
+        for method in RECON_METHODS
+    ]
 
 
 # --- d: training-step memory against the meta estimate ----------------------------------------
@@ -276,18 +312,22 @@ def step_memory(problem: StepProblem, patches: tuple[int, ...], device: str) -> 
     return memory_table(problem, patches, device=device, progress=False)
 
 
-def memory_ratio(problem: StepProblem, patches: tuple[int, ...], device: str,
-                 patch: int | None) -> tuple[float, str]:
+def memory_ratio(
+    problem: StepProblem, patches: tuple[int, ...], device: str, patch: int | None
+) -> tuple[float, str]:
     """Measured step peak over its meta estimate for ``patch`` (``None``: full backprop)."""
     table = step_memory(problem, patches, device)
     row = next(r for r in [*table["rows"], table["full"]] if r["patch"] == patch)
     if not row["measured"]:
-        return math.nan, (f"not measured: estimate {row['estimate_bytes'] / MIB:.1f} MiB "
-                          "does not fit the free memory")
+        return math.nan, (
+            f"not measured: estimate {row['estimate_bytes'] / MIB:.1f} MiB "
+            "does not fit the free memory"
+        )
     measured = row[MEASURED_KEY[device]]
     return measured / row["estimate_bytes"], (
         f"{device} {measured / MIB:.1f} MiB, estimate {row['estimate_bytes'] / MIB:.1f} MiB, "
-        f"{row['seconds']:.2f} s")
+        f"{row['seconds']:.2f} s"
+    )
 
 
 def memory_rows(args: argparse.Namespace, device: torch.device, backend: str) -> list[Row]:
@@ -295,44 +335,75 @@ def memory_rows(args: argparse.Namespace, device: torch.device, backend: str) ->
     problem = StepProblem((args.memory_size,) * 3, backend=backend, **args.step)
     patches = tuple(sorted(set(args.patches)))
     target = Target("<=", FIT_MARGIN)
-    return [run_check(f"step memory / estimate, patch {patch or 'full'}", backend, target,
-                      lambda patch=patch: memory_ratio(problem, patches, device.type, patch))
-            for patch in [*patches, None]]
+    return [
+        run_check(
+            f"step memory / estimate, patch {patch or 'full'}",
+            backend,
+            target,
+            lambda patch=patch: memory_ratio(problem, patches, device.type, patch),
+        )
+        for patch in [*patches, None]
+    ]
 
 
 # --- e: MBDL on the device against L1-wavelet CS on the CPU -----------------------------------
+
 
 def speedup(size: int, device: torch.device, backend: str) -> tuple[float, str]:
     """L1-wavelet CS time on the CPU over MBDL time on ``device`` (warmed up), with both
     PSNRs in the note."""
     acq = demo_acquisition(size)
     dcf = pipe_menon_dcf(acq.coord, acq.image_shape, backend=REFERENCE_BACKEND, progress=False)
-    cs, cs_seconds = timed(lambda: l1_wavelet(
-        acq.kspace, acq.coord, acq.maps, lamda=L1_LAMDA, n_iter=CS_ITERATIONS, weights=dcf,
-        backend=REFERENCE_BACKEND, progress=False), torch.device("cpu"))
+    cs, cs_seconds = timed(
+        lambda: l1_wavelet(
+            acq.kspace,
+            acq.coord,
+            acq.maps,
+            lamda=L1_LAMDA,
+            n_iter=CS_ITERATIONS,
+            weights=dcf,
+            backend=REFERENCE_BACKEND,
+            progress=False,
+        ),
+        torch.device("cpu"),
+    )
     patch = min(TIMING_PATCH, size)
     timed(lambda: mbdl_method(acq, device, backend, patch), device)  # warm-up
     mbdl, mbdl_seconds = timed(lambda: mbdl_method(acq, device, backend, patch), device)
     return cs_seconds / mbdl_seconds, (
         f"MBDL {mbdl_seconds:.2f} s ({device.type}, {patch}^3 cores) {psnr(mbdl, acq.image):.2f} "
         f"dB; L1-wavelet {CS_ITERATIONS} it. {cs_seconds:.2f} s (cpu) "
-        f"{psnr(cs, acq.image):.2f} dB")
+        f"{psnr(cs, acq.image):.2f} dB"
+    )
 
 
 def speed_rows(args: argparse.Namespace, device: torch.device, backend: str) -> list[Row]:
     """The MBDL-over-CS speed-up row."""
-    return [run_check(f"speed-up MBDL ({device.type}) / CS (cpu), {args.timing_size}^3",
-                      backend, Target(">=", 1.0),
-                      lambda: speedup(args.timing_size, device, backend))]
+    return [
+        run_check(
+            f"speed-up MBDL ({device.type}) / CS (cpu), {args.timing_size}^3",
+            backend,
+            Target(">=", 1.0),
+            lambda: speedup(args.timing_size, device, backend),
+        )
+    ]
 
 
 # --- running, reporting -----------------------------------------------------------------------
 
+
 def backends_row(device: torch.device, backends: list[str]) -> Row:
     """Whether any NUFFT backend runs on the device."""
     note = ", ".join(backends) or "none: pip install -e '.[gpu]' (CuPy, cuFINUFFT)"
-    return Row("nufft backends on device", device.type, float(len(backends)), ">= 1",
-               bool(backends), 0.0, note)
+    return Row(
+        "nufft backends on device",
+        device.type,
+        float(len(backends)),
+        ">= 1",
+        bool(backends),
+        0.0,
+        note,
+    )
 
 
 def run_all(args: argparse.Namespace, device: torch.device) -> list[Row]:
@@ -360,13 +431,17 @@ def format_value(value: float | None) -> str:
 def format_table(rows: list[Row]) -> str:
     """Plain-text table of the rows; a failed row's note is its error when it raised."""
     width = max(len(row.check) for row in rows)
-    header = (f"{'check':<{width}}  {'backend':<9}{'value':>10}  {'target':<12}{'pass':<6}"
-              f"{'time s':>8}  note")
+    header = (
+        f"{'check':<{width}}  {'backend':<9}{'value':>10}  {'target':<12}{'pass':<6}"
+        f"{'time s':>8}  note"
+    )
     lines = [header, "-" * len(header)]
     for row in rows:
-        lines.append(f"{row.check:<{width}}  {row.backend:<9}{format_value(row.value):>10}  "
-                     f"{row.target:<12}{'ok' if row.passed else 'FAIL':<6}{row.seconds:>8.2f}  "
-                     f"{row.error or row.note}")
+        lines.append(
+            f"{row.check:<{width}}  {row.backend:<9}{format_value(row.value):>10}  "
+            f"{row.target:<12}{'ok' if row.passed else 'FAIL':<6}{row.seconds:>8.2f}  "
+            f"{row.error or row.note}"
+        )
     return "\n".join(lines)
 
 
@@ -378,10 +453,15 @@ def device_name(device: torch.device) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, a smoke run")
-    parser.add_argument("--json", type=Path,
-                        default=Path(__file__).parent / "results" / "gpu_check.json")
-    parser.add_argument("--backends", nargs="+", default=None,
-                        help="NUFFT backends to check (default: every one installed for CUDA)")
+    parser.add_argument(
+        "--json", type=Path, default=Path(__file__).parent / "results" / "gpu_check.json"
+    )
+    parser.add_argument(
+        "--backends",
+        nargs="+",
+        default=None,
+        help="NUFFT backends to check (default: every one installed for CUDA)",
+    )
     parser.add_argument("--dft-size", type=int, default=16, help="NUFFT checks' image size")
     parser.add_argument("--samples", type=int, default=4000, help="NUFFT checks' samples")
     parser.add_argument("--recon-size", type=int, default=48, help="CG-SENSE / MBDL size")
@@ -389,8 +469,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--patches", type=int, nargs="+", default=[16, 32, 48])
     parser.add_argument("--timing-size", type=int, default=64, help="MBDL vs CS timing size")
     # checks the script's logic on the CPU (CPU against CPU); not a readiness check
-    parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"],
-                        help=argparse.SUPPRESS)
+    parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"], help=argparse.SUPPRESS)
     parser.set_defaults(step={})  # StepProblem's network and coils: its defaults
     args = parser.parse_args(argv)
     if args.quick:
@@ -403,8 +482,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
-        print(f"gpu_check: no CUDA device: torch {torch.__version__} (CUDA "
-              f"{torch.version.cuda or 'not built in'}) sees none", file=sys.stderr)
+        print(
+            f"gpu_check: no CUDA device: torch {torch.__version__} (CUDA "
+            f"{torch.version.cuda or 'not built in'}) sees none",
+            file=sys.stderr,
+        )
         return 2
     device = torch.device(args.device)
     start = time.perf_counter()
@@ -413,13 +495,23 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(rows))
     passed = sum(row.passed for row in rows)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    write_json(args.json, {
-        "device": device_name(device), "torch": torch.__version__, "cuda": torch.version.cuda,
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "passed": passed, "total": len(rows), "seconds": seconds,
-        "rows": [asdict(row) for row in rows]})
-    print(f"gpu_check: {passed}/{len(rows)} checks passed on {device_name(device)} in "
-          f"{seconds:.1f} s; wrote {args.json}")
+    write_json(
+        args.json,
+        {
+            "device": device_name(device),
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda,
+            "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            "passed": passed,
+            "total": len(rows),
+            "seconds": seconds,
+            "rows": [asdict(row) for row in rows],
+        },
+    )
+    print(
+        f"gpu_check: {passed}/{len(rows)} checks passed on {device_name(device)} in "
+        f"{seconds:.1f} s; wrote {args.json}"
+    )
     return 0 if passed == len(rows) else 1
 
 

@@ -37,8 +37,7 @@ _PARTIAL_TAG = ".partial"
 
 #: Errors meaning that a folder cannot take a new file: no permission, read-only file system,
 #: no space or quota left.
-UNWRITABLE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC,
-                               errno.EDQUOT})
+UNWRITABLE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT})
 
 
 class NotWritableError(OSError):
@@ -138,8 +137,11 @@ def atomic_path(path: str | os.PathLike[str], *, durable: bool = True) -> Iterat
 
 def _about_temporary(err: BaseException, temporary: Path) -> bool:
     """Whether ``err`` says the temporary file (or an unnamed file) could not be written."""
-    return (isinstance(err, OSError) and err.errno in UNWRITABLE_ERRNOS
-            and err.filename in (None, str(temporary), temporary))
+    return (
+        isinstance(err, OSError)
+        and err.errno in UNWRITABLE_ERRNOS
+        and err.filename in (None, str(temporary), temporary)
+    )
 
 
 def atomic_write(

@@ -71,7 +71,8 @@ class _GradientStep(torch.autograd.Function):
 def _operator_learns(op: LinearOperator) -> bool:
     """Whether any tensor of ``op`` (e.g. coil maps being estimated) requires a gradient."""
     return isinstance(op, nn.Module) and any(
-        t.requires_grad for t in itertools.chain(op.parameters(), op.buffers()))
+        t.requires_grad for t in itertools.chain(op.parameters(), op.buffers())
+    )
 
 
 class GradientStepDC(nn.Module):
@@ -135,8 +136,9 @@ class ConjugateGradientDC(nn.Module):
     second CG solve (the system is Hermitian), exact to the CG tolerance.
     """
 
-    def __init__(self, lam: float = 0.05, n_iter: int = 10, tol: float = 0.0,
-                 learnable: bool = True) -> None:
+    def __init__(
+        self, lam: float = 0.05, n_iter: int = 10, tol: float = 0.0, learnable: bool = True
+    ) -> None:
         super().__init__()
         log_lam = torch.tensor(math.log(check_positive(lam, "lam")))
         self.log_lam = nn.Parameter(log_lam) if learnable else log_lam
@@ -152,5 +154,6 @@ class ConjugateGradientDC(nn.Module):
     def forward(self, z: torch.Tensor, aty: torch.Tensor, op: LinearOperator) -> torch.Tensor:
         """``z``, ``aty``: complex ``(*batch, *image_shape)`` -> ``x`` of the same shape."""
         _check_pair(z, aty)
-        return _ConjugateGradientSolve.apply(z, aty, self.lam.to(z.real.dtype), op.normal,
-                                             self.n_iter, self.tol)
+        return _ConjugateGradientSolve.apply(
+            z, aty, self.lam.to(z.real.dtype), op.normal, self.n_iter, self.tol
+        )

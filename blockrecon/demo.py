@@ -56,15 +56,21 @@ class MethodResult:
     peak_bytes: int | None
 
 
-def simulate_demo(size: int = 48, n_coils: int = 8, acceleration: float = 8.0,
-                  snr_db: float | None = 40.0, seed: int = 0) -> Acquisition:
+def simulate_demo(
+    size: int = 48,
+    n_coils: int = 8,
+    acceleration: float = 8.0,
+    snr_db: float | None = 40.0,
+    seed: int = 0,
+) -> Acquisition:
     """A ``size``^3 Shepp-Logan acquisition with ``n_coils`` coils on a golden-angle kooshball,
     ``acceleration``-fold angularly undersampled, complex noise at ``snr_db`` (k-space, dB)."""
     if isinstance(size, bool) or not isinstance(size, int) or size < 8:
         raise ValueError(f"size must be an integer >= 8, got {size!r}")
     coord = radial_3d(radial_spokes(size, acceleration), size)
-    return simulate_acquisition(coord, (size,) * 3, n_coils=n_coils, phantom="shepp_logan",
-                                snr_db=snr_db, seed=seed)
+    return simulate_acquisition(
+        coord, (size,) * 3, n_coils=n_coils, phantom="shepp_logan", snr_db=snr_db, seed=seed
+    )
 
 
 def timed(name: str, fn: Callable[[], torch.Tensor]) -> MethodResult:
@@ -79,8 +85,9 @@ def timed(name: str, fn: Callable[[], torch.Tensor]) -> MethodResult:
     return MethodResult(name, image.detach(), seconds, peak)
 
 
-def classical_methods(acq: Acquisition, progress: bool = True, backend: str = "auto"
-                      ) -> dict[str, Callable[[], torch.Tensor]]:
+def classical_methods(
+    acq: Acquisition, progress: bool = True, backend: str = "auto"
+) -> dict[str, Callable[[], torch.Tensor]]:
     """Gridding, CG-SENSE and L1-wavelet CS (30 iterations) on the true coil maps, with NUFFT
     ``backend``.
 
@@ -90,25 +97,38 @@ def classical_methods(acq: Acquisition, progress: bool = True, backend: str = "a
     dcf: dict[str, torch.Tensor] = {}
 
     def grid() -> torch.Tensor:
-        dcf["w"] = pipe_menon_dcf(acq.coord, acq.image_shape, backend=backend,
-                                  progress=progress)
-        return grid_recon(acq.kspace, acq.coord, acq.maps, dcf=dcf["w"], backend=backend,
-                          progress=progress)
+        dcf["w"] = pipe_menon_dcf(acq.coord, acq.image_shape, backend=backend, progress=progress)
+        return grid_recon(
+            acq.kspace, acq.coord, acq.maps, dcf=dcf["w"], backend=backend, progress=progress
+        )
 
     def cg() -> torch.Tensor:
-        return cg_sense(acq.kspace, acq.coord, acq.maps, n_iter=20, backend=backend,
-                        progress=progress)
+        return cg_sense(
+            acq.kspace, acq.coord, acq.maps, n_iter=20, backend=backend, progress=progress
+        )
 
     def l1() -> torch.Tensor:
-        return l1_wavelet(acq.kspace, acq.coord, acq.maps, lamda=L1_LAMDA, n_iter=30,
-                          weights=dcf["w"], backend=backend, progress=progress)
+        return l1_wavelet(
+            acq.kspace,
+            acq.coord,
+            acq.maps,
+            lamda=L1_LAMDA,
+            n_iter=30,
+            weights=dcf["w"],
+            backend=backend,
+            progress=progress,
+        )
 
     return {"gridding": grid, "CG-SENSE": cg, "L1-wavelet CS": l1}
 
 
-def mbdl_method(acq: Acquisition, model: torch.nn.Module | None = None,
-                extra: dict | None = None, progress: bool = True, backend: str = "auto"
-                ) -> dict[str, Callable[[], torch.Tensor]]:
+def mbdl_method(
+    acq: Acquisition,
+    model: torch.nn.Module | None = None,
+    extra: dict | None = None,
+    progress: bool = True,
+    backend: str = "auto",
+) -> dict[str, Callable[[], torch.Tensor]]:
     """The block-wise unrolled network on the true coil maps.
 
     Args:
@@ -129,14 +149,16 @@ def mbdl_method(acq: Acquisition, model: torch.nn.Module | None = None,
         model, _, extra = load_pretrained()
 
     def mbdl() -> torch.Tensor:
-        return reconstruct_with_model(model, acq.kspace, acq.maps, acq.coord, extra or {},
-                                      backend=backend, progress=progress)
+        return reconstruct_with_model(
+            model, acq.kspace, acq.maps, acq.coord, extra or {}, backend=backend, progress=progress
+        )
 
     return {MBDL_NAME: mbdl}
 
 
-def run_demo(methods: dict[str, Callable[[], torch.Tensor]], progress: bool = True
-             ) -> list[MethodResult]:
+def run_demo(
+    methods: dict[str, Callable[[], torch.Tensor]], progress: bool = True
+) -> list[MethodResult]:
     """Run each method once, in order, with timing and memory; ``progress``: a bar over the
     methods that names the one under way (only when stderr is a terminal)."""
     bar = progress_bar(methods.items(), "methods", progress)
@@ -164,14 +186,16 @@ def quality_rows(results: Sequence[MethodResult], reference: torch.Tensor) -> li
     mask = object_mask(reference)
     rows = []
     for result in results:
-        rows.append({
-            "method": result.name,
-            "psnr_db": psnr(result.image, reference),
-            "ssim": ssim(result.image, reference),
-            "nrmse": nrmse(result.image, reference, mask=mask),
-            "seconds": result.seconds,
-            "peak_mib": None if result.peak_bytes is None else result.peak_bytes / 2**20,
-        })
+        rows.append(
+            {
+                "method": result.name,
+                "psnr_db": psnr(result.image, reference),
+                "ssim": ssim(result.image, reference),
+                "nrmse": nrmse(result.image, reference, mask=mask),
+                "seconds": result.seconds,
+                "peak_mib": None if result.peak_bytes is None else result.peak_bytes / 2**20,
+            }
+        )
     return rows
 
 
@@ -181,8 +205,10 @@ def format_table(rows: Sequence[dict]) -> str:
     lines = [header, "-" * len(header)]
     for row in rows:
         peak = "n/a" if row["peak_mib"] is None else f"{row['peak_mib']:.0f}"
-        lines.append(f"{row['method']:<18}{row['psnr_db']:>9.2f}{row['ssim']:>8.3f}"
-                     f"{row['nrmse']:>8.3f}{row['seconds']:>9.2f}{peak:>10}")
+        lines.append(
+            f"{row['method']:<18}{row['psnr_db']:>9.2f}{row['ssim']:>8.3f}"
+            f"{row['nrmse']:>8.3f}{row['seconds']:>9.2f}{peak:>10}"
+        )
     return "\n".join(lines)
 
 
@@ -197,15 +223,17 @@ def _orthogonal_slices(volume: torch.Tensor) -> list[torch.Tensor]:
     return [volume[nz // 2], volume[:, ny // 2], volume[:, :, nx // 2]]
 
 
-def demo_figure(reference: torch.Tensor, results: Sequence[MethodResult],
-                error_gain: float = 5.0) -> Figure:
+def demo_figure(
+    reference: torch.Tensor, results: Sequence[MethodResult], error_gain: float = 5.0
+) -> Figure:
     """One row per method (reference first): three orthogonal slices of the magnitude and the
     three matching error maps ``|x| - |ref|``, drawn with an ``error_gain`` times narrower colour
     range than the images and with a colour bar of the error."""
     from matplotlib.figure import Figure
 
     rows = [("reference", reference.abs())] + [
-        (r.name, _scaled_magnitude(r.image, reference)) for r in results]
+        (r.name, _scaled_magnitude(r.image, reference)) for r in results
+    ]
     vmax = float(reference.abs().max())
     fig = Figure(figsize=(12, 2.1 * len(rows)), layout="constrained")
     axes = fig.subplots(len(rows), 6, squeeze=False)
@@ -214,21 +242,27 @@ def demo_figure(reference: torch.Tensor, results: Sequence[MethodResult],
             ax.imshow(panel.cpu().numpy(), cmap="gray", vmin=0, vmax=vmax)
         error = magnitude - reference.abs()
         for ax, panel in zip(row_axes[3:], _orthogonal_slices(error), strict=True):
-            errors = ax.imshow(panel.cpu().numpy(), cmap="RdBu_r", vmin=-vmax / error_gain,
-                               vmax=vmax / error_gain)
+            errors = ax.imshow(
+                panel.cpu().numpy(), cmap="RdBu_r", vmin=-vmax / error_gain, vmax=vmax / error_gain
+            )
         row_axes[0].set_ylabel(name)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.colorbar(errors, ax=axes[:, 3:], label="|x| - |ref|")
-    for ax, title in zip(axes[0], ["axial", "coronal", "sagittal",
-                                   f"error x{error_gain:g}", "", ""], strict=True):
+    for ax, title in zip(
+        axes[0], ["axial", "coronal", "sagittal", f"error x{error_gain:g}", "", ""], strict=True
+    ):
         ax.set_title(title)
     return fig
 
 
-def save_figure(path: str | os.PathLike[str], reference: torch.Tensor,
-                results: Sequence[MethodResult], error_gain: float = 5.0) -> Path:
+def save_figure(
+    path: str | os.PathLike[str],
+    reference: torch.Tensor,
+    results: Sequence[MethodResult],
+    error_gain: float = 5.0,
+) -> Path:
     """:func:`demo_figure` as a PNG, written atomically."""
     path = Path(path)
     with atomic_path(path) as tmp:

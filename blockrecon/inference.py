@@ -61,8 +61,10 @@ class DataContract:
     @classmethod
     def from_extra(cls, extra: Mapping[str, Any]) -> DataContract:
         """The contract a model file's ``extra`` metadata states (other keys are ignored)."""
-        return cls(normalized=extra.get("data_normalization") == NORMALIZATION,
-                   density_weights=extra.get("density_weights") == DENSITY_WEIGHTS)
+        return cls(
+            normalized=extra.get("data_normalization") == NORMALIZATION,
+            density_weights=extra.get("density_weights") == DENSITY_WEIGHTS,
+        )
 
     def to_extra(self) -> dict[str, str]:
         """The ``extra`` entries that state this contract (:meth:`from_extra` reads them)."""
@@ -90,19 +92,35 @@ class ModelInputs:
     intensity_scale: float = 1.0
 
 
-def acquisition_maps(acq: Acquisition, estimate: bool = False, progress: bool = False,
-                     method: str = "espirit", calib_width: int | None = None) -> torch.Tensor:
+def acquisition_maps(
+    acq: Acquisition,
+    estimate: bool = False,
+    progress: bool = False,
+    method: str = "espirit",
+    calib_width: int | None = None,
+) -> torch.Tensor:
     """The acquisition's coil maps, or maps estimated from its k-space when it has none (or
     when ``estimate``) by ``method`` with ``calib_width`` (see
     :func:`~blockrecon.physics.maps.estimate_maps`). complex64 ``(coils, *image_shape)``."""
     if acq.maps is not None and not estimate:
         return acq.maps
-    return estimate_maps(acq.kspace, acq.coord, acq.image_shape, method=method,
-                         calib_width=calib_width, progress=progress)
+    return estimate_maps(
+        acq.kspace,
+        acq.coord,
+        acq.image_shape,
+        method=method,
+        calib_width=calib_width,
+        progress=progress,
+    )
 
 
-def normalize(kspace: torch.Tensor, maps: torch.Tensor, coord: torch.Tensor,
-              backend: str = "auto", weights: torch.Tensor | None = None) -> ModelInputs:
+def normalize(
+    kspace: torch.Tensor,
+    maps: torch.Tensor,
+    coord: torch.Tensor,
+    backend: str = "auto",
+    weights: torch.Tensor | None = None,
+) -> ModelInputs:
     """The normalized data of an acquisition (see the module docstring).
 
     Args:
@@ -132,13 +150,18 @@ def normalize(kspace: torch.Tensor, maps: torch.Tensor, coord: torch.Tensor,
     if not peak > 0:
         raise ValueError("the k-space data are zero: nothing to reconstruct")
     intensity_scale = 1.0 / peak
-    return ModelInputs(kspace * intensity_scale, op, aty * intensity_scale, scale,
-                       intensity_scale)
+    return ModelInputs(kspace * intensity_scale, op, aty * intensity_scale, scale, intensity_scale)
 
 
-def prepare_inputs(kspace: torch.Tensor, maps: torch.Tensor, coord: torch.Tensor,
-                   contract: DataContract, backend: str = "auto",
-                   dcf: torch.Tensor | None = None, progress: bool = False) -> ModelInputs:
+def prepare_inputs(
+    kspace: torch.Tensor,
+    maps: torch.Tensor,
+    coord: torch.Tensor,
+    contract: DataContract,
+    backend: str = "auto",
+    dcf: torch.Tensor | None = None,
+    progress: bool = False,
+) -> ModelInputs:
     """The data of an acquisition as a model with ``contract`` takes it.
 
     Args:
@@ -153,8 +176,11 @@ def prepare_inputs(kspace: torch.Tensor, maps: torch.Tensor, coord: torch.Tensor
     """
     weights = None
     if contract.density_weights:
-        weights = dcf if dcf is not None else pipe_menon_dcf(
-            coord, maps.shape[1:], backend=backend, progress=progress)
+        weights = (
+            dcf
+            if dcf is not None
+            else pipe_menon_dcf(coord, maps.shape[1:], backend=backend, progress=progress)
+        )
     if contract.normalized:
         return normalize(kspace, maps, coord, backend=backend, weights=weights)
     op = Sense(maps, coord, weights=weights, backend=backend)
@@ -162,10 +188,16 @@ def prepare_inputs(kspace: torch.Tensor, maps: torch.Tensor, coord: torch.Tensor
         return ModelInputs(kspace, op, op.normal_rhs(kspace))
 
 
-def reconstruct_with_model(model: UnrolledNet, kspace: torch.Tensor, maps: torch.Tensor,
-                           coord: torch.Tensor, extra: Mapping[str, Any], backend: str = "auto",
-                           dcf: torch.Tensor | None = None, progress: bool = False
-                           ) -> torch.Tensor:
+def reconstruct_with_model(
+    model: UnrolledNet,
+    kspace: torch.Tensor,
+    maps: torch.Tensor,
+    coord: torch.Tensor,
+    extra: Mapping[str, Any],
+    backend: str = "auto",
+    dcf: torch.Tensor | None = None,
+    progress: bool = False,
+) -> torch.Tensor:
     """Apply an unrolled network to data prepared as it was trained (:func:`prepare_inputs`
     with the :class:`DataContract` of ``extra``, the model file's metadata).
 
@@ -183,8 +215,9 @@ def reconstruct_with_model(model: UnrolledNet, kspace: torch.Tensor, maps: torch
     Returns:
         complex64 image ``image_shape`` at the data's own scale.
     """
-    inputs = prepare_inputs(kspace, maps, coord, DataContract.from_extra(extra), backend, dcf,
-                            progress)
+    inputs = prepare_inputs(
+        kspace, maps, coord, DataContract.from_extra(extra), backend, dcf, progress
+    )
     with torch.no_grad():
         image = model.solve(inputs.aty, inputs.op, inputs.aty_scale)
     return image / inputs.intensity_scale
@@ -194,8 +227,9 @@ class PatchSizeError(ValueError):
     """A block-wise patch size that the model or the volume does not allow."""
 
 
-def _overrides(stored: Any, path: str | os.PathLike[str], patch_size: int | None,
-               cg_iterations: int | None) -> dict[str, Any]:
+def _overrides(
+    stored: Any, path: str | os.PathLike[str], patch_size: int | None, cg_iterations: int | None
+) -> dict[str, Any]:
     """The configuration entries that set ``patch_size`` and the CG data consistency's
     iterations of a model whose stored configuration is ``stored``."""
     overrides: dict[str, Any] = {} if patch_size is None else {"patch_size": patch_size}
@@ -206,15 +240,20 @@ def _overrides(stored: Any, path: str | os.PathLike[str], patch_size: int | None
     except ValueError as err:
         raise ValueError(f"model file {path}: {err}") from err
     if dc["kind"] != "cg":
-        raise ValueError(f"CG data-consistency iterations given, but the model's data "
-                         f"consistency is {dc['kind']!r}")
+        raise ValueError(
+            f"CG data-consistency iterations given, but the model's data "
+            f"consistency is {dc['kind']!r}"
+        )
     return overrides | {"dc": {**dc, "n_iter": cg_iterations}}
 
 
-def load_for_inference(path: str | os.PathLike[str] | None = None, device: Any = None,
-                       image_shape: tuple[int, ...] | None = None,
-                       patch_size: int | None = None, cg_iterations: int | None = None
-                       ) -> LoadedModel:
+def load_for_inference(
+    path: str | os.PathLike[str] | None = None,
+    device: Any = None,
+    image_shape: tuple[int, ...] | None = None,
+    patch_size: int | None = None,
+    cg_iterations: int | None = None,
+) -> LoadedModel:
     """The network of a model file, read once and built once, in eval mode.
 
     Args:

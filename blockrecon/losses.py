@@ -12,8 +12,9 @@ import torch.nn.functional as F
 
 def _check_pair(estimate: torch.Tensor, target: torch.Tensor) -> None:
     if estimate.shape != target.shape:
-        raise ValueError(f"estimate {tuple(estimate.shape)} and target {tuple(target.shape)} "
-                         "differ in shape")
+        raise ValueError(
+            f"estimate {tuple(estimate.shape)} and target {tuple(target.shape)} differ in shape"
+        )
 
 
 def relative_l2(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -33,8 +34,10 @@ def ssim_loss(estimate: torch.Tensor, target: torch.Tensor, window: int = 7) -> 
     """
     _check_pair(estimate, target)
     if target.ndim not in (3, 4) or min(target.shape[-3:]) < window:
-        raise ValueError(f"ssim_loss expects (D, H, W) or (N, D, H, W) volumes of at least "
-                         f"{window} voxels, got shape {tuple(target.shape)}")
+        raise ValueError(
+            f"ssim_loss expects (D, H, W) or (N, D, H, W) volumes of at least "
+            f"{window} voxels, got shape {tuple(target.shape)}"
+        )
     a = estimate.abs().reshape(-1, 1, *target.shape[-3:])
     r = target.abs().reshape(-1, 1, *target.shape[-3:])
     data_range = (r.amax() - r.amin()).clamp_min(torch.finfo(r.dtype).eps)
@@ -47,5 +50,6 @@ def ssim_loss(estimate: torch.Tensor, target: torch.Tensor, window: int = 7) -> 
     var_a, var_r = mean(a * a) - mu_a**2, mean(r * r) - mu_r**2
     cov = mean(a * r) - mu_a * mu_r
     ssim_map = ((2 * mu_a * mu_r + c1) * (2 * cov + c2)) / (
-        (mu_a**2 + mu_r**2 + c1) * (var_a + var_r + c2))
+        (mu_a**2 + mu_r**2 + c1) * (var_a + var_r + c2)
+    )
     return 1 - ssim_map.mean()

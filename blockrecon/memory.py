@@ -63,8 +63,11 @@ class LiveTensorBytes(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        inputs = {t.untyped_storage()._cdata for t in tree_leaves((args, kwargs))
-                  if isinstance(t, torch.Tensor)}
+        inputs = {
+            t.untyped_storage()._cdata
+            for t in tree_leaves((args, kwargs))
+            if isinstance(t, torch.Tensor)
+        }
         for t in tree_leaves(out):
             if not isinstance(t, torch.Tensor):
                 continue
@@ -98,9 +101,12 @@ def meta_copy(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model).to(torch.device("meta"))
 
 
-def estimate_full_backprop_bytes(model: nn.Module, shape: Sequence[int],
-                                 dtype: torch.dtype = torch.float32,
-                                 input_requires_grad: bool = True) -> int:
+def estimate_full_backprop_bytes(
+    model: nn.Module,
+    shape: Sequence[int],
+    dtype: torch.dtype = torch.float32,
+    input_requires_grad: bool = True,
+) -> int:
     """Peak live bytes of ``model(x).sum().backward()`` for ``x`` of ``shape``, on meta.
 
     Nothing is allocated: a meta copy of the model runs on a meta input, so sizes that could
@@ -114,8 +120,14 @@ def estimate_full_backprop_bytes(model: nn.Module, shape: Sequence[int],
     return saved_bytes(lambda: meta_model(x).sum().backward())
 
 
-def blockwise_step_bytes(model: nn.Module, volume_shape: Sequence[int], patch_size,
-                         channels: int = 2, dtype: torch.dtype = torch.float32, **kwargs) -> int:
+def blockwise_step_bytes(
+    model: nn.Module,
+    volume_shape: Sequence[int],
+    patch_size,
+    channels: int = 2,
+    dtype: torch.dtype = torch.float32,
+    **kwargs,
+) -> int:
     """Peak live bytes of a block-wise forward+backward of ``model`` on meta.
 
     ``kwargs`` go to :class:`blockrecon.blockwise.BlockwiseRegularizer`; padding defaults to
@@ -130,9 +142,15 @@ def blockwise_step_bytes(model: nn.Module, volume_shape: Sequence[int], patch_si
     return saved_bytes(lambda: reg(x).sum().backward())
 
 
-def suggest_patch_size(model: nn.Module, volume_shape: Sequence[int], budget_bytes: int,
-                       channels: int = 2, dtype: torch.dtype = torch.float32, min_core: int = 8,
-                       **kwargs) -> tuple[int, ...]:
+def suggest_patch_size(
+    model: nn.Module,
+    volume_shape: Sequence[int],
+    budget_bytes: int,
+    channels: int = 2,
+    dtype: torch.dtype = torch.float32,
+    min_core: int = 8,
+    **kwargs,
+) -> tuple[int, ...]:
     """Largest isotropic core (clipped to the volume) whose block-wise step fits ``budget_bytes``.
 
     The count is :func:`blockwise_step_bytes` on the meta device (``kwargs`` go there): the
@@ -152,8 +170,12 @@ def suggest_patch_size(model: nn.Module, volume_shape: Sequence[int], budget_byt
     if not shape or min(shape) < stride:
         raise ValueError(f"volume_shape {shape} must be at least the stride {stride}")
     first = max(stride, -(-min_core // stride) * stride)
-    candidates = list(dict.fromkeys(tuple(min(c, s - s % stride) for s in shape)
-                                    for c in range(first, max(shape) + stride, stride)))
+    candidates = list(
+        dict.fromkeys(
+            tuple(min(c, s - s % stride) for s in shape)
+            for c in range(first, max(shape) + stride, stride)
+        )
+    )
 
     def need(core: tuple[int, ...]) -> int:
         return blockwise_step_bytes(model, shape, core, channels, dtype, **kwargs)
@@ -164,8 +186,10 @@ def suggest_patch_size(model: nn.Module, volume_shape: Sequence[int], budget_byt
         lo, hi = (mid, hi) if need(candidates[mid]) <= budget_bytes else (lo, mid - 1)
     smallest = need(candidates[lo]) if lo == 0 else 0
     if smallest > budget_bytes:
-        raise ValueError(f"budget of {budget_bytes} bytes is below the {smallest} bytes the "
-                         f"smallest core {candidates[0]} needs for a volume of {shape}")
+        raise ValueError(
+            f"budget of {budget_bytes} bytes is below the {smallest} bytes the "
+            f"smallest core {candidates[0]} needs for a volume of {shape}"
+        )
     return candidates[lo]
 
 
@@ -260,8 +284,9 @@ def peak_rss(target: Callable | Sequence[str], *args) -> RssPeak:
     return RssPeak(peak, baseline)
 
 
-def cuda_peak_bytes(fn: Callable[[], object], device: torch.device | str | None = None
-                    ) -> int | None:
+def cuda_peak_bytes(
+    fn: Callable[[], object], device: torch.device | str | None = None
+) -> int | None:
     """Peak CUDA bytes allocated by ``fn()`` above what was allocated before; None without CUDA."""
     if not torch.cuda.is_available():
         return None
@@ -291,12 +316,15 @@ def check_memory(need_bytes: int, what: str, available: int | None = None) -> No
     exceed ``available`` (default: :func:`available_memory_bytes`)."""
     available = available_memory_bytes() if available is None else available
     if need_bytes > available:
-        raise ValueError(f"{what} needs about {need_bytes / GIB:.1f} GiB of memory, only "
-                         f"{available / GIB:.1f} GiB is available")
+        raise ValueError(
+            f"{what} needs about {need_bytes / GIB:.1f} GiB of memory, only "
+            f"{available / GIB:.1f} GiB is available"
+        )
 
 
-def simulation_bytes(image_shape: Sequence[int], coils: int, samples: int,
-                     oversample: int = 2) -> int:
+def simulation_bytes(
+    image_shape: Sequence[int], coils: int, samples: int, oversample: int = 2
+) -> int:
     """Rough peak of simulating an acquisition
     (:func:`blockrecon.physics.simulate_acquisition`), from its largest arrays: the phantom,
     the coil maps and their product on the ``oversample``-times finer grid, the NUFFT's 2x

@@ -13,11 +13,13 @@ MIB = 2**20
 
 #: Columns of :func:`format_table` and lines of :func:`plot_step_memory`: (row key, header,
 #: label).
-COLUMNS = (("estimate_bytes", "estimate MiB", "step, meta estimate"),
-           ("patch_activation_bytes", "patch MiB", "one patch fwd+bwd (meta)"),
-           ("saved_bytes", "saved MiB", "step, live tensor bytes"),
-           ("rss_bytes", "RSS MiB", "step, peak RSS increase"),
-           ("cuda_bytes", "CUDA MiB", "step, CUDA peak"))
+COLUMNS = (
+    ("estimate_bytes", "estimate MiB", "step, meta estimate"),
+    ("patch_activation_bytes", "patch MiB", "one patch fwd+bwd (meta)"),
+    ("saved_bytes", "saved MiB", "step, live tensor bytes"),
+    ("rss_bytes", "RSS MiB", "step, peak RSS increase"),
+    ("cuda_bytes", "CUDA MiB", "step, CUDA peak"),
+)
 
 
 @dataclass(frozen=True)
@@ -51,8 +53,10 @@ def format_table(result: dict) -> str:
         seconds = f"{row['seconds']:9.2f}" if "seconds" in row else f"{'-':>9}"
         lines.append(f"{row['patch'] or 'full':>6}" + "".join(cells) + seconds)
     data = sum(result["data_bytes"].values())
-    lines.append(f"data kept for the whole run (k-space, trajectory, maps, Toeplitz kernel, "
-                 f"parameters + Adam): {data / MIB:.1f} MiB, not included above")
+    lines.append(
+        f"data kept for the whole run (k-space, trajectory, maps, Toeplitz kernel, "
+        f"parameters + Adam): {data / MIB:.1f} MiB, not included above"
+    )
     return "\n".join(lines)
 
 
@@ -65,15 +69,21 @@ def step_curves(result: dict) -> list[PatchCurve]:
         if all(v is None for v in values):
             continue
         full = result["full"].get(key)
-        curves.append(PatchCurve(
-            f"block-wise {label}", patches, [None if v is None else v / MIB for v in values],
-            f"full backprop {label.removeprefix('step, ')}",
-            None if full is None else full / MIB))
+        curves.append(
+            PatchCurve(
+                f"block-wise {label}",
+                patches,
+                [None if v is None else v / MIB for v in values],
+                f"full backprop {label.removeprefix('step, ')}",
+                None if full is None else full / MIB,
+            )
+        )
     return curves
 
 
-def plot_patch_memory(curves: Sequence[PatchCurve], path: str | os.PathLike[str], ylabel: str,
-                      title: str = "") -> None:
+def plot_patch_memory(
+    curves: Sequence[PatchCurve], path: str | os.PathLike[str], ylabel: str, title: str = ""
+) -> None:
     """PNG, written atomically: each curve against patch size (log y) with its full-backprop
     level as a dashed line of the same colour."""
     import matplotlib
@@ -83,7 +93,7 @@ def plot_patch_memory(curves: Sequence[PatchCurve], path: str | os.PathLike[str]
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for curve, marker in zip(curves, "osx^v" * len(curves), strict=False):
-        line, = ax.plot(curve.patches, curve.mib, marker=marker, label=curve.label)
+        (line,) = ax.plot(curve.patches, curve.mib, marker=marker, label=curve.label)
         if curve.full_mib is not None:
             ax.axhline(curve.full_mib, ls="--", color=line.get_color(), label=curve.full_label)
     if title:
@@ -102,6 +112,9 @@ def plot_step_memory(result: dict, path: str | os.PathLike[str]) -> None:
     """The figure of :func:`blockrecon.step_memory.memory_table`'s result."""
     problem = result["problem"]
     shape = "x".join(map(str, problem["shape"]))
-    plot_patch_memory(step_curves(result), path, "step memory above data (MiB)",
-                      f"one training step, {shape}, {problem['coils']} coils, "
-                      f"{problem['unrolls']} unrolls")
+    plot_patch_memory(
+        step_curves(result),
+        path,
+        "step memory above data (MiB)",
+        f"one training step, {shape}, {problem['coils']} coils, {problem['unrolls']} unrolls",
+    )

@@ -10,8 +10,13 @@ from typing import Any
 from tqdm.auto import tqdm
 
 
-def progress_bar(iterable: Iterable | None = None, desc: str = "", enabled: bool = True,
-                 total: int | None = None, **kw: Any) -> tqdm:
+def progress_bar(
+    iterable: Iterable | None = None,
+    desc: str = "",
+    enabled: bool = True,
+    total: int | None = None,
+    **kw: Any,
+) -> tqdm:
     """A tqdm bar over ``iterable`` (or a manual one of ``total`` steps) labelled ``desc``.
 
     Shown only when ``enabled`` and stderr is a terminal; transient (``leave=False``) unless

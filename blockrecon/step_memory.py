@@ -148,10 +148,18 @@ def build_model(problem: StepProblem, patch: int | None) -> UnrolledNet:
     Padding is ``"zeros"`` (reflect padding changes no size, and zeros has meta kernels)."""
     problem.check_patch(patch)
     torch.manual_seed(0)
-    model = build_unrolled({
-        "regularizer": {"kind": "resnet3d", "width": problem.width,
-                        "n_layers": problem.n_layers},
-        "n_unrolls": problem.unrolls, "patch_size": patch, "padding": "zeros"})
+    model = build_unrolled(
+        {
+            "regularizer": {
+                "kind": "resnet3d",
+                "width": problem.width,
+                "n_layers": problem.n_layers,
+            },
+            "n_unrolls": problem.unrolls,
+            "patch_size": patch,
+            "padding": "zeros",
+        }
+    )
     model.checkpoint_unrolls = problem.checkpoint_unrolls and patch is not None
     return model
 
@@ -227,9 +235,11 @@ def build_inputs(problem: StepProblem, device: torch.device | str = "cpu") -> St
     if device.type == "meta":
         coord = torch.empty((*k_shape[1:], 3), device=device)
         maps = torch.empty((problem.coils, *problem.shape), dtype=torch.complex64, device=device)
-        return StepInputs(torch.empty(k_shape, dtype=torch.complex64, device=device),
-                          _MetaSense(maps, coord, problem.coil_batch),
-                          torch.empty(problem.shape, dtype=torch.complex64, device=device))
+        return StepInputs(
+            torch.empty(k_shape, dtype=torch.complex64, device=device),
+            _MetaSense(maps, coord, problem.coil_batch),
+            torch.empty(problem.shape, dtype=torch.complex64, device=device),
+        )
     generator = torch.Generator().manual_seed(0)
     coord = radial_coord(problem.n_spokes, problem.n_readout, problem.shape).to(device)
     maps = birdcage_maps(problem.coils, problem.shape).to(device)
@@ -279,8 +289,13 @@ def _first_patches_only(model: UnrolledNet) -> UnrolledNet:
     for i, reg in enumerate(model.regularizers):
         if isinstance(reg, BlockwiseRegularizer):
             model.regularizers[i] = _FirstPatches(
-                reg.net, reg.patch_size, halo=reg.halo, checkpoint=reg.checkpoint,
-                patch_batch=reg.patch_batch, padding=reg.padding)
+                reg.net,
+                reg.patch_size,
+                halo=reg.halo,
+                checkpoint=reg.checkpoint,
+                patch_batch=reg.patch_batch,
+                padding=reg.padding,
+            )
     return model
 
 
@@ -365,18 +380,31 @@ def fits(problem: StepProblem, step_estimate: int, device: str) -> bool:
 def _check_measurable(problem: StepProblem, step_estimate: int, device: str) -> None:
     """ValueError unless data plus ``step_estimate`` fit the free memory of ``device``."""
     shape = "x".join(map(str, problem.shape))
-    check_memory(sum(data_bytes(problem).values()) + step_estimate,
-                 f"measuring a training step at {shape} on {device}", available_bytes(device))
+    check_memory(
+        sum(data_bytes(problem).values()) + step_estimate,
+        f"measuring a training step at {shape} on {device}",
+        available_bytes(device),
+    )
 
 
 def problem_dict(problem: StepProblem) -> dict:
     """``problem`` as a JSON-able dict with the derived sizes."""
-    return {**asdict(problem), "shape": list(problem.shape), "n_spokes": problem.n_spokes,
-            "n_readout": problem.n_readout, "parameters": parameter_count(problem)}
+    return {
+        **asdict(problem),
+        "shape": list(problem.shape),
+        "n_spokes": problem.n_spokes,
+        "n_readout": problem.n_readout,
+        "parameters": parameter_count(problem),
+    }
 
 
-def memory_table(problem: StepProblem, patches: Sequence[int], estimate_only: bool = False,
-                 device: str = "cpu", progress: bool = True) -> dict:
+def memory_table(
+    problem: StepProblem,
+    patches: Sequence[int],
+    estimate_only: bool = False,
+    device: str = "cpu",
+    progress: bool = True,
+) -> dict:
     """Step memory for each patch size and for full backpropagation.
 
     Every row has the meta ``estimate_bytes`` (block-wise rows also the regularizer's share,
@@ -407,11 +435,16 @@ def memory_table(problem: StepProblem, patches: Sequence[int], estimate_only: bo
     if not estimate_only:
         _check_measurable(problem, max(row["estimate_bytes"] for row in rows[:-1]), device)
     for row in progress_bar(rows, "bench memory (measured)", progress and not estimate_only):
-        measure = not estimate_only and (row["patch"] is not None
-                                         or fits(problem, row["estimate_bytes"], device))
+        measure = not estimate_only and (
+            row["patch"] is not None or fits(problem, row["estimate_bytes"], device)
+        )
         if measure:
             row.update(measure_step(problem, row["patch"], device))
         row["measured"] = measure
-    return {"problem": problem_dict(problem), "device": device,
-            "data_bytes": data_bytes(problem), "rows": rows[:-1], "full": rows[-1]}
-
+    return {
+        "problem": problem_dict(problem),
+        "device": device,
+        "data_bytes": data_bytes(problem),
+        "rows": rows[:-1],
+        "full": rows[-1],
+    }

@@ -31,9 +31,18 @@ import torch
 
 from blockrecon.atomic import atomic_write
 
-__all__ = ["FileKind", "LoadedModel", "ModelFile", "check_same", "damaged_file",
-           "model_file_from_payload", "model_payload", "read_model_file", "read_torch_payload",
-           "save_model_file"]
+__all__ = [
+    "FileKind",
+    "LoadedModel",
+    "ModelFile",
+    "check_same",
+    "damaged_file",
+    "model_file_from_payload",
+    "model_payload",
+    "read_model_file",
+    "read_torch_payload",
+    "save_model_file",
+]
 
 MODEL_KEYS = ("format", "config", "state_dict", "extra")
 
@@ -76,9 +85,13 @@ class LoadedModel(NamedTuple):
     extra: dict[str, Any]
 
 
-def read_torch_payload(path: str | os.PathLike[str], fmt: str | tuple[str, ...],
-                       required: Sequence[str],
-                       kind: str, map_location: Any = "cpu") -> dict[str, Any]:
+def read_torch_payload(
+    path: str | os.PathLike[str],
+    fmt: str | tuple[str, ...],
+    required: Sequence[str],
+    kind: str,
+    map_location: Any = "cpu",
+) -> dict[str, Any]:
     """Safely load a blockrecon torch file (``weights_only``) and check its format name and
     required entries; the caller checks its version.
 
@@ -121,34 +134,50 @@ def _load_failure(path: Path, err: Exception) -> str:
     return "corrupt, truncated or not a torch file"
 
 
-def check_same(stored: Mapping[str, Any], requested: Mapping[str, Any], what: str,
-               path: str | os.PathLike[str]) -> None:
+def check_same(
+    stored: Mapping[str, Any], requested: Mapping[str, Any], what: str, path: str | os.PathLike[str]
+) -> None:
     """ValueError naming every entry of ``requested`` that differs from ``stored``."""
-    differ = [f"{key}={stored.get(key)!r} (requested {value!r})"
-              for key, value in requested.items() if stored.get(key) != value]
+    differ = [
+        f"{key}={stored.get(key)!r} (requested {value!r})"
+        for key, value in requested.items()
+        if stored.get(key) != value
+    ]
     if differ:
         raise ValueError(f"cannot resume from {path}: its {what} differs: {'; '.join(differ)}")
 
 
-def model_payload(state: Mapping[str, Any], config: Mapping[str, Any],
-                  extra: Mapping[str, Any], kind: FileKind) -> dict[str, Any]:
+def model_payload(
+    state: Mapping[str, Any], config: Mapping[str, Any], extra: Mapping[str, Any], kind: FileKind
+) -> dict[str, Any]:
     """The plain-data content of a model file (also stored inside training checkpoints)."""
-    return {"format": kind.format, "format_version": kind.version, "config": dict(config),
-            "state_dict": {k: v.detach().cpu().clone() if isinstance(v, torch.Tensor) else v
-                           for k, v in state.items()},
-            "extra": dict(extra)}
+    return {
+        "format": kind.format,
+        "format_version": kind.version,
+        "config": dict(config),
+        "state_dict": {
+            k: v.detach().cpu().clone() if isinstance(v, torch.Tensor) else v
+            for k, v in state.items()
+        },
+        "extra": dict(extra),
+    }
 
 
-def save_model_file(path: str | os.PathLike[str], state: Mapping[str, Any],
-                    config: Mapping[str, Any], extra: Mapping[str, Any], kind: FileKind
-                    ) -> Path:
+def save_model_file(
+    path: str | os.PathLike[str],
+    state: Mapping[str, Any],
+    config: Mapping[str, Any],
+    extra: Mapping[str, Any],
+    kind: FileKind,
+) -> Path:
     """Write a model file atomically (:mod:`blockrecon.atomic`); its folder must exist."""
     payload = model_payload(state, config, extra, kind)
     return atomic_write(path, lambda temporary: torch.save(payload, temporary))
 
 
-def read_model_file(path: str | os.PathLike[str], kind: FileKind, map_location: Any = "cpu"
-                    ) -> ModelFile:
+def read_model_file(
+    path: str | os.PathLike[str], kind: FileKind, map_location: Any = "cpu"
+) -> ModelFile:
     """Safely read and check a model file of ``kind``.
 
     Raises:
@@ -156,13 +185,15 @@ def read_model_file(path: str | os.PathLike[str], kind: FileKind, map_location: 
         ValueError: ``not a {kind.name}: {path} (...)`` for an empty, corrupt, unsafe or
             foreign file; missing entries; a newer format version.
     """
-    payload = read_torch_payload(path, (kind.format, *kind.legacy_formats), (), kind.name,
-                                 map_location)
+    payload = read_torch_payload(
+        path, (kind.format, *kind.legacy_formats), (), kind.name, map_location
+    )
     return model_file_from_payload(payload, path, kind)
 
 
-def model_file_from_payload(payload: dict[str, Any], path: str | os.PathLike[str],
-                            kind: FileKind) -> ModelFile:
+def model_file_from_payload(
+    payload: dict[str, Any], path: str | os.PathLike[str], kind: FileKind
+) -> ModelFile:
     """Check a model file's payload (read from ``path``, named in errors) and return it."""
     if payload.get("format") in kind.legacy_formats and kind.upgrade is not None:
         with damaged_file(path, kind.name):
@@ -172,8 +203,10 @@ def model_file_from_payload(payload: dict[str, Any], path: str | os.PathLike[str
         raise ValueError(f"{kind.name} {path} lacks {', '.join(missing)}")
     version = payload.get("format_version", 1)
     if not isinstance(version, int) or not 1 <= version <= kind.version:
-        raise ValueError(f"{kind.name} {path} has format version {version!r}; this blockrecon "
-                         f"reads versions 1 to {kind.version}")
+        raise ValueError(
+            f"{kind.name} {path} has format version {version!r}; this blockrecon "
+            f"reads versions 1 to {kind.version}"
+        )
     parts = {k: payload[k] for k in ("state_dict", "config", "extra")}
     wrong = [k for k, v in parts.items() if not isinstance(v, dict)]
     if wrong:

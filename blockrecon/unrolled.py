@@ -71,11 +71,19 @@ class UnrolledNet(nn.Module):
     is its ``normal_rhs(y)``); returns the complex image ``(*batch, *image_shape)``.
     """
 
-    def __init__(self, regularizer: nn.Module, dc: nn.Module, n_unrolls: int,
-                 share_weights: bool = True, patch_size: int | Sequence[int] | None = None,
-                 halo: int | Sequence[int] | str = "auto", padding: str = "reflect",
-                 patch_batch: int = 1, checkpoint_unrolls: bool = False,
-                 init: str = "zeros") -> None:
+    def __init__(
+        self,
+        regularizer: nn.Module,
+        dc: nn.Module,
+        n_unrolls: int,
+        share_weights: bool = True,
+        patch_size: int | Sequence[int] | None = None,
+        halo: int | Sequence[int] | str = "auto",
+        padding: str = "reflect",
+        patch_batch: int = 1,
+        checkpoint_unrolls: bool = False,
+        init: str = "zeros",
+    ) -> None:
         super().__init__()
         if not (isinstance(n_unrolls, int) and n_unrolls >= 1):
             raise ValueError(f"n_unrolls must be a positive int, got {n_unrolls!r}")
@@ -86,8 +94,9 @@ class UnrolledNet(nn.Module):
         def regularize(net: nn.Module) -> nn.Module:
             if patch_size is None:
                 return _FullVolume(net, padding)
-            return BlockwiseRegularizer(net, patch_size, halo=halo, patch_batch=patch_batch,
-                                        padding=padding)
+            return BlockwiseRegularizer(
+                net, patch_size, halo=halo, patch_batch=patch_batch, padding=padding
+            )
 
         nets = [regularizer] + [copy.deepcopy(regularizer) for _ in range(n_distinct - 1)]
         dcs = [dc] + [copy.deepcopy(dc) for _ in range(n_distinct - 1)]
@@ -96,8 +105,9 @@ class UnrolledNet(nn.Module):
         self.n_unrolls, self.share_weights = n_unrolls, share_weights
         self.checkpoint_unrolls, self.init = checkpoint_unrolls, init
 
-    def initial_image(self, aty: torch.Tensor, op: nn.Module,
-                      aty_scale: torch.Tensor | None = None) -> torch.Tensor:
+    def initial_image(
+        self, aty: torch.Tensor, op: nn.Module, aty_scale: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Zeros, or ``E^H W y`` scaled by :func:`adjoint_scale` (``aty_scale`` when given)."""
         if self.init == "zeros":
             return torch.zeros_like(aty)
@@ -112,15 +122,17 @@ class UnrolledNet(nn.Module):
     def forward(self, y: torch.Tensor, op: LinearOperator) -> torch.Tensor:
         return self.solve(op.normal_rhs(y), op)
 
-    def solve(self, aty: torch.Tensor, op: nn.Module, aty_scale: torch.Tensor | None = None
-              ) -> torch.Tensor:
+    def solve(
+        self, aty: torch.Tensor, op: nn.Module, aty_scale: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The network on a precomputed right-hand side ``aty = E^H W y``, complex
         ``(*batch, *image_shape)`` (one batch dimension at most), and optionally its
         :func:`adjoint_scale` (``init="adjoint"``); returns the complex image of ``aty``'s
         shape. ``forward(y, op)`` is ``solve(op.normal_rhs(y), op)``."""
         if aty.ndim not in (len(op.image_shape), len(op.image_shape) + 1):
-            raise ValueError(f"UnrolledNet takes one batch dimension at most; E^H y has shape "
-                             f"{tuple(aty.shape)}")
+            raise ValueError(
+                f"UnrolledNet takes one batch dimension at most; E^H y has shape {tuple(aty.shape)}"
+            )
         x = self.initial_image(aty, op, aty_scale)
         for k in range(self.n_unrolls):
             if self.checkpoint_unrolls and torch.is_grad_enabled():

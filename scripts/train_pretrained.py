@@ -70,17 +70,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n-test", type=int, default=8, help="held-out volumes")
     parser.add_argument("--steps", type=int, default=800)
     parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--demo-size", type=int, default=48,
-                        help="size of the Shepp-Logan evaluation (0 skips it)")
+    parser.add_argument(
+        "--demo-size", type=int, default=48, help="size of the Shepp-Logan evaluation (0 skips it)"
+    )
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--density-weights", action="store_true",
-                        help="train data consistency on E^H W E (Pipe-Menon W) instead of E^H E")
-    parser.add_argument("--out", type=Path,
-                        default=ROOT / "blockrecon" / "models" / PRETRAINED_FILE)
-    parser.add_argument("--json", type=Path,
-                        default=ROOT / "benchmarks" / "results" / "pretrained.json")
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny smoke run (writes the model under benchmarks/results)")
+    parser.add_argument(
+        "--density-weights",
+        action="store_true",
+        help="train data consistency on E^H W E (Pipe-Menon W) instead of E^H E",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "blockrecon" / "models" / PRETRAINED_FILE
+    )
+    parser.add_argument(
+        "--json", type=Path, default=ROOT / "benchmarks" / "results" / "pretrained.json"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny smoke run (writes the model under benchmarks/results)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.size, args.n_train, args.n_test, args.steps, args.demo_size = 16, 2, 1, 4, 0
@@ -92,8 +101,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def acquisition(args: argparse.Namespace, seed: int) -> Acquisition:
     """A random-ellipsoid acquisition at the training setting."""
     coord = radial_3d(radial_spokes(args.size, args.acceleration), args.size)
-    return simulate_acquisition(coord, (args.size,) * 3, n_coils=args.coils,
-                                phantom="ellipsoids", snr_db=args.snr, seed=seed)
+    return simulate_acquisition(
+        coord,
+        (args.size,) * 3,
+        n_coils=args.coils,
+        phantom="ellipsoids",
+        snr_db=args.snr,
+        seed=seed,
+    )
 
 
 def learning_rate(args: argparse.Namespace, step: int) -> float:
@@ -124,8 +139,12 @@ def train(args: argparse.Namespace, model: torch.nn.Module) -> list[float]:
         losses.append(float(loss.detach()))
         if (step + 1) % 20 == 0 or step + 1 == args.steps:
             recent = sum(losses[-20:]) / len(losses[-20:])
-            print(f"step {step + 1}/{args.steps}  loss {recent:.4f}  "
-                  f"{time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+            print(
+                f"step {step + 1}/{args.steps}  loss {recent:.4f}  "
+                f"{time.perf_counter() - start:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
     return losses
 
 
@@ -133,8 +152,7 @@ def evaluate(model: torch.nn.Module, extra: dict, acq: Acquisition) -> list[dict
     """Demo methods and the network (taking its data as ``extra`` says) on one acquisition:
     rows of :func:`demo.quality_rows`."""
     model.eval()
-    methods = {**demo.classical_methods(acq, progress=False),
-               **demo.mbdl_method(acq, model, extra)}
+    methods = {**demo.classical_methods(acq, progress=False), **demo.mbdl_method(acq, model, extra)}
     return demo.quality_rows(demo.run_demo(methods), acq.image)
 
 
@@ -144,8 +162,13 @@ def mean_rows(per_volume: list[list[dict]]) -> list[dict]:
     rows = []
     for i, first in enumerate(per_volume[0]):
         values = [rows_[i] for rows_ in per_volume]
-        rows.append({"method": first["method"], "peak_mib": None,
-                     **{k: sum(v[k] for v in values) / len(values) for k in keys}})
+        rows.append(
+            {
+                "method": first["method"],
+                "peak_mib": None,
+                **{k: sum(v[k] for v in values) / len(values) for k in keys},
+            }
+        )
     return rows
 
 
@@ -160,11 +183,16 @@ def main(argv: list[str] | None = None) -> int:
     train_seconds = time.perf_counter() - start
 
     data = {"density_weights": DENSITY_WEIGHTS} if args.density_weights else {}
-    held_out = mean_rows([evaluate(model, data,
-                                   acquisition(args, args.seed + HELD_OUT_OFFSET + i))
-                          for i in range(args.n_test)])
-    print(f"\nHeld-out random ellipsoids ({args.n_test} volumes, {args.size}^3, {args.coils} "
-          f"coils, {args.acceleration:g}x, {args.snr:g} dB), means:")
+    held_out = mean_rows(
+        [
+            evaluate(model, data, acquisition(args, args.seed + HELD_OUT_OFFSET + i))
+            for i in range(args.n_test)
+        ]
+    )
+    print(
+        f"\nHeld-out random ellipsoids ({args.n_test} volumes, {args.size}^3, {args.coils} "
+        f"coils, {args.acceleration:g}x, {args.snr:g} dB), means:"
+    )
     print(demo.format_table(held_out))
     results = {"held_out": held_out}
     if args.demo_size:
@@ -173,22 +201,41 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nShepp-Logan {args.demo_size}^3 (the demo's default acquisition):")
         print(demo.format_table(results["shepp_logan"]))
 
-    extra = {**data, "seed": args.seed, "image_size": args.size, "n_coils": args.coils,
-             "acceleration": args.acceleration, "snr_db": args.snr, "phantom": "ellipsoids",
-             "trajectory": "golden-angle 3D radial, readout N (physics.trajectory.radial_spokes)",
-             "n_train": args.n_train, "steps": args.steps, "lr": args.lr,
-             "final_loss": sum(losses[-20:]) / len(losses[-20:]),
-             "train_seconds": round(train_seconds, 1), "threads": args.threads,
-             "metrics": {"held_out": held_out, **({"shepp_logan": results["shepp_logan"]}
-                                                   if "shepp_logan" in results else {})}}
+    extra = {
+        **data,
+        "seed": args.seed,
+        "image_size": args.size,
+        "n_coils": args.coils,
+        "acceleration": args.acceleration,
+        "snr_db": args.snr,
+        "phantom": "ellipsoids",
+        "trajectory": "golden-angle 3D radial, readout N (physics.trajectory.radial_spokes)",
+        "n_train": args.n_train,
+        "steps": args.steps,
+        "lr": args.lr,
+        "final_loss": sum(losses[-20:]) / len(losses[-20:]),
+        "train_seconds": round(train_seconds, 1),
+        "threads": args.threads,
+        "metrics": {
+            "held_out": held_out,
+            **({"shepp_logan": results["shepp_logan"]} if "shepp_logan" in results else {}),
+        },
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_model(args.out, model, config, extra)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    report = {"config": config, "training": {k: v for k, v in extra.items() if k != "metrics"},
-              "losses": losses, **results}
+    report = {
+        "config": config,
+        "training": {k: v for k, v in extra.items() if k != "metrics"},
+        "losses": losses,
+        **results,
+    }
     atomic_write(args.json, lambda p: p.write_text(json.dumps(report, indent=2)))
-    print(f"\nTrained in {train_seconds:.0f} s; wrote {args.out} "
-          f"({args.out.stat().st_size / 1e6:.2f} MB) and {args.json}", file=sys.stderr)
+    print(
+        f"\nTrained in {train_seconds:.0f} s; wrote {args.out} "
+        f"({args.out.stat().st_size / 1e6:.2f} MB) and {args.json}",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -30,17 +30,23 @@ def imports_of(path: Path) -> set[str]:
             names = [alias.name for alias in node.names]
         else:
             continue
-        found |= {n.split(".")[1] for n in names
-                  if n.startswith("blockrecon.") and not n.split(".")[1].startswith("__")}
+        found |= {
+            n.split(".")[1]
+            for n in names
+            if n.startswith("blockrecon.") and not n.split(".")[1].startswith("__")
+        }
     return found
 
 
 def test_every_module_is_documented_and_imports_only_from_above():
     order = documented_order()
     rank = {name: index for index, name in enumerate(order)}
-    modules = {p.stem if p.is_file() else p.name for p in PACKAGE.iterdir()
-               if (p.suffix == ".py" or (p / "__init__.py").exists())
-               and p.stem not in ("__init__", "__main__")}
+    modules = {
+        p.stem if p.is_file() else p.name
+        for p in PACKAGE.iterdir()
+        if (p.suffix == ".py" or (p / "__init__.py").exists())
+        and p.stem not in ("__init__", "__main__")
+    }
     assert modules == set(order), (modules - set(order), set(order) - modules)
     for path in PACKAGE.rglob("*.py"):
         parts = path.relative_to(PACKAGE).with_suffix("").parts

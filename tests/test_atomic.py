@@ -75,8 +75,10 @@ def test_atomic_write_returns_the_target(tmp_path):
 
 def test_read_only_folder_is_named_by_its_target_not_the_temporary(read_only_folder):
     target = read_only_folder / "out.h5"
-    for attempt in (lambda: check_writable(target),
-                    lambda: atomic_write(target, lambda p: p.write_text("x"))):
+    for attempt in (
+        lambda: check_writable(target),
+        lambda: atomic_write(target, lambda p: p.write_text("x")),
+    ):
         with pytest.raises(NotWritableError, match="cannot write .*out.h5: Read-only") as err:
             attempt()
         assert ".partial" not in str(err.value)

@@ -38,9 +38,11 @@ def test_bad_numbers_are_named(value):
 
 def test_argparse_types():
     assert positive_int("4") == 4 and positive_float("0.5") == 0.5
-    for parse, text, message in [(positive_int, "0", "positive integer"),
-                                 (positive_int, "2.5", "not a number"),
-                                 (positive_float, "-1", "positive finite number"),
-                                 (positive_float, "x", "not a number")]:
+    for parse, text, message in [
+        (positive_int, "0", "positive integer"),
+        (positive_int, "2.5", "not a number"),
+        (positive_float, "-1", "positive finite number"),
+        (positive_float, "x", "not a number"),
+    ]:
         with pytest.raises(argparse.ArgumentTypeError, match=message):
             parse(text)

@@ -66,8 +66,9 @@ def test_gradient_step_saves_only_the_residual(problem):
     op, z, aty = problem
     z = z.requires_grad_(True)
     saved = []
-    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.shape) or t,
-                                                  lambda t: t):
+    with torch.autograd.graph.saved_tensors_hooks(
+        lambda t: saved.append(t.shape) or t, lambda t: t
+    ):
         GradientStepDC(step=0.3).double()(z, aty, op)
     assert saved.count(z.shape) == 1
 
@@ -84,8 +85,9 @@ def test_cg_solves_regularized_normal_equations(problem):
 def test_implicit_backward_equals_autograd_through_cg_iterations(problem):
     op, z, aty = problem
     z, aty = z.requires_grad_(True), aty.requires_grad_(True)
-    weights = torch.randn(z.shape, dtype=torch.complex128,
-                          generator=torch.Generator().manual_seed(1))
+    weights = torch.randn(
+        z.shape, dtype=torch.complex128, generator=torch.Generator().manual_seed(1)
+    )
     dc = ConjugateGradientDC(lam=0.2, n_iter=40).double()
 
     def loss(x):
@@ -93,8 +95,9 @@ def test_implicit_backward_equals_autograd_through_cg_iterations(problem):
 
     implicit = torch.autograd.grad(loss(dc(z, aty, op)), [z, aty, dc.log_lam])
     lam = dc.lam
-    unrolled = conjugate_gradient(lambda v: op.normal(v) + lam * v, aty + lam * z, 40, x0=z,
-                                  progress=False)
+    unrolled = conjugate_gradient(
+        lambda v: op.normal(v) + lam * v, aty + lam * z, 40, x0=z, progress=False
+    )
     explicit = torch.autograd.grad(loss(unrolled), [z, aty, dc.log_lam])
     for a, b in zip(implicit, explicit, strict=True):
         assert b.abs().max() > 0
@@ -112,13 +115,16 @@ def test_implicit_backward_stores_no_iterate(problem):
     assert len(volume_sized) <= 2  # z and the solution, whatever the iteration count
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda op, z, aty: GradientStepDC()(z.real, aty.real, op), "complex"),
-    (lambda op, z, aty: ConjugateGradientDC()(z, aty[:1], op), "shape"),
-    (lambda op, z, aty: GradientStepDC(step=-1), "step"),
-    (lambda op, z, aty: ConjugateGradientDC(lam=0), "lam"),
-    (lambda op, z, aty: ConjugateGradientDC(n_iter=0), "n_iter"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda op, z, aty: GradientStepDC()(z.real, aty.real, op), "complex"),
+        (lambda op, z, aty: ConjugateGradientDC()(z, aty[:1], op), "shape"),
+        (lambda op, z, aty: GradientStepDC(step=-1), "step"),
+        (lambda op, z, aty: ConjugateGradientDC(lam=0), "lam"),
+        (lambda op, z, aty: ConjugateGradientDC(n_iter=0), "n_iter"),
+    ],
+)
 def test_bad_input_raises_value_error(problem, call, match):
     with pytest.raises(ValueError, match=match):
         call(*problem)

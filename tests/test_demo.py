@@ -20,12 +20,15 @@ class _Terminal(io.StringIO):
         return True
 
 
-@pytest.mark.parametrize("name, stem", [
-    (demo.MBDL_NAME, "mbdl_block_wise"),
-    ("L1-wavelet CS", "l1_wavelet_cs"),
-    ("CG-SENSE", "cg_sense"),
-    ("gridding", "gridding"),
-])
+@pytest.mark.parametrize(
+    "name, stem",
+    [
+        (demo.MBDL_NAME, "mbdl_block_wise"),
+        ("L1-wavelet CS", "l1_wavelet_cs"),
+        ("CG-SENSE", "cg_sense"),
+        ("gridding", "gridding"),
+    ],
+)
 def test_file_stem_is_lower_case_words_joined_by_underscores(name, stem):
     assert demo.file_stem(name) == stem
 
@@ -43,8 +46,13 @@ def test_demo_shows_progress_for_every_method_and_warns_nothing(tmp_path, monkey
     assert {"gridding", "CG-SENSE", "L1-wavelet CS", demo.MBDL_NAME} <= named
     assert any(" 4/4 " in line for line in bar)
     stems = {path.name for path in tmp_path.glob("*.nii.gz")}
-    assert stems == {"reference.nii.gz", "gridding.nii.gz", "cg_sense.nii.gz",
-                     "l1_wavelet_cs.nii.gz", "mbdl_block_wise.nii.gz"}
+    assert stems == {
+        "reference.nii.gz",
+        "gridding.nii.gz",
+        "cg_sense.nii.gz",
+        "l1_wavelet_cs.nii.gz",
+        "mbdl_block_wise.nii.gz",
+    }
 
 
 def test_figure_has_a_colour_bar_for_the_error_maps():

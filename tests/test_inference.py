@@ -29,8 +29,13 @@ def problem():
     torch.manual_seed(0)
     coord = radial_3d(50, 2 * SIZE, image_size=SIZE)
     acq = simulate_acquisition(coord, (SIZE,) * 3, n_coils=3, seed=3)
-    model = UnrolledNet(ResNet3d(width=2, n_layers=2), ConjugateGradientDC(n_iter=4), 2,
-                        patch_size=None, init="adjoint").eval()
+    model = UnrolledNet(
+        ResNet3d(width=2, n_layers=2),
+        ConjugateGradientDC(n_iter=4),
+        2,
+        patch_size=None,
+        init="adjoint",
+    ).eval()
     return acq, model, pipe_menon_dcf(coord, acq.image_shape, progress=False)
 
 
@@ -54,10 +59,16 @@ def test_density_weighted_model_gets_pipe_menon_weights(problem):
 
 def test_contract_keeps_the_model_file_keys():
     both = DataContract(normalized=True, density_weights=True)
-    assert both.to_extra() == {"data_normalization": "unit_operator_unit_peak",
-                               "density_weights": "pipe_menon"}
-    for contract in (DataContract(), DataContract(normalized=True),
-                     DataContract(density_weights=True), both):
+    assert both.to_extra() == {
+        "data_normalization": "unit_operator_unit_peak",
+        "density_weights": "pipe_menon",
+    }
+    for contract in (
+        DataContract(),
+        DataContract(normalized=True),
+        DataContract(density_weights=True),
+        both,
+    ):
         assert DataContract.from_extra({"epoch": 3, **contract.to_extra()}) == contract
     assert DataContract.from_extra(load_pretrained()[2]) == DataContract()  # own scale
 
@@ -90,8 +101,12 @@ def test_one_multi_coil_adjoint_per_reconstruction(problem, contract, monkeypatc
 
 @pytest.fixture
 def model_file(tmp_path):
-    config = {"regularizer": {"width": 2, "n_layers": 2}, "dc": {"kind": "cg", "n_iter": 2},
-              "n_unrolls": 1, "patch_size": 8}
+    config = {
+        "regularizer": {"width": 2, "n_layers": 2},
+        "dc": {"kind": "cg", "n_iter": 2},
+        "n_unrolls": 1,
+        "patch_size": 8,
+    }
     path = tmp_path / "model.pt"
     save_model(path, build_unrolled(config), config, DataContract(normalized=True).to_extra())
     return path
@@ -101,8 +116,9 @@ def test_model_file_is_read_once_with_overrides(model_file, monkeypatch):
     loads = []
     load = torch.load
     monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(a) or load(*a, **k))
-    model, config, extra = load_for_inference(model_file, image_shape=(16,) * 3, patch_size=4,
-                                              cg_iterations=5)
+    model, config, extra = load_for_inference(
+        model_file, image_shape=(16,) * 3, patch_size=4, cg_iterations=5
+    )
     assert len(loads) == 1
     assert config["patch_size"] == 4 and config["dc"]["n_iter"] == 5
     assert model.dcs[0].n_iter == 5 and DataContract.from_extra(extra).normalized
@@ -111,8 +127,11 @@ def test_model_file_is_read_once_with_overrides(model_file, monkeypatch):
 def test_patch_that_does_not_fit_is_a_patch_size_error(model_file, tmp_path):
     with pytest.raises(PatchSizeError, match="larger than the volume"):
         load_for_inference(model_file, image_shape=(16,) * 3, patch_size=32)
-    config = {"regularizer": {"width": 2, "n_layers": 2}, "dc": {"kind": "gradient"},
-              "n_unrolls": 1}
+    config = {
+        "regularizer": {"width": 2, "n_layers": 2},
+        "dc": {"kind": "gradient"},
+        "n_unrolls": 1,
+    }
     path = tmp_path / "gradient.pt"
     save_model(path, build_unrolled(config), config)
     with pytest.raises(ValueError, match="CG data-consistency") as error:

@@ -38,11 +38,14 @@ def test_ssim_loss_gradient_points_to_target():
         assert ssim_loss(x - 1e-2 * x.grad, t) < loss
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: relative_l2(torch.ones(3), torch.ones(4)), "shape"),
-    (lambda: relative_l2(torch.ones(3), torch.zeros(3)), "non-zero"),
-    (lambda: ssim_loss(torch.ones(5, 5, 5), torch.ones(5, 5, 5)), "at least 7"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: relative_l2(torch.ones(3), torch.ones(4)), "shape"),
+        (lambda: relative_l2(torch.ones(3), torch.zeros(3)), "non-zero"),
+        (lambda: ssim_loss(torch.ones(5, 5, 5), torch.ones(5, 5, 5)), "at least 7"),
+    ],
+)
 def test_bad_input_raises_value_error(call, match):
     with pytest.raises(ValueError, match=match):
         call()

@@ -27,11 +27,11 @@ MIB = 2**20
 
 def test_counts_each_storage_once_and_frees():
     def fn():
-        a = torch.ones(1000)            # 4000 bytes
-        view = a[:10].view(2, 5)        # same storage: not counted again
-        b = a + view.sum()              # 4 (the sum) + 4000 more
+        a = torch.ones(1000)  # 4000 bytes
+        view = a[:10].view(2, 5)  # same storage: not counted again
+        b = a + view.sum()  # 4 (the sum) + 4000 more
         del a, view, b
-        c = torch.ones(500)             # after frees: peak stays 8004
+        c = torch.ones(500)  # after frees: peak stays 8004
         return c
 
     assert saved_bytes(fn) == 8004
@@ -126,16 +126,18 @@ def test_cuda_peak_is_none_without_cuda():
     assert cuda_peak_bytes(lambda: None) is None
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: saved_bytes(3), "callable"),
-    (lambda: estimate_full_backprop_bytes(ResNet3d(), (2,)), "shape"),
-    (lambda: peak_rss([]), "command"),
-    (lambda: suggest_patch_size(ResNet3d(), (32, 32, 32), 0), "budget_bytes"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: saved_bytes(3), "callable"),
+        (lambda: estimate_full_backprop_bytes(ResNet3d(), (2,)), "shape"),
+        (lambda: peak_rss([]), "command"),
+        (lambda: suggest_patch_size(ResNet3d(), (32, 32, 32), 0), "budget_bytes"),
+    ],
+)
 def test_bad_input_raises_value_error(call, match):
     with pytest.raises(ValueError, match=match):
         call()
-
 
 
 def test_available_memory_is_positive_and_below_the_physical_memory():
@@ -145,8 +147,11 @@ def test_available_memory_is_positive_and_below_the_physical_memory():
 
 def test_check_memory_says_what_needs_how_much_and_what_there_is():
     check_memory(GIB, "a small job", available=GIB)
-    with pytest.raises(ValueError, match=r"^a big job needs about 3\.0 GiB of memory, only "
-                                         r"1\.5 GiB is available$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^a big job needs about 3\.0 GiB of memory, only "
+        r"1\.5 GiB is available$",
+    ):
         check_memory(3 * GIB, "a big job", available=3 * GIB // 2)
 
 

@@ -12,8 +12,9 @@ class _Terminal(io.StringIO):
         return True
 
 
-@pytest.mark.parametrize("enabled, terminal, shown", [
-    (True, True, True), (False, True, False), (True, False, False)])
+@pytest.mark.parametrize(
+    "enabled, terminal, shown", [(True, True, True), (False, True, False), (True, False, False)]
+)
 def test_bar_shows_only_when_enabled_on_a_terminal(monkeypatch, enabled, terminal, shown):
     stderr = _Terminal() if terminal else io.StringIO()
     monkeypatch.setattr("sys.stderr", stderr)

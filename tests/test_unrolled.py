@@ -32,8 +32,9 @@ def _rel(a, b):
     return float((a - b).norm() / b.norm())
 
 
-@pytest.mark.parametrize("dc", [GradientStepDC(step=0.01), ConjugateGradientDC(n_iter=5)],
-                         ids=["gradient-step", "cg"])
+@pytest.mark.parametrize(
+    "dc", [GradientStepDC(step=0.01), ConjugateGradientDC(n_iter=5)], ids=["gradient-step", "cg"]
+)
 def test_blockwise_unrolled_equals_full_volume(radial, dc):
     torch.manual_seed(0)
     net = ResNet3d(width=4, n_layers=3)
@@ -49,26 +50,40 @@ def test_blockwise_unrolled_equals_full_volume(radial, dc):
 
 def test_checkpointed_unrolls_and_independent_weights(radial):
     torch.manual_seed(0)
-    model = UnrolledNet(ResNet3d(width=2, n_layers=2), GradientStepDC(step=0.01), 2,
-                        share_weights=False, patch_size=6, init="adjoint")
+    model = UnrolledNet(
+        ResNet3d(width=2, n_layers=2),
+        GradientStepDC(step=0.01),
+        2,
+        share_weights=False,
+        patch_size=6,
+        init="adjoint",
+    )
     x, grads = _run(model, *radial)
     model.checkpoint_unrolls = True
     x_ck, grads_ck = _run(model, *radial)
     assert torch.equal(x, x_ck)
     for a, b in zip(grads_ck, grads, strict=True):
         assert torch.allclose(a, b, rtol=1e-5, atol=0)
-    assert len(list(model.parameters())) == 2 * len(list(model.regularizers[0].parameters()) +
-                                                     list(model.dcs[0].parameters()))
+    assert len(list(model.parameters())) == 2 * len(
+        list(model.regularizers[0].parameters()) + list(model.dcs[0].parameters())
+    )
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"n_unrolls": 0}, "n_unrolls"),
-    ({"init": "random"}, "init"),
-    ({"patch_size": 0}, "patch_size"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"n_unrolls": 0}, "n_unrolls"),
+        ({"init": "random"}, "init"),
+        ({"patch_size": 0}, "patch_size"),
+    ],
+)
 def test_bad_arguments_raise_value_error(kwargs, match):
-    args = {"regularizer": ResNet3d(width=2, n_layers=2), "dc": GradientStepDC(),
-            "n_unrolls": 2, **kwargs}
+    args = {
+        "regularizer": ResNet3d(width=2, n_layers=2),
+        "dc": GradientStepDC(),
+        "n_unrolls": 2,
+        **kwargs,
+    }
     with pytest.raises(ValueError, match=match):
         model = UnrolledNet(**args)
         model(torch.zeros(1, 4, 8, dtype=torch.complex64), None)

@@ -7,5 +7,13 @@ from blockrecon.blockwise.contract import TilingContract, tiling_contract
 from blockrecon.blockwise.plan import Patch, PatchPlan, plan_patches
 from blockrecon.blockwise.regularizer import BlockwiseRegularizer, apply_full, pad_volume
 
-__all__ = ["BlockwiseRegularizer", "Patch", "PatchPlan", "TilingContract", "apply_full",
-           "pad_volume", "plan_patches", "tiling_contract"]
+__all__ = [
+    "BlockwiseRegularizer",
+    "Patch",
+    "PatchPlan",
+    "TilingContract",
+    "apply_full",
+    "pad_volume",
+    "plan_patches",
+    "tiling_contract",
+]

@@ -12,8 +12,12 @@ from blockrecon.checks import check_positive_int
 CONTRACT_ATTRIBUTES = ("margin", "receptive_field", "stride", "input_size")
 
 #: Layers whose output depends on statistics over the whole spatial extent.
-SPATIAL_STATISTICS = (nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm,
-                      nn.GroupNorm, nn.LayerNorm)
+SPATIAL_STATISTICS = (
+    nn.modules.batchnorm._BatchNorm,
+    nn.modules.instancenorm._InstanceNorm,
+    nn.GroupNorm,
+    nn.LayerNorm,
+)
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,8 @@ def tiling_contract(net: nn.Module) -> TilingContract:
     if missing:
         raise ValueError(
             f"{name} does not declare the tiling contract: missing {', '.join(missing)} "
-            f"(needs {', '.join(CONTRACT_ATTRIBUTES)})")
+            f"(needs {', '.join(CONTRACT_ATTRIBUTES)})"
+        )
     margin, rf, stride = net.margin, net.receptive_field, net.stride
     check_positive_int(margin, f"{name}.margin", allow_zero=True)
     if check_positive_int(rf, f"{name}.receptive_field") % 2 != 1:
@@ -65,6 +70,8 @@ def tiling_contract(net: nn.Module) -> TilingContract:
         raise ValueError(f"{name}.input_size must be callable (core size -> input size)")
     pooled = [type(m).__name__ for m in net.modules() if isinstance(m, SPATIAL_STATISTICS)]
     if pooled:
-        raise ValueError(f"{name} contains {', '.join(sorted(set(pooled)))}, which pool "
-                         "statistics over space; patches would not match the full volume")
+        raise ValueError(
+            f"{name} contains {', '.join(sorted(set(pooled)))}, which pool "
+            "statistics over space; patches would not match the full volume"
+        )
     return TilingContract(margin, rf, stride, net.input_size)

@@ -62,11 +62,15 @@ class PatchPlan:
         return iter(self.patches)
 
     def __repr__(self) -> str:
-        head = (f"PatchPlan(volume={self.volume_shape}, core={self.patch_size}, halo={self.halo}, "
-                f"stride={self.stride}, grid={self.grid}, {len(self)} patches, pad={self.pad})")
+        head = (
+            f"PatchPlan(volume={self.volume_shape}, core={self.patch_size}, halo={self.halo}, "
+            f"stride={self.stride}, grid={self.grid}, {len(self)} patches, pad={self.pad})"
+        )
         rows = [f"{'index':<14}{'input (padded)':<32}{'output':<32}keep (in core)"]
-        rows += [f"{str(p.index):<14}{_fmt(p.input):<32}{_fmt(p.output):<32}{_fmt(p.keep)}"
-                 for p in self.patches]
+        rows += [
+            f"{str(p.index):<14}{_fmt(p.input):<32}{_fmt(p.output):<32}{_fmt(p.keep)}"
+            for p in self.patches
+        ]
         return "\n".join([head, *rows])
 
 
@@ -78,8 +82,9 @@ def _aligned(size: int, stride: int) -> int:
     return math.ceil(size / stride) * stride
 
 
-def volume_padding(shape: Sequence[int], halo: Sequence[int],
-                   stride: int) -> tuple[tuple[int, int], ...]:
+def volume_padding(
+    shape: Sequence[int], halo: Sequence[int], stride: int
+) -> tuple[tuple[int, int], ...]:
     """(before, after) padding: ``halo`` each side plus, at the end, up to a stride multiple."""
     return tuple((h, h + _aligned(s, stride) - s) for s, h in zip(shape, halo, strict=True))
 
@@ -104,8 +109,12 @@ def _dim_patches(size: int, core: int, stride: int) -> list[tuple[slice, slice, 
     return entries
 
 
-def plan_patches(volume_shape: Sequence[int], patch_size: int | Sequence[int],
-                 halo: int | Sequence[int], stride: int = 1) -> PatchPlan:
+def plan_patches(
+    volume_shape: Sequence[int],
+    patch_size: int | Sequence[int],
+    halo: int | Sequence[int],
+    stride: int = 1,
+) -> PatchPlan:
     """Plan the patches covering ``volume_shape`` (spatial dimensions only).
 
     Args:
@@ -137,11 +146,16 @@ def plan_patches(volume_shape: Sequence[int], patch_size: int | Sequence[int],
     patches = []
     for index in product(*(range(len(e)) for e in per_dim)):
         entries = [per_dim[d][i] for d, i in enumerate(index)]
-        patches.append(Patch(
-            index=tuple(index),
-            input=tuple(slice(o, o + c + 2 * h)
-                        for (o, _, _), c, h in zip(entries, core, halos, strict=True)),
-            output=tuple(e[1] for e in entries),
-            keep=tuple(e[2] for e in entries)))
+        patches.append(
+            Patch(
+                index=tuple(index),
+                input=tuple(
+                    slice(o, o + c + 2 * h)
+                    for (o, _, _), c, h in zip(entries, core, halos, strict=True)
+                ),
+                output=tuple(e[1] for e in entries),
+                keep=tuple(e[2] for e in entries),
+            )
+        )
     grid = tuple(len(e) for e in per_dim)
     return PatchPlan(shape, core, halos, stride, grid, tuple(patches))

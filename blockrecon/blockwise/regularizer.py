@@ -50,12 +50,16 @@ def _as_channels(x: torch.Tensor, ndim: int) -> tuple[torch.Tensor, bool]:
         raise ValueError(f"expected a torch.Tensor, got {type(x).__name__}")
     if x.is_complex():
         if x.ndim != ndim + 1:
-            raise ValueError(f"complex input must be (N, *spatial) with {ndim} spatial "
-                             f"dimensions, got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"complex input must be (N, *spatial) with {ndim} spatial "
+                f"dimensions, got shape {tuple(x.shape)}"
+            )
         return complex_to_channels(x), True
     if x.ndim != ndim + 2:
-        raise ValueError(f"real input must be (N, C, *spatial) with {ndim} spatial dimensions, "
-                         f"got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"real input must be (N, C, *spatial) with {ndim} spatial dimensions, "
+            f"got shape {tuple(x.shape)}"
+        )
     return x, False
 
 
@@ -66,8 +70,10 @@ def check_padding(shape: Sequence[int], pad: Sequence[tuple[int, int]], padding:
     if padding == "reflect":
         for (before, after), size in zip(pad, shape, strict=True):
             if max(before, after) >= size:
-                raise ValueError(f"reflect padding of {max(before, after)} voxels needs a volume "
-                                 f"larger than that, got size {size}; use padding='zeros'")
+                raise ValueError(
+                    f"reflect padding of {max(before, after)} voxels needs a volume "
+                    f"larger than that, got size {size}; use padding='zeros'"
+                )
 
 
 def _pad(x: torch.Tensor, pad: Sequence[tuple[int, int]], padding: str) -> torch.Tensor:
@@ -83,8 +89,9 @@ def pad_volume(x: torch.Tensor, pad: Sequence[tuple[int, int]], padding: str) ->
     return _pad(x, pad, padding)
 
 
-def crop_padded(x: torch.Tensor, region: Sequence[slice], pad: Sequence[tuple[int, int]],
-                padding: str) -> torch.Tensor:
+def crop_padded(
+    x: torch.Tensor, region: Sequence[slice], pad: Sequence[tuple[int, int]], padding: str
+) -> torch.Tensor:
     """``pad_volume(x, pad, padding)[..., *region]`` without padding the whole volume.
 
     ``region`` gives slices of the padded volume. The part inside ``x`` is cut out and padded
@@ -147,9 +154,16 @@ class BlockwiseRegularizer(nn.Module):
     channels); output the same layout with the network's output channels.
     """
 
-    def __init__(self, net: nn.Module, patch_size: int | Sequence[int],
-                 halo: int | Sequence[int] | str = "auto", checkpoint: bool = True,
-                 patch_batch: int = 1, padding: str = "reflect", progress: bool = False) -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        patch_size: int | Sequence[int],
+        halo: int | Sequence[int] | str = "auto",
+        checkpoint: bool = True,
+        patch_batch: int = 1,
+        padding: str = "reflect",
+        progress: bool = False,
+    ) -> None:
         super().__init__()
         self.net = net
         self.contract: TilingContract = tiling_contract(net)
@@ -169,8 +183,9 @@ class BlockwiseRegularizer(nn.Module):
         if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in cores):
             raise ValueError(f"patch_size must be positive integers, got {patch_size!r}")
         if any(c % self.contract.stride for c in cores):
-            raise ValueError(f"patch_size {cores} is not a multiple of the network stride "
-                             f"{self.contract.stride}")
+            raise ValueError(
+                f"patch_size {cores} is not a multiple of the network stride {self.contract.stride}"
+            )
         return cores
 
     def _check_halo(self, halo: int | Sequence[int] | str) -> tuple[int, ...]:
@@ -186,44 +201,61 @@ class BlockwiseRegularizer(nn.Module):
             if h < c.margin:
                 raise ValueError(f"halo {h} is smaller than the network margin {c.margin}")
             if c.exact and (h - c.margin) % c.stride:
-                raise ValueError(f"halo {h} must exceed the margin {c.margin} by a multiple of "
-                                 f"the network stride {c.stride}")
+                raise ValueError(
+                    f"halo {h} must exceed the margin {c.margin} by a multiple of "
+                    f"the network stride {c.stride}"
+                )
         return halos
 
     def plan(self, volume_shape: Sequence[int]) -> PatchPlan:
         """The patch plan for a volume of spatial size ``volume_shape``."""
         if len(volume_shape) != self.ndim:
-            raise ValueError(f"volume has {len(volume_shape)} spatial dimensions, the "
-                             f"regularizer works on {self.ndim}")
+            raise ValueError(
+                f"volume has {len(volume_shape)} spatial dimensions, the "
+                f"regularizer works on {self.ndim}"
+            )
         plan = plan_patches(volume_shape, self.patch_size, self.halo, self.contract.stride)
         for core, h, size in zip(plan.patch_size, plan.halo, plan.input_size, strict=True):
             expected = self.contract.input_size(core + 2 * (h - self.contract.margin))
             if expected != size:
-                raise ValueError(f"core {core} with halo {h} gives a {size}-voxel patch, which "
-                                 f"is not a valid input size of {type(self.net).__name__} "
-                                 f"(it expects {expected})")
+                raise ValueError(
+                    f"core {core} with halo {h} gives a {size}-voxel patch, which "
+                    f"is not a valid input size of {type(self.net).__name__} "
+                    f"(it expects {expected})"
+                )
         return plan
 
-    def _run_group(self, volume: torch.Tensor, group: Sequence[Patch],
-                   plan: PatchPlan) -> tuple[torch.Tensor, ...]:
+    def _run_group(
+        self, volume: torch.Tensor, group: Sequence[Patch], plan: PatchPlan
+    ) -> tuple[torch.Tensor, ...]:
         """Net outputs of a group of patches, cut to their ``keep`` parts."""
         n, shift = volume.shape[0], [h - self.contract.margin for h in self.halo]
         expected = tuple(c + 2 * s for c, s in zip(plan.patch_size, shift, strict=True))
         pad = plan.pad
 
         def run(volume: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            batch = torch.cat([crop_padded(volume, p.input, pad, self.padding) for p in group],
-                              dim=0)
+            batch = torch.cat(
+                [crop_padded(volume, p.input, pad, self.padding) for p in group], dim=0
+            )
             y = self.net(batch)
             if tuple(y.shape[2:]) != expected:
                 raise ValueError(
                     f"{type(self.net).__name__} returned spatial size {tuple(y.shape[2:])} for "
                     f"input {tuple(batch.shape[2:])}; its declared margin "
-                    f"{self.contract.margin} implies {expected}")
+                    f"{self.contract.margin} implies {expected}"
+                )
             return tuple(
-                y[i * n:(i + 1) * n][(Ellipsis, *(slice(k.start + s, k.stop + s)
-                                                  for k, s in zip(p.keep, shift, strict=True)))]
-                for i, p in enumerate(group))
+                y[i * n : (i + 1) * n][
+                    (
+                        Ellipsis,
+                        *(
+                            slice(k.start + s, k.stop + s)
+                            for k, s in zip(p.keep, shift, strict=True)
+                        ),
+                    )
+                ]
+                for i, p in enumerate(group)
+            )
 
         if self.checkpoint and torch.is_grad_enabled():
             return torch_checkpoint(run, volume, use_reentrant=False)
@@ -233,8 +265,9 @@ class BlockwiseRegularizer(nn.Module):
         xr, was_complex = _as_channels(x, self.ndim)
         plan = self.plan(tuple(xr.shape[2:]))
         check_padding(plan.volume_shape, plan.pad, self.padding)
-        groups = [plan.patches[i:i + self.patch_batch]
-                  for i in range(0, len(plan), self.patch_batch)]
+        groups = [
+            plan.patches[i : i + self.patch_batch] for i in range(0, len(plan), self.patch_batch)
+        ]
         out = None
         for group in progress_bar(groups, "patches", self.progress):
             cores = self._run_group(xr, group, plan)
@@ -254,8 +287,9 @@ class _OutputVolume:
         self.complex_result = complex_result
         if complex_result:
             if channels != 2:
-                raise ValueError(f"a complex input needs a network with 2 output channels, "
-                                 f"got {channels}")
+                raise ValueError(
+                    f"a complex input needs a network with 2 output channels, got {channels}"
+                )
             self.buffer = like.new_zeros((n, *shape, 2))
         else:
             self.buffer = like.new_zeros((n, channels, *shape))

@@ -25,8 +25,15 @@ SUBCOMMAND_MODULES: tuple[str, ...] = ("demo", "simulate", "recon", "train", "be
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
 
 #: Exceptions that mean "the user gave us something wrong", reported in one line.
-USER_ERRORS = (ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
-               PermissionError, FileExistsError, NotWritableError)
+USER_ERRORS = (
+    ValueError,
+    FileNotFoundError,
+    IsADirectoryError,
+    NotADirectoryError,
+    PermissionError,
+    FileExistsError,
+    NotWritableError,
+)
 
 
 def plain_text(text: str) -> str:
@@ -46,8 +53,13 @@ class _HelpFormatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text, default = action.help or "", action.default
-        if (not action.option_strings or "%(default)" in text or default is None
-                or default is False or default is argparse.SUPPRESS):
+        if (
+            not action.option_strings
+            or "%(default)" in text
+            or default is None
+            or default is False
+            or default is argparse.SUPPRESS
+        ):
             return text
         return f"{text} (default: {_default_text(default).replace('%', '%%')})"
 
@@ -64,10 +76,15 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
     """``--debug`` and ``--no-progress``. Their default is SUPPRESS so that a subcommand's parser
     keeps a value given before the subcommand; :func:`build_parser` sets the command's defaults."""
     common = parser.add_argument_group("common options")
-    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                        help="show the full traceback on errors")
-    common.add_argument("--no-progress", action="store_true", default=argparse.SUPPRESS,
-                        help="hide progress bars")
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show the full traceback on errors",
+    )
+    common.add_argument(
+        "--no-progress", action="store_true", default=argparse.SUPPRESS, help="hide progress bars"
+    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -118,6 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:  # noqa: BLE001 - the command's last line of defence
         if args.debug:
             raise
-        print(f"blockrecon {args.command}: internal error: {type(err).__name__}: {err}"
-              " (rerun with --debug for the traceback)", file=sys.stderr)
+        print(
+            f"blockrecon {args.command}: internal error: {type(err).__name__}: {err}"
+            " (rerun with --debug for the traceback)",
+            file=sys.stderr,
+        )
         return EXIT_INTERNAL

@@ -15,32 +15,46 @@ from blockrecon.physics import resolve_backend
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("bench", help="benchmarks: memory of a training step",
-                                   description=__doc__.splitlines()[0])
+    parser = subparsers.add_parser(
+        "bench", help="benchmarks: memory of a training step", description=__doc__.splitlines()[0]
+    )
     parser.set_defaults(func=lambda args: _usage(parser))
-    benches = parser.add_subparsers(dest="bench", metavar="BENCH",
-                                    parser_class=type(parser))
+    benches = parser.add_subparsers(dest="bench", metavar="BENCH", parser_class=type(parser))
     memory = benches.add_parser(
-        "memory", help="peak memory of one block-wise training step per patch size",
-        description=step_memory.__doc__.splitlines()[0])
-    memory.add_argument("--shape", type=int, nargs=3, required=True, metavar=("NZ", "NY", "NX"),
-                        help="image grid")
+        "memory",
+        help="peak memory of one block-wise training step per patch size",
+        description=step_memory.__doc__.splitlines()[0],
+    )
+    memory.add_argument(
+        "--shape", type=int, nargs=3, required=True, metavar=("NZ", "NY", "NX"), help="image grid"
+    )
     memory.add_argument("--coils", type=int, default=8, help="receive coils")
     memory.add_argument("--unrolls", type=int, default=5, help="unrolls of the network")
-    memory.add_argument("--patch", type=int, nargs="+", required=True,
-                        help="patch core sizes (voxels) to compare")
-    memory.add_argument("--spokes", type=int, default=None,
-                        help="radial spokes (default: 8x angular undersampling)")
+    memory.add_argument(
+        "--patch", type=int, nargs="+", required=True, help="patch core sizes (voxels) to compare"
+    )
+    memory.add_argument(
+        "--spokes", type=int, default=None, help="radial spokes (default: 8x angular undersampling)"
+    )
     memory.add_argument("--width", type=int, default=32, help="ResNet3d feature channels")
     memory.add_argument("--layers", type=int, default=5, help="ResNet3d convolutions")
-    memory.add_argument("--coil-batch", type=int, default=1,
-                        help="coils per Toeplitz/NUFFT call")
-    memory.add_argument("--checkpoint-unrolls", action="store_true",
-                        help="also checkpoint each unroll of the block-wise network")
-    memory.add_argument("--estimate-only", action="store_true",
-                        help="meta-device estimate only: nothing is allocated or run")
-    memory.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                        help="where the step runs and is measured")
+    memory.add_argument("--coil-batch", type=int, default=1, help="coils per Toeplitz/NUFFT call")
+    memory.add_argument(
+        "--checkpoint-unrolls",
+        action="store_true",
+        help="also checkpoint each unroll of the block-wise network",
+    )
+    memory.add_argument(
+        "--estimate-only",
+        action="store_true",
+        help="meta-device estimate only: nothing is allocated or run",
+    )
+    memory.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="where the step runs and is measured",
+    )
     add_backend_option(memory)
     memory.add_argument("--json", type=Path, default=None, help="write the results as JSON")
     memory.add_argument("--plot", type=Path, default=None, help="write a PNG figure")
@@ -58,13 +72,25 @@ def run_memory(args: argparse.Namespace) -> int:
             check_output_file(path, option)
     backend = resolve_backend(args.backend, args.device)
     problem = step_memory.StepProblem(
-        tuple(args.shape), coils=args.coils, unrolls=args.unrolls, spokes=args.spokes,
-        width=args.width, n_layers=args.layers, coil_batch=args.coil_batch,
-        checkpoint_unrolls=args.checkpoint_unrolls, backend=backend)
+        tuple(args.shape),
+        coils=args.coils,
+        unrolls=args.unrolls,
+        spokes=args.spokes,
+        width=args.width,
+        n_layers=args.layers,
+        coil_batch=args.coil_batch,
+        checkpoint_unrolls=args.checkpoint_unrolls,
+        backend=backend,
+    )
     if not args.estimate_only:
         announce_backend(backend, args.device)
-    result = step_memory.memory_table(problem, args.patch, estimate_only=args.estimate_only,
-                                      device=args.device, progress=show_progress(args))
+    result = step_memory.memory_table(
+        problem,
+        args.patch,
+        estimate_only=args.estimate_only,
+        device=args.device,
+        progress=show_progress(args),
+    )
     print(format_table(result))
     if args.json is not None:
         write_json(args.json, result)

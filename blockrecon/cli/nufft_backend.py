@@ -13,10 +13,13 @@ from blockrecon.physics import BACKEND_NAMES, resolve_backend
 def add_backend_option(parser: argparse.ArgumentParser) -> None:
     """Add ``--backend`` (default ``auto``) to ``parser``."""
     parser.add_argument(
-        "--backend", choices=BACKEND_NAMES, default="auto",
+        "--backend",
+        choices=BACKEND_NAMES,
+        default="auto",
         help="NUFFT backend: auto = the fastest installed for the device (FINUFFT on CPU; "
-             "cuFINUFFT, else SigPy on CuPy, on CUDA); dft = the exact transform, slow, for "
-             "checks on small volumes")
+        "cuFINUFFT, else SigPy on CuPy, on CUDA); dft = the exact transform, slow, for "
+        "checks on small volumes",
+    )
 
 
 def announce_backend(backend: str, device: torch.device | str) -> None:

@@ -86,7 +86,7 @@ def removed_on_failure(folder: Path) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        for path in chain[:chain.index(created) + 1] if created is not None else ():
+        for path in chain[: chain.index(created) + 1] if created is not None else ():
             if not path.is_dir() or any(path.iterdir()):
                 break
             path.rmdir()

@@ -39,30 +39,50 @@ DEFAULT_L1_LAMDA = 1e-2
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "recon", help="reconstruct an acquisition (blockrecon HDF5 or ISMRMRD)",
-        description=__doc__.splitlines()[0])
+        "recon",
+        help="reconstruct an acquisition (blockrecon HDF5 or ISMRMRD)",
+        description=__doc__.splitlines()[0],
+    )
     parser.add_argument("input", type=Path, help="blockrecon .h5 or ISMRMRD file")
-    parser.add_argument("--method", choices=METHODS, required=True,
-                        help="mbdl: trained network; cg: CG-SENSE; l1: L1-wavelet CS; grid: "
-                             "density-compensated adjoint")
+    parser.add_argument(
+        "--method",
+        choices=METHODS,
+        required=True,
+        help="mbdl: trained network; cg: CG-SENSE; l1: L1-wavelet CS; grid: "
+        "density-compensated adjoint",
+    )
     parser.add_argument("--out", type=Path, required=True, help="output .nii, .nii.gz or .h5")
-    parser.add_argument("--model", type=Path, default=None,
-                        help="mbdl: model file (default: the pretrained model)")
-    parser.add_argument("--patch", type=int, default=None,
-                        help="mbdl: block-wise core size (default: the model's)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                        help="where the reconstruction runs")
+    parser.add_argument(
+        "--model", type=Path, default=None, help="mbdl: model file (default: the pretrained model)"
+    )
+    parser.add_argument(
+        "--patch", type=int, default=None, help="mbdl: block-wise core size (default: the model's)"
+    )
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda"), default="cpu", help="where the reconstruction runs"
+    )
     add_backend_option(parser)
-    parser.add_argument("--maps", default=None,
-                        help="coil maps: an HDF5 file with a 'maps' dataset, or 'estimate' "
-                             "(default: the input's maps, estimated when absent)")
+    parser.add_argument(
+        "--maps",
+        default=None,
+        help="coil maps: an HDF5 file with a 'maps' dataset, or 'estimate' "
+        "(default: the input's maps, estimated when absent)",
+    )
     add_map_options(parser)
-    parser.add_argument("--iterations", type=int, default=None,
-                        help="cg/l1 iterations (default 20 / 30); mbdl: CG iterations of the "
-                             "model's data consistency (default: as trained; images larger "
-                             "than the training size may need more, see benchmarks/README.md)")
-    parser.add_argument("--lamda", type=float, default=None,
-                        help="cg: Tikhonov weight (default 0); l1: L1 weight (default 1e-2)")
+    parser.add_argument(
+        "--iterations",
+        type=int,
+        default=None,
+        help="cg/l1 iterations (default 20 / 30); mbdl: CG iterations of the "
+        "model's data consistency (default: as trained; images larger "
+        "than the training size may need more, see benchmarks/README.md)",
+    )
+    parser.add_argument(
+        "--lamda",
+        type=float,
+        default=None,
+        help="cg: Tikhonov weight (default 0); l1: L1 weight (default 1e-2)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -72,42 +92,69 @@ def _check_output(out: Path) -> None:
     check_output_file(out)
 
 
-def load_mbdl(args: argparse.Namespace, image_shape: tuple[int, ...], device: torch.device
-              ) -> tuple[torch.nn.Module, dict]:
+def load_mbdl(
+    args: argparse.Namespace, image_shape: tuple[int, ...], device: torch.device
+) -> tuple[torch.nn.Module, dict]:
     """The unrolled network (eval mode, block-wise at ``--patch``) and its metadata (how it
     takes its data); a patch that is not positive, larger than the volume or off the network's
     stride is refused here, before any work, and blamed on ``--patch``, not the model file."""
     if args.patch is not None and args.patch < 1:
         raise ValueError(f"--patch must be a positive number of voxels, got {args.patch}")
     try:
-        model, _, extra = load_for_inference(args.model, device, image_shape, args.patch,
-                                             args.iterations)
+        model, _, extra = load_for_inference(
+            args.model, device, image_shape, args.patch, args.iterations
+        )
     except PatchSizeError as err:
         raise ValueError(f"--patch {args.patch}: {err}") from None
     return model, extra
 
 
-def reconstruct(args: argparse.Namespace, acq: Acquisition, maps: torch.Tensor, backend: str,
-                mbdl: tuple[torch.nn.Module, dict] | None = None) -> torch.Tensor:
+def reconstruct(
+    args: argparse.Namespace,
+    acq: Acquisition,
+    maps: torch.Tensor,
+    backend: str,
+    mbdl: tuple[torch.nn.Module, dict] | None = None,
+) -> torch.Tensor:
     """The complex64 image ``image_shape`` by ``args.method`` with NUFFT ``backend`` (``mbdl``:
     the loaded network and its metadata, from :func:`load_mbdl`)."""
     progress = show_progress(args)
     n_iter = args.iterations or DEFAULT_ITERATIONS.get(args.method, 1)
     if args.method == "grid":
-        return grid_recon(acq.kspace, acq.coord, maps, dcf=acq.dcf, backend=backend,
-                          progress=progress)
+        return grid_recon(
+            acq.kspace, acq.coord, maps, dcf=acq.dcf, backend=backend, progress=progress
+        )
     if args.method == "cg":
-        return cg_sense(acq.kspace, acq.coord, maps, n_iter=n_iter, lamda=args.lamda or 0.0,
-                        backend=backend, progress=progress)
+        return cg_sense(
+            acq.kspace,
+            acq.coord,
+            maps,
+            n_iter=n_iter,
+            lamda=args.lamda or 0.0,
+            backend=backend,
+            progress=progress,
+        )
     if args.method == "l1":
-        dcf = acq.dcf if acq.dcf is not None else pipe_menon_dcf(
-            acq.coord, acq.image_shape, backend=backend, progress=progress)
+        dcf = (
+            acq.dcf
+            if acq.dcf is not None
+            else pipe_menon_dcf(acq.coord, acq.image_shape, backend=backend, progress=progress)
+        )
         lamda = DEFAULT_L1_LAMDA if args.lamda is None else args.lamda
-        return l1_wavelet(acq.kspace, acq.coord, maps, lamda=lamda, n_iter=n_iter, weights=dcf,
-                          backend=backend, progress=progress)
+        return l1_wavelet(
+            acq.kspace,
+            acq.coord,
+            maps,
+            lamda=lamda,
+            n_iter=n_iter,
+            weights=dcf,
+            backend=backend,
+            progress=progress,
+        )
     model, extra = mbdl
-    return reconstruct_with_model(model, acq.kspace, maps, acq.coord, extra, backend=backend,
-                                  dcf=acq.dcf, progress=progress)
+    return reconstruct_with_model(
+        model, acq.kspace, maps, acq.coord, extra, backend=backend, dcf=acq.dcf, progress=progress
+    )
 
 
 def _coil_maps(args: argparse.Namespace, acq: Acquisition) -> torch.Tensor:
@@ -117,8 +164,13 @@ def _coil_maps(args: argparse.Namespace, acq: Acquisition) -> torch.Tensor:
     if acq.maps is None or args.maps == "estimate":
         print(f"Estimating coil maps ({args.maps_method})", file=sys.stderr)
     with one_line_warnings("recon"):
-        return acquisition_maps(acq, estimate=args.maps == "estimate", progress=show_progress(args),
-                                method=args.maps_method, calib_width=args.calib_width)
+        return acquisition_maps(
+            acq,
+            estimate=args.maps == "estimate",
+            progress=show_progress(args),
+            method=args.maps_method,
+            calib_width=args.calib_width,
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -136,8 +188,9 @@ def run(args: argparse.Namespace) -> int:
     announce_backend(backend, device)
     image = reconstruct(args, acq, maps.to(device), backend, mbdl).cpu()
     write_image(args.out, image, acq.voxel_size_mm, args.method)
-    print(f"Wrote {args.out} ({args.method}, {'x'.join(map(str, acq.image_shape))})",
-          file=sys.stderr)
+    print(
+        f"Wrote {args.out} ({args.method}, {'x'.join(map(str, acq.image_shape))})", file=sys.stderr
+    )
     if acq.image is not None:
         reference = acq.image.cpu()
         print(f"PSNR {psnr(image, reference):.2f} dB  SSIM {ssim(image, reference):.3f}")

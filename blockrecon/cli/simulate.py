@@ -25,28 +25,45 @@ def snr_value(text: str) -> float | None:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "simulate", help="simulate a multi-coil 3D radial acquisition into a blockrecon HDF5 file",
+        "simulate",
+        help="simulate a multi-coil 3D radial acquisition into a blockrecon HDF5 file",
         description="Simulate a multi-coil 3D radial (kooshball) acquisition of an analytic "
-                    "phantom from a 2x finer grid and write it, with the reference image and "
-                    "the true coil maps, as a blockrecon HDF5 file.")
+        "phantom from a 2x finer grid and write it, with the reference image and "
+        "the true coil maps, as a blockrecon HDF5 file.",
+    )
     parser.add_argument("--out", type=Path, required=True, help="output .h5 file")
-    parser.add_argument("--shape", type=int, nargs=3, default=(32, 32, 32),
-                        metavar=("Z", "Y", "X"), help="image grid")
+    parser.add_argument(
+        "--shape",
+        type=int,
+        nargs=3,
+        default=(32, 32, 32),
+        metavar=("Z", "Y", "X"),
+        help="image grid",
+    )
     parser.add_argument("--coils", type=int, default=8, help="birdcage coils")
-    parser.add_argument("--spokes", type=int, default=None,
-                        help="radial spokes (default pi N^2 / 16: 8x undersampled)")
-    parser.add_argument("--readout", type=int, default=None,
-                        help="samples per spoke (default 2 N)")
-    parser.add_argument("--snr", type=snr_value, default=30.0,
-                        help="k-space SNR in dB, or 'none' for noise-free data")
-    parser.add_argument("--phantom", choices=PHANTOMS, default="shepp_logan",
-                        help="analytic phantom")
+    parser.add_argument(
+        "--spokes",
+        type=int,
+        default=None,
+        help="radial spokes (default pi N^2 / 16: 8x undersampled)",
+    )
+    parser.add_argument("--readout", type=int, default=None, help="samples per spoke (default 2 N)")
+    parser.add_argument(
+        "--snr",
+        type=snr_value,
+        default=30.0,
+        help="k-space SNR in dB, or 'none' for noise-free data",
+    )
+    parser.add_argument(
+        "--phantom", choices=PHANTOMS, default="shepp_logan", help="analytic phantom"
+    )
     parser.add_argument("--seed", type=int, default=0, help="noise and phantom seed")
     parser.set_defaults(func=run)
 
 
-def check_simulation_memory(shape: tuple[int, ...], coils: int, spokes: int | None,
-                            readout: int | None, option: str) -> None:
+def check_simulation_memory(
+    shape: tuple[int, ...], coils: int, spokes: int | None, readout: int | None, option: str
+) -> None:
     """ValueError, before anything is allocated, when simulating ``shape`` (radial, default
     spokes and readout as :func:`~blockrecon.physics.simulate.simulate_radial`) cannot fit in
     the available memory; ``option`` names the size in the message."""
@@ -59,15 +76,28 @@ def run(args: argparse.Namespace) -> int:
     if args.out.suffix not in (".h5", ".hdf5"):
         raise ValueError(f"--out {args.out} must end in .h5 or .hdf5")
     check_output_file(args.out)
-    check_simulation_memory(args.shape, args.coils, args.spokes, args.readout,
-                            f"--shape {' '.join(map(str, args.shape))}")
-    acq = simulate_radial(args.shape, n_coils=args.coils, n_spokes=args.spokes,
-                          n_readout=args.readout, phantom=args.phantom, snr_db=args.snr,
-                          seed=args.seed)
+    check_simulation_memory(
+        args.shape,
+        args.coils,
+        args.spokes,
+        args.readout,
+        f"--shape {' '.join(map(str, args.shape))}",
+    )
+    acq = simulate_radial(
+        args.shape,
+        n_coils=args.coils,
+        n_spokes=args.spokes,
+        n_readout=args.readout,
+        phantom=args.phantom,
+        snr_db=args.snr,
+        seed=args.seed,
+    )
     write_acquisition(args.out, acq)
     spokes, readout = acq.sample_shape
     noise = "noise-free" if args.snr is None else f"SNR {args.snr:g} dB"
-    print(f"Wrote {args.out}: {'x'.join(map(str, acq.image_shape))} {args.phantom}, "
-          f"{acq.num_coils} coils, {spokes} spokes x {readout} samples, {noise}",
-          file=sys.stderr)
+    print(
+        f"Wrote {args.out}: {'x'.join(map(str, acq.image_shape))} {args.phantom}, "
+        f"{acq.num_coils} coils, {spokes} spokes x {readout} samples, {noise}",
+        file=sys.stderr,
+    )
     return 0

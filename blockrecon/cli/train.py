@@ -22,45 +22,69 @@ from blockrecon.train.loop import METRICS_NAME, MODEL_NAME
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "train", help="train an unrolled network with block-wise learning",
+        "train",
+        help="train an unrolled network with block-wise learning",
         description="Train an unrolled network (full-volume data consistency, block-wise "
-                    "ResNet regularizer) on simulated or stored acquisitions. Checkpoints every "
-                    "epoch and on SIGINT/SIGTERM; --resume continues exactly (give the same "
-                    "arguments, --epochs may grow). Runs under torchrun for DDP.")
+        "ResNet regularizer) on simulated or stored acquisitions. Checkpoints every "
+        "epoch and on SIGINT/SIGTERM; --resume continues exactly (give the same "
+        "arguments, --epochs may grow). Runs under torchrun for DDP.",
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", type=Path, help="folder of blockrecon .h5 files with images")
-    source.add_argument("--simulate", type=int, metavar="N",
-                        help="train on N simulated random-ellipsoid acquisitions")
+    source.add_argument(
+        "--simulate",
+        type=int,
+        metavar="N",
+        help="train on N simulated random-ellipsoid acquisitions",
+    )
     parser.add_argument("--out", type=Path, required=True, help="run folder")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     parser.add_argument("--epochs", type=int, default=10, help="epochs to train in all")
-    parser.add_argument("--val", type=int, default=0, metavar="N",
-                        help="validation acquisitions: N more simulated ones, or the last N "
-                             "files of --data")
+    parser.add_argument(
+        "--val",
+        type=int,
+        default=0,
+        metavar="N",
+        help="validation acquisitions: N more simulated ones, or the last N files of --data",
+    )
     parser.add_argument("--batch", type=int, default=1, help="acquisitions per step per process")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed of the weights, the data order and simulated data")
-    parser.add_argument("--density-weights", action="store_true",
-                        help="data consistency on density-weighted operators (stored DCF, else "
-                             "Pipe-Menon): better conditioned, but noise is amplified at high "
-                             "k-space frequencies; recon applies the model the same way")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the weights, the data order and simulated data"
+    )
+    parser.add_argument(
+        "--density-weights",
+        action="store_true",
+        help="data consistency on density-weighted operators (stored DCF, else "
+        "Pipe-Menon): better conditioned, but noise is amplified at high "
+        "k-space frequencies; recon applies the model the same way",
+    )
     architecture = parser.add_argument_group("architecture")
     architecture.add_argument("--patch", type=int, default=32, help="block-wise core size")
-    architecture.add_argument("--unrolls", type=int, default=5,
-                              help="alternations of regularizer and data consistency")
+    architecture.add_argument(
+        "--unrolls", type=int, default=5, help="alternations of regularizer and data consistency"
+    )
     architecture.add_argument("--width", type=int, default=32, help="ResNet feature channels")
     architecture.add_argument("--layers", type=int, default=5, help="ResNet convolutions")
-    architecture.add_argument("--dc", choices=("gradient", "cg"), default="gradient",
-                              help="data consistency: learned gradient step or CG (MoDL)")
+    architecture.add_argument(
+        "--dc",
+        choices=("gradient", "cg"),
+        default="gradient",
+        help="data consistency: learned gradient step or CG (MoDL)",
+    )
     simulation = parser.add_argument_group("simulation (--simulate)")
     simulation.add_argument("--size", type=int, default=32, help="image size N of N^3")
-    simulation.add_argument("--spokes", type=int, default=None,
-                            help="radial spokes (default pi N^2 / 16)")
+    simulation.add_argument(
+        "--spokes", type=int, default=None, help="radial spokes (default pi N^2 / 16)"
+    )
     simulation.add_argument("--coils", type=int, default=4, help="birdcage coils")
     simulation.add_argument("--snr", type=snr_value, default=30.0, help="k-space SNR in dB")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                        help="training device (under torchrun: cuda:LOCAL_RANK)")
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="training device (under torchrun: cuda:LOCAL_RANK)",
+    )
     add_backend_option(parser)
     maps = parser.add_argument_group("coil maps (--data files without maps)")
     add_map_options(maps)
@@ -68,38 +92,67 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _config(args: argparse.Namespace) -> dict:
-    return {"regularizer": {"kind": "resnet3d", "width": args.width, "n_layers": args.layers},
-            "dc": {"kind": args.dc}, "n_unrolls": args.unrolls, "patch_size": args.patch,
-            "init": "adjoint"}
+    return {
+        "regularizer": {"kind": "resnet3d", "width": args.width, "n_layers": args.layers},
+        "dc": {"kind": args.dc},
+        "n_unrolls": args.unrolls,
+        "patch_size": args.patch,
+        "init": "adjoint",
+    }
 
 
 def _simulated(args: argparse.Namespace):
     if args.simulate < 1:
         raise ValueError(f"--simulate must be positive, got {args.simulate}")
     spokes = args.spokes or radial_spokes(args.size)
-    settings = dict(image_size=args.size, n_spokes=spokes, n_coils=args.coils,
-                    snr_db=args.snr, normalize=True, density_weights=args.density_weights,
-                    backend=args.backend)
+    settings = dict(
+        image_size=args.size,
+        n_spokes=spokes,
+        n_coils=args.coils,
+        snr_db=args.snr,
+        normalize=True,
+        density_weights=args.density_weights,
+        backend=args.backend,
+    )
     train = SimulatedRadialPairs(args.simulate, seed=args.seed, **settings)
-    val = SimulatedRadialPairs(args.val, seed=args.seed + 1_000_000, **settings) \
-        if args.val > 0 else None
-    description = {"source": "simulated", "items": args.simulate, "val": args.val,
-                   "size": args.size, "spokes": spokes, "coils": args.coils, "snr_db": args.snr}
+    val = (
+        SimulatedRadialPairs(args.val, seed=args.seed + 1_000_000, **settings)
+        if args.val > 0
+        else None
+    )
+    description = {
+        "source": "simulated",
+        "items": args.simulate,
+        "val": args.val,
+        "size": args.size,
+        "spokes": spokes,
+        "coils": args.coils,
+        "snr_db": args.snr,
+    }
     return train, val, description
 
 
 def _files(args: argparse.Namespace):
     everything = AcquisitionFiles.from_folder(args.data)
     if not 0 <= args.val < len(everything):
-        raise ValueError(f"--val {args.val} must leave training files: {args.data} holds "
-                         f"{len(everything)}")
+        raise ValueError(
+            f"--val {args.val} must leave training files: {args.data} holds {len(everything)}"
+        )
     cut = len(everything) - args.val
-    settings = dict(density_weights=args.density_weights, backend=args.backend,
-                    maps_method=args.maps_method, calib_width=args.calib_width)
+    settings = dict(
+        density_weights=args.density_weights,
+        backend=args.backend,
+        maps_method=args.maps_method,
+        calib_width=args.calib_width,
+    )
     train = AcquisitionFiles(everything.paths[:cut], **settings)
     val = AcquisitionFiles(everything.paths[cut:], **settings) if args.val else None
-    description = {"source": "files", "folder": str(args.data.resolve()),
-                   "files": [p.name for p in everything.paths], "val": args.val}
+    description = {
+        "source": "files",
+        "folder": str(args.data.resolve()),
+        "files": [p.name for p in everything.paths],
+        "val": args.val,
+    }
     return train, val, description
 
 
@@ -116,14 +169,26 @@ def run(args: argparse.Namespace) -> int:
     backend = resolve_backend(args.backend, args.device)
     train, val, description = _simulated(args) if args.simulate is not None else _files(args)
     with removed_on_failure(args.out), one_line_warnings("train"):
-        result = fit(_config(args), train, args.out, val_data=val, epochs=args.epochs,
-                     lr=args.lr, batch_size=args.batch, seed=args.seed, resume=args.resume,
-                     device=args.device, progress=show_progress(args),
-                     data_description=description)
+        result = fit(
+            _config(args),
+            train,
+            args.out,
+            val_data=val,
+            epochs=args.epochs,
+            lr=args.lr,
+            batch_size=args.batch,
+            seed=args.seed,
+            resume=args.resume,
+            device=args.device,
+            progress=show_progress(args),
+            data_description=description,
+        )
     if result.stopped_by is not None:
         name = signal.Signals(result.stopped_by).name
         _report(f"Stopped by {name}; checkpoint saved in {args.out}; continue with --resume")
         return 128 + int(result.stopped_by)
-    _report(f"Trained {len(result.history)} epochs (NUFFT backend {backend}); model "
-            f"{args.out / MODEL_NAME}, metrics {args.out / METRICS_NAME}")
+    _report(
+        f"Trained {len(result.history)} epochs (NUFFT backend {backend}); model "
+        f"{args.out / MODEL_NAME}, metrics {args.out / METRICS_NAME}"
+    )
     return 0

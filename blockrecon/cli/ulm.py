@@ -16,12 +16,15 @@ from blockrecon.cli.output import write_json
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "ulm", help="ultrasound localization microscopy: simulate, train, evaluate, memory",
+        "ulm",
+        help="ultrasound localization microscopy: simulate, train, evaluate, memory",
         description="Deep-learning ULM: in-silico acquisitions, dense and sparse detection "
-                    "networks (per-frame occupancy on an 8x finer grid), their evaluation "
-                    "against the ground truth, and the memory of a training step.")
-    sub = parser.add_subparsers(dest="ulm_command", metavar="ULM_COMMAND", required=True,
-                                parser_class=type(parser))
+        "networks (per-frame occupancy on an 8x finer grid), their evaluation "
+        "against the ground truth, and the memory of a training step.",
+    )
+    sub = parser.add_subparsers(
+        dest="ulm_command", metavar="ULM_COMMAND", required=True, parser_class=type(parser)
+    )
     _register_simulate(sub)
     _register_train(sub)
     _register_calibrate(sub)
@@ -33,11 +36,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _register_simulate(sub) -> None:
     p = sub.add_parser("simulate", help="write a simulated acquisition (HDF5)")
     p.add_argument("--out", type=Path, required=True, help="output .h5 file")
-    p.add_argument("--shape", type=positive_int, nargs="+", default=[32, 32],
-                   help="spatial grid, 2 or 3 sizes, depth first")
+    p.add_argument(
+        "--shape",
+        type=positive_int,
+        nargs="+",
+        default=[32, 32],
+        help="spatial grid, 2 or 3 sizes, depth first",
+    )
     p.add_argument("--frames", type=positive_int, default=256, help="frames to simulate")
-    p.add_argument("--concentration", type=float, default=10.0,
-                   help="mean bubbles in the field of view per frame")
+    p.add_argument(
+        "--concentration",
+        type=float,
+        default=10.0,
+        help="mean bubbles in the field of view per frame",
+    )
     p.add_argument("--snr", type=float, default=30.0, help="SNR in dB")
     p.add_argument("--seed", type=int, default=0, help="simulation seed")
     p.set_defaults(func=_simulate)
@@ -49,11 +61,20 @@ def _simulate(args: argparse.Namespace) -> int:
 
     if args.out.suffix not in (".h5", ".hdf5"):
         raise ValueError(f"--out {args.out} must end in .h5 or .hdf5")
-    acq = simulate_acquisition(args.shape, args.frames, args.concentration, seed=args.seed,
-                               snr_db=args.snr, progress=show_progress(args))
+    acq = simulate_acquisition(
+        args.shape,
+        args.frames,
+        args.concentration,
+        seed=args.seed,
+        snr_db=args.snr,
+        progress=show_progress(args),
+    )
     write_ulm_acquisition(args.out, acq)
-    print(f"Wrote {args.out}: {'x'.join(map(str, acq.spatial_shape))} x {acq.n_frames} frames, "
-          f"{len(acq.frames)} bubble positions", file=sys.stderr)
+    print(
+        f"Wrote {args.out}: {'x'.join(map(str, acq.spatial_shape))} x {acq.n_frames} frames, "
+        f"{len(acq.frames)} bubble positions",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -62,43 +83,91 @@ def _register_train(sub) -> None:
     p = sub.add_parser("train", help="train a dense or sparse detection network")
     p.add_argument("--data", type=Path, required=True, nargs="+", help="acquisition .h5 files")
     p.add_argument("--out", type=Path, required=True, help="model file to write (.pt)")
-    p.add_argument("--kind", choices=("dense", "sparse"), default="sparse",
-                   help="dense or sparse-tensor network")
-    p.add_argument("--block-frames", type=positive_int, default=16,
-                   help="frames per training block (multiple of 16)")
+    p.add_argument(
+        "--kind",
+        choices=("dense", "sparse"),
+        default="sparse",
+        help="dense or sparse-tensor network",
+    )
+    p.add_argument(
+        "--block-frames",
+        type=positive_int,
+        default=16,
+        help="frames per training block (multiple of 16)",
+    )
     p.add_argument("--steps", type=positive_int, default=200, help="training steps")
     p.add_argument("--batch", type=positive_int, default=4, help="blocks per step")
-    p.add_argument("--lr", type=positive_float, default=1e-2,
-                   help="initial learning rate, cosine decay to 0")
-    p.add_argument("--bce-weight", type=float, default=1.0,
-                   help="weight of the per-site cross-entropy added to the Dice loss")
-    p.add_argument("--plain-bce", action="store_true",
-                   help="sparse: mean cross-entropy over all sites instead of the "
-                        "class-balanced one (dense networks always use the plain mean)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="seed of the weights and of the block sampling")
-    p.add_argument("--channels", type=positive_int, nargs=3, default=[8, 16, 32],
-                   help="encoder channels at the three scales")
-    p.add_argument("--fine-channels", type=positive_int, default=8,
-                   help="channels of the upsampling tail")
-    p.add_argument("--sparsifier", choices=("threshold", "topk", "learned"),
-                   default="threshold", help="sparse input sites")
-    p.add_argument("--sparsity", type=float, default=None,
-                   help="threshold on |x|^2 of the normalized block (default: the library's "
-                        "input threshold, 0.01), or the top-k fraction (required with topk)")
-    p.add_argument("--mask-steps", type=positive_int, default=100,
-                   help="training steps of the learned mask")
-    p.add_argument("--checkpoint", type=Path, default=None,
-                   help="training checkpoint (default: OUT with suffix .ckpt.pt), written "
-                        "every --checkpoint-every steps and removed once OUT is written")
-    p.add_argument("--checkpoint-every", type=positive_int, default=50,
-                   help="training steps between checkpoints")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run saved in the checkpoint (give the same arguments)")
-    p.add_argument("--init", type=Path, default=None, metavar="MODEL",
-                   help="start from this trained model's weights (its architecture and input "
-                        "sparsifier; --kind must match) instead of a fresh network, e.g. to "
-                        "continue at a lower learning rate")
+    p.add_argument(
+        "--lr", type=positive_float, default=1e-2, help="initial learning rate, cosine decay to 0"
+    )
+    p.add_argument(
+        "--bce-weight",
+        type=float,
+        default=1.0,
+        help="weight of the per-site cross-entropy added to the Dice loss",
+    )
+    p.add_argument(
+        "--plain-bce",
+        action="store_true",
+        help="sparse: mean cross-entropy over all sites instead of the "
+        "class-balanced one (dense networks always use the plain mean)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the weights and of the block sampling"
+    )
+    p.add_argument(
+        "--channels",
+        type=positive_int,
+        nargs=3,
+        default=[8, 16, 32],
+        help="encoder channels at the three scales",
+    )
+    p.add_argument(
+        "--fine-channels", type=positive_int, default=8, help="channels of the upsampling tail"
+    )
+    p.add_argument(
+        "--sparsifier",
+        choices=("threshold", "topk", "learned"),
+        default="threshold",
+        help="sparse input sites",
+    )
+    p.add_argument(
+        "--sparsity",
+        type=float,
+        default=None,
+        help="threshold on |x|^2 of the normalized block (default: the library's "
+        "input threshold, 0.01), or the top-k fraction (required with topk)",
+    )
+    p.add_argument(
+        "--mask-steps", type=positive_int, default=100, help="training steps of the learned mask"
+    )
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="training checkpoint (default: OUT with suffix .ckpt.pt), written "
+        "every --checkpoint-every steps and removed once OUT is written",
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=positive_int,
+        default=50,
+        help="training steps between checkpoints",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run saved in the checkpoint (give the same arguments)",
+    )
+    p.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        metavar="MODEL",
+        help="start from this trained model's weights (its architecture and input "
+        "sparsifier; --kind must match) instead of a fresh network, e.g. to "
+        "continue at a lower learning rate",
+    )
     p.set_defaults(func=_train)
 
 
@@ -114,16 +183,20 @@ def _initial_model(args: argparse.Namespace, blocks):
     from blockrecon.ulm.nets import UlmNetConfig
     from blockrecon.ulm.training import build_model
 
-    config = UlmNetConfig(spatial_dims=blocks.inputs.ndim - 3, channels=tuple(args.channels),
-                          fine_channels=args.fine_channels)
+    config = UlmNetConfig(
+        spatial_dims=blocks.inputs.ndim - 3,
+        channels=tuple(args.channels),
+        fine_channels=args.fine_channels,
+    )
     sparsifier = None
     if args.kind == "sparse":
         mask = None
         if args.sparsifier == "learned":
             mask = LearnedMask(config.spatial_dims)
             if not args.resume:  # a resumed run restores the trained mask
-                train_learned_mask(mask, blocks, args.mask_steps, seed=args.seed,
-                                   progress=show_progress(args))
+                train_learned_mask(
+                    mask, blocks, args.mask_steps, seed=args.seed, progress=show_progress(args)
+                )
         if args.sparsifier == "topk" and args.sparsity is None:
             raise ValueError("--sparsifier topk needs --sparsity FRACTION (of voxels kept)")
         value = INPUT_THRESHOLD if args.sparsity is None else args.sparsity
@@ -139,21 +212,37 @@ def _train(args: argparse.Namespace) -> int:
     acquisitions = [read_ulm_acquisition(p) for p in args.data]
     try:
         run = train_model_file(
-            args.out, acquisitions, lambda blocks: _starting_model(args, blocks),
-            block_frames=args.block_frames, steps=args.steps, checkpoint=checkpoint,
-            seed=args.seed, resume=args.resume, checkpoint_every=args.checkpoint_every,
-            progress=show_progress(args), lr=args.lr, batch_size=args.batch,
-            bce_weight=args.bce_weight, class_balanced=False if args.plain_bce else None)
+            args.out,
+            acquisitions,
+            lambda blocks: _starting_model(args, blocks),
+            block_frames=args.block_frames,
+            steps=args.steps,
+            checkpoint=checkpoint,
+            seed=args.seed,
+            resume=args.resume,
+            checkpoint_every=args.checkpoint_every,
+            progress=show_progress(args),
+            lr=args.lr,
+            batch_size=args.batch,
+            bce_weight=args.bce_weight,
+            class_balanced=False if args.plain_bce else None,
+        )
     except TrainingInterrupted as stop:
         if stop.checkpoint is not None:
-            print(f"Interrupted; the last checkpoint is {stop.checkpoint}: continue with the "
-                  "same arguments and --resume", file=sys.stderr)
+            print(
+                f"Interrupted; the last checkpoint is {stop.checkpoint}: continue with the "
+                "same arguments and --resume",
+                file=sys.stderr,
+            )
         raise
     model = run.model
-    print(f"Wrote {args.out}: {args.kind} network, {args.steps} steps on "
-          f"{run.n_blocks} blocks, loss {run.losses[0]:.3f} -> {run.losses[-1]:.3f}, "
-          f"decoding threshold {model.threshold} (training Jaccard "
-          f"{run.jaccard[model.threshold]:.3f})", file=sys.stderr)
+    print(
+        f"Wrote {args.out}: {args.kind} network, {args.steps} steps on "
+        f"{run.n_blocks} blocks, loss {run.losses[0]:.3f} -> {run.losses[-1]:.3f}, "
+        f"decoding threshold {model.threshold} (training Jaccard "
+        f"{run.jaccard[model.threshold]:.3f})",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -171,12 +260,14 @@ def _starting_model(args: argparse.Namespace, blocks):
 
 # ---------------------------------------------------------------- calibrate
 def _register_calibrate(sub) -> None:
-    p = sub.add_parser("calibrate",
-                       help="choose a model's decoding threshold on acquisitions (rewrites it)")
+    p = sub.add_parser(
+        "calibrate", help="choose a model's decoding threshold on acquisitions (rewrites it)"
+    )
     p.add_argument("--model", type=Path, required=True, help="model file, rewritten in place")
     p.add_argument("--data", type=Path, required=True, nargs="+", help="acquisition .h5 files")
-    p.add_argument("--block-frames", type=positive_int, default=16,
-                   help="frames per block (as in training)")
+    p.add_argument(
+        "--block-frames", type=positive_int, default=16, help="frames per block (as in training)"
+    )
     p.set_defaults(func=_calibrate)
 
 
@@ -186,8 +277,12 @@ def _calibrate(args: argparse.Namespace) -> int:
     from blockrecon.ulm.training import load_model, save_model
 
     model = load_model(args.model).model
-    jaccard = calibrate_threshold(model, [read_ulm_acquisition(p) for p in args.data],
-                                  args.block_frames, progress=show_progress(args))
+    jaccard = calibrate_threshold(
+        model,
+        [read_ulm_acquisition(p) for p in args.data],
+        args.block_frames,
+        progress=show_progress(args),
+    )
     save_model(args.model, model)
     print("  ".join(f"{t:g}: {j:.3f}" for t, j in jaccard.items()))
     print(f"Wrote {args.model}: decoding threshold {model.threshold}", file=sys.stderr)
@@ -199,8 +294,9 @@ def _register_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="detect bubbles with a model and score them")
     p.add_argument("--data", type=Path, required=True, help="acquisition .h5 file")
     p.add_argument("--model", type=Path, required=True, help="model file from 'ulm train'")
-    p.add_argument("--block-frames", type=positive_int, default=16,
-                   help="frames per block (as in training)")
+    p.add_argument(
+        "--block-frames", type=positive_int, default=16, help="frames per block (as in training)"
+    )
     p.add_argument("--json", type=Path, default=None, help="write the scores as JSON here")
     p.set_defaults(func=_evaluate)
 
@@ -213,8 +309,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     model = load_model(args.model).model
     acq = read_ulm_acquisition(args.data)
     if acq.iq.ndim - 1 != model.net.config.spatial_dims:
-        raise ValueError(f"{args.data} is {acq.iq.ndim - 1}D but the model is "
-                         f"{model.net.config.spatial_dims}D")
+        raise ValueError(
+            f"{args.data} is {acq.iq.ndim - 1}D but the model is {model.net.config.spatial_dims}D"
+        )
     scores = asdict(evaluate_model(model, acq, args.block_frames, progress=show_progress(args)))
     print("  ".join(f"{k} {v:.4g}" for k, v in scores.items()))
     if args.json is not None:
@@ -224,18 +321,32 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- bench-memory
 def _register_bench_memory(sub) -> None:
-    p = sub.add_parser("bench-memory",
-                       help="peak memory of one training step, dense vs sparse")
-    p.add_argument("--shape", type=positive_int, nargs="+", default=[32, 32],
-                   help="block spatial size, 2 or 3 sizes")
+    p = sub.add_parser("bench-memory", help="peak memory of one training step, dense vs sparse")
+    p.add_argument(
+        "--shape",
+        type=positive_int,
+        nargs="+",
+        default=[32, 32],
+        help="block spatial size, 2 or 3 sizes",
+    )
     p.add_argument("--frames", type=positive_int, default=512, help="frames of the block")
-    p.add_argument("--concentration", type=float, default=20.0,
-                   help="mean bubbles in the field of view per frame")
-    p.add_argument("--model", type=Path, default=None,
-                   help="sparse model file (trained heads prune realistically); default an "
-                        "untrained network")
-    p.add_argument("--dense-real", action="store_true",
-                   help="also run the dense step for real (otherwise meta-device count only)")
+    p.add_argument(
+        "--concentration",
+        type=float,
+        default=20.0,
+        help="mean bubbles in the field of view per frame",
+    )
+    p.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="sparse model file (trained heads prune realistically); default an untrained network",
+    )
+    p.add_argument(
+        "--dense-real",
+        action="store_true",
+        help="also run the dense step for real (otherwise meta-device count only)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the data and the weights")
     p.add_argument("--json", type=Path, default=None, help="write the results as JSON here")
     p.set_defaults(func=_bench_memory)
@@ -248,8 +359,9 @@ def _bench_memory(args: argparse.Namespace) -> int:
     from blockrecon.ulm.simulate import simulate_acquisition
     from blockrecon.ulm.training import build_model, load_model
 
-    acq = simulate_acquisition(args.shape, args.frames, args.concentration, seed=args.seed,
-                               progress=show_progress(args))
+    acq = simulate_acquisition(
+        args.shape, args.frames, args.concentration, seed=args.seed, progress=show_progress(args)
+    )
     blocks = acquisition_blocks(acq, args.frames)
     torch.manual_seed(args.seed)
     if args.model is not None:
@@ -261,8 +373,9 @@ def _bench_memory(args: argparse.Namespace) -> int:
         config = UlmNetConfig(spatial_dims=len(args.shape))
         sparse = build_model("sparse", config)
     dense = build_model("dense", config)
-    rows = {"dense (meta count)": training_step_memory(dense, blocks.inputs, blocks.targets,
-                                                       meta=True)}
+    rows = {
+        "dense (meta count)": training_step_memory(dense, blocks.inputs, blocks.targets, meta=True)
+    }
     if args.dense_real:
         rows["dense"] = training_step_memory(dense, blocks.inputs, blocks.targets)
     rows["sparse"] = training_step_memory(sparse, blocks.inputs, blocks.targets)
@@ -272,8 +385,16 @@ def _bench_memory(args: argparse.Namespace) -> int:
         print(f"{name:20s} {row.peak_bytes / 2**20:12.1f}  {row.sites}")
     print(f"dense / sparse: {ratio:.1f}x")
     if args.json is not None:
-        write_json(args.json, {"shape": list(args.shape), "frames": args.frames,
-                                "concentration": args.concentration, "ratio": ratio,
-                                "rows": {k: {"peak_bytes": v.peak_bytes, "sites": v.sites}
-                                         for k, v in rows.items()}})
+        write_json(
+            args.json,
+            {
+                "shape": list(args.shape),
+                "frames": args.frames,
+                "concentration": args.concentration,
+                "ratio": ratio,
+                "rows": {
+                    k: {"peak_bytes": v.peak_bytes, "sites": v.sites} for k, v in rows.items()
+                },
+            },
+        )
     return 0

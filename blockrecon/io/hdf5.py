@@ -126,8 +126,9 @@ def _read_geometry(handle: h5py.File, path: Path) -> tuple[tuple[int, ...], tupl
         raise ValueError(f"{path}: attribute 'image_shape' must be a list of ints, got {shape!r}")
     voxel = _read_attribute(handle, "voxel_size_mm", path)
     if voxel.ndim != 1 or voxel.dtype.kind not in "iuf":
-        raise ValueError(f"{path}: attribute 'voxel_size_mm' must be a list of numbers, "
-                         f"got {voxel!r}")
+        raise ValueError(
+            f"{path}: attribute 'voxel_size_mm' must be a list of numbers, got {voxel!r}"
+        )
     return tuple(int(n) for n in shape), tuple(float(v) for v in voxel)
 
 
@@ -142,8 +143,10 @@ def _check_format(handle: h5py.File, path: Path) -> None:
     if not np.issubdtype(np.asarray(version).dtype, np.integer) or np.ndim(version) != 0:
         raise ValueError(f"{path}: attribute 'format_version' must be an int, got {version!r}")
     if int(version) > FORMAT_VERSION:
-        raise ValueError(f"{path}: format version {int(version)} is newer than this blockrecon "
-                         f"reads ({FORMAT_VERSION}); update blockrecon")
+        raise ValueError(
+            f"{path}: format version {int(version)} is newer than this blockrecon "
+            f"reads ({FORMAT_VERSION}); update blockrecon"
+        )
 
 
 def read_acquisition(path: str | os.PathLike[str]) -> Acquisition:
@@ -165,10 +168,12 @@ def read_acquisition(path: str | os.PathLike[str]) -> Acquisition:
         _check_format(handle, path)
         image_shape, voxel_size_mm = _read_geometry(handle, path)
         present = [name for name in _REQUIRED + _OPTIONAL if name in _REQUIRED or name in handle]
-        tensors = {name: _to_tensor(read_dataset(handle, name, path), name, path)
-                   for name in present}
-    acquisition = standard_dtypes(Acquisition(image_shape=image_shape,
-                                              voxel_size_mm=voxel_size_mm, **tensors))
+        tensors = {
+            name: _to_tensor(read_dataset(handle, name, path), name, path) for name in present
+        }
+    acquisition = standard_dtypes(
+        Acquisition(image_shape=image_shape, voxel_size_mm=voxel_size_mm, **tensors)
+    )
     check_acquisition(acquisition, str(path))
     return acquisition
 
@@ -205,6 +210,7 @@ def write_acquisition(
         for name in _REQUIRED + _OPTIONAL:
             value = getattr(acquisition, name)
             if value is not None:
-                handle.create_dataset(name, data=value.detach().cpu().numpy(),
-                                      compression=compression)
+                handle.create_dataset(
+                    name, data=value.detach().cpu().numpy(), compression=compression
+                )
     return path

@@ -20,8 +20,9 @@ HDF5_SUFFIXES = (".h5", ".hdf5")
 IMAGE_SUFFIXES = NIFTI_SUFFIXES + HDF5_SUFFIXES
 
 
-def write_image(path: str | os.PathLike[str], image: torch.Tensor,
-                voxel_size_mm: Sequence[float], method: str) -> None:
+def write_image(
+    path: str | os.PathLike[str], image: torch.Tensor, voxel_size_mm: Sequence[float], method: str
+) -> None:
     """Write ``image`` (complex ``image_shape``) as NIfTI (magnitude, ``voxel_size_mm``) or as
     HDF5 (complex64 ``image`` dataset; attributes ``blockrecon_format = "image"``,
     ``voxel_size_mm`` and ``method``, the name of the reconstruction), atomically.

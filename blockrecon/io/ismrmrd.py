@@ -85,8 +85,9 @@ def _read_header(handle: h5py.File, group: str, encoding: int, path: Path):
     except Exception as err:  # noqa: BLE001 - xsdata raises many types for bad XML
         raise ValueError(f"{path}: cannot parse the ISMRMRD XML header: {err}") from None
     if not 0 <= encoding < len(header.encoding):
-        raise ValueError(f"{path}: encoding {encoding} requested, the header has "
-                         f"{len(header.encoding)}")
+        raise ValueError(
+            f"{path}: encoding {encoding} requested, the header has {len(header.encoding)}"
+        )
     return header.encoding[encoding]
 
 
@@ -96,7 +97,8 @@ def _geometry(space, path: Path) -> tuple[tuple[int, ...], tuple[float, ...]]:
     shape = (int(matrix.z), int(matrix.y), int(matrix.x))
     if min(shape) < 1:
         raise ValueError(
-            f"{path}: encodedSpace matrixSize {shape[::-1]} (x, y, z) must be positive")
+            f"{path}: encodedSpace matrixSize {shape[::-1]} (x, y, z) must be positive"
+        )
     voxel = tuple(float(f) / n for f, n in zip((fov.z, fov.y, fov.x), shape, strict=True))
     return shape, voxel
 
@@ -109,14 +111,18 @@ def _imaging_records(records: np.ndarray, encoding: int, path: Path) -> np.ndarr
     skip = sum(np.uint64(1) << np.uint64(flag - 1) for flag in SKIPPED_FLAGS)
     keep = ((head["flags"] & skip) == 0) & (head["encoding_space_ref"] == encoding)
     if not keep.any():
-        raise ValueError(f"{path}: no imaging readouts for encoding {encoding} "
-                         f"({len(records)} readouts in the file, all skipped)")
+        raise ValueError(
+            f"{path}: no imaging readouts for encoding {encoding} "
+            f"({len(records)} readouts in the file, all skipped)"
+        )
     kept = records[keep]
     for counter in _SINGLE_VALUED_COUNTERS:
         values = np.unique(kept["head"]["idx"][counter])
         if len(values) > 1:
-            raise ValueError(f"{path}: readouts span {len(values)} values of the '{counter}' "
-                             "counter; blockrecon reads one volume per file")
+            raise ValueError(
+                f"{path}: readouts span {len(values)} values of the '{counter}' "
+                "counter; blockrecon reads one volume per file"
+            )
     return kept
 
 
@@ -126,13 +132,17 @@ def _uniform(head: np.ndarray, path: Path) -> dict[str, int]:
     for field, what in _UNIFORM_FIELDS.items():
         found = np.unique(head[field])
         if len(found) != 1:
-            raise ValueError(f"{path}: readouts differ in {what} ({found.tolist()}); "
-                             "blockrecon needs equal readouts")
+            raise ValueError(
+                f"{path}: readouts differ in {what} ({found.tolist()}); "
+                "blockrecon needs equal readouts"
+            )
         values[field] = int(found[0])
     if values["trajectory_dimensions"] != 3:
-        raise ValueError(f"{path}: readouts have trajectory_dimensions "
-                         f"{values['trajectory_dimensions']}, a 3D non-Cartesian acquisition "
-                         "needs 3 (kx, ky, kz)")
+        raise ValueError(
+            f"{path}: readouts have trajectory_dimensions "
+            f"{values['trajectory_dimensions']}, a 3D non-Cartesian acquisition "
+            "needs 3 (kx, ky, kz)"
+        )
     return values
 
 
@@ -141,13 +151,16 @@ def _stack(column: np.ndarray, length: int, name: str, path: Path) -> np.ndarray
     sizes = np.fromiter((len(v) for v in column), dtype=np.int64, count=len(column))
     bad = np.flatnonzero(sizes != length)
     if len(bad):
-        raise ValueError(f"{path}: readout {int(bad[0])} has {int(sizes[bad[0]])} {name} values, "
-                         f"its header says {length}")
+        raise ValueError(
+            f"{path}: readout {int(bad[0])} has {int(sizes[bad[0]])} {name} values, "
+            f"its header says {length}"
+        )
     return np.stack(list(column)).astype(np.float32, copy=False)
 
 
-def _scale(traj: np.ndarray, traj_scale: float | Sequence[float] | None,
-           image_shape: tuple[int, ...]) -> np.ndarray:
+def _scale(
+    traj: np.ndarray, traj_scale: float | Sequence[float] | None, image_shape: tuple[int, ...]
+) -> np.ndarray:
     """Trajectory ``(..., 3)`` in (kx, ky, kz) -> grid units, still (kx, ky, kz)."""
     if traj_scale is None:
         normalized = np.abs(traj).max(initial=0.0) <= _NORMALIZED_LIMIT
@@ -187,7 +200,8 @@ def read_ismrmrd(
         if not isinstance(handle.get(group), h5py.Group):
             raise ValueError(f"{path}: no ISMRMRD group '{group}' in the file")
         image_shape, voxel_size_mm = _geometry(
-            _read_header(handle, group, encoding, path).encodedSpace, path)
+            _read_header(handle, group, encoding, path).encodedSpace, path
+        )
         records = _imaging_records(read_dataset(handle, f"{group}/data", path), encoding, path)
     sizes = _uniform(records["head"], path)
     channels, samples = sizes["active_channels"], sizes["number_of_samples"]
@@ -216,11 +230,18 @@ def _header_xml(acquisition: Acquisition, readouts: int) -> str:
         fieldOfView_mm=xsd.fieldOfViewMm(x=nx * dx, y=ny * dy, z=nz * dz),
     )
     limits = xsd.encodingLimitsType(
-        kspace_encoding_step_1=xsd.limitType(minimum=0, maximum=readouts - 1, center=0))
+        kspace_encoding_step_1=xsd.limitType(minimum=0, maximum=readouts - 1, center=0)
+    )
     header = xsd.ismrmrdHeader(
         experimentalConditions=xsd.experimentalConditionsType(H1resonanceFrequency_Hz=63_870_000),
-        encoding=[xsd.encodingType(encodedSpace=space, reconSpace=space, encodingLimits=limits,
-                                   trajectory=xsd.trajectoryType.OTHER)],
+        encoding=[
+            xsd.encodingType(
+                encodedSpace=space,
+                reconSpace=space,
+                encodingLimits=limits,
+                trajectory=xsd.trajectoryType.OTHER,
+            )
+        ],
     )
     return xsd.ToXML(header, encoding="utf-8")
 
@@ -261,21 +282,30 @@ def write_ismrmrd(
     acquisition = standard_dtypes(acquisition)
     check_acquisition(acquisition, str(path))
     if len(acquisition.image_shape) != 3:
-        raise ValueError(f"{path}: ISMRMRD export needs a 3D acquisition, "
-                         f"got image_shape {acquisition.image_shape}")
+        raise ValueError(
+            f"{path}: ISMRMRD export needs a 3D acquisition, "
+            f"got image_shape {acquisition.image_shape}"
+        )
     samples = acquisition.sample_shape[-1]
     if samples > np.iinfo(np.uint16).max:
-        raise ValueError(f"{path}: readouts of {samples} samples exceed ISMRMRD's 65535; "
-                         "reshape the samples into (readouts, samples)")
+        raise ValueError(
+            f"{path}: readouts of {samples} samples exceed ISMRMRD's 65535; "
+            "reshape the samples into (readouts, samples)"
+        )
     kspace = acquisition.kspace.detach().cpu().numpy().reshape(acquisition.num_coils, -1, samples)
     traj = acquisition.coord.detach().cpu().numpy().reshape(-1, samples, 3)[..., ::-1]
     if normalized:
         traj = traj / np.asarray(acquisition.image_shape[::-1], dtype=np.float32)
-    records = _records(np.ascontiguousarray(kspace.transpose(1, 0, 2)),
-                       np.ascontiguousarray(traj, dtype=np.float32))
+    records = _records(
+        np.ascontiguousarray(kspace.transpose(1, 0, 2)),
+        np.ascontiguousarray(traj, dtype=np.float32),
+    )
     with atomic_path(path) as temporary, h5py.File(temporary, "w") as handle:
         group = handle.create_group("dataset")
-        group.create_dataset("xml", data=[_header_xml(acquisition, len(records)).encode()],
-                             dtype=h5py.special_dtype(vlen=bytes))
+        group.create_dataset(
+            "xml",
+            data=[_header_xml(acquisition, len(records)).encode()],
+            dtype=h5py.special_dtype(vlen=bytes),
+        )
         group.create_dataset("data", data=records, maxshape=(None,), chunks=True)
     return path

@@ -49,8 +49,13 @@ def nifti_affine(shape_xyz: Sequence[int], voxel_size_xyz: Sequence[float]) -> n
     return affine
 
 
-def _check_arguments(path: Path, volume: torch.Tensor, voxel_size_mm: Sequence[float],
-                     complex_mode: str, axis_order: str) -> None:
+def _check_arguments(
+    path: Path,
+    volume: torch.Tensor,
+    voxel_size_mm: Sequence[float],
+    complex_mode: str,
+    axis_order: str,
+) -> None:
     if not path.name.endswith(_SUFFIXES):
         raise ValueError(f"{path}: a NIfTI file name must end in .nii or .nii.gz")
     if not isinstance(volume, torch.Tensor):

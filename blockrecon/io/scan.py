@@ -32,8 +32,10 @@ def read_scan(path: str | os.PathLike[str]) -> Acquisition:
         return read_acquisition(path)
     if ismrmrd_file or path.suffix == ".mrd":
         return read_ismrmrd(path)
-    raise ValueError(f"{path}: neither a blockrecon acquisition file (no 'blockrecon_format' "
-                     "attribute) nor an ISMRMRD file (no 'dataset' group)")
+    raise ValueError(
+        f"{path}: neither a blockrecon acquisition file (no 'blockrecon_format' "
+        "attribute) nor an ISMRMRD file (no 'dataset' group)"
+    )
 
 
 def read_maps(path: str | os.PathLike[str], acq: Acquisition) -> torch.Tensor:

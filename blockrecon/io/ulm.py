@@ -26,8 +26,12 @@ from blockrecon.ulm.acquisition import UlmAcquisition
 __all__ = ["read_ulm_acquisition", "write_ulm_acquisition"]
 
 #: Point-table datasets and the dtype each is stored with.
-_POINT_FIELDS = {"positions": np.float32, "frames": np.int64, "track_ids": np.int64,
-                 "amplitudes": np.float32}
+_POINT_FIELDS = {
+    "positions": np.float32,
+    "frames": np.int64,
+    "track_ids": np.int64,
+    "amplitudes": np.float32,
+}
 
 
 def write_ulm_acquisition(path: str | os.PathLike[str], acquisition: UlmAcquisition) -> Path:
@@ -40,8 +44,9 @@ def write_ulm_acquisition(path: str | os.PathLike[str], acquisition: UlmAcquisit
         iq = acquisition.iq.resolve_conj().numpy().astype(np.complex64, copy=False)
         f.create_dataset("iq", data=iq, chunks=True)  # validated when the acquisition was made
         for name, dtype in _POINT_FIELDS.items():
-            f.create_dataset(name, data=getattr(acquisition, name).numpy().astype(dtype,
-                                                                                 copy=False))
+            f.create_dataset(
+                name, data=getattr(acquisition, name).numpy().astype(dtype, copy=False)
+            )
         f.attrs["pixel_size"] = np.asarray(acquisition.pixel_size, dtype=np.float64)
         f.attrs["frame_rate"] = acquisition.frame_rate
         f.attrs["wavelength"] = acquisition.wavelength
@@ -72,8 +77,9 @@ def read_ulm_acquisition(path: str | os.PathLike[str]) -> UlmAcquisition:
         raise ValueError(f"{source}: not a readable HDF5 file ({err})") from err
     with f:
         arrays = {name: _read_dataset(f, name, source) for name in ("iq", *_POINT_FIELDS)}
-        missing = [a for a in ("pixel_size", "frame_rate", "wavelength", "metadata")
-                   if a not in f.attrs]
+        missing = [
+            a for a in ("pixel_size", "frame_rate", "wavelength", "metadata") if a not in f.attrs
+        ]
         if missing:
             raise ValueError(f"{source}: missing attribute(s) {', '.join(missing)}")
         attrs = dict(f.attrs)

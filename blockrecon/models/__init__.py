@@ -13,5 +13,14 @@ from blockrecon.models.config import (
 from blockrecon.models.files import FORMAT_VERSION, load_model, save_model
 from blockrecon.models.pretrained import load_pretrained, pretrained_path
 
-__all__ = ["DEFAULT_CONFIG", "FORMAT_VERSION", "build_unrolled", "default_config",
-           "load_model", "load_pretrained", "pretrained_path", "resolve_config", "save_model"]
+__all__ = [
+    "DEFAULT_CONFIG",
+    "FORMAT_VERSION",
+    "build_unrolled",
+    "default_config",
+    "load_model",
+    "load_pretrained",
+    "pretrained_path",
+    "resolve_config",
+    "save_model",
+]

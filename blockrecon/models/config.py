@@ -103,12 +103,15 @@ def _check_value(where: str, value: Any, default: Any) -> None:
 def _unknown_keys(where: str, given: Mapping, allowed: Mapping | tuple) -> None:
     unknown = sorted(str(k) for k in given if k not in allowed)
     if unknown:
-        raise ValueError(f"unknown config keys in {where}: {', '.join(unknown)} "
-                         f"(allowed: {', '.join(sorted(allowed))})")
+        raise ValueError(
+            f"unknown config keys in {where}: {', '.join(unknown)} "
+            f"(allowed: {', '.join(sorted(allowed))})"
+        )
 
 
-def _resolve_part(where: str, given: Any, defaults_by_kind: dict[str, dict[str, Any]],
-                  default_kind: str) -> dict[str, Any]:
+def _resolve_part(
+    where: str, given: Any, defaults_by_kind: dict[str, dict[str, Any]], default_kind: str
+) -> dict[str, Any]:
     if not isinstance(given, Mapping):
         raise ValueError(f"config {where} must be a dict, got {type(given).__name__}")
     kind = given.get("kind", default_kind)
@@ -129,11 +132,15 @@ def _check_patch_size(value: Any) -> int | list[int] | None:
         return None
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
         return value
-    if (isinstance(value, (list, tuple)) and len(value) == 3
-            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)):
+    if (
+        isinstance(value, (list, tuple))
+        and len(value) == 3
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
+    ):
         return list(value)
-    raise ValueError(f"config patch_size must be None, a positive int or 3 positive ints, "
-                     f"got {value!r}")
+    raise ValueError(
+        f"config patch_size must be None, a positive int or 3 positive ints, got {value!r}"
+    )
 
 
 def resolve_config(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -147,10 +154,13 @@ def resolve_config(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
         raise ValueError(f"config must be a dict, got {type(config).__name__}")
     _unknown_keys("config", config, DEFAULT_CONFIG)
     resolved = {
-        "regularizer": _resolve_part("regularizer", config.get("regularizer", {}),
-                                     REGULARIZER_DEFAULTS, DEFAULT_CONFIG["regularizer"]["kind"]),
-        "dc": _resolve_part("dc", config.get("dc", {}), DC_DEFAULTS,
-                            DEFAULT_CONFIG["dc"]["kind"]),
+        "regularizer": _resolve_part(
+            "regularizer",
+            config.get("regularizer", {}),
+            REGULARIZER_DEFAULTS,
+            DEFAULT_CONFIG["regularizer"]["kind"],
+        ),
+        "dc": _resolve_part("dc", config.get("dc", {}), DC_DEFAULTS, DEFAULT_CONFIG["dc"]["kind"]),
     }
     for key in ("n_unrolls", "share_weights", "patch_batch"):
         value = config.get(key, DEFAULT_CONFIG[key])
@@ -161,8 +171,9 @@ def resolve_config(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
         if value not in choices:
             raise ValueError(f"config {key} must be one of {choices}, got {value!r}")
         resolved[key] = value
-    resolved["patch_size"] = _check_patch_size(config.get("patch_size",
-                                                          DEFAULT_CONFIG["patch_size"]))
+    resolved["patch_size"] = _check_patch_size(
+        config.get("patch_size", DEFAULT_CONFIG["patch_size"])
+    )
     json.dumps(resolved)  # every accepted value is JSON-able by construction
     return resolved
 
@@ -196,7 +207,12 @@ def build_unrolled(config: Mapping[str, Any] | None = None) -> UnrolledNet:
     resolved = resolve_config(config)
     patch_size = resolved["patch_size"]
     return UnrolledNet(
-        build_regularizer(resolved["regularizer"]), build_dc(resolved["dc"]),
-        n_unrolls=resolved["n_unrolls"], share_weights=resolved["share_weights"],
+        build_regularizer(resolved["regularizer"]),
+        build_dc(resolved["dc"]),
+        n_unrolls=resolved["n_unrolls"],
+        share_weights=resolved["share_weights"],
         patch_size=tuple(patch_size) if isinstance(patch_size, list) else patch_size,
-        patch_batch=resolved["patch_batch"], padding=resolved["padding"], init=resolved["init"])
+        patch_batch=resolved["patch_batch"],
+        padding=resolved["padding"],
+        init=resolved["init"],
+    )

@@ -30,8 +30,12 @@ FORMAT_VERSION = UNROLLED_FILE.version
 MAX_LISTED = 4  # mismatches named in an error message
 
 
-def save_model(path: str | os.PathLike[str], model: UnrolledNet, config: Mapping[str, Any],
-               extra: Mapping[str, Any] | None = None) -> Path:
+def save_model(
+    path: str | os.PathLike[str],
+    model: UnrolledNet,
+    config: Mapping[str, Any],
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
     """Write ``model``'s weights with its ``config`` and ``extra`` metadata to ``path``.
 
     Args:
@@ -55,8 +59,9 @@ def save_model(path: str | os.PathLike[str], model: UnrolledNet, config: Mapping
     return save_model_file(path, state, resolved, extra, UNROLLED_FILE)
 
 
-def check_state_dict(expected: Mapping[str, torch.Tensor], given: Mapping[str, torch.Tensor],
-                     what: str) -> None:
+def check_state_dict(
+    expected: Mapping[str, torch.Tensor], given: Mapping[str, torch.Tensor], what: str
+) -> None:
     """ValueError naming missing, unexpected and mis-shaped entries of ``given``."""
     problems = []
     missing = sorted(set(expected) - set(given))
@@ -70,13 +75,15 @@ def check_state_dict(expected: Mapping[str, torch.Tensor], given: Mapping[str, t
         if not isinstance(value, torch.Tensor):
             problems.append(f"{key} is not a tensor")
         elif value.shape != expected[key].shape:
-            problems.append(f"{key} has shape {tuple(value.shape)}, the architecture expects "
-                            f"{tuple(expected[key].shape)}")
+            problems.append(
+                f"{key} has shape {tuple(value.shape)}, the architecture expects "
+                f"{tuple(expected[key].shape)}"
+            )
     if problems:
         shown = problems[:MAX_LISTED] + (
-            [f"and {len(problems) - MAX_LISTED} more"] if len(problems) > MAX_LISTED else [])
-        raise ValueError(f"{what} does not match the configured architecture: "
-                         + "; ".join(shown))
+            [f"and {len(problems) - MAX_LISTED} more"] if len(problems) > MAX_LISTED else []
+        )
+        raise ValueError(f"{what} does not match the configured architecture: " + "; ".join(shown))
 
 
 def read_unrolled_file(path: str | os.PathLike[str], device: Any = None) -> ModelFile:
@@ -90,8 +97,9 @@ def read_unrolled_file(path: str | os.PathLike[str], device: Any = None) -> Mode
     return read_model_file(path, UNROLLED_FILE, device or "cpu")
 
 
-def load_model(path: str | os.PathLike[str], device: Any = None,
-               overrides: Mapping[str, Any] | None = None) -> LoadedModel:
+def load_model(
+    path: str | os.PathLike[str], device: Any = None, overrides: Mapping[str, Any] | None = None
+) -> LoadedModel:
     """Rebuild the network stored in ``path`` and load its weights.
 
     Args:
@@ -112,8 +120,12 @@ def load_model(path: str | os.PathLike[str], device: Any = None,
     return model_from_file(read_unrolled_file(path, device), path, device, overrides)
 
 
-def model_from_file(file: ModelFile, path: str | os.PathLike[str], device: Any = None,
-                    overrides: Mapping[str, Any] | None = None) -> LoadedModel:
+def model_from_file(
+    file: ModelFile,
+    path: str | os.PathLike[str],
+    device: Any = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> LoadedModel:
     """:func:`load_model` on a file already read by :func:`read_unrolled_file` from ``path``
     (named in errors), so that a caller that needs the stored configuration or metadata first
     reads the file once."""

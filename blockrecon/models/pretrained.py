@@ -27,13 +27,14 @@ def pretrained_path() -> Path:
     """
     path = Path(str(resources.files("blockrecon.models").joinpath(PRETRAINED_FILE)))
     if not path.is_file():
-        raise FileNotFoundError(f"the pretrained model {path} is not installed; produce it "
-                                "with scripts/train_pretrained.py")
+        raise FileNotFoundError(
+            f"the pretrained model {path} is not installed; produce it "
+            "with scripts/train_pretrained.py"
+        )
     return path
 
 
-def load_pretrained(device: Any = None, overrides: Mapping[str, Any] | None = None
-                    ) -> LoadedModel:
+def load_pretrained(device: Any = None, overrides: Mapping[str, Any] | None = None) -> LoadedModel:
     """The shipped network in eval mode, its configuration and its metadata.
 
     Args:

@@ -26,5 +26,6 @@ def channels_to_complex(y: torch.Tensor) -> torch.Tensor:
     if y.is_complex() or y.ndim < 2 or y.shape[1] != 2:
         raise ValueError(
             f"channels_to_complex expects a real tensor (N, 2, *spatial), got {y.dtype} "
-            f"of shape {tuple(y.shape)}")
+            f"of shape {tuple(y.shape)}"
+        )
     return torch.view_as_complex(y.movedim(1, -1).contiguous())

@@ -52,8 +52,14 @@ class ResNet3d(nn.Module):
 
     dim = 3
 
-    def __init__(self, channels: int = 2, width: int = 32, n_layers: int = 5,
-                 kernel_size: int = 3, valid: bool = True) -> None:
+    def __init__(
+        self,
+        channels: int = 2,
+        width: int = 32,
+        n_layers: int = 5,
+        kernel_size: int = 3,
+        valid: bool = True,
+    ) -> None:
         super().__init__()
         if n_layers < 2:
             raise ValueError(f"n_layers must be >= 2, got {n_layers}")
@@ -84,5 +90,6 @@ class ResNet3d(nn.Module):
             raise ValueError(f"ResNet3d expects (N, C, D, H, W), got shape {tuple(x.shape)}")
         if any(s <= 2 * self.margin for s in x.shape[2:]):
             raise ValueError(
-                f"ResNet3d input {tuple(x.shape[2:])} is too small for margin {self.margin}")
+                f"ResNet3d input {tuple(x.shape[2:])} is too small for margin {self.margin}"
+            )
         return center_crop(x, self.margin, 3) + self.body(x)

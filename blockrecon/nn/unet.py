@@ -56,10 +56,11 @@ def _conv_block(dim: int, c_in: int, c_out: int, padding: int, norm: str | None)
 class DoubleConv(nn.Sequential):
     """Two 3x3(x3) convolutions, each followed by (BatchNorm and) ReLU."""
 
-    def __init__(self, dim: int, c_in: int, c_mid: int, c_out: int, padding: int,
-                 norm: str | None):
-        super().__init__(*_conv_block(dim, c_in, c_mid, padding, norm),
-                         *_conv_block(dim, c_mid, c_out, padding, norm))
+    def __init__(self, dim: int, c_in: int, c_mid: int, c_out: int, padding: int, norm: str | None):
+        super().__init__(
+            *_conv_block(dim, c_in, c_mid, padding, norm),
+            *_conv_block(dim, c_mid, c_out, padding, norm),
+        )
 
 
 def default_widths(base_width: int, depth: int) -> tuple[int, ...]:
@@ -101,21 +102,34 @@ class UNet(nn.Module):
             :func:`default_widths`); used to rebuild structurally pruned networks.
     """
 
-    def __init__(self, dim: int = 2, in_ch: int = 1, out_ch: int = 2, base_width: int = 64,
-                 depth: int = 5, valid: bool = False, norm: str | None = None,
-                 widths: Sequence[int] | None = None):
+    def __init__(
+        self,
+        dim: int = 2,
+        in_ch: int = 1,
+        out_ch: int = 2,
+        base_width: int = 64,
+        depth: int = 5,
+        valid: bool = False,
+        norm: str | None = None,
+        widths: Sequence[int] | None = None,
+    ):
         super().__init__()
         if dim not in (2, 3):
             raise ValueError(f"dim must be 2 or 3, got {dim}")
-        for name, value in (("depth", depth), ("in_ch", in_ch), ("out_ch", out_ch),
-                            ("base_width", base_width)):
+        for name, value in (
+            ("depth", depth),
+            ("in_ch", in_ch),
+            ("out_ch", out_ch),
+            ("base_width", base_width),
+        ):
             check_positive_int(value, name)
         if norm not in _NORMS:
             raise ValueError(f"norm must be one of {_NORMS}, got {norm!r}")
         widths = tuple(default_widths(base_width, depth) if widths is None else widths)
         if len(widths) != 5 * depth - 3 or min(widths) < 1:
-            raise ValueError(f"widths must be {5 * depth - 3} positive integers for depth "
-                             f"{depth}, got {widths}")
+            raise ValueError(
+                f"widths must be {5 * depth - 3} positive integers for depth {depth}, got {widths}"
+            )
         self.dim, self.in_ch, self.out_ch = dim, in_ch, out_ch
         self.base_width, self.depth, self.valid, self.norm = base_width, depth, bool(valid), norm
         self.stride = 2 ** (depth - 1)
@@ -152,6 +166,7 @@ class UNet(nn.Module):
     @property
     def widths(self) -> tuple[int, ...]:
         """Current per-layer output channels (reflects structural pruning)."""
+
         def outs(block: nn.Module) -> list[int]:
             return [m.out_channels for m in block if isinstance(m, nn.Conv2d | nn.Conv3d)]
 
@@ -164,9 +179,16 @@ class UNet(nn.Module):
     @property
     def config(self) -> dict:
         """Constructor arguments that rebuild this architecture (pruned widths included)."""
-        return {"dim": self.dim, "in_ch": self.in_ch, "out_ch": self.out_ch,
-                "base_width": self.base_width, "depth": self.depth, "valid": self.valid,
-                "norm": self.norm, "widths": list(self.widths)}
+        return {
+            "dim": self.dim,
+            "in_ch": self.in_ch,
+            "out_ch": self.out_ch,
+            "base_width": self.base_width,
+            "depth": self.depth,
+            "valid": self.valid,
+            "norm": self.norm,
+            "widths": list(self.widths),
+        }
 
     def input_size(self, core: int | Sequence[int]) -> int | tuple[int, ...]:
         """Input size (per dimension) whose output has size ``core``.
@@ -177,21 +199,29 @@ class UNet(nn.Module):
         cores = (core,) if isinstance(core, int) else tuple(core)
         for c in cores:
             if not isinstance(c, int) or c < 1 or c % self.stride:
-                raise ValueError(f"core size must be a positive multiple of the stride "
-                                 f"{self.stride}, got {core}")
+                raise ValueError(
+                    f"core size must be a positive multiple of the stride {self.stride}, got {core}"
+                )
         sizes = tuple(c + 2 * self.margin for c in cores)
         return sizes[0] if isinstance(core, int) else sizes
 
     def _check_input(self, x: torch.Tensor) -> None:
         if x.dim() != self.dim + 2 or x.shape[1] != self.in_ch:
-            raise ValueError(f"expected input of shape (batch, {self.in_ch}, "
-                             f"{', '.join(['n'] * self.dim)}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"expected input of shape (batch, {self.in_ch}, "
+                f"{', '.join(['n'] * self.dim)}), got {tuple(x.shape)}"
+            )
         for n in x.shape[2:]:
             core = n - 2 * self.margin
             if core < 1 or core % self.stride:
-                hint = (f"input size must be 2*margin ({2 * self.margin}) plus a positive "
-                        f"multiple of {self.stride}") if self.valid else \
-                    f"input size must be a multiple of {self.stride}"
+                hint = (
+                    (
+                        f"input size must be 2*margin ({2 * self.margin}) plus a positive "
+                        f"multiple of {self.stride}"
+                    )
+                    if self.valid
+                    else f"input size must be a multiple of {self.stride}"
+                )
                 raise ValueError(f"incompatible spatial size {tuple(x.shape[2:])}: {hint}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

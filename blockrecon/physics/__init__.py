@@ -12,9 +12,30 @@ from .simulate import simulate_acquisition, simulate_radial
 from .toeplitz import ToeplitzNormal, apply_toeplitz, toeplitz_kernel
 from .trajectory import radial_3d, radial_coord, radial_spokes, stack_of_spirals, stack_of_stars
 
-__all__ = ["NUFFT", "Sense", "LinearOperator", "NORMALS", "max_eigenvalue", "ToeplitzNormal",
-           "apply_toeplitz", "toeplitz_kernel", "birdcage_maps", "pipe_menon_dcf",
-           "estimate_maps", "random_ellipsoids", "shepp_logan_3d", "Acquisition",
-           "check_acquisition", "standard_dtypes", "simulate_acquisition", "simulate_radial",
-           "radial_3d", "radial_coord", "radial_spokes", "stack_of_spirals", "stack_of_stars",
-           "BACKEND_NAMES", "resolve_backend"]
+__all__ = [
+    "NUFFT",
+    "Sense",
+    "LinearOperator",
+    "NORMALS",
+    "max_eigenvalue",
+    "ToeplitzNormal",
+    "apply_toeplitz",
+    "toeplitz_kernel",
+    "birdcage_maps",
+    "pipe_menon_dcf",
+    "estimate_maps",
+    "random_ellipsoids",
+    "shepp_logan_3d",
+    "Acquisition",
+    "check_acquisition",
+    "standard_dtypes",
+    "simulate_acquisition",
+    "simulate_radial",
+    "radial_3d",
+    "radial_coord",
+    "radial_spokes",
+    "stack_of_spirals",
+    "stack_of_stars",
+    "BACKEND_NAMES",
+    "resolve_backend",
+]

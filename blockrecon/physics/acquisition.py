@@ -138,8 +138,10 @@ def _check_optional_fields(acquisition: Acquisition, shape: tuple[int, ...]) -> 
     if acquisition.dcf is not None:
         check_weights(acquisition.dcf, acquisition.sample_shape, "dcf")
         if tuple(acquisition.dcf.shape) != acquisition.sample_shape:
-            raise ValueError(f"dcf must have the sample shape {acquisition.sample_shape}, "
-                             f"got {tuple(acquisition.dcf.shape)}")
+            raise ValueError(
+                f"dcf must have the sample shape {acquisition.sample_shape}, "
+                f"got {tuple(acquisition.dcf.shape)}"
+            )
     if acquisition.image is not None:
         check_image(acquisition.image, shape)
         if acquisition.image.ndim != len(shape):
@@ -175,4 +177,3 @@ def check_acquisition(acquisition: Acquisition, source: str = "acquisition") -> 
         _check_optional_fields(acquisition, shape)
     except ValueError as err:
         raise ValueError(f"{source}: {err}") from None
-

@@ -116,7 +116,10 @@ def default_calib_width(coord: torch.Tensor, image_shape: Sequence[int]) -> int:
 
 
 def calibration_kspace(
-    kspace: torch.Tensor, coord: torch.Tensor, image_shape: tuple[int, ...], calib_width: int,
+    kspace: torch.Tensor,
+    coord: torch.Tensor,
+    image_shape: tuple[int, ...],
+    calib_width: int,
     progress: bool = False,
 ) -> torch.Tensor:
     """Cartesian k-space centre of the coil images, from least-squares coil images.
@@ -148,21 +151,26 @@ def calibration_kspace(
         raise ValueError(
             f"only {int(inside.sum())} samples lie in the calibration region of width "
             f"{calib_width}; use a larger calib_width or a trajectory that samples the k-space "
-            "centre")
+            "centre"
+        )
     nufft = NUFFT(flat_coord[inside], fit_shape)
     coil_images = conjugate_gradient(
-        nufft.normal, nufft.adjoint(kspace.reshape(kspace.shape[0], -1)[:, inside]),
-        CALIBRATION_ITERATIONS, progress=progress, desc="Calibration")
+        nufft.normal,
+        nufft.adjoint(kspace.reshape(kspace.shape[0], -1)[:, inside]),
+        CALIBRATION_ITERATIONS,
+        progress=progress,
+        desc="Calibration",
+    )
     calibration = kspace.new_zeros((kspace.shape[0], *image_shape))
     calibration[_centre(image_shape, calib_width)] = centred_fft(coil_images, ndim)[
-        _centre(fit_shape, calib_width)]
+        _centre(fit_shape, calib_width)
+    ]
     return calibration
 
 
 def _centre(shape: tuple[int, ...], width: int) -> tuple[slice, ...]:
     """Index of the central ``width^ndim`` cube (k = 0 at ``n//2``) of ``(coils, *shape)``."""
-    return (slice(None), *(slice(n // 2 - width // 2, n // 2 - width // 2 + width)
-                           for n in shape))
+    return (slice(None), *(slice(n // 2 - width // 2, n // 2 - width // 2 + width) for n in shape))
 
 
 def explained_energy(maps: torch.Tensor, calibration: torch.Tensor) -> float:
@@ -185,8 +193,9 @@ def explained_energy(maps: torch.Tensor, calibration: torch.Tensor) -> float:
     return float(explained.sum() / low_res.abs().pow(2).sum().clamp_min(1e-30))
 
 
-def with_object_phase(maps: torch.Tensor, calibration: torch.Tensor, calib_width: int
-                      ) -> torch.Tensor:
+def with_object_phase(
+    maps: torch.Tensor, calibration: torch.Tensor, calib_width: int
+) -> torch.Tensor:
     """``maps * exp(i phi)`` with ``phi`` the phase of the coil-combined low-resolution image
     ``sum_c conj(S_c) L_c``, ``L`` the inverse FFT of ``calibration`` under a Gaussian window of
     standard deviation ``calib_width / 4`` (a box would ring into the phase).
@@ -209,8 +218,9 @@ def with_object_phase(maps: torch.Tensor, calibration: torch.Tensor, calib_width
     low_res = centred_fft(calibration * window, maps.ndim - 1, inverse=True)
     combined = (maps.conj() * low_res).sum(0)
     magnitude = combined.abs()
-    phase = torch.where(magnitude > 0, combined / magnitude.clamp_min(1e-30),
-                        torch.ones_like(combined))
+    phase = torch.where(
+        magnitude > 0, combined / magnitude.clamp_min(1e-30), torch.ones_like(combined)
+    )
     return maps * phase
 
 
@@ -268,8 +278,9 @@ def estimate_maps(
     check_calib_width(calib_width, image_shape)
     kernel_width = min(7, calib_width // 2 - 1) if kernel_width is None else kernel_width
     if not 1 <= kernel_width < calib_width:
-        raise ValueError(f"kernel_width must be in [1, calib_width = {calib_width}), "
-                         f"got {kernel_width}")
+        raise ValueError(
+            f"kernel_width must be in [1, calib_width = {calib_width}), got {kernel_width}"
+        )
     kspace = kspace.to(torch.complex64)
     calibration = calibration_kspace(kspace, coord, image_shape, calib_width, progress)
     if method == "espirit":
@@ -280,41 +291,73 @@ def estimate_maps(
     maps = with_object_phase(maps, calibration, calib_width)
     energy = explained_energy(maps, calibration)
     if energy < MIN_EXPLAINED_ENERGY:
-        warnings.warn(CoilMapWarning(
-            f"{method} coil maps (calibration width {calib_width}) explain only {energy:.0%} of "
-            f"the low-resolution coil images (good maps: over {MIN_EXPLAINED_ENERGY:.0%}); "
-            "try another calibration width or method"), stacklevel=2)
+        warnings.warn(
+            CoilMapWarning(
+                f"{method} coil maps (calibration width {calib_width}) explain only "
+                f"{energy:.0%} of the low-resolution coil images "
+                f"(good maps: over {MIN_EXPLAINED_ENERGY:.0%}); "
+                "try another calibration width or method"
+            ),
+            stacklevel=2,
+        )
     return maps.to(kspace.device)
 
 
 def check_calib_width(calib_width: int, image_shape: Sequence[int]) -> None:
     """Raise ValueError unless ``calib_width`` is an integer in ``[4, min(image_shape)]``."""
-    if isinstance(calib_width, bool) or not isinstance(calib_width, int) or not (
-            4 <= calib_width <= min(image_shape)):
-        raise ValueError(f"calib_width must be an integer from 4 to the smallest image size "
-                         f"{min(image_shape)}, got {calib_width!r}")
+    if (
+        isinstance(calib_width, bool)
+        or not isinstance(calib_width, int)
+        or not (4 <= calib_width <= min(image_shape))
+    ):
+        raise ValueError(
+            f"calib_width must be an integer from 4 to the smallest image size "
+            f"{min(image_shape)}, got {calib_width!r}"
+        )
 
 
-def _espirit(calibration: torch.Tensor, calib_width: int, kernel_width: int, thresh: float,
-             crop: float, progress: bool) -> torch.Tensor:
+def _espirit(
+    calibration: torch.Tensor,
+    calib_width: int,
+    kernel_width: int,
+    thresh: float,
+    crop: float,
+    progress: bool,
+) -> torch.Tensor:
     """SigPy ESPIRiT maps, complex64 CPU ``(coils, *image_shape)``, from centred k-space."""
     from sigpy.mri.app import EspiritCalib
 
-    maps = EspiritCalib(to_array(calibration.cpu()), calib_width=calib_width,
-                        kernel_width=kernel_width, thresh=thresh, crop=crop,
-                        show_pbar=progress).run()
+    maps = EspiritCalib(
+        to_array(calibration.cpu()),
+        calib_width=calib_width,
+        kernel_width=kernel_width,
+        thresh=thresh,
+        crop=crop,
+        show_pbar=progress,
+    ).run()
     return from_array(np.ascontiguousarray(maps, dtype=np.complex64))
 
 
-def _jsense(kspace: torch.Tensor, coord: torch.Tensor, image_shape: tuple[int, ...],
-            calib_width: int, max_iter: int, progress: bool) -> torch.Tensor:
+def _jsense(
+    kspace: torch.Tensor,
+    coord: torch.Tensor,
+    image_shape: tuple[int, ...],
+    calib_width: int,
+    max_iter: int,
+    progress: bool,
+) -> torch.Tensor:
     """SigPy JSENSE maps normalized to unit root-sum-of-squares, complex64 CPU."""
     from sigpy.mri.app import JsenseRecon
 
-    maps = JsenseRecon(to_array(kspace.cpu()), coord=to_array(coord.cpu().to(torch.float32)),
-                       img_shape=image_shape, ksp_calib_width=calib_width,
-                       mps_ker_width=min(16, calib_width), max_iter=max_iter,
-                       show_pbar=progress).run()
+    maps = JsenseRecon(
+        to_array(kspace.cpu()),
+        coord=to_array(coord.cpu().to(torch.float32)),
+        img_shape=image_shape,
+        ksp_calib_width=calib_width,
+        mps_ker_width=min(16, calib_width),
+        max_iter=max_iter,
+        show_pbar=progress,
+    ).run()
     maps = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.complex64))
     rss = maps.abs().pow(2).sum(0, keepdim=True).sqrt()
     return maps / rss.clamp_min(torch.finfo(torch.float32).tiny)

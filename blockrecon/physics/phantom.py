@@ -68,6 +68,7 @@ def normalized_grid(shape: Sequence[int], oversample: int = 1) -> tuple[torch.Te
 
 def _rotation(phi: float, theta: float, psi: float) -> torch.Tensor:
     """z-x-z Euler rotation matrix (angles in degrees), acting on (x, y, z) column vectors."""
+
     def about_z(a: float) -> torch.Tensor:
         c, s = math.cos(math.radians(a)), math.sin(math.radians(a))
         return torch.tensor([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])

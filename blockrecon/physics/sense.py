@@ -21,8 +21,9 @@ __all__ = ["Sense", "AUTO_COIL_VALUES"]
 AUTO_COIL_VALUES = 2**24
 
 
-def _add_coils(total: torch.Tensor | None, z: torch.Tensor, conj_maps: torch.Tensor,
-               coil_axis: int) -> torch.Tensor:
+def _add_coils(
+    total: torch.Tensor | None, z: torch.Tensor, conj_maps: torch.Tensor, coil_axis: int
+) -> torch.Tensor:
     """``total + sum_c conj_maps_c z_c``; without autograd in place, one coil at a time (and
     ``z`` is released on return, before the next chunk is made)."""
     if torch.is_grad_enabled():
@@ -103,8 +104,11 @@ class Sense(torch.nn.Module):
             self.register_buffer("maps", maps, persistent=False)
         self.register_buffer("weights", weights, persistent=False)
         self.coil_batch = coil_batch
-        self.toeplitz = (ToeplitzNormal(coord, image_shape, weights, backend=backend, eps=eps)
-                         if normal == "toeplitz" else None)
+        self.toeplitz = (
+            ToeplitzNormal(coord, image_shape, weights, backend=backend, eps=eps)
+            if normal == "toeplitz"
+            else None
+        )
 
     @property
     def image_shape(self) -> tuple[int, ...]:
@@ -160,7 +164,8 @@ class Sense(torch.nn.Module):
         kernel = self.toeplitz.kernel(image.real.dtype)
         if torch.is_grad_enabled() and self.maps.requires_grad:  # autograd through the maps
             return self._combine_coils(
-                lambda c: apply_toeplitz(self._coil_images(image, c), kernel))
+                lambda c: apply_toeplitz(self._coil_images(image, c), kernel)
+            )
         return apply_sense_toeplitz(image, kernel, [self.maps[c] for c in self._coil_chunks()])
 
     def _nufft_normal(self, image: torch.Tensor) -> torch.Tensor:

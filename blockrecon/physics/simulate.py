@@ -146,5 +146,12 @@ def simulate_radial(
     n_spokes = radial_spokes(size) if n_spokes is None else n_spokes
     n_readout = 2 * size if n_readout is None else n_readout
     coord = radial_coord(n_spokes, n_readout, image_shape)
-    return simulate_acquisition(coord, image_shape, n_coils=n_coils, phantom=phantom,
-                                snr_db=snr_db, seed=seed, backend=backend)
+    return simulate_acquisition(
+        coord,
+        image_shape,
+        n_coils=n_coils,
+        phantom=phantom,
+        snr_db=snr_db,
+        seed=seed,
+        backend=backend,
+    )

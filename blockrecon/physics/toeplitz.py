@@ -80,13 +80,19 @@ def _phase_ramps(shape: Sequence[int], dtype: torch.dtype, device: torch.device)
     ramps = []
     for axis, n in enumerate(shape):
         angle = torch.arange(n, dtype=dtype.to_real(), device=device) * (-math.pi / n)
-        ramps.append(torch.polar(torch.ones_like(angle), angle)
-                     .view(n, *(1,) * (len(shape) - axis - 1)))
+        ramps.append(
+            torch.polar(torch.ones_like(angle), angle).view(n, *(1,) * (len(shape) - axis - 1))
+        )
     return ramps
 
 
-def _filter_parity(shifted: torch.Tensor, spectrum: torch.Tensor, kernel: torch.Tensor,
-                   parity: tuple[int, ...], ramps: list) -> None:
+def _filter_parity(
+    shifted: torch.Tensor,
+    spectrum: torch.Tensor,
+    kernel: torch.Tensor,
+    parity: tuple[int, ...],
+    ramps: list,
+) -> None:
     """One parity's term of the polyphase convolution, in place on ``shifted`` (the input,
     then the output), ``spectrum`` a work buffer of the same shape (see
     :func:`_apply_polyphase`)."""
@@ -112,7 +118,7 @@ def _apply_polyphase(image: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     image's size: three image-sized tensors (the result and two work buffers) instead of two
     2N grids (8x each in 3D).
     """
-    ramps = _phase_ramps(image.shape[-kernel.ndim:], image.dtype, image.device)
+    ramps = _phase_ramps(image.shape[-kernel.ndim :], image.dtype, image.device)
     out = torch.zeros_like(image)
     shifted, spectrum = torch.empty_like(image), torch.empty_like(image)  # reused per parity
     for parity in itertools.product((0, 1), repeat=kernel.ndim):
@@ -121,20 +127,22 @@ def _apply_polyphase(image: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return out.div_(2**kernel.ndim)
 
 
-def _apply_sense_polyphase(image: torch.Tensor, kernel: torch.Tensor,
-                           coil_chunks: Sequence[torch.Tensor]) -> torch.Tensor:
+def _apply_sense_polyphase(
+    image: torch.Tensor, kernel: torch.Tensor, coil_chunks: Sequence[torch.Tensor]
+) -> torch.Tensor:
     """``sum_c conj(S_c) T(S_c image)`` with ``T`` as in :func:`_apply_polyphase` (no autograd).
 
     Each chunk's coil images ``(*batch, c, *N)`` are made inside the two work buffers and added
     into the result, so no other temporary is made. The result holds the conjugate of the sum
     until the end (``sum_c S_c conj(z_c)``), so no conjugated copy of the maps is made.
     """
-    ramps = _phase_ramps(image.shape[-kernel.ndim:], image.dtype, image.device)
+    ramps = _phase_ramps(image.shape[-kernel.ndim :], image.dtype, image.device)
     coil_axis = image.ndim - kernel.ndim
     out = torch.zeros_like(image)
     for maps in coil_chunks:
-        shifted = torch.empty((*image.shape[:coil_axis], *maps.shape), dtype=image.dtype,
-                              device=image.device)
+        shifted = torch.empty(
+            (*image.shape[:coil_axis], *maps.shape), dtype=image.dtype, device=image.device
+        )
         spectrum = torch.empty_like(shifted)  # both reused per parity
         for parity in itertools.product((0, 1), repeat=kernel.ndim):
             torch.mul(image.unsqueeze(coil_axis), maps, out=shifted)
@@ -157,8 +165,9 @@ def apply_toeplitz(image: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return SelfAdjointFunction.apply(image, partial(_apply_polyphase, kernel=kernel))
 
 
-def apply_sense_toeplitz(image: torch.Tensor, kernel: torch.Tensor,
-                         coil_chunks: Sequence[torch.Tensor]) -> torch.Tensor:
+def apply_sense_toeplitz(
+    image: torch.Tensor, kernel: torch.Tensor, coil_chunks: Sequence[torch.Tensor]
+) -> torch.Tensor:
     """SENSE normal ``sum_c conj(S_c) A^H W A (S_c image)`` of ``image`` ``(*batch, *N)``.
 
     ``coil_chunks`` are the coil maps in chunks ``(c, *N)`` processed together. Autograd sees
@@ -167,7 +176,8 @@ def apply_sense_toeplitz(image: torch.Tensor, kernel: torch.Tensor,
     """
     kernel = kernel.to(device=image.device, dtype=image.real.dtype)
     return SelfAdjointFunction.apply(
-        image, partial(_apply_sense_polyphase, kernel=kernel, coil_chunks=tuple(coil_chunks)))
+        image, partial(_apply_sense_polyphase, kernel=kernel, coil_chunks=tuple(coil_chunks))
+    )
 
 
 class ToeplitzNormal(torch.nn.Module):
@@ -204,8 +214,13 @@ class ToeplitzNormal(torch.nn.Module):
         key = (self.coord.device, dtype)
         if key not in self._kernels:
             self._kernels[key] = toeplitz_kernel(
-                self.coord, self.image_shape, self.weights, backend=self.backend, eps=self.eps,
-                dtype=dtype)
+                self.coord,
+                self.image_shape,
+                self.weights,
+                backend=self.backend,
+                eps=self.eps,
+                dtype=dtype,
+            )
         return self._kernels[key]
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:

@@ -144,8 +144,12 @@ def _equal_arc_length_parameter(n_samples: int, total_angle: float) -> torch.Ten
     Archimedean spiral ``r = t, angle = total_angle * t`` (arc length integrated numerically)."""
     fine = torch.linspace(0, 1, 64 * n_samples + 1, dtype=torch.float64)
     speed = torch.sqrt(1 + (total_angle * fine) ** 2)
-    length = torch.cat([torch.zeros(1, dtype=torch.float64),
-                        torch.cumsum((speed[1:] + speed[:-1]) / 2 * torch.diff(fine), 0)])
+    length = torch.cat(
+        [
+            torch.zeros(1, dtype=torch.float64),
+            torch.cumsum((speed[1:] + speed[:-1]) / 2 * torch.diff(fine), 0),
+        ]
+    )
     target = torch.arange(n_samples, dtype=torch.float64) / n_samples * length[-1]
     index = torch.searchsorted(length, target).clamp(1, len(fine) - 1)
     lo, hi = length[index - 1], length[index]

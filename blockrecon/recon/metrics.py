@@ -61,9 +61,9 @@ def _check_mask(mask: torch.Tensor | None, shape: torch.Size) -> torch.Tensor:
     return mask.cpu()
 
 
-def _masked_magnitudes(estimate: torch.Tensor, reference: torch.Tensor,
-                       mask: torch.Tensor | None, normalize: bool
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
+def _masked_magnitudes(
+    estimate: torch.Tensor, reference: torch.Tensor, mask: torch.Tensor | None, normalize: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The matched magnitudes of :func:`_matched_magnitudes` at the masked voxels (1D)."""
     a, r = _matched_magnitudes(estimate, reference, mask, normalize)
     selected = _check_mask(mask, r.shape)
@@ -151,9 +151,7 @@ def ssim(
         (mean_a**2 + mean_r**2 + c1) * (var_a + var_r + c2)
     )
     half = (window_size - 1) // 2
-    centres = _check_mask(mask, r.shape)[
-        tuple(slice(half, half + n) for n in ssim_map.shape)
-    ]
+    centres = _check_mask(mask, r.shape)[tuple(slice(half, half + n) for n in ssim_map.shape)]
     if not bool(centres.any()):
         raise ValueError("mask selects no window centre away from the volume border")
     return float(ssim_map[centres].mean())

@@ -16,7 +16,22 @@ from blockrecon.seg.prune import (
 )
 from blockrecon.seg.train import build_model, predict, train_segmentation
 
-__all__ = ["NUM_CLASSES", "build_model", "count_macs_params", "dice_per_class",
-           "evaluate_labels", "fold_batchnorm", "hausdorff95", "load_acdc_folder",
-           "load_acdc_pair", "load_model", "load_weights", "predict", "prune_filters",
-           "save_model", "synthetic_cine", "train_segmentation", "zero_filter_fraction"]
+__all__ = [
+    "NUM_CLASSES",
+    "build_model",
+    "count_macs_params",
+    "dice_per_class",
+    "evaluate_labels",
+    "fold_batchnorm",
+    "hausdorff95",
+    "load_acdc_folder",
+    "load_acdc_pair",
+    "load_model",
+    "load_weights",
+    "predict",
+    "prune_filters",
+    "save_model",
+    "synthetic_cine",
+    "train_segmentation",
+    "zero_filter_fraction",
+]

@@ -22,12 +22,17 @@ from blockrecon.torch_file import (
 )
 
 #: Segmentation model files (``blockrecon.seg.unet/1`` files, without a version, read too).
-UNET_FILE = FileKind("blockrecon.seg.unet", 1, "blockrecon segmentation checkpoint",
-                     legacy_formats=("blockrecon.seg.unet/1",))
+UNET_FILE = FileKind(
+    "blockrecon.seg.unet",
+    1,
+    "blockrecon segmentation checkpoint",
+    legacy_formats=("blockrecon.seg.unet/1",),
+)
 
 
-def save_model(path: str | os.PathLike[str], model: UNet,
-               extra: Mapping[str, Any] | None = None) -> Path:
+def save_model(
+    path: str | os.PathLike[str], model: UNet, extra: Mapping[str, Any] | None = None
+) -> Path:
     """Write ``model`` (config + weights + ``extra`` metadata) atomically to ``path``."""
     return save_model_file(path, model.state_dict(), model.config, dict(extra or {}), UNET_FILE)
 
@@ -39,8 +44,9 @@ def _load_state(model: UNet, state: dict, path: str | os.PathLike[str]) -> None:
         if key not in own or key not in state or own[key].shape != state[key].shape:
             got = tuple(state[key].shape) if key in state else "missing"
             want = tuple(own[key].shape) if key in own else "missing"
-            raise ValueError(f"{path}: architecture mismatch at {key}: checkpoint {got}, "
-                             f"model {want}")
+            raise ValueError(
+                f"{path}: architecture mismatch at {key}: checkpoint {got}, model {want}"
+            )
     model.load_state_dict(state)
 
 

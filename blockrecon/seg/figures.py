@@ -16,8 +16,9 @@ def save_png(fig, path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     try:
-        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110,
-                                                          bbox_inches="tight"))
+        return atomic_write(
+            path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+        )
     finally:
         plt.close(fig)
 

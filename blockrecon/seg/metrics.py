@@ -11,8 +11,10 @@ from scipy import ndimage
 
 def _check_pair(pred: torch.Tensor, target: torch.Tensor) -> None:
     if pred.shape != target.shape:
-        raise ValueError(f"prediction shape {tuple(pred.shape)} does not match target shape "
-                         f"{tuple(target.shape)}")
+        raise ValueError(
+            f"prediction shape {tuple(pred.shape)} does not match target shape "
+            f"{tuple(target.shape)}"
+        )
     if pred.dtype.is_floating_point or target.dtype.is_floating_point:
         raise ValueError("prediction and target must be integer label maps")
 
@@ -40,8 +42,9 @@ def _surface(mask: np.ndarray) -> np.ndarray:
     return mask & ~ndimage.binary_erosion(mask, border_value=0)
 
 
-def hausdorff95(pred: torch.Tensor, target: torch.Tensor,
-                spacing: Sequence[float] | None = None) -> float:
+def hausdorff95(
+    pred: torch.Tensor, target: torch.Tensor, spacing: Sequence[float] | None = None
+) -> float:
     """95th percentile of the symmetric surface distances between two binary masks.
 
     Both directed sets of distances (each surface pixel of one mask to the nearest surface
@@ -69,8 +72,11 @@ def hausdorff95(pred: torch.Tensor, target: torch.Tensor,
     return float(np.percentile(np.concatenate([to_b, to_a]), 95))
 
 
-def evaluate_labels(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
-                    ) -> dict[str, list[float]]:
+def evaluate_labels(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    num_classes: int,
+) -> dict[str, list[float]]:
     """Mean over images of Dice and HD95 per class 1..num_classes-1.
 
     Args:
@@ -83,11 +89,15 @@ def evaluate_labels(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
     _check_pair(pred, target)
     if pred.dim() != 3:
         raise ValueError(f"expected (N, H, W) label maps, got shape {tuple(pred.shape)}")
-    dice = torch.stack([dice_per_class(p, t, num_classes) for p, t in zip(pred, target,
-                                                                          strict=True)])
+    dice = torch.stack(
+        [dice_per_class(p, t, num_classes) for p, t in zip(pred, target, strict=True)]
+    )
     hd = []
     for k in range(1, num_classes):
-        values = [hausdorff95(p == k, t == k) for p, t in zip(pred, target, strict=True)
-                  if (p == k).any() and (t == k).any()]
+        values = [
+            hausdorff95(p == k, t == k)
+            for p, t in zip(pred, target, strict=True)
+            if (p == k).any() and (t == k).any()
+        ]
         hd.append(float(np.mean(values)) if values else float("nan"))
     return {"dice": dice.mean(dim=0).tolist(), "hd95": hd}

@@ -37,9 +37,12 @@ def fold_batchnorm(model: UNet) -> UNet:
     folded = UNet(**{**model.config, "norm": None}).to(model.head.weight.dtype)
     src = [m for m in model.modules() if isinstance(m, torch.nn.modules.conv._ConvNd)]
     dst = [m for m in folded.modules() if isinstance(m, torch.nn.modules.conv._ConvNd)]
-    bns = {id(conv): bn for block in model.modules()
-           for conv, bn in zip(list(block.children()), list(block.children())[1:], strict=False)
-           if isinstance(bn, torch.nn.modules.batchnorm._BatchNorm)}
+    bns = {
+        id(conv): bn
+        for block in model.modules()
+        for conv, bn in zip(list(block.children()), list(block.children())[1:], strict=False)
+        if isinstance(bn, torch.nn.modules.batchnorm._BatchNorm)
+    }
     for s, d in zip(src, dst, strict=True):
         weight, bias = s.weight, s.bias if s.bias is not None else torch.zeros(d.bias.shape)
         bn = bns.get(id(s))
@@ -97,8 +100,14 @@ def _removal_plan(layers, ratio: float, global_ranking: bool) -> list[torch.Tens
     return [torch.tensor(c, dtype=torch.long) for c in chosen]
 
 
-def prune_filters(model: UNet, ratio: float, example: torch.Tensor, *,
-                  global_ranking: bool = False, inplace: bool = False) -> UNet:
+def prune_filters(
+    model: UNet,
+    ratio: float,
+    example: torch.Tensor,
+    *,
+    global_ranking: bool = False,
+    inplace: bool = False,
+) -> UNet:
     """Remove the fraction ``ratio`` of filters, smallest L1 norm first.
 
     A filter's importance is the L1 norm of its own kernel (Li et al., "Pruning filters for

@@ -30,8 +30,10 @@ def filter_groups(model: UNet) -> list[list[tuple[torch.Tensor, int]]]:
             if isinstance(nxt, nn.modules.batchnorm._BatchNorm):
                 groups.append([(nxt.weight, 0), (nxt.bias, 0)])
             else:
-                groups.append([(m.weight, 1 if m.transposed else 0)]
-                              + ([(m.bias, 0)] if m.bias is not None else []))
+                groups.append(
+                    [(m.weight, 1 if m.transposed else 0)]
+                    + ([(m.bias, 0)] if m.bias is not None else [])
+                )
     return groups
 
 
@@ -39,9 +41,13 @@ def filter_groups(model: UNet) -> list[list[tuple[torch.Tensor, int]]]:
 def shrink_filters(groups: list[list[tuple[torch.Tensor, int]]], threshold: float) -> None:
     """Proximal step of the group lasso: scale each filter by max(0, 1 - threshold/norm)."""
     for group in groups:
-        sq = sum(p.movedim(axis, 0).reshape(p.shape[axis], -1).square().sum(dim=1)
-                 for p, axis in group)
+        sq = sum(
+            p.movedim(axis, 0).reshape(p.shape[axis], -1).square().sum(dim=1) for p, axis in group
+        )
         scale = (1 - threshold / sq.sqrt().clamp_min(1e-12)).clamp_min(0)
         for p, axis in group:
-            p.mul_(scale.view(-1, *([1] * (p.dim() - 1 - axis))) if axis == 0 else
-                   scale.view(1, -1, *([1] * (p.dim() - 2))))
+            p.mul_(
+                scale.view(-1, *([1] * (p.dim() - 1 - axis)))
+                if axis == 0
+                else scale.view(1, -1, *([1] * (p.dim() - 2)))
+            )

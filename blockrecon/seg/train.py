@@ -12,30 +12,42 @@ from blockrecon.seg.data.synthetic import NUM_CLASSES
 from blockrecon.seg.sparsity import filter_groups, shrink_filters
 
 
-def build_model(base_width: int = 8, depth: int = 5, norm: str | None = "batch",
-                num_classes: int = NUM_CLASSES) -> UNet:
+def build_model(
+    base_width: int = 8, depth: int = 5, norm: str | None = "batch", num_classes: int = NUM_CLASSES
+) -> UNet:
     """2D segmentation U-Net: 1 input channel, ``num_classes`` logits, padded convolutions.
 
     BatchNorm is the default here (faster, steadier training of narrow networks); the
     block-wise reconstruction networks use ``norm=None`` instead.
     """
-    return UNet(dim=2, in_ch=1, out_ch=num_classes, base_width=base_width, depth=depth,
-                valid=False, norm=norm)
+    return UNet(
+        dim=2,
+        in_ch=1,
+        out_ch=num_classes,
+        base_width=base_width,
+        depth=depth,
+        valid=False,
+        norm=norm,
+    )
 
 
-def check_images(images: torch.Tensor, labels: torch.Tensor | None = None,
-                 num_classes: int = NUM_CLASSES) -> None:
+def check_images(
+    images: torch.Tensor, labels: torch.Tensor | None = None, num_classes: int = NUM_CLASSES
+) -> None:
     """Validate images float (N, 1, H, W), finite, and optional labels int64 (N, H, W)."""
     if images.dim() != 4 or images.shape[1] != 1 or not images.dtype.is_floating_point:
-        raise ValueError(f"images must be float (N, 1, H, W), got {images.dtype} "
-                         f"{tuple(images.shape)}")
+        raise ValueError(
+            f"images must be float (N, 1, H, W), got {images.dtype} {tuple(images.shape)}"
+        )
     if not torch.isfinite(images).all():
         raise ValueError("images contain NaN or infinite values")
     if labels is None:
         return
     if labels.shape != (images.shape[0], *images.shape[2:]) or labels.dtype != torch.int64:
-        raise ValueError(f"labels must be int64 {(images.shape[0], *images.shape[2:])}, got "
-                         f"{labels.dtype} {tuple(labels.shape)}")
+        raise ValueError(
+            f"labels must be int64 {(images.shape[0], *images.shape[2:])}, got "
+            f"{labels.dtype} {tuple(labels.shape)}"
+        )
     if labels.min() < 0 or labels.max() >= num_classes:
         raise ValueError(f"label values must be in 0..{num_classes - 1}")
 
@@ -69,10 +81,19 @@ def _augment(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator):
     return x, y
 
 
-def train_segmentation(model: UNet, images: torch.Tensor, labels: torch.Tensor, *,
-                       epochs: int = 10, batch_size: int = 16, lr: float = 3e-3,
-                       augment: bool = True, seed: int = 0, filter_sparsity: float = 0.0,
-                       progress: bool = True) -> list[float]:
+def train_segmentation(
+    model: UNet,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    epochs: int = 10,
+    batch_size: int = 16,
+    lr: float = 3e-3,
+    augment: bool = True,
+    seed: int = 0,
+    filter_sparsity: float = 0.0,
+    progress: bool = True,
+) -> list[float]:
     """Train ``model`` in place with Adam; returns the mean loss of each epoch.
 
     Args:
@@ -101,7 +122,7 @@ def train_segmentation(model: UNet, images: torch.Tensor, labels: torch.Tensor, 
             order = torch.randperm(len(images), generator=gen)
             total = 0.0
             for i in range(0, len(order), batch_size):
-                idx = order[i:i + batch_size]
+                idx = order[i : i + batch_size]
                 x, y = x_all[idx], labels[idx]
                 if augment:
                     x, y = _augment(x, y, gen)
@@ -121,8 +142,9 @@ def train_segmentation(model: UNet, images: torch.Tensor, labels: torch.Tensor, 
 
 
 @torch.inference_mode()
-def predict(model: UNet, images: torch.Tensor, *, batch_size: int = 50,
-            progress: bool = True) -> torch.Tensor:
+def predict(
+    model: UNet, images: torch.Tensor, *, batch_size: int = 50, progress: bool = True
+) -> torch.Tensor:
     """Label maps int64 (N, H, W) for images float (N, 1, H, W) of any in-plane size.
 
     Images are normalized, zero-padded to a multiple of ``model.stride`` and cropped back.
@@ -136,6 +158,6 @@ def predict(model: UNet, images: torch.Tensor, *, batch_size: int = 50,
     pad = (0, -w % s, 0, -h % s)
     out = []
     for i in progress_bar(range(0, len(images), batch_size), "predict", progress):
-        x = F.pad(normalize_images(images[i:i + batch_size]), pad)
+        x = F.pad(normalize_images(images[i : i + batch_size]), pad)
         out.append(model(x)[..., :h, :w].argmax(dim=1))
     return torch.cat(out) if out else torch.empty(0, h, w, dtype=torch.int64)

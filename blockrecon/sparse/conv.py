@@ -56,8 +56,9 @@ class _SparseConvFunction(torch.autograd.Function):
         return grad_feats, grad_weight, None
 
 
-def sparse_conv(x: SparseTensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                kmap: KernelMap) -> SparseTensor:
+def sparse_conv(
+    x: SparseTensor, weight: torch.Tensor, bias: torch.Tensor | None, kmap: KernelMap
+) -> SparseTensor:
     """Apply weight (kernel volume, C_in, C_out) and bias (C_out,) along ``kmap``."""
     feats = _SparseConvFunction.apply(x.feats, weight, kmap)
     if bias is not None:
@@ -77,8 +78,18 @@ def _infer_ndim(ndim: int | None, *values) -> int:
 class _SparseConvBase(nn.Module):
     kind = ""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, dilation=1,
-                 padding=0, output_padding=0, bias: bool = True, ndim: int | None = None):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        dilation=1,
+        padding=0,
+        output_padding=0,
+        bias: bool = True,
+        ndim: int | None = None,
+    ):
         super().__init__()
         check_positive_int(in_channels, "in_channels")
         check_positive_int(out_channels, "out_channels")
@@ -103,21 +114,32 @@ class _SparseConvBase(nn.Module):
 
     def kernel_map(self, x: SparseTensor) -> KernelMap:
         """The (cached) kernel map this layer uses on ``x``."""
-        return kernel_map(x, self.kind, self.kernel_size, self.stride, self.dilation,
-                          self.padding, self.output_padding)
+        return kernel_map(
+            x,
+            self.kind,
+            self.kernel_size,
+            self.stride,
+            self.dilation,
+            self.padding,
+            self.output_padding,
+        )
 
     def forward(self, x: SparseTensor) -> SparseTensor:
         if not isinstance(x, SparseTensor):
             raise ValueError(f"expected a SparseTensor, got {type(x).__name__}")
         if x.ndim != self.ndim or x.num_channels != self.in_channels:
-            raise ValueError(f"layer expects {self.ndim}D input with {self.in_channels} channels, "
-                             f"got {x.ndim}D with {x.num_channels}")
+            raise ValueError(
+                f"layer expects {self.ndim}D input with {self.in_channels} channels, "
+                f"got {x.ndim}D with {x.num_channels}"
+            )
         return sparse_conv(x, self.weight, self.bias, self.kernel_map(x))
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, kind={self.kind}, "
-                f"kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"dilation={self.dilation}, padding={self.padding}")
+        return (
+            f"{self.in_channels}, {self.out_channels}, kind={self.kind}, "
+            f"kernel_size={self.kernel_size}, stride={self.stride}, "
+            f"dilation={self.dilation}, padding={self.padding}"
+        )
 
 
 class SparseConv(_SparseConvBase):
@@ -134,11 +156,21 @@ class SparseConv(_SparseConvBase):
     Shapes: feats (N, in_channels) -> (N_out, out_channels).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, dilation=1,
-                 padding=0, bias: bool = True, submanifold: bool | None = None,
-                 ndim: int | None = None):
-        super().__init__(in_channels, out_channels, kernel_size, stride, dilation, padding,
-                         bias=bias, ndim=ndim)
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        dilation=1,
+        padding=0,
+        bias: bool = True,
+        submanifold: bool | None = None,
+        ndim: int | None = None,
+    ):
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride, dilation, padding, bias=bias, ndim=ndim
+        )
         if submanifold is None:
             submanifold = all(s == 1 for s in self.stride) and not any(self.padding)
         if submanifold and (any(s != 1 for s in self.stride) or any(self.padding)):
@@ -147,8 +179,9 @@ class SparseConv(_SparseConvBase):
 
     def dense_weight(self) -> torch.Tensor:
         """Weight in torch conv layout (C_out, C_in, *kernel_size), differentiable."""
-        return self.weight.permute(2, 1, 0).reshape(self.out_channels, self.in_channels,
-                                                    *self.kernel_size)
+        return self.weight.permute(2, 1, 0).reshape(
+            self.out_channels, self.in_channels, *self.kernel_size
+        )
 
 
 class SparseConvTranspose(_SparseConvBase):
@@ -162,10 +195,29 @@ class SparseConvTranspose(_SparseConvBase):
 
     kind = "transpose"
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, dilation=1,
-                 padding=0, output_padding=0, bias: bool = True, ndim: int | None = None):
-        super().__init__(in_channels, out_channels, kernel_size, stride, dilation, padding,
-                         output_padding, bias, ndim)
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        dilation=1,
+        padding=0,
+        output_padding=0,
+        bias: bool = True,
+        ndim: int | None = None,
+    ):
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            dilation,
+            padding,
+            output_padding,
+            bias,
+            ndim,
+        )
 
     def _fan_in(self) -> float:
         # inputs summed per output site, averaged over the output grid
@@ -173,5 +225,6 @@ class SparseConvTranspose(_SparseConvBase):
 
     def dense_weight(self) -> torch.Tensor:
         """Weight in torch conv_transpose layout (C_in, C_out, *kernel_size), differentiable."""
-        return self.weight.permute(1, 2, 0).reshape(self.in_channels, self.out_channels,
-                                                    *self.kernel_size)
+        return self.weight.permute(1, 2, 0).reshape(
+            self.in_channels, self.out_channels, *self.kernel_size
+        )

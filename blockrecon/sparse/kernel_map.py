@@ -33,8 +33,9 @@ KINDS = ("submanifold", "conv", "transpose")
 def as_tuple(value, ndim: int, name: str, minimum: int) -> tuple[int, ...]:
     """Per-dimension int tuple from an int or a sequence of ``ndim`` ints >= ``minimum``."""
     values = (value,) * ndim if isinstance(value, int) else tuple(value)
-    if len(values) != ndim or not all(isinstance(v, int) and not isinstance(v, bool)
-                                      for v in values):
+    if len(values) != ndim or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in values
+    ):
         raise ValueError(f"{name} must be an int or {ndim} ints, got {value!r}")
     if any(v < minimum for v in values):
         raise ValueError(f"{name} entries must be >= {minimum}, got {value!r}")
@@ -64,16 +65,25 @@ class Geometry:
         """Output grid shape, as torch's conv / conv_transpose would give it."""
         if self.kind == "submanifold":
             return shape
-        dims = zip(shape, self.kernel_size, self.stride, self.dilation, self.padding,
-                   self.output_padding, strict=True)
+        dims = zip(
+            shape,
+            self.kernel_size,
+            self.stride,
+            self.dilation,
+            self.padding,
+            self.output_padding,
+            strict=True,
+        )
         if self.kind == "conv":
             out = tuple((n + 2 * p - d * (k - 1) - 1) // s + 1 for n, k, s, d, p, _ in dims)
         else:
             out = tuple((n - 1) * s - 2 * p + d * (k - 1) + 1 + op for n, k, s, d, p, op in dims)
         if any(n < 1 for n in out):
-            raise ValueError(f"{self.kind} with kernel {self.kernel_size}, stride {self.stride}, "
-                             f"dilation {self.dilation}, padding {self.padding} leaves an empty "
-                             f"grid for input shape {shape}")
+            raise ValueError(
+                f"{self.kind} with kernel {self.kernel_size}, stride {self.stride}, "
+                f"dilation {self.dilation}, padding {self.padding} leaves an empty "
+                f"grid for input shape {shape}"
+            )
         return out
 
     def out_stride(self, stride: tuple) -> tuple:
@@ -86,8 +96,9 @@ class Geometry:
         return stride
 
 
-def make_geometry(kind: str, ndim: int, kernel_size, stride=1, dilation=1, padding=0,
-                  output_padding=0) -> Geometry:
+def make_geometry(
+    kind: str, ndim: int, kernel_size, stride=1, dilation=1, padding=0, output_padding=0
+) -> Geometry:
     """Validated :class:`Geometry` for ``ndim`` spatial dimensions."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -129,28 +140,37 @@ class KernelMap:
     @property
     def nbytes(self) -> int:
         """Bytes held by the index tensors (output coordinates included unless shared)."""
-        idx = sum(t.numel() * t.element_size() for _, i, o in self.entries for t in (i, o)
-                  if t is not None)
+        idx = sum(
+            t.numel() * t.element_size()
+            for _, i, o in self.entries
+            for t in (i, o)
+            if t is not None
+        )
         if self.geometry.kind == "submanifold":
             return idx
         return idx + self.out_coords.numel() * self.out_coords.element_size()
 
     def output(self, x: SparseTensor, feats: torch.Tensor) -> SparseTensor:
         """Sparse tensor on this map's output sites with ``feats`` (num_out, C)."""
-        return SparseTensor._trusted(self.out_coords, feats, self.out_spatial_shape,
-                                     self.geometry.out_stride(x.stride), x.batch_size,
-                                     self.out_cache)
+        return SparseTensor._trusted(
+            self.out_coords,
+            feats,
+            self.out_spatial_shape,
+            self.geometry.out_stride(x.stride),
+            x.batch_size,
+            self.out_cache,
+        )
 
 
-def kernel_map(x: SparseTensor, kind: str, kernel_size, stride=1, dilation=1, padding=0,
-               output_padding=0) -> KernelMap:
+def kernel_map(
+    x: SparseTensor, kind: str, kernel_size, stride=1, dilation=1, padding=0, output_padding=0
+) -> KernelMap:
     """Kernel map of ``x``'s sites for the given geometry, built once per coordinate set.
 
     The same KernelMap object is returned for every tensor sharing ``x``'s sites (``x.cache``)
     and the same geometry.
     """
-    geometry = make_geometry(kind, x.ndim, kernel_size, stride, dilation, padding,
-                             output_padding)
+    geometry = make_geometry(kind, x.ndim, kernel_size, stride, dilation, padding, output_padding)
     key = ("kernel_map", geometry)
     if key not in x.cache:
         x.cache[key] = _build(x, geometry)
@@ -198,11 +218,13 @@ def _submanifold_entries(x: SparseTensor, geometry: Geometry):
     keys = x.keys()
     spatial = x.coords[:, 1:]
     bounds = torch.tensor(x.spatial_shape, device=x.device)
-    weights = [math.prod(x.spatial_shape[i + 1:]) for i in range(x.ndim)]
+    weights = [math.prod(x.spatial_shape[i + 1 :]) for i in range(x.ndim)]
     entries = []
     for j, k in enumerate(geometry.offsets()):
-        shift = [kk * d - d * (kernel - 1) // 2
-                 for kk, d, kernel in zip(k, geometry.dilation, geometry.kernel_size, strict=True)]
+        shift = [
+            kk * d - d * (kernel - 1) // 2
+            for kk, d, kernel in zip(k, geometry.dilation, geometry.kernel_size, strict=True)
+        ]
         if not any(shift):
             entries.append((j, None, None))
             continue

@@ -83,8 +83,7 @@ class SparseAvgPool(_SparsePool):
     inputs, ``divisor="kernel"`` by the kernel volume (dense avg pooling of the zero-filled
     input). Feats (N, C) -> (N_out, C)."""
 
-    def __init__(self, kernel_size, stride=None, divisor: str = "active",
-                 ndim: int | None = None):
+    def __init__(self, kernel_size, stride=None, divisor: str = "active", ndim: int | None = None):
         super().__init__(kernel_size, stride, ndim)
         if divisor not in ("active", "kernel"):
             raise ValueError(f"divisor must be 'active' or 'kernel', got {divisor!r}")

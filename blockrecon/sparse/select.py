@@ -18,9 +18,14 @@ def site_energy(x: torch.Tensor) -> torch.Tensor:
         return x.square().sum(1)
 
 
-def select_sites(energy: torch.Tensor, *, threshold: float | None = None,
-                 topk: int | None = None, group_ndim: int | None = None,
-                 relative: bool = False) -> torch.Tensor:
+def select_sites(
+    energy: torch.Tensor,
+    *,
+    threshold: float | None = None,
+    topk: int | None = None,
+    group_ndim: int | None = None,
+    relative: bool = False,
+) -> torch.Tensor:
     """Bool mask of ``energy``'s shape: the sites each group keeps.
 
     Args:
@@ -48,7 +53,7 @@ def select_sites(energy: torch.Tensor, *, threshold: float | None = None,
 
 def _topk(energy: torch.Tensor, k: int, group_ndim: int) -> torch.Tensor:
     """The ``k`` largest sites of every group of the trailing ``group_ndim`` axes."""
-    group_shape = energy.shape[energy.ndim - group_ndim:]
+    group_shape = energy.shape[energy.ndim - group_ndim :]
     size = math.prod(group_shape)
     if not isinstance(k, int) or isinstance(k, bool) or not 0 <= k <= size:
         raise ValueError(f"topk must be an int in [0, {size}], got {k!r}")

@@ -27,8 +27,14 @@ def prune(x: SparseTensor, mask: torch.Tensor) -> SparseTensor:
     mask = mask.to(x.device)
     if bool(mask.all()):
         return x.with_feats(x.feats)
-    return SparseTensor._trusted(x.coords[mask], x.feats[mask], x.spatial_shape, x.stride,
-                                 x.batch_size, {"keys": x.keys()[mask]})
+    return SparseTensor._trusted(
+        x.coords[mask],
+        x.feats[mask],
+        x.spatial_shape,
+        x.stride,
+        x.batch_size,
+        {"keys": x.keys()[mask]},
+    )
 
 
 class SparsePrune(nn.Module):
@@ -47,7 +53,11 @@ def cat(tensors: Sequence[SparseTensor]) -> SparseTensor:
     first = tensors[0]
     for t in tensors[1:]:
         if (t.spatial_shape, t.stride, t.batch_size, t.device) != (
-                first.spatial_shape, first.stride, first.batch_size, first.device):
+            first.spatial_shape,
+            first.stride,
+            first.batch_size,
+            first.device,
+        ):
             raise ValueError("cat inputs must share spatial_shape, stride, batch_size and device")
     if all(t.cache is first.cache for t in tensors):
         return first.with_feats(torch.cat([t.feats for t in tensors], dim=1))
@@ -60,9 +70,14 @@ def cat(tensors: Sequence[SparseTensor]) -> SparseTensor:
     for t in tensors:
         if t.num_sites == keys.numel():
             return t.with_feats(feats)
-    return SparseTensor._trusted(decode_keys(keys, first.spatial_shape), feats,
-                                 first.spatial_shape, first.stride, first.batch_size,
-                                 {"keys": keys})
+    return SparseTensor._trusted(
+        decode_keys(keys, first.spatial_shape),
+        feats,
+        first.spatial_shape,
+        first.stride,
+        first.batch_size,
+        {"keys": keys},
+    )
 
 
 class SparseCat(nn.Module):

@@ -112,8 +112,9 @@ class SparseTensor:
     def _trusted(cls, coords, feats, spatial_shape, stride, batch_size, cache=None):
         """Build from canonical int64 coords without validation (internal use by layers)."""
         obj = cls.__new__(cls)
-        obj._set(coords, feats, tuple(spatial_shape), stride, batch_size,
-                 {} if cache is None else cache)
+        obj._set(
+            coords, feats, tuple(spatial_shape), stride, batch_size, {} if cache is None else cache
+        )
         return obj
 
     # ------------------------------------------------------------------ properties
@@ -145,9 +146,11 @@ class SparseTensor:
         return self.cache["keys"]
 
     def __repr__(self) -> str:
-        return (f"SparseTensor(sites={self.num_sites}, channels={self.num_channels}, "
-                f"spatial_shape={self.spatial_shape}, stride={self.stride}, "
-                f"batch_size={self.batch_size}, dtype={self.dtype}, device={self.device})")
+        return (
+            f"SparseTensor(sites={self.num_sites}, channels={self.num_channels}, "
+            f"spatial_shape={self.spatial_shape}, stride={self.stride}, "
+            f"batch_size={self.batch_size}, dtype={self.dtype}, device={self.device})"
+        )
 
     # ------------------------------------------------------------------ conversions
     def with_feats(self, feats: torch.Tensor) -> SparseTensor:
@@ -155,18 +158,21 @@ class SparseTensor:
         if not isinstance(feats, torch.Tensor) or feats.ndim != 2:
             raise ValueError("feats must be a 2D tensor (N, C)")
         if feats.shape[0] != self.num_sites:
-            raise ValueError(f"feats has {feats.shape[0]} rows but the tensor has "
-                             f"{self.num_sites} sites")
-        return SparseTensor._trusted(self.coords, feats, self.spatial_shape, self.stride,
-                                     self.batch_size, self.cache)
+            raise ValueError(
+                f"feats has {feats.shape[0]} rows but the tensor has {self.num_sites} sites"
+            )
+        return SparseTensor._trusted(
+            self.coords, feats, self.spatial_shape, self.stride, self.batch_size, self.cache
+        )
 
     def to(self, device=None, dtype: torch.dtype | None = None) -> SparseTensor:
         """Move to ``device`` and/or cast features to ``dtype`` (the cache moves only if kept)."""
         feats = self.feats.to(device=device, dtype=dtype)
         if feats.device == self.device:
             return self.with_feats(feats)
-        return SparseTensor._trusted(self.coords.to(feats.device), feats, self.spatial_shape,
-                                     self.stride, self.batch_size)
+        return SparseTensor._trusted(
+            self.coords.to(feats.device), feats, self.spatial_shape, self.stride, self.batch_size
+        )
 
     def to_dense(self, fill_value: float = 0.0) -> torch.Tensor:
         """Dense (B, C, *spatial_shape) tensor; inactive sites hold ``fill_value``.
@@ -198,8 +204,9 @@ class SparseTensor:
         if not isinstance(x, torch.Tensor) or x.ndim - 2 not in SUPPORTED_NDIMS:
             raise ValueError("x must be a tensor (B, C, *spatial) with 2, 3 or 4 spatial dims")
         if not x.is_floating_point():
-            raise ValueError(f"x must be real floating point (complex as 2 channels), "
-                             f"got {x.dtype}")
+            raise ValueError(
+                f"x must be real floating point (complex as 2 channels), got {x.dtype}"
+            )
         if sum(s is not None for s in (threshold, topk, mask)) != 1:
             raise ValueError("give exactly one of threshold, topk, mask")
         spatial_shape = tuple(x.shape[2:])
@@ -207,8 +214,9 @@ class SparseTensor:
         coords = keep.nonzero()
         feats = x.movedim(1, -1)[keep]
         ndim = len(spatial_shape)
-        return cls._trusted(coords, feats, spatial_shape, _normalize_stride(stride, ndim),
-                            x.shape[0])
+        return cls._trusted(
+            coords, feats, spatial_shape, _normalize_stride(stride, ndim), x.shape[0]
+        )
 
 
 def _selection(x: torch.Tensor, threshold, topk, mask) -> torch.Tensor:
@@ -227,8 +235,9 @@ def _check_spatial_shape(spatial_shape) -> tuple[int, ...]:
     try:
         shape = tuple(int(s) for s in spatial_shape)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"spatial_shape must be a sequence of ints, "
-                         f"got {spatial_shape!r}") from err
+        raise ValueError(
+            f"spatial_shape must be a sequence of ints, got {spatial_shape!r}"
+        ) from err
     if len(shape) not in SUPPORTED_NDIMS:
         raise ValueError(f"spatial_shape must have 2, 3 or 4 entries, got {len(shape)}")
     if any(s < 1 for s in shape):
@@ -244,8 +253,10 @@ def _check_coords_feats(coords, feats, ndim: int) -> tuple[torch.Tensor, torch.T
     if coords.dtype not in (torch.int32, torch.int64):
         raise ValueError(f"coords must be integer (int32 or int64), got {coords.dtype}")
     if coords.ndim != 2 or coords.shape[1] != 1 + ndim:
-        raise ValueError(f"coords must have shape (N, {1 + ndim}) (batch index + {ndim} "
-                         f"coordinates), got {tuple(coords.shape)}")
+        raise ValueError(
+            f"coords must have shape (N, {1 + ndim}) (batch index + {ndim} "
+            f"coordinates), got {tuple(coords.shape)}"
+        )
     if feats.ndim != 2:
         raise ValueError(f"feats must have shape (N, C), got {tuple(feats.shape)}")
     if feats.shape[0] != coords.shape[0]:
@@ -266,5 +277,7 @@ def _check_in_grid(coords: torch.Tensor, spatial_shape: tuple[int, ...], batch_s
         raise ValueError(f"coords batch index out of range [0, {batch_size})")
     for i, size in enumerate(spatial_shape):
         if low[i + 1] < 0 or high[i + 1] >= size:
-            raise ValueError(f"coords out of spatial_shape: dimension {i} spans "
-                             f"[{low[i + 1]}, {high[i + 1]}], grid is [0, {size})")
+            raise ValueError(
+                f"coords out of spatial_shape: dimension {i} spans "
+                f"[{low[i + 1]}, {high[i + 1]}], grid is [0, {size})"
+            )

@@ -10,5 +10,13 @@ from blockrecon.train.loop import FitResult, fit
 from blockrecon.train.simulated import SimulatedRadialPairs
 from blockrecon.train.step import accumulate_gradients, evaluate
 
-__all__ = ["AcquisitionFiles", "FitResult", "SimulatedRadialPairs", "TrainingPair",
-           "accumulate_gradients", "evaluate", "fit", "normalize_pair"]
+__all__ = [
+    "AcquisitionFiles",
+    "FitResult",
+    "SimulatedRadialPairs",
+    "TrainingPair",
+    "accumulate_gradients",
+    "evaluate",
+    "fit",
+    "normalize_pair",
+]

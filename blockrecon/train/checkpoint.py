@@ -34,8 +34,19 @@ from blockrecon.torch_file import read_torch_payload
 
 FORMAT = "blockrecon.training"
 FORMAT_VERSION = 1
-REQUIRED_KEYS = ("format", "format_version", "config", "state_dict", "optimizer", "rng",
-                 "epoch", "step", "epoch_loss_sum", "history", "settings")
+REQUIRED_KEYS = (
+    "format",
+    "format_version",
+    "config",
+    "state_dict",
+    "optimizer",
+    "rng",
+    "epoch",
+    "step",
+    "epoch_loss_sum",
+    "history",
+    "settings",
+)
 
 
 def rng_states() -> dict[str, Any]:
@@ -44,8 +55,13 @@ def rng_states() -> dict[str, Any]:
     version, python_state, gauss_next = random.getstate()
     states = {
         "torch": torch.get_rng_state(),
-        "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos,
-                  "has_gauss": has_gauss, "cached_gaussian": cached},
+        "numpy": {
+            "name": name,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": pos,
+            "has_gauss": has_gauss,
+            "cached_gaussian": cached,
+        },
         "python": {"version": version, "state": list(python_state), "gauss_next": gauss_next},
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -57,18 +73,33 @@ def restore_rng_states(states: Mapping[str, Any]) -> None:
     """Set the random states saved by :func:`rng_states`."""
     torch.set_rng_state(states["torch"])
     numpy = states["numpy"]
-    np.random.set_state((numpy["name"], numpy["keys"].numpy().astype(np.uint32),  # noqa: NPY002
-                         numpy["pos"], numpy["has_gauss"], numpy["cached_gaussian"]))
+    np.random.set_state(  # noqa: NPY002 - restores the legacy global state that training uses
+        (
+            numpy["name"],
+            numpy["keys"].numpy().astype(np.uint32),
+            numpy["pos"],
+            numpy["has_gauss"],
+            numpy["cached_gaussian"],
+        )
+    )
     python = states["python"]
     random.setstate((python["version"], tuple(python["state"]), python["gauss_next"]))
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def save_checkpoint(path: str | os.PathLike[str], *, model: nn.Module, config: Mapping[str, Any],
-                    optimizer: torch.optim.Optimizer, epoch: int, step: int,
-                    epoch_loss_sum: float, history: list[dict], settings: Mapping[str, Any]
-                    ) -> Path:
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    *,
+    model: nn.Module,
+    config: Mapping[str, Any],
+    optimizer: torch.optim.Optimizer,
+    epoch: int,
+    step: int,
+    epoch_loss_sum: float,
+    history: list[dict],
+    settings: Mapping[str, Any],
+) -> Path:
     """Write a training checkpoint atomically (contents in the module docstring).
 
     Args:
@@ -83,11 +114,19 @@ def save_checkpoint(path: str | os.PathLike[str], *, model: nn.Module, config: M
         settings: JSON-able description of the run, compared on resume.
     """
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    payload = {"format": FORMAT, "format_version": FORMAT_VERSION,
-               "config": resolve_config(config), "state_dict": state,
-               "optimizer": optimizer.state_dict(), "rng": rng_states(), "epoch": int(epoch),
-               "step": int(step), "epoch_loss_sum": float(epoch_loss_sum),
-               "history": list(history), "settings": dict(settings)}
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": resolve_config(config),
+        "state_dict": state,
+        "optimizer": optimizer.state_dict(),
+        "rng": rng_states(),
+        "epoch": int(epoch),
+        "step": int(step),
+        "epoch_loss_sum": float(epoch_loss_sum),
+        "history": list(history),
+        "settings": dict(settings),
+    }
     return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
@@ -101,12 +140,15 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     payload = read_torch_payload(path, FORMAT, REQUIRED_KEYS, "blockrecon training checkpoint")
     if payload["format_version"] != FORMAT_VERSION:
-        raise ValueError(f"checkpoint {path} has format version {payload['format_version']!r}; "
-                         f"this blockrecon reads version {FORMAT_VERSION}")
+        raise ValueError(
+            f"checkpoint {path} has format version {payload['format_version']!r}; "
+            f"this blockrecon reads version {FORMAT_VERSION}"
+        )
     try:
         payload["config"] = resolve_config(payload["config"])
     except ValueError as err:
         raise ValueError(f"checkpoint {path}: {err}") from None
-    check_state_dict(build_unrolled(payload["config"]).state_dict(), payload["state_dict"],
-                     f"checkpoint {path}")
+    check_state_dict(
+        build_unrolled(payload["config"]).state_dict(), payload["state_dict"], f"checkpoint {path}"
+    )
     return payload

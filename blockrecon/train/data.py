@@ -38,9 +38,14 @@ class TrainingPair:
     intensity_scale: float = 1.0
 
 
-def normalize_pair(kspace: torch.Tensor, maps: torch.Tensor, coord: torch.Tensor,
-                   target: torch.Tensor | None = None, backend: str = "auto",
-                   weights: torch.Tensor | None = None) -> TrainingPair:
+def normalize_pair(
+    kspace: torch.Tensor,
+    maps: torch.Tensor,
+    coord: torch.Tensor,
+    target: torch.Tensor | None = None,
+    backend: str = "auto",
+    weights: torch.Tensor | None = None,
+) -> TrainingPair:
     """The normalized pair of an acquisition (:func:`~blockrecon.inference.normalize`).
 
     Args:
@@ -67,9 +72,12 @@ def pair_to(pair: TrainingPair, device: torch.device | str) -> TrainingPair:
     if pair.kspace.device == device:
         return pair
     weights = pair.op.weights
-    op = Sense(pair.op.maps.to(device), pair.op.nufft.coord.to(device),
-               weights=None if weights is None else weights.to(device),
-               backend=pair.op.nufft.backend)
+    op = Sense(
+        pair.op.maps.to(device),
+        pair.op.nufft.coord.to(device),
+        weights=None if weights is None else weights.to(device),
+        backend=pair.op.nufft.backend,
+    )
     target = None if pair.target is None else pair.target.to(device)
     return replace(pair, kspace=pair.kspace.to(device), op=op, target=target)
 
@@ -92,9 +100,15 @@ class AcquisitionFiles(Dataset):
         calib_width: calibration width of the estimation (``None``: from the trajectory).
     """
 
-    def __init__(self, paths: list[str | os.PathLike[str]], backend: str = "auto",
-                 cache: bool = True, density_weights: bool = False,
-                 maps_method: str = "espirit", calib_width: int | None = None) -> None:
+    def __init__(
+        self,
+        paths: list[str | os.PathLike[str]],
+        backend: str = "auto",
+        cache: bool = True,
+        density_weights: bool = False,
+        maps_method: str = "espirit",
+        calib_width: int | None = None,
+    ) -> None:
         self.paths = [Path(p) for p in paths]
         if not self.paths:
             raise ValueError("no training files given")
@@ -127,11 +141,15 @@ class AcquisitionFiles(Dataset):
         acq = read_acquisition(self.paths[index])
         weights = None
         if self.density_weights:
-            weights = acq.dcf if acq.dcf is not None else pipe_menon_dcf(
-                acq.coord, acq.image_shape, backend=self.backend, progress=False)
+            weights = (
+                acq.dcf
+                if acq.dcf is not None
+                else pipe_menon_dcf(
+                    acq.coord, acq.image_shape, backend=self.backend, progress=False
+                )
+            )
         maps = acquisition_maps(acq, method=self.maps_method, calib_width=self.calib_width)
-        pair = normalize_pair(acq.kspace, maps, acq.coord, acq.image,
-                              self.backend, weights)
+        pair = normalize_pair(acq.kspace, maps, acq.coord, acq.image, self.backend, weights)
         if self._cache is not None:
             self._cache[index] = pair
         return pair

@@ -54,8 +54,7 @@ def setup_distributed(device: str | torch.device = "cpu") -> DistributedContext:
         device: the training device type; ``cuda`` selects nccl and GPU ``LOCAL_RANK``.
     """
     if dist.is_available() and dist.is_initialized():
-        return DistributedContext(dist.get_rank(), dist.get_world_size(),
-                                  _env_int("LOCAL_RANK", 0))
+        return DistributedContext(dist.get_rank(), dist.get_world_size(), _env_int("LOCAL_RANK", 0))
     world_size, rank = _env_int("WORLD_SIZE", 1), _env_int("RANK", 0)
     local_rank = _env_int("LOCAL_RANK", rank)
     if world_size <= 1:

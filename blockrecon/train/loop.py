@@ -121,11 +121,12 @@ def seed_everything(seed: int) -> None:
 def _batches(sampler: DistributedSampler, epoch: int, batch_size: int) -> list[list[int]]:
     sampler.set_epoch(epoch)
     order = list(sampler)
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def _validate(model: torch.nn.Module, val_data: Dataset, device: torch.device,
-              loss_fn: Loss) -> dict[str, float]:
+def _validate(
+    model: torch.nn.Module, val_data: Dataset, device: torch.device, loss_fn: Loss
+) -> dict[str, float]:
     pairs = [pair_to(val_data[i], device) for i in range(len(val_data))]
     scores = [psnr(_reconstruct(model, p), p.target) for p in pairs]
     return {"val_loss": evaluate(model, pairs, loss_fn), "val_psnr_db": sum(scores) / len(scores)}
@@ -144,8 +145,15 @@ def _write_metrics(path: Path, history: list[dict]) -> None:
 class _Run:
     """The state of one training run on one process (see :func:`fit`)."""
 
-    def __init__(self, config: Mapping[str, Any], run_dir: Path, settings: dict,
-                 context: DistributedContext, device: torch.device, resume: bool) -> None:
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        run_dir: Path,
+        settings: dict,
+        context: DistributedContext,
+        device: torch.device,
+        resume: bool,
+    ) -> None:
         self.run_dir, self.settings, self.context, self.device = run_dir, settings, context, device
         self.config = resolve_config(config)
         seed_everything(settings["seed"])
@@ -158,15 +166,21 @@ class _Run:
         if resume:
             self._resume(checkpoint)
         elif checkpoint.exists():
-            raise ValueError(f"{run_dir} already holds a training run ({CHECKPOINT_NAME}); "
-                             "pass --resume to continue it or choose another output folder")
-        self.net = (DistributedDataParallel(self.model) if context.enabled else self.model)
+            raise ValueError(
+                f"{run_dir} already holds a training run ({CHECKPOINT_NAME}); "
+                "pass --resume to continue it or choose another output folder"
+            )
+        self.net = DistributedDataParallel(self.model) if context.enabled else self.model
 
     def _resume(self, path: Path) -> None:
         state = load_checkpoint(path)
         check_same(state["config"], self.config, "architecture", path)
-        check_same(state["settings"], {k: v for k, v in self.settings.items() if k != "epochs"},
-                   "training settings", path)
+        check_same(
+            state["settings"],
+            {k: v for k, v in self.settings.items() if k != "epochs"},
+            "training settings",
+            path,
+        )
         self.model.load_state_dict(state["state_dict"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch, self.step = state["epoch"], state["step"]
@@ -182,26 +196,49 @@ class _Run:
         """Checkpoint (rank 0 only), then the metrics log in step with it."""
         if not self.context.is_main:
             return
-        save_checkpoint(self.run_dir / CHECKPOINT_NAME, model=self.model, config=self.config,
-                        optimizer=self.optimizer, epoch=self.epoch, step=self.step,
-                        epoch_loss_sum=self.epoch_loss_sum, history=self.history,
-                        settings={k: v for k, v in self.settings.items() if k != "epochs"})
+        save_checkpoint(
+            self.run_dir / CHECKPOINT_NAME,
+            model=self.model,
+            config=self.config,
+            optimizer=self.optimizer,
+            epoch=self.epoch,
+            step=self.step,
+            epoch_loss_sum=self.epoch_loss_sum,
+            history=self.history,
+            settings={k: v for k, v in self.settings.items() if k != "epochs"},
+        )
         _write_metrics(self.run_dir / METRICS_NAME, self.history)
 
     def save_model(self) -> None:
         if self.context.is_main:
-            contract = DataContract(normalized=True,
-                                    density_weights=bool(self.settings.get("density_weights")))
-            extra = {"epoch": self.epoch, **contract.to_extra(), "training": self.settings,
-                     "metrics": self.history[-1]}
+            contract = DataContract(
+                normalized=True, density_weights=bool(self.settings.get("density_weights"))
+            )
+            extra = {
+                "epoch": self.epoch,
+                **contract.to_extra(),
+                "training": self.settings,
+                "metrics": self.history[-1],
+            }
             save_model(self.run_dir / MODEL_NAME, self.model, self.config, extra)
 
 
-def fit(config: Mapping[str, Any], train_data: Dataset, run_dir: str | os.PathLike[str], *,
-        val_data: Dataset | None = None, epochs: int = 10, lr: float = 1e-3,
-        batch_size: int = 1, seed: int = 0, resume: bool = False, device: str = "cpu",
-        progress: bool = True, loss_fn: Loss | None = None,
-        data_description: Mapping[str, Any] | None = None) -> FitResult:
+def fit(
+    config: Mapping[str, Any],
+    train_data: Dataset,
+    run_dir: str | os.PathLike[str],
+    *,
+    val_data: Dataset | None = None,
+    epochs: int = 10,
+    lr: float = 1e-3,
+    batch_size: int = 1,
+    seed: int = 0,
+    resume: bool = False,
+    device: str = "cpu",
+    progress: bool = True,
+    loss_fn: Loss | None = None,
+    data_description: Mapping[str, Any] | None = None,
+) -> FitResult:
     """Train an unrolled network with block-wise learning, checkpointing every epoch.
 
     Args:
@@ -241,44 +278,76 @@ def fit(config: Mapping[str, Any], train_data: Dataset, run_dir: str | os.PathLi
     if val_data is not None and len(val_data) == 0:
         val_data = None
     loss_fn = loss_fn or relative_l2
-    settings = {"epochs": epochs, "lr": float(lr), "batch_size": batch_size, "seed": seed,
-                "data": dict(data_description or {})}
+    settings = {
+        "epochs": epochs,
+        "lr": float(lr),
+        "batch_size": batch_size,
+        "seed": seed,
+        "data": dict(data_description or {}),
+    }
     if train_data[0].op.weights is not None:
         settings["density_weights"] = True
     context = setup_distributed(device)
     try:
-        return _fit(config, train_data, Path(run_dir), val_data, loss_fn, context, progress,
-                    {**settings, "world_size": context.world_size}, resume,
-                    training_device(device, context))
+        return _fit(
+            config,
+            train_data,
+            Path(run_dir),
+            val_data,
+            loss_fn,
+            context,
+            progress,
+            {**settings, "world_size": context.world_size},
+            resume,
+            training_device(device, context),
+        )
     finally:
         teardown_distributed(context)
 
 
-def _fit(config, train_data, run_dir: Path, val_data, loss_fn: Loss,
-         context: DistributedContext, progress: bool, settings: dict, resume: bool,
-         device: torch.device) -> FitResult:
+def _fit(
+    config,
+    train_data,
+    run_dir: Path,
+    val_data,
+    loss_fn: Loss,
+    context: DistributedContext,
+    progress: bool,
+    settings: dict,
+    resume: bool,
+    device: torch.device,
+) -> FitResult:
     if context.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
     if context.enabled:
         dist.barrier()
     run = _Run(config, run_dir, settings, context, device, resume)
-    sampler = DistributedSampler(train_data, num_replicas=context.world_size,
-                                 rank=context.rank, shuffle=True, seed=settings["seed"])
+    sampler = DistributedSampler(
+        train_data,
+        num_replicas=context.world_size,
+        rank=context.rank,
+        shuffle=True,
+        seed=settings["seed"],
+    )
     result = FitResult(run_dir=run_dir)
     run.restore_rng()
     with stop_requests() as request:
         while run.epoch < settings["epochs"]:
             started = time.perf_counter()
             batches = _batches(sampler, run.epoch, settings["batch_size"])
-            bar = progress_bar(None, f"epoch {run.epoch + 1}", progress and context.is_main,
-                               total=len(batches), initial=run.step)
+            bar = progress_bar(
+                None,
+                f"epoch {run.epoch + 1}",
+                progress and context.is_main,
+                total=len(batches),
+                initial=run.step,
+            )
             with bar:
                 while run.step < len(batches):
                     pairs = [pair_to(train_data[i], device) for i in batches[run.step]]
                     run.net.train()
                     run.optimizer.zero_grad(set_to_none=True)
-                    loss = mean_over_ranks(accumulate_gradients(run.net, pairs, loss_fn),
-                                           context)
+                    loss = mean_over_ranks(accumulate_gradients(run.net, pairs, loss_fn), context)
                     run.optimizer.step()
                     run.step += 1
                     run.epoch_loss_sum += loss
@@ -292,8 +361,9 @@ def _fit(config, train_data, run_dir: Path, val_data, loss_fn: Loss,
             record = {"epoch": run.epoch + 1, "train_loss": run.epoch_loss_sum / len(batches)}
             if val_data is not None and context.is_main:
                 record.update(_validate(run.model, val_data, device, loss_fn))
-            record.update(lr=settings["lr"], batches=len(batches),
-                          seconds=time.perf_counter() - started)
+            record.update(
+                lr=settings["lr"], batches=len(batches), seconds=time.perf_counter() - started
+            )
             run.history.append(record)
             run.epoch, run.step, run.epoch_loss_sum = run.epoch + 1, 0, 0.0
             run.save()

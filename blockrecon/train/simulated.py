@@ -32,20 +32,36 @@ class SimulatedRadialPairs(Dataset):
             :mod:`blockrecon.unrolled`).
     """
 
-    def __init__(self, n_items: int, image_size: int = 16, n_spokes: int = 100,
-                 n_coils: int = 4, snr_db: float | None = 30.0, seed: int = 0,
-                 backend: str = "auto", cache: bool = True, normalize: bool = False,
-                 density_weights: bool = False) -> None:
-        for name, value in (("n_items", n_items), ("image_size", image_size),
-                            ("n_spokes", n_spokes), ("n_coils", n_coils)):
+    def __init__(
+        self,
+        n_items: int,
+        image_size: int = 16,
+        n_spokes: int = 100,
+        n_coils: int = 4,
+        snr_db: float | None = 30.0,
+        seed: int = 0,
+        backend: str = "auto",
+        cache: bool = True,
+        normalize: bool = False,
+        density_weights: bool = False,
+    ) -> None:
+        for name, value in (
+            ("n_items", n_items),
+            ("image_size", image_size),
+            ("n_spokes", n_spokes),
+            ("n_coils", n_coils),
+        ):
             if not (isinstance(value, int) and value >= 1):
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         self.n_items, self.image_size, self.n_coils = n_items, image_size, n_coils
         self.snr_db, self.seed, self.backend = snr_db, seed, backend
         self.normalize = normalize
         self.coord = radial_3d(n_spokes, 2 * image_size, image_size=image_size)
-        self.weights = pipe_menon_dcf(self.coord, (image_size,) * 3, backend=backend,
-                                      progress=False) if density_weights else None
+        self.weights = (
+            pipe_menon_dcf(self.coord, (image_size,) * 3, backend=backend, progress=False)
+            if density_weights
+            else None
+        )
         self._cache: dict[int, TrainingPair] | None = {} if cache else None
 
     def __len__(self) -> int:
@@ -56,12 +72,19 @@ class SimulatedRadialPairs(Dataset):
             raise IndexError(f"index {index} out of range for {self.n_items} items")
         if self._cache is not None and index in self._cache:
             return self._cache[index]
-        acq = simulate_acquisition(self.coord, (self.image_size,) * 3, n_coils=self.n_coils,
-                                   phantom="ellipsoids", snr_db=self.snr_db,
-                                   seed=self.seed + index, backend=self.backend)
+        acq = simulate_acquisition(
+            self.coord,
+            (self.image_size,) * 3,
+            n_coils=self.n_coils,
+            phantom="ellipsoids",
+            snr_db=self.snr_db,
+            seed=self.seed + index,
+            backend=self.backend,
+        )
         if self.normalize:
-            pair = normalize_pair(acq.kspace, acq.maps, self.coord, acq.image, self.backend,
-                                  self.weights)
+            pair = normalize_pair(
+                acq.kspace, acq.maps, self.coord, acq.image, self.backend, self.weights
+            )
         else:
             op = Sense(acq.maps, self.coord, weights=self.weights, backend=self.backend)
             pair = TrainingPair(acq.kspace, op, acq.image)

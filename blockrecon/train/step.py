@@ -14,8 +14,9 @@ from blockrecon.train.data import TrainingPair
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def accumulate_gradients(model: nn.Module, pairs: Sequence[TrainingPair],
-                         loss_fn: Loss = relative_l2) -> float:
+def accumulate_gradients(
+    model: nn.Module, pairs: Sequence[TrainingPair], loss_fn: Loss = relative_l2
+) -> float:
     """Backpropagate the mean loss over ``pairs``, one pair at a time; returns that mean.
 
     Gradients are added to the parameters' ``.grad`` (zero them before). Each pair is
@@ -28,20 +29,21 @@ def accumulate_gradients(model: nn.Module, pairs: Sequence[TrainingPair],
     total = 0.0
     for k, pair in enumerate(pairs):
         last = k == len(pairs) - 1
-        sync = contextlib.nullcontext() if last or not hasattr(model, "no_sync") \
-            else model.no_sync()
+        sync = (
+            contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
+        )
         with sync:
             loss = loss_fn(model(pair.kspace, pair.op), pair.target)
             if not torch.isfinite(loss):
-                raise ValueError(f"training loss is {loss.item()}; lower the learning rate or "
-                                 "the DC step")
+                raise ValueError(
+                    f"training loss is {loss.item()}; lower the learning rate or the DC step"
+                )
             (loss / len(pairs)).backward()
         total += float(loss.detach())
     return total / len(pairs)
 
 
-def evaluate(model: nn.Module, pairs: Iterable[TrainingPair], loss_fn: Loss = relative_l2
-             ) -> float:
+def evaluate(model: nn.Module, pairs: Iterable[TrainingPair], loss_fn: Loss = relative_l2) -> float:
     """Mean loss over ``pairs`` without gradients."""
     model.eval()
     with torch.no_grad():

@@ -23,9 +23,23 @@ from blockrecon.ulm.sparsify import (
 from blockrecon.ulm.track import link_tracks
 
 __all__ = [
-    "ConventionalUlmResult", "LocalizationScores", "Retention", "TrackMaps", "UlmAcquisition",
-    "bubble_retention", "conventional_ulm", "detect_peaks", "link_tracks",
-    "localization_scores", "localize", "noise_level", "pair_greedy",
-    "simulate_acquisition", "svd_clutter_filter", "threshold_mask", "to_sparse", "topk_mask",
+    "ConventionalUlmResult",
+    "LocalizationScores",
+    "Retention",
+    "TrackMaps",
+    "UlmAcquisition",
+    "bubble_retention",
+    "conventional_ulm",
+    "detect_peaks",
+    "link_tracks",
+    "localization_scores",
+    "localize",
+    "noise_level",
+    "pair_greedy",
+    "simulate_acquisition",
+    "svd_clutter_filter",
+    "threshold_mask",
+    "to_sparse",
+    "topk_mask",
     "track_maps",
 ]

@@ -52,16 +52,23 @@ class UlmAcquisition:
         n = len(self.frames)
         for name in ("track_ids", "amplitudes"):
             if getattr(self, name).shape != (n,):
-                raise ValueError(f"{name} must have shape ({n},), got "
-                                 f"{tuple(getattr(self, name).shape)}")
+                raise ValueError(
+                    f"{name} must have shape ({n},), got {tuple(getattr(self, name).shape)}"
+                )
         if len(self.pixel_size) != self.iq.ndim - 1 or not all(
-                math.isfinite(p) and p > 0 for p in self.pixel_size):
-            raise ValueError(f"pixel_size must hold {self.iq.ndim - 1} positive values, got "
-                             f"{self.pixel_size}")
-        if n and (bool((self.frames[1:] < self.frames[:-1]).any())
-                  or int(self.frames[-1]) >= self.n_frames):
-            raise ValueError(f"frames of the positions must be sorted ascending and below the "
-                             f"{self.n_frames} frames of iq")
+            math.isfinite(p) and p > 0 for p in self.pixel_size
+        ):
+            raise ValueError(
+                f"pixel_size must hold {self.iq.ndim - 1} positive values, got {self.pixel_size}"
+            )
+        if n and (
+            bool((self.frames[1:] < self.frames[:-1]).any())
+            or int(self.frames[-1]) >= self.n_frames
+        ):
+            raise ValueError(
+                f"frames of the positions must be sorted ascending and below the "
+                f"{self.n_frames} frames of iq"
+            )
         check_positive(self.frame_rate, "frame_rate")
         check_positive(self.wavelength, "wavelength")
 

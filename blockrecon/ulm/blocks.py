@@ -30,8 +30,7 @@ from blockrecon.ulm.acquisition import UlmAcquisition
 TARGET_RADIUS = 0.125
 
 
-def cell_indices(positions: torch.Tensor, pixel_size: Sequence[float], scale: int
-                 ) -> torch.Tensor:
+def cell_indices(positions: torch.Tensor, pixel_size: Sequence[float], scale: int) -> torch.Tensor:
     """int64 (n, D) fine-grid cells of positions (n, D) in lambda, on a grid ``scale`` x finer."""
     pixel = torch.as_tensor(pixel_size, dtype=torch.float64)
     return torch.floor((positions.double() / pixel + 0.5) * scale).to(torch.int64)
@@ -72,14 +71,14 @@ class OccupancyTargets:
         keys = {}
         for scale, k in self.keys.items():
             per_item = int(np.prod(self.shape(scale)[1:]))
-            parts = [k[(k // per_item) == i] % per_item + n * per_item
-                     for n, i in enumerate(items)]
+            parts = [k[(k // per_item) == i] % per_item + n * per_item for n, i in enumerate(items)]
             keys[scale] = torch.cat(parts) if parts else k[:0]
         return OccupancyTargets(self.grid, len(items), keys)
 
 
-def _disc_cells(positions: torch.Tensor, pixel_size: Sequence[float], scale: int,
-                radius: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _disc_cells(
+    positions: torch.Tensor, pixel_size: Sequence[float], scale: int, radius: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(cells (m, D), point index (m,)): each point's own cell plus the cells whose centres lie
     within ``radius`` lambda of it."""
     own = cell_indices(positions, pixel_size, scale)
@@ -97,10 +96,16 @@ def _disc_cells(positions: torch.Tensor, pixel_size: Sequence[float], scale: int
     return torch.cat(cells), torch.cat(index)
 
 
-def occupancy_targets(positions: torch.Tensor, frames: torch.Tensor, items: torch.Tensor,
-                      grid: Sequence[int], batch_size: int, pixel_size: Sequence[float],
-                      scales: Sequence[int] = (1, 2, 4, 8), radius: float = 0.0
-                      ) -> OccupancyTargets:
+def occupancy_targets(
+    positions: torch.Tensor,
+    frames: torch.Tensor,
+    items: torch.Tensor,
+    grid: Sequence[int],
+    batch_size: int,
+    pixel_size: Sequence[float],
+    scales: Sequence[int] = (1, 2, 4, 8),
+    radius: float = 0.0,
+) -> OccupancyTargets:
     """Targets from a point table: positions (n, D) lambda, block-local frames (n,) and block
     index (n,) of each point. Points outside the grid are ignored.
 
@@ -120,8 +125,14 @@ def occupancy_targets(positions: torch.Tensor, frames: torch.Tensor, items: torc
     keys = {}
     for scale in scales:
         shape = torch.tensor([batch_size, grid[0], *(scale * s for s in grid[1:])])
-        coords = torch.cat([items[index, None], frames[index, None],
-                            torch.div(cells, finest // scale, rounding_mode="floor")], dim=1)
+        coords = torch.cat(
+            [
+                items[index, None],
+                frames[index, None],
+                torch.div(cells, finest // scale, rounding_mode="floor"),
+            ],
+            dim=1,
+        )
         inside = ((coords >= 0) & (coords < shape)).all(1)
         coords = coords[inside]
         flat = coords[:, 0]
@@ -159,9 +170,12 @@ class UlmBlocks:
     pixel_size: tuple[float, ...]
 
 
-def acquisition_blocks(acquisition: UlmAcquisition, frames_per_block: int,
-                       scales: Sequence[int] = (1, 2, 4, 8), radius: float = TARGET_RADIUS
-                       ) -> UlmBlocks:
+def acquisition_blocks(
+    acquisition: UlmAcquisition,
+    frames_per_block: int,
+    scales: Sequence[int] = (1, 2, 4, 8),
+    radius: float = TARGET_RADIUS,
+) -> UlmBlocks:
     """Cut the acquisition into consecutive blocks of ``frames_per_block`` frames (the tail that
     does not fill a block is dropped), with their occupancy targets (target ``radius`` in
     lambda, see :func:`occupancy_targets`)."""
@@ -170,16 +184,24 @@ def acquisition_blocks(acquisition: UlmAcquisition, frames_per_block: int,
     frames_per_block = check_positive_int(frames_per_block, "frames_per_block")
     n_blocks = acquisition.n_frames // frames_per_block
     if n_blocks < 1:
-        raise ValueError(f"frames_per_block must be in [1, {acquisition.n_frames}] "
-                         f"(the acquisition's frames), got {frames_per_block}")
+        raise ValueError(
+            f"frames_per_block must be in [1, {acquisition.n_frames}] "
+            f"(the acquisition's frames), got {frames_per_block}"
+        )
     used = n_blocks * frames_per_block
     iq = acquisition.iq[:used].reshape(n_blocks, frames_per_block, *acquisition.spatial_shape)
     keep = acquisition.frames < used
     frames = acquisition.frames[keep]
-    targets = occupancy_targets(acquisition.positions[keep], frames % frames_per_block,
-                                frames // frames_per_block,
-                                (frames_per_block, *acquisition.spatial_shape), n_blocks,
-                                acquisition.pixel_size, scales, radius)
+    targets = occupancy_targets(
+        acquisition.positions[keep],
+        frames % frames_per_block,
+        frames // frames_per_block,
+        (frames_per_block, *acquisition.spatial_shape),
+        n_blocks,
+        acquisition.pixel_size,
+        scales,
+        radius,
+    )
     first = torch.arange(n_blocks, dtype=torch.int64) * frames_per_block
     return UlmBlocks(iq_channels(iq), targets, first, tuple(acquisition.pixel_size))
 
@@ -192,14 +214,22 @@ def concat_blocks(parts: Sequence[UlmBlocks]) -> UlmBlocks:
     first = parts[0]
     for part in parts[1:]:
         if (part.targets.grid, part.pixel_size, tuple(part.targets.keys)) != (
-                first.targets.grid, first.pixel_size, tuple(first.targets.keys)):
+            first.targets.grid,
+            first.pixel_size,
+            tuple(first.targets.keys),
+        ):
             raise ValueError("blocks differ in grid, pixel size or scales")
     keys, offset = {s: [] for s in first.targets.keys}, 0
     for part in parts:
         for s, k in part.targets.keys.items():
             keys[s].append(k + offset * int(np.prod(part.targets.shape(s)[1:])))
         offset += part.targets.batch_size
-    targets = OccupancyTargets(first.targets.grid, offset,
-                               {s: torch.cat(k) for s, k in keys.items()})
-    return UlmBlocks(torch.cat([p.inputs for p in parts]), targets,
-                     torch.cat([p.first_frames for p in parts]), first.pixel_size)
+    targets = OccupancyTargets(
+        first.targets.grid, offset, {s: torch.cat(k) for s, k in keys.items()}
+    )
+    return UlmBlocks(
+        torch.cat([p.inputs for p in parts]),
+        targets,
+        torch.cat([p.first_frames for p in parts]),
+        first.pixel_size,
+    )

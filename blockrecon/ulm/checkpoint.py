@@ -32,8 +32,16 @@ from blockrecon.torch_file import read_torch_payload
 FORMAT = "blockrecon.ulm.training"
 FORMAT_VERSION = 1
 KIND = "ULM training checkpoint"
-REQUIRED_KEYS = ("format", "format_version", "model", "optimizer", "scheduler", "generator",
-                 "losses", "settings")
+REQUIRED_KEYS = (
+    "format",
+    "format_version",
+    "model",
+    "optimizer",
+    "scheduler",
+    "generator",
+    "losses",
+    "settings",
+)
 
 
 @dataclass(frozen=True)
@@ -50,10 +58,16 @@ class TrainingState:
 
 def save_training_state(path: str | os.PathLike[str], state: TrainingState) -> Path:
     """Write ``state`` atomically to ``path`` (its folder must exist)."""
-    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": state.model,
-               "optimizer": state.optimizer, "scheduler": state.scheduler,
-               "generator": state.generator, "losses": list(state.losses),
-               "settings": dict(state.settings)}
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model": state.model,
+        "optimizer": state.optimizer,
+        "scheduler": state.scheduler,
+        "generator": state.generator,
+        "losses": list(state.losses),
+        "settings": dict(state.settings),
+    }
     return atomic_write(path, lambda temporary: torch.save(payload, temporary))
 
 
@@ -66,8 +80,15 @@ def load_training_state(path: str | os.PathLike[str]) -> TrainingState:
     """
     payload = read_torch_payload(path, FORMAT, REQUIRED_KEYS, KIND)
     if payload["format_version"] != FORMAT_VERSION:
-        raise ValueError(f"{KIND} {path} has format version {payload['format_version']!r}; "
-                         f"this blockrecon reads version {FORMAT_VERSION}")
-    return TrainingState(payload["model"], payload["optimizer"], payload["scheduler"],
-                         payload["generator"], list(payload["losses"]), payload["settings"])
-
+        raise ValueError(
+            f"{KIND} {path} has format version {payload['format_version']!r}; "
+            f"this blockrecon reads version {FORMAT_VERSION}"
+        )
+    return TrainingState(
+        payload["model"],
+        payload["optimizer"],
+        payload["scheduler"],
+        payload["generator"],
+        list(payload["losses"]),
+        payload["settings"],
+    )

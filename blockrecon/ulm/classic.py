@@ -70,11 +70,19 @@ def conventional_ulm(
         upsampling: fine-grid factor of the maps.
     """
     filtered = svd_clutter_filter(iq, svd_components) if svd_components else iq
-    positions, frames = localize(filtered, pixel_size, method=method,
-                                 threshold_factor=threshold_factor, psf_fwhm=psf_fwhm)
-    track_ids = link_tracks(positions, frames, max_linking_distance, max_gap=max_gap,
-                            min_length=min_length)
-    maps = track_maps(positions, frames, track_ids, tuple(iq.shape[1:]), pixel_size, frame_rate,
-                      upsampling=upsampling)
-    return ConventionalUlmResult(positions=positions, frames=frames, track_ids=track_ids,
-                                 maps=maps)
+    positions, frames = localize(
+        filtered, pixel_size, method=method, threshold_factor=threshold_factor, psf_fwhm=psf_fwhm
+    )
+    track_ids = link_tracks(
+        positions, frames, max_linking_distance, max_gap=max_gap, min_length=min_length
+    )
+    maps = track_maps(
+        positions,
+        frames,
+        track_ids,
+        tuple(iq.shape[1:]),
+        pixel_size,
+        frame_rate,
+        upsampling=upsampling,
+    )
+    return ConventionalUlmResult(positions=positions, frames=frames, track_ids=track_ids, maps=maps)

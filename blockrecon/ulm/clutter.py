@@ -35,6 +35,6 @@ def svd_clutter_filter(iq: torch.Tensor, n_components: int) -> torch.Tensor:
     # Right singular vectors from the small frames x frames Gram matrix (voxels >> frames).
     gram = (casorati.conj().T @ casorati).astype(np.complex128)
     _, vectors = np.linalg.eigh(gram)  # ascending eigenvalues
-    leading = vectors[:, n_frames - n_components:].astype(np.complex64)
+    leading = vectors[:, n_frames - n_components :].astype(np.complex64)
     filtered = casorati - (casorati @ leading) @ leading.conj().T
     return torch.from_numpy(np.ascontiguousarray(filtered.T).reshape(array.shape))

@@ -45,11 +45,15 @@ def _active_cells(logits, threshold: float) -> tuple[np.ndarray, np.ndarray, tup
             raise ValueError(f"sparse logits must have 1 channel, got {logits.num_channels}")
         prob = torch.sigmoid(logits.feats[:, 0].detach())
         keep = prob > threshold
-        return (logits.coords[keep].cpu().numpy(), prob[keep].cpu().double().numpy(),
-                tuple(logits.spatial_shape))
+        return (
+            logits.coords[keep].cpu().numpy(),
+            prob[keep].cpu().double().numpy(),
+            tuple(logits.spatial_shape),
+        )
     if not isinstance(logits, torch.Tensor) or logits.ndim not in (4, 5):
-        raise ValueError("logits must be a SparseTensor or a tensor (B, T, *fine) with 2 or 3 "
-                         "spatial axes")
+        raise ValueError(
+            "logits must be a SparseTensor or a tensor (B, T, *fine) with 2 or 3 spatial axes"
+        )
     prob = torch.sigmoid(logits.detach())
     coords = (prob > threshold).nonzero()
     values = prob[tuple(coords.T)]
@@ -59,8 +63,9 @@ def _active_cells(logits, threshold: float) -> tuple[np.ndarray, np.ndarray, tup
 def _ball(radius: np.ndarray) -> np.ndarray:
     """Boolean ellipsoid footprint with semi-axes ``radius`` (cells, per axis)."""
     half = np.ceil(radius).astype(int)
-    grid = np.meshgrid(*[np.arange(-h, h + 1) / r for h, r in zip(half, radius, strict=True)],
-                       indexing="ij")
+    grid = np.meshgrid(
+        *[np.arange(-h, h + 1) / r for h, r in zip(half, radius, strict=True)], indexing="ij"
+    )
     return sum(g**2 for g in grid) <= 1.0 + 1e-9
 
 
@@ -78,8 +83,9 @@ def _peaks(box: np.ndarray, radius: np.ndarray) -> np.ndarray:
     return np.asarray(centres, dtype=np.float64).reshape(count, box.ndim)
 
 
-def _split_merged(group: np.ndarray, local: np.ndarray, box: np.ndarray, labels: np.ndarray,
-                  radius: np.ndarray) -> np.ndarray:
+def _split_merged(
+    group: np.ndarray, local: np.ndarray, box: np.ndarray, labels: np.ndarray, radius: np.ndarray
+) -> np.ndarray:
     """Bubble index of every cell: ``group`` (its component), with each component larger than
     one disc that holds several peaks split between them (each cell to its nearest peak)."""
     group = group.copy()
@@ -99,8 +105,7 @@ def _split_merged(group: np.ndarray, local: np.ndarray, box: np.ndarray, labels:
     return group
 
 
-def _frame_centroids(cells: np.ndarray, prob: np.ndarray, radius: np.ndarray | None
-                     ) -> np.ndarray:
+def _frame_centroids(cells: np.ndarray, prob: np.ndarray, radius: np.ndarray | None) -> np.ndarray:
     """Weighted centroids (k, D) of the bubbles in the cells (m, D) of one frame: one per
     connected component, or per peak of a component with several (``radius``: peak
     separation in cells per axis; None: never split)."""
@@ -118,9 +123,14 @@ def _frame_centroids(cells: np.ndarray, prob: np.ndarray, radius: np.ndarray | N
     return np.stack(centres, axis=1) + low
 
 
-def decode_occupancy(logits, pixel_size: Sequence[float], scale: int = 8,
-                     threshold: float = 0.5, first_frames: torch.Tensor | None = None,
-                     split_radius: float | None = TARGET_RADIUS) -> Detections:
+def decode_occupancy(
+    logits,
+    pixel_size: Sequence[float],
+    scale: int = 8,
+    threshold: float = 0.5,
+    first_frames: torch.Tensor | None = None,
+    split_radius: float | None = TARGET_RADIUS,
+) -> Detections:
     """Bubble positions from occupancy logits on a grid ``scale`` x finer than the input.
 
     Args:
@@ -145,12 +155,20 @@ def decode_occupancy(logits, pixel_size: Sequence[float], scale: int = 8,
     if first_frames is not None:
         first_frames = torch.as_tensor(first_frames, dtype=torch.int64)
         if tuple(first_frames.shape) != (batch,):
-            raise ValueError(f"first_frames must have shape ({batch},) (one offset per block), "
-                             f"got {tuple(first_frames.shape)}")
-    radius = None if split_radius is None else np.maximum(
-        split_radius * scale / np.asarray(pixel_size, dtype=np.float64), 1.0)
-    positions, frames, items = [np.zeros((0, ndim))], [np.zeros(0, np.int64)], [
-        np.zeros(0, np.int64)]
+            raise ValueError(
+                f"first_frames must have shape ({batch},) (one offset per block), "
+                f"got {tuple(first_frames.shape)}"
+            )
+    radius = (
+        None
+        if split_radius is None
+        else np.maximum(split_radius * scale / np.asarray(pixel_size, dtype=np.float64), 1.0)
+    )
+    positions, frames, items = (
+        [np.zeros((0, ndim))],
+        [np.zeros(0, np.int64)],
+        [np.zeros(0, np.int64)],
+    )
     if len(coords):
         frame_ids = coords[:, 0] * grid[0] + coords[:, 1]
         order = np.argsort(frame_ids, kind="stable")

@@ -71,10 +71,14 @@ def site_bce(logits, keys: torch.Tensor, class_balanced: bool = False) -> torch.
     return (sums / counts.clamp(min=1)).sum() / present.sum()
 
 
-def multiscale_dice_loss(outputs: Mapping[int, object], targets: OccupancyTargets,
-                         weights: Mapping[int, float] | None = None, eps: float = 1.0,
-                         bce_weight: float = 0.0, class_balanced: bool = True
-                         ) -> torch.Tensor:
+def multiscale_dice_loss(
+    outputs: Mapping[int, object],
+    targets: OccupancyTargets,
+    weights: Mapping[int, float] | None = None,
+    eps: float = 1.0,
+    bce_weight: float = 0.0,
+    class_balanced: bool = True,
+) -> torch.Tensor:
     """Deep supervision: weighted mean over scales of ``1 - dice_score`` plus ``bce_weight``
     times :func:`site_bce` (class-balanced unless ``class_balanced=False``; default equal
     weights, Dice only).
@@ -94,8 +98,17 @@ def multiscale_dice_loss(outputs: Mapping[int, object], targets: OccupancyTarget
         raise ValueError(f"weights {weights} must name output scales and sum to > 0")
     if bce_weight < 0:
         raise ValueError(f"bce_weight must be >= 0, got {bce_weight}")
-    total = sum(w * (1 - dice_score(outputs[s], targets.keys[s], eps)
-                     + (bce_weight * site_bce(outputs[s], targets.keys[s], class_balanced)
-                        if bce_weight else 0))
-                for s, w in weights.items())
+    total = sum(
+        w
+        * (
+            1
+            - dice_score(outputs[s], targets.keys[s], eps)
+            + (
+                bce_weight * site_bce(outputs[s], targets.keys[s], class_balanced)
+                if bce_weight
+                else 0
+            )
+        )
+        for s, w in weights.items()
+    )
     return total / sum(weights.values())

@@ -63,8 +63,9 @@ class FlowModel:
         while len(self._children[segment]):
             options = self._children[segment]
             weights = self._flow[options]
-            segment = int(options[0] if len(options) == 1
-                          else rng.choice(options, p=weights / weights.sum()))
+            segment = int(
+                options[0] if len(options) == 1 else rng.choice(options, p=weights / weights.sum())
+            )
             route.append(segment)
         return np.array(route, dtype=np.int64)
 

@@ -55,9 +55,15 @@ def mask_targets(blocks: UlmBlocks) -> torch.Tensor:
     return dilated(frames, 3, stride=1, padding=1).reshape(b, t, *occupied.shape[3:])
 
 
-def train_learned_mask(mask: LearnedMask, blocks: UlmBlocks, steps: int = 100,
-                       lr: float = 1e-2, batch_size: int = 4, seed: int = 0,
-                       progress: bool = True) -> list[float]:
+def train_learned_mask(
+    mask: LearnedMask,
+    blocks: UlmBlocks,
+    steps: int = 100,
+    lr: float = 1e-2,
+    batch_size: int = 4,
+    seed: int = 0,
+    progress: bool = True,
+) -> list[float]:
     """Fit ``mask`` to :func:`mask_targets` with positive-weighted BCE; returns the losses."""
     target = mask_targets(blocks)
     positive = float(target.mean())
@@ -67,8 +73,9 @@ def train_learned_mask(mask: LearnedMask, blocks: UlmBlocks, steps: int = 100,
     losses = []
     for _ in progress_bar(range(steps), "mask", progress):
         items = torch.randint(blocks.inputs.shape[0], (batch_size,), generator=generator)
-        loss = F.binary_cross_entropy_with_logits(mask(blocks.inputs[items]), target[items],
-                                                  pos_weight=pos_weight)
+        loss = F.binary_cross_entropy_with_logits(
+            mask(blocks.inputs[items]), target[items], pos_weight=pos_weight
+        )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -87,8 +94,12 @@ class InputSparsifier:
         mask: a :class:`LearnedMask` for ``"learned"``.
     """
 
-    def __init__(self, kind: str = "threshold", value: float = INPUT_THRESHOLD,
-                 mask: LearnedMask | None = None):
+    def __init__(
+        self,
+        kind: str = "threshold",
+        value: float = INPUT_THRESHOLD,
+        mask: LearnedMask | None = None,
+    ):
         if kind not in SPARSIFIERS:
             raise ValueError(f"sparsifier must be one of {SPARSIFIERS}, got {kind!r}")
         if kind == "topk" and not 0 < value <= 1:
@@ -111,5 +122,3 @@ class InputSparsifier:
             return select_sites(site_energy(x), threshold=self.value)
         volume = math.prod(x.shape[2:])
         return select_sites(site_energy(x), topk=max(1, round(self.value * volume)))
-
-

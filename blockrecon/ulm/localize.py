@@ -126,15 +126,17 @@ def radial_symmetry(patches: np.ndarray, scale: np.ndarray) -> np.ndarray:
     grad_sq = np.sum(grad**2, axis=-1)
     direction = grad / np.sqrt(np.maximum(grad_sq, 1e-300))[..., None]
     centroid = np.einsum("nc,cd->nd", grad_sq, points) / np.maximum(
-        grad_sq.sum(axis=1, keepdims=True), 1e-300)
+        grad_sq.sum(axis=1, keepdims=True), 1e-300
+    )
     distance = np.linalg.norm(points[None] - centroid[:, None], axis=-1)
     weight = grad_sq / np.maximum(distance, 1e-3)
     projector = np.eye(ndim) - direction[..., :, None] * direction[..., None, :]  # (n, c, d, d)
     lhs = np.einsum("nc,ncij->nij", weight, projector)
     rhs = np.einsum("nc,ncij,cj->ni", weight, projector, points)
     fallback = weighted_centroid(patches**2)
-    solvable = np.abs(np.linalg.det(lhs)) > 1e-12 * np.maximum(
-        np.einsum("nii->n", lhs), 1e-300) ** ndim
+    solvable = (
+        np.abs(np.linalg.det(lhs)) > 1e-12 * np.maximum(np.einsum("nii->n", lhs), 1e-300) ** ndim
+    )
     centre = fallback.copy()
     if solvable.any():
         solved = np.linalg.solve(lhs[solvable], rhs[solvable][..., None])[..., 0]
@@ -183,8 +185,7 @@ def localize(
         offset = weighted_centroid(patches**2)
     else:
         if len(psf_fwhm) != 2 or not all(np.isfinite(w) and w > 0 for w in psf_fwhm):
-            raise ValueError(f"psf_fwhm must be (axial, lateral) positive widths, got "
-                             f"{psf_fwhm}")
+            raise ValueError(f"psf_fwhm must be (axial, lateral) positive widths, got {psf_fwhm}")
         fwhm = np.array([psf_fwhm[0]] + [psf_fwhm[1]] * (ndim - 1), dtype=np.float64)
         offset = radial_symmetry(patches, fwhm / pixel)
         on_border = np.any((voxels == 0) | (voxels == np.array(amplitude.shape[1:]) - 1), axis=1)

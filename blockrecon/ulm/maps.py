@@ -42,8 +42,9 @@ class TrackMaps:
         return torch.linalg.vector_norm(self.velocity, dim=0)
 
 
-def _interpolate(pos: np.ndarray, frm: np.ndarray, ids: np.ndarray, step: float
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def _interpolate(
+    pos: np.ndarray, frm: np.ndarray, ids: np.ndarray, step: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Points along consecutive detections of each track, and each point's segment velocity
     (lambda per frame)."""
     if len(pos) == 0:
@@ -65,13 +66,22 @@ def _interpolate(pos: np.ndarray, frm: np.ndarray, ids: np.ndarray, step: float
     per_detection = np.zeros_like(pos)
     per_detection[:-1][same] = velocity
     per_detection[incoming] = per_detection[incoming - 1]
-    return (np.concatenate([points, pos[last]]),
-            np.concatenate([velocity[segment], per_detection[last]]))
+    return (
+        np.concatenate([points, pos[last]]),
+        np.concatenate([velocity[segment], per_detection[last]]),
+    )
 
 
-def track_maps(positions: torch.Tensor, frames: torch.Tensor, track_ids: torch.Tensor,
-               shape: Sequence[int], pixel_size: float | Sequence[float], frame_rate: float,
-               *, upsampling: int = 8) -> TrackMaps:
+def track_maps(
+    positions: torch.Tensor,
+    frames: torch.Tensor,
+    track_ids: torch.Tensor,
+    shape: Sequence[int],
+    pixel_size: float | Sequence[float],
+    frame_rate: float,
+    *,
+    upsampling: int = 8,
+) -> TrackMaps:
     """Accumulate tracks on a grid ``upsampling`` times finer than the image grid.
 
     Args:
@@ -105,15 +115,17 @@ def track_maps(positions: torch.Tensor, frames: torch.Tensor, track_ids: torch.T
     pixel = check_per_axis("pixel_size", pixel_size, len(shape))
     fine_pixel = pixel / upsampling
     fine_shape = tuple(int(s) * upsampling for s in shape)
-    points, velocity = _interpolate(pos[tracked], frm[tracked], ids[tracked],
-                                    0.5 * fine_pixel.min())
+    points, velocity = _interpolate(
+        pos[tracked], frm[tracked], ids[tracked], 0.5 * fine_pixel.min()
+    )
     index = np.floor((points + 0.5 * pixel) / fine_pixel).astype(np.int64)
     inside = np.all((index >= 0) & (index < fine_shape), axis=1)
     flat = np.ravel_multi_index(tuple(index[inside].T), fine_shape)
     size = int(np.prod(fine_shape))
     density = np.bincount(flat, minlength=size)
-    sums = np.stack([np.bincount(flat, weights=v, minlength=size)
-                     for v in velocity[inside].T * frame_rate])
+    sums = np.stack(
+        [np.bincount(flat, weights=v, minlength=size) for v in velocity[inside].T * frame_rate]
+    )
     mean_velocity = sums / np.maximum(density, 1)
     return TrackMaps(
         density=torch.from_numpy(density.reshape(fine_shape).astype(np.float32)),

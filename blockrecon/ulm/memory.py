@@ -27,16 +27,18 @@ class StepMemory:
     sites: dict[int, int]
 
 
-def training_step_memory(model: UlmModel, inputs: torch.Tensor, targets: OccupancyTargets,
-                         meta: bool = False) -> StepMemory:
+def training_step_memory(
+    model: UlmModel, inputs: torch.Tensor, targets: OccupancyTargets, meta: bool = False
+) -> StepMemory:
     """Peak live bytes of ``training_loss(model, inputs, targets)[0].backward()``."""
     if meta and model.kind != "dense":
         raise ValueError("only dense networks can be counted on the meta device")
     if meta:
         model = UlmModel(copy.deepcopy(model.net).to("meta"))
         inputs = torch.empty(inputs.shape, device="meta")
-        targets = OccupancyTargets(targets.grid, targets.batch_size,
-                                   {s: k.to("meta") for s, k in targets.keys.items()})
+        targets = OccupancyTargets(
+            targets.grid, targets.batch_size, {s: k.to("meta") for s, k in targets.keys.items()}
+        )
     sites = {}
 
     def step() -> None:

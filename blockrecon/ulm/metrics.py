@@ -37,9 +37,13 @@ def _ratio(num: float, den: float) -> float:
     return float(num / den) if den else float("nan")
 
 
-def pair_greedy(true_positions: torch.Tensor, true_frames: torch.Tensor,
-                detected_positions: torch.Tensor, detected_frames: torch.Tensor,
-                max_distance: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def pair_greedy(
+    true_positions: torch.Tensor,
+    true_frames: torch.Tensor,
+    detected_positions: torch.Tensor,
+    detected_frames: torch.Tensor,
+    max_distance: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Greedy nearest-first pairing of true and detected points within each frame.
 
     Args:
@@ -52,8 +56,9 @@ def pair_greedy(true_positions: torch.Tensor, true_frames: torch.Tensor,
         increasing distance.
     """
     t_pos, t_frm = check_points(true_positions, true_frames, None, name="true_positions")
-    d_pos, d_frm = check_points(detected_positions, detected_frames, t_pos.shape[1],
-                                name="detected_positions")
+    d_pos, d_frm = check_points(
+        detected_positions, detected_frames, t_pos.shape[1], name="detected_positions"
+    )
     check_positive(max_distance, "max_distance")
     empty = torch.zeros(0, dtype=torch.int64)
     if not len(t_pos) or not len(d_pos):
@@ -74,15 +79,22 @@ def pair_greedy(true_positions: torch.Tensor, true_frames: torch.Tensor,
             t_used[i] = d_used[j] = True
             chosen.append(k)
     chosen = np.array(chosen, dtype=np.int64)
-    return (torch.from_numpy(pairs["i"][chosen].astype(np.int64)),
-            torch.from_numpy(pairs["j"][chosen].astype(np.int64)),
-            torch.from_numpy(pairs["v"][chosen].astype(np.float64)))
+    return (
+        torch.from_numpy(pairs["i"][chosen].astype(np.int64)),
+        torch.from_numpy(pairs["j"][chosen].astype(np.int64)),
+        torch.from_numpy(pairs["v"][chosen].astype(np.float64)),
+    )
 
 
-def localization_scores(true_positions: torch.Tensor, true_frames: torch.Tensor,
-                        detected_positions: torch.Tensor, detected_frames: torch.Tensor,
-                        *, tp_distance: float = 0.25, pair_distance: float = 0.5
-                        ) -> LocalizationScores:
+def localization_scores(
+    true_positions: torch.Tensor,
+    true_frames: torch.Tensor,
+    detected_positions: torch.Tensor,
+    detected_frames: torch.Tensor,
+    *,
+    tp_distance: float = 0.25,
+    pair_distance: float = 0.5,
+) -> LocalizationScores:
     """Precision, recall, Jaccard index and RMSE of detections against the truth.
 
     Args:
@@ -93,17 +105,20 @@ def localization_scores(true_positions: torch.Tensor, true_frames: torch.Tensor,
     """
     check_positive(tp_distance, "tp_distance")
     if pair_distance < tp_distance:
-        raise ValueError(f"pair_distance ({pair_distance}) must be >= tp_distance "
-                         f"({tp_distance})")
-    _, _, distance = pair_greedy(true_positions, true_frames, detected_positions,
-                                 detected_frames, pair_distance)
+        raise ValueError(f"pair_distance ({pair_distance}) must be >= tp_distance ({tp_distance})")
+    _, _, distance = pair_greedy(
+        true_positions, true_frames, detected_positions, detected_frames, pair_distance
+    )
     distance = distance.numpy()
     tp = int(np.count_nonzero(distance <= tp_distance))
     fp = len(detected_frames) - tp
     fn = len(true_frames) - tp
     return LocalizationScores(
-        true_positives=tp, false_positives=fp, false_negatives=fn,
-        precision=_ratio(tp, tp + fp), recall=_ratio(tp, tp + fn),
+        true_positives=tp,
+        false_positives=fp,
+        false_negatives=fn,
+        precision=_ratio(tp, tp + fp),
+        recall=_ratio(tp, tp + fn),
         jaccard=_ratio(tp, tp + fp + fn),
         rmse=float(np.sqrt(np.mean(distance**2))) if len(distance) else float("nan"),
         n_pairs=len(distance),

@@ -26,8 +26,9 @@ def psf_sigma(psf_fwhm: tuple[float, ...]) -> np.ndarray:
     return np.asarray(psf_fwhm, dtype=np.float64) * FWHM_TO_SIGMA
 
 
-def _axis_factors(coord: np.ndarray, size: int, pixel: float, sigma: float, carrier: bool
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def _axis_factors(
+    coord: np.ndarray, size: int, pixel: float, sigma: float, carrier: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """Indices ``(n, w)`` and PSF factors ``(n, w)`` along one axis for ``n`` bubbles."""
     half = int(np.ceil(3.0 * sigma / pixel))
     index = np.rint(coord / pixel).astype(np.int64)[:, None] + np.arange(-half, half + 1)
@@ -39,28 +40,43 @@ def _axis_factors(coord: np.ndarray, size: int, pixel: float, sigma: float, carr
     return np.clip(index, 0, size - 1), factor
 
 
-def _render_chunk(out: np.ndarray, frames: np.ndarray, positions: np.ndarray,
-                  amplitudes: np.ndarray, pixel_size: np.ndarray, sigma: np.ndarray) -> None:
+def _render_chunk(
+    out: np.ndarray,
+    frames: np.ndarray,
+    positions: np.ndarray,
+    amplitudes: np.ndarray,
+    pixel_size: np.ndarray,
+    sigma: np.ndarray,
+) -> None:
     """Add the PSFs of bubbles (``frames`` relative to ``out``'s first frame) into ``out``."""
     spatial = out.shape[1:]
     flat = frames.astype(np.int64)
     values = amplitudes.astype(np.complex128)
     for d, size in enumerate(spatial):
         index, factor = _axis_factors(positions[:, d], size, pixel_size[d], sigma[d], d == 0)
-        flat = (flat[..., None] * size + index.reshape(index.shape[:1] + (1,) * (flat.ndim - 1)
-                                                       + index.shape[1:]))
-        values = values[..., None] * factor.reshape(flat.shape[:1] + (1,) * (values.ndim - 1)
-                                                    + factor.shape[1:])
+        flat = flat[..., None] * size + index.reshape(
+            index.shape[:1] + (1,) * (flat.ndim - 1) + index.shape[1:]
+        )
+        values = values[..., None] * factor.reshape(
+            flat.shape[:1] + (1,) * (values.ndim - 1) + factor.shape[1:]
+        )
     flat, values = flat.ravel(), values.ravel()
     real = np.bincount(flat, weights=values.real, minlength=out.size)
     imag = np.bincount(flat, weights=values.imag, minlength=out.size)
     out += (real + 1j * imag).reshape(out.shape).astype(out.dtype)
 
 
-def render_bubbles(shape: tuple[int, ...], n_frames: int, frames: np.ndarray,
-                   positions: np.ndarray, amplitudes: np.ndarray, pixel_size: np.ndarray,
-                   psf_fwhm: tuple[float, ...], frames_per_chunk: int = 32,
-                   progress: bool = True) -> np.ndarray:
+def render_bubbles(
+    shape: tuple[int, ...],
+    n_frames: int,
+    frames: np.ndarray,
+    positions: np.ndarray,
+    amplitudes: np.ndarray,
+    pixel_size: np.ndarray,
+    psf_fwhm: tuple[float, ...],
+    frames_per_chunk: int = 32,
+    progress: bool = True,
+) -> np.ndarray:
     """Noise-free IQ of point scatterers.
 
     Args:
@@ -84,14 +100,25 @@ def render_bubbles(shape: tuple[int, ...], n_frames: int, frames: np.ndarray,
         last = min(first + frames_per_chunk, n_frames)
         lo, hi = np.searchsorted(frames, [first, last])
         if hi > lo:
-            _render_chunk(iq[first:last], frames[lo:hi] - first, positions[lo:hi],
-                          amplitudes[lo:hi], pixel_size, sigma)
+            _render_chunk(
+                iq[first:last],
+                frames[lo:hi] - first,
+                positions[lo:hi],
+                amplitudes[lo:hi],
+                pixel_size,
+                sigma,
+            )
     return iq
 
 
-def tissue_clutter(shape: tuple[int, ...], n_frames: int, power_db: float,
-                   pixel_size: np.ndarray, psf_fwhm: tuple[float, ...],
-                   rng: np.random.Generator) -> np.ndarray:
+def tissue_clutter(
+    shape: tuple[int, ...],
+    n_frames: int,
+    power_db: float,
+    pixel_size: np.ndarray,
+    psf_fwhm: tuple[float, ...],
+    rng: np.random.Generator,
+) -> np.ndarray:
     """Slowly varying tissue signal: two speckle patterns whose amplitude and phase drift over
     the acquisition (a rank-2 space-time signal, what an SVD filter removes).
 
@@ -101,13 +128,18 @@ def tissue_clutter(shape: tuple[int, ...], n_frames: int, power_db: float,
     sigma_px = psf_sigma(psf_fwhm) / pixel_size
     patterns = []
     for _ in range(2):
-        field = (gaussian_filter(rng.standard_normal(shape), sigma_px)
-                 + 1j * gaussian_filter(rng.standard_normal(shape), sigma_px))
+        field = gaussian_filter(rng.standard_normal(shape), sigma_px) + 1j * gaussian_filter(
+            rng.standard_normal(shape), sigma_px
+        )
         patterns.append(field / np.sqrt(np.mean(np.abs(field) ** 2)))
     t = np.arange(n_frames) / max(n_frames, 1)
     phase = rng.uniform(0, 2 * np.pi, 2)
-    drift = np.stack([np.exp(1j * (2 * np.pi * 0.7 * t + phase[0])),
-                      0.5 * np.sin(2 * np.pi * 1.3 * t + phase[1])])
+    drift = np.stack(
+        [
+            np.exp(1j * (2 * np.pi * 0.7 * t + phase[0])),
+            0.5 * np.sin(2 * np.pi * 1.3 * t + phase[1]),
+        ]
+    )
     drift /= np.sqrt(np.mean(np.sum(np.abs(drift) ** 2, axis=0)))
     clutter = np.tensordot(drift.T, np.stack(patterns), axes=1)
     return (clutter * 10.0 ** (power_db / 20.0)).astype(np.complex64)

@@ -45,8 +45,11 @@ class TrainedModel:
     n_blocks: int
 
 
-def checkpoint_for(out: str | os.PathLike[str], checkpoint: str | os.PathLike[str] | None = None,
-                   resume: bool = False) -> Path:
+def checkpoint_for(
+    out: str | os.PathLike[str],
+    checkpoint: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+) -> Path:
     """The checkpoint of the run writing ``out`` (default: ``out`` with suffix ``.ckpt.pt``).
 
     Raises:
@@ -62,18 +65,29 @@ def checkpoint_for(out: str | os.PathLike[str], checkpoint: str | os.PathLike[st
     if not path.parent.is_dir():
         raise FileNotFoundError(f"--checkpoint folder {path.parent} does not exist")
     if path.resolve() == out.resolve():
-        raise ValueError(f"--checkpoint {path} is the --out model file: the checkpoint "
-                         "is removed once the model is written")
+        raise ValueError(
+            f"--checkpoint {path} is the --out model file: the checkpoint "
+            "is removed once the model is written"
+        )
     if resume and not path.is_file():
         raise FileNotFoundError(f"--resume: no checkpoint {path}")
     return path
 
 
-def train_model_file(out: str | os.PathLike[str], acquisitions: Sequence[UlmAcquisition],
-                     make_model: Callable[[UlmBlocks], UlmModel], *, block_frames: int,
-                     steps: int, checkpoint: Path, seed: int = 0, resume: bool = False,
-                     checkpoint_every: int = 100, progress: bool = True,
-                     **training: Any) -> TrainedModel:
+def train_model_file(
+    out: str | os.PathLike[str],
+    acquisitions: Sequence[UlmAcquisition],
+    make_model: Callable[[UlmBlocks], UlmModel],
+    *,
+    block_frames: int,
+    steps: int,
+    checkpoint: Path,
+    seed: int = 0,
+    resume: bool = False,
+    checkpoint_every: int = 100,
+    progress: bool = True,
+    **training: Any,
+) -> TrainedModel:
     """Train a model on the blocks of ``acquisitions``, calibrate its decoding threshold on
     them, write it to ``out`` and remove ``checkpoint``.
 
@@ -94,9 +108,17 @@ def train_model_file(out: str | os.PathLike[str], acquisitions: Sequence[UlmAcqu
     torch.manual_seed(seed)
     model = make_model(blocks)
     try:
-        losses = train_ulm(model, blocks, steps, seed=seed, progress=progress,
-                           checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-                           resume=resume, **training)
+        losses = train_ulm(
+            model,
+            blocks,
+            steps,
+            seed=seed,
+            progress=progress,
+            checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every,
+            resume=resume,
+            **training,
+        )
     except KeyboardInterrupt:
         raise TrainingInterrupted(checkpoint if checkpoint.is_file() else None) from None
     jaccard = calibrate_threshold(model, acquisitions, block_frames, progress=progress)

@@ -37,8 +37,9 @@ def _inside(points: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray
     return np.all((points >= low) & (points < high), axis=1)
 
 
-def _calibrate(flow: FlowModel, fov: tuple[np.ndarray, np.ndarray],
-               rng: np.random.Generator) -> tuple[float, float]:
+def _calibrate(
+    flow: FlowModel, fov: tuple[np.ndarray, np.ndarray], rng: np.random.Generator
+) -> tuple[float, float]:
     """Mean frames a bubble spends in the field of view, and the longest path duration."""
     in_fov, longest = [], 0.0
     for _ in range(N_CALIBRATION_PATHS):
@@ -49,14 +50,20 @@ def _calibrate(flow: FlowModel, fov: tuple[np.ndarray, np.ndarray],
     return float(np.mean(in_fov)), longest
 
 
-def _bubble_events(flow: FlowModel, n_frames: int, concentration: float,
-                   fov: tuple[np.ndarray, np.ndarray], amplitude_sigma: float,
-                   rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+def _bubble_events(
+    flow: FlowModel,
+    n_frames: int,
+    concentration: float,
+    fov: tuple[np.ndarray, np.ndarray],
+    amplitude_sigma: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, ...]:
     """Frames, positions, track ids and amplitudes of all bubbles inside the field of view."""
     mean_in_fov, longest = _calibrate(flow, fov, rng)
     if mean_in_fov == 0:
-        raise ValueError("the simulated vessels never cross the field of view; "
-                         "use a larger grid or another seed")
+        raise ValueError(
+            "the simulated vessels never cross the field of view; use a larger grid or another seed"
+        )
     rate = concentration / mean_in_fov
     n_bubbles = rng.poisson(rate * (n_frames + longest))
     births = np.sort(rng.uniform(-longest, n_frames, n_bubbles))
@@ -64,8 +71,9 @@ def _bubble_events(flow: FlowModel, n_frames: int, concentration: float,
     frames, positions, tracks, amps = [], [], [], []
     for bubble, birth in enumerate(births):
         path = flow.sample_path(rng)
-        visible = np.arange(max(0, int(np.ceil(birth))),
-                            min(n_frames, int(np.ceil(birth + path.duration))))
+        visible = np.arange(
+            max(0, int(np.ceil(birth))), min(n_frames, int(np.ceil(birth + path.duration)))
+        )
         if not len(visible):
             continue
         points = flow.positions(path, visible - birth)
@@ -140,8 +148,12 @@ def simulate_acquisition(
     shape = _check_shape(shape, n_frames)
     ndim = len(shape)
     check_positive(concentration, "concentration", allow_zero=True)
-    for name, value in (("frame_rate", frame_rate), ("center_frequency", center_frequency),
-                        ("sound_speed", sound_speed), ("speed_per_radius", speed_per_radius)):
+    for name, value in (
+        ("frame_rate", frame_rate),
+        ("center_frequency", center_frequency),
+        ("sound_speed", sound_speed),
+        ("speed_per_radius", speed_per_radius),
+    ):
         check_positive(value, name)
     check_positive(amplitude_sigma, "amplitude_sigma", allow_zero=True)
     pixel = check_per_axis("pixel_size", pixel_size, ndim)
@@ -155,27 +167,45 @@ def simulate_acquisition(
     rng = np.random.default_rng(seed)
 
     fov = (-0.5 * pixel, (np.array(shape) - 0.5) * pixel)
-    tree = random_vessel_tree(fov[0] - TREE_MARGIN, fov[1] + TREE_MARGIN, n_trees,
-                              TreeParameters(radius_range=tuple(radii * 1e-6 / wavelength)), rng)
+    tree = random_vessel_tree(
+        fov[0] - TREE_MARGIN,
+        fov[1] + TREE_MARGIN,
+        n_trees,
+        TreeParameters(radius_range=tuple(radii * 1e-6 / wavelength)),
+        rng,
+    )
     flow = FlowModel(tree, speed_per_radius / frame_rate)
     frames, positions, track_ids, amplitudes = _bubble_events(
-        flow, n_frames, concentration, fov, amplitude_sigma, rng)
+        flow, n_frames, concentration, fov, amplitude_sigma, rng
+    )
 
-    iq = render_bubbles(shape, n_frames, frames, positions, amplitudes, pixel, fwhm,
-                        progress=progress)
+    iq = render_bubbles(
+        shape, n_frames, frames, positions, amplitudes, pixel, fwhm, progress=progress
+    )
     if clutter_db is not None:
         iq += tissue_clutter(shape, n_frames, clutter_db, pixel, fwhm, rng)
     if snr_db is not None:
         add_white_noise(iq, snr_db, rng)
 
     metadata = {
-        "simulator": "blockrecon.ulm.simulate_acquisition", "seed": seed,
-        "concentration": concentration, "psf_fwhm": list(fwhm), "snr_db": snr_db,
-        "clutter_db": clutter_db, "amplitude_sigma": amplitude_sigma,
-        "radius_range_um": list(radii), "center_frequency": center_frequency,
-        "sound_speed": sound_speed, "speed_per_radius": speed_per_radius, "n_trees": n_trees,
-        "vessels": {"starts": tree.starts.tolist(), "ends": tree.ends.tolist(),
-                    "radii": tree.radii.tolist(), "parents": tree.parents.tolist()},
+        "simulator": "blockrecon.ulm.simulate_acquisition",
+        "seed": seed,
+        "concentration": concentration,
+        "psf_fwhm": list(fwhm),
+        "snr_db": snr_db,
+        "clutter_db": clutter_db,
+        "amplitude_sigma": amplitude_sigma,
+        "radius_range_um": list(radii),
+        "center_frequency": center_frequency,
+        "sound_speed": sound_speed,
+        "speed_per_radius": speed_per_radius,
+        "n_trees": n_trees,
+        "vessels": {
+            "starts": tree.starts.tolist(),
+            "ends": tree.ends.tolist(),
+            "radii": tree.radii.tolist(),
+            "parents": tree.parents.tolist(),
+        },
     }
     return UlmAcquisition(
         iq=torch.from_numpy(iq),

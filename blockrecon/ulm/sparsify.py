@@ -29,8 +29,9 @@ from blockrecon.ulm._checks import check_iq, check_per_axis, check_points
 NORMALIZATIONS = ("block", "frame")
 
 
-def threshold_mask(iq: torch.Tensor, threshold: float = 0.003,
-                   normalization: str = "block") -> torch.Tensor:
+def threshold_mask(
+    iq: torch.Tensor, threshold: float = 0.003, normalization: str = "block"
+) -> torch.Tensor:
     """Keep voxels whose normalized power ``|iq|^2 / max|iq|^2`` exceeds ``threshold``.
 
     Args:
@@ -48,8 +49,9 @@ def threshold_mask(iq: torch.Tensor, threshold: float = 0.003,
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
     group_ndim = power.ndim if normalization == "block" else power.ndim - 1
-    return select_sites(torch.from_numpy(power), threshold=threshold, group_ndim=group_ndim,
-                        relative=True)
+    return select_sites(
+        torch.from_numpy(power), threshold=threshold, group_ndim=group_ndim, relative=True
+    )
 
 
 def _tiles(power: np.ndarray, block_shape: tuple[int, ...]) -> np.ndarray:
@@ -64,8 +66,7 @@ def _tiles(power: np.ndarray, block_shape: tuple[int, ...]) -> np.ndarray:
     return tiles.reshape(tiles.shape[: 1 + ndim] + (-1,))
 
 
-def topk_mask(iq: torch.Tensor, k: int, block_shape: Sequence[int] | None = None
-              ) -> torch.Tensor:
+def topk_mask(iq: torch.Tensor, k: int, block_shape: Sequence[int] | None = None) -> torch.Tensor:
     """Keep the ``k`` voxels of largest ``|iq|^2`` in every frame (``block_shape=None``) or in
     every spatial tile of ``block_shape`` voxels of every frame (the grid must divide into
     tiles). Ties are broken towards the lowest index.
@@ -76,15 +77,17 @@ def topk_mask(iq: torch.Tensor, k: int, block_shape: Sequence[int] | None = None
     power = np.abs(check_iq(iq)) ** 2
     spatial = power.shape[1:]
     tile = tuple(spatial) if block_shape is None else tuple(int(b) for b in block_shape)
-    if len(tile) != len(spatial) or any(b < 1 or s % b for s, b in zip(spatial, tile,
-                                                                        strict=True)):
-        raise ValueError(f"block_shape {block_shape} must have {len(spatial)} positive sizes "
-                         f"dividing the grid {spatial}")
+    if len(tile) != len(spatial) or any(b < 1 or s % b for s, b in zip(spatial, tile, strict=True)):
+        raise ValueError(
+            f"block_shape {block_shape} must have {len(spatial)} positive sizes "
+            f"dividing the grid {spatial}"
+        )
     per_tile = int(np.prod(tile))
     if int(k) != k or not 1 <= k <= per_tile:
         raise ValueError(f"k must be an int in [1, {per_tile}], got {k}")
-    kept_tiles = select_sites(torch.from_numpy(_tiles(power, tile)), topk=int(k),
-                              group_ndim=1).numpy()
+    kept_tiles = select_sites(
+        torch.from_numpy(_tiles(power, tile)), topk=int(k), group_ndim=1
+    ).numpy()
     ndim = len(spatial)
     inverse = [0] + [x for d in range(ndim) for x in (1 + d, 1 + ndim + d)]
     shaped = kept_tiles.reshape(kept_tiles.shape[: 1 + ndim] + tile).transpose(inverse)
@@ -124,9 +127,13 @@ class Retention:
     voxels_kept: float
 
 
-def bubble_retention(mask: torch.Tensor, positions: torch.Tensor, frames: torch.Tensor,
-                     pixel_size: float | Sequence[float], radius: float | None = None
-                     ) -> Retention:
+def bubble_retention(
+    mask: torch.Tensor,
+    positions: torch.Tensor,
+    frames: torch.Tensor,
+    pixel_size: float | Sequence[float],
+    radius: float | None = None,
+) -> Retention:
     """Fraction of bubbles whose neighbourhood survives the mask, and fraction of voxels kept.
 
     Args:
@@ -147,12 +154,16 @@ def bubble_retention(mask: torch.Tensor, positions: torch.Tensor, frames: torch.
         raise ValueError(f"frames of positions exceed the mask's {keep.shape[0]} frames")
     if radius is not None:
         check_positive(radius, "radius")
-    reach = np.zeros(ndim, dtype=np.int64) if radius is None else np.floor(
-        radius / pixel + 0.5).astype(np.int64)
+    reach = (
+        np.zeros(ndim, dtype=np.int64)
+        if radius is None
+        else np.floor(radius / pixel + 0.5).astype(np.int64)
+    )
     nearest = np.rint(pos / pixel).astype(np.int64)
     survived = np.zeros(len(pos), dtype=bool)
-    offsets = np.stack(np.meshgrid(*[np.arange(-r, r + 1) for r in reach], indexing="ij"),
-                       axis=-1).reshape(-1, ndim)
+    offsets = np.stack(
+        np.meshgrid(*[np.arange(-r, r + 1) for r in reach], indexing="ij"), axis=-1
+    ).reshape(-1, ndim)
     for offset in offsets:
         voxel = nearest + offset
         inside = np.all((voxel >= 0) & (voxel < keep.shape[1:]), axis=1)

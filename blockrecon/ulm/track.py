@@ -20,8 +20,9 @@ from blockrecon.ulm._checks import check_points
 UNTRACKED = -1
 
 
-def _assign(previous: np.ndarray, current: np.ndarray, max_distance: float
-            ) -> tuple[np.ndarray, np.ndarray]:
+def _assign(
+    previous: np.ndarray, current: np.ndarray, max_distance: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Rows of ``previous`` and ``current`` linked by a minimum-cost assignment within
     ``max_distance``."""
     cost = np.linalg.norm(previous[:, None, :] - current[None, :, :], axis=-1)
@@ -31,8 +32,14 @@ def _assign(previous: np.ndarray, current: np.ndarray, max_distance: float
     return rows[allowed], cols[allowed]
 
 
-def link_tracks(positions: torch.Tensor, frames: torch.Tensor, max_linking_distance: float,
-                *, max_gap: int = 1, min_length: int = 3) -> torch.Tensor:
+def link_tracks(
+    positions: torch.Tensor,
+    frames: torch.Tensor,
+    max_linking_distance: float,
+    *,
+    max_gap: int = 1,
+    min_length: int = 3,
+) -> torch.Tensor:
     """Track id of every detection.
 
     Args:
@@ -49,8 +56,9 @@ def link_tracks(positions: torch.Tensor, frames: torch.Tensor, max_linking_dista
     pos, frm = check_points(positions, frames, None)
     check_positive(max_linking_distance, "max_linking_distance")
     if int(max_gap) != max_gap or max_gap < 0 or int(min_length) != min_length or min_length < 1:
-        raise ValueError(f"max_gap must be an int >= 0 and min_length an int >= 1, got "
-                         f"{max_gap}, {min_length}")
+        raise ValueError(
+            f"max_gap must be an int >= 0 and min_length an int >= 1, got {max_gap}, {min_length}"
+        )
     order = np.argsort(frm, kind="stable")
     ids = np.full(len(frm), UNTRACKED, dtype=np.int64)
     open_ids = np.zeros(0, dtype=np.int64)

@@ -71,8 +71,9 @@ class UlmModel:
         return self.net(self.sparsifier(inputs), keep_keys)
 
 
-def build_model(kind: str, config: UlmNetConfig, sparsifier: InputSparsifier | None = None
-                ) -> UlmModel:
+def build_model(
+    kind: str, config: UlmNetConfig, sparsifier: InputSparsifier | None = None
+) -> UlmModel:
     """A fresh dense or sparse model (sparse defaults to ``InputSparsifier()``: |x|^2 > 0.01)."""
     if kind not in NET_KINDS:
         raise ValueError(f"network kind must be one of {NET_KINDS}, got {kind!r}")
@@ -81,9 +82,13 @@ def build_model(kind: str, config: UlmNetConfig, sparsifier: InputSparsifier | N
     return UlmModel(SparseUlmNet(config), sparsifier or InputSparsifier())
 
 
-def training_loss(model: UlmModel, inputs: torch.Tensor, targets: OccupancyTargets,
-                  bce_weight: float = 1.0, class_balanced: bool | None = None
-                  ) -> tuple[torch.Tensor, dict]:
+def training_loss(
+    model: UlmModel,
+    inputs: torch.Tensor,
+    targets: OccupancyTargets,
+    bce_weight: float = 1.0,
+    class_balanced: bool | None = None,
+) -> tuple[torch.Tensor, dict]:
     """(loss, logits per scale) of one training step on a batch (B, 2, T, *S): multi-scale Dice
     plus ``bce_weight`` times the per-site cross-entropy (class-balanced if ``class_balanced``;
     default: for a sparse model, whose heads prune, not for a dense one); a sparse model keeps
@@ -92,31 +97,55 @@ def training_loss(model: UlmModel, inputs: torch.Tensor, targets: OccupancyTarge
     if class_balanced is None:
         class_balanced = model.sparsifier is not None
     outputs = model(inputs, keep)
-    loss = multiscale_dice_loss(outputs, targets, bce_weight=bce_weight,
-                                class_balanced=class_balanced)
+    loss = multiscale_dice_loss(
+        outputs, targets, bce_weight=bce_weight, class_balanced=class_balanced
+    )
     return loss, outputs
 
 
-def _training_settings(model: UlmModel, blocks: UlmBlocks, steps: int, lr: float,
-                      batch_size: int, seed: int, bce_weight: float,
-                      class_balanced: bool | None) -> dict:
+def _training_settings(
+    model: UlmModel,
+    blocks: UlmBlocks,
+    steps: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    bce_weight: float,
+    class_balanced: bool | None,
+) -> dict:
     """What a training run is started with, as plain data (compared when it is resumed): the
     arguments of :func:`train_ulm`, the network and sparsifier, and a fingerprint of the
     blocks (their shape and the sum of their magnitudes)."""
     sparsifier = model.sparsifier
-    return {"steps": steps, "lr": lr, "batch_size": batch_size, "seed": seed,
-            "bce_weight": bce_weight, "class_balanced": class_balanced, "kind": model.kind,
-            "config": model.net.config.to_dict(),
-            "sparsifier": None if sparsifier is None else [sparsifier.kind, sparsifier.value],
-            "blocks": list(blocks.inputs.shape),
-            "blocks_magnitude_sum": float(blocks.inputs.abs().double().sum())}
+    return {
+        "steps": steps,
+        "lr": lr,
+        "batch_size": batch_size,
+        "seed": seed,
+        "bce_weight": bce_weight,
+        "class_balanced": class_balanced,
+        "kind": model.kind,
+        "config": model.net.config.to_dict(),
+        "sparsifier": None if sparsifier is None else [sparsifier.kind, sparsifier.value],
+        "blocks": list(blocks.inputs.shape),
+        "blocks_magnitude_sum": float(blocks.inputs.abs().double().sum()),
+    }
 
 
-def train_ulm(model: UlmModel, blocks: UlmBlocks, steps: int, lr: float = 1e-2,
-              batch_size: int = 4, seed: int = 0, bce_weight: float = 1.0,
-              class_balanced: bool | None = None, progress: bool = True,
-              checkpoint: str | os.PathLike[str] | None = None, checkpoint_every: int = 100,
-              resume: bool = False) -> list[float]:
+def train_ulm(
+    model: UlmModel,
+    blocks: UlmBlocks,
+    steps: int,
+    lr: float = 1e-2,
+    batch_size: int = 4,
+    seed: int = 0,
+    bce_weight: float = 1.0,
+    class_balanced: bool | None = None,
+    progress: bool = True,
+    checkpoint: str | os.PathLike[str] | None = None,
+    checkpoint_every: int = 100,
+    resume: bool = False,
+) -> list[float]:
     """Adam on the multi-scale Dice loss over random batches of ``blocks``, learning rate ``lr``
     decaying to 0 along a cosine over the ``steps`` (loss: :func:`training_loss`); returns the
     losses of all ``steps`` (also appended to ``model.history``).
@@ -137,8 +166,13 @@ def train_ulm(model: UlmModel, blocks: UlmBlocks, steps: int, lr: float = 1e-2,
     check_positive_int(checkpoint_every, "checkpoint_every")
     if resume and checkpoint is None:
         raise ValueError("resume needs the checkpoint file to continue from")
-    settings = None if checkpoint is None else _training_settings(
-        model, blocks, steps, lr, batch_size, seed, bce_weight, class_balanced)
+    settings = (
+        None
+        if checkpoint is None
+        else _training_settings(
+            model, blocks, steps, lr, batch_size, seed, bce_weight, class_balanced
+        )
+    )
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(model.net.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(steps, 1))
@@ -152,13 +186,23 @@ def train_ulm(model: UlmModel, blocks: UlmBlocks, steps: int, lr: float = 1e-2,
         generator.set_state(state.generator)
         losses = state.losses
     model.net.train()
-    bar = progress_bar(range(len(losses), steps), f"train {model.kind}", progress, total=steps,
-                       initial=len(losses), leave=True)
+    bar = progress_bar(
+        range(len(losses), steps),
+        f"train {model.kind}",
+        progress,
+        total=steps,
+        initial=len(losses),
+        leave=True,
+    )
     for step in bar:
         items = torch.randint(blocks.inputs.shape[0], (batch_size,), generator=generator)
-        loss, _ = training_loss(model, blocks.inputs[items],
-                                blocks.targets.select(items.tolist()), bce_weight,
-                                class_balanced)
+        loss, _ = training_loss(
+            model,
+            blocks.inputs[items],
+            blocks.targets.select(items.tolist()),
+            bce_weight,
+            class_balanced,
+        )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -166,22 +210,31 @@ def train_ulm(model: UlmModel, blocks: UlmBlocks, steps: int, lr: float = 1e-2,
         losses.append(float(loss.detach()))
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
         if checkpoint is not None and ((step + 1) % checkpoint_every == 0 or step + 1 == steps):
-            save_training_state(checkpoint, TrainingState(
-                model_payload(*_model_parts(model), ULM_FILE), optimizer.state_dict(),
-                schedule.state_dict(), generator.get_state(), losses, settings))
+            save_training_state(
+                checkpoint,
+                TrainingState(
+                    model_payload(*_model_parts(model), ULM_FILE),
+                    optimizer.state_dict(),
+                    schedule.state_dict(),
+                    generator.get_state(),
+                    losses,
+                    settings,
+                ),
+            )
     model.history.extend(losses)
     return losses
 
 
 @torch.no_grad()
-def predict(model: UlmModel, blocks: UlmBlocks, batch_size: int = 1,
-            progress: bool = True) -> list[dict]:
+def predict(
+    model: UlmModel, blocks: UlmBlocks, batch_size: int = 1, progress: bool = True
+) -> list[dict]:
     """Logits per scale for every batch of ``batch_size`` consecutive blocks."""
     model.net.eval()
     outputs = []
     starts = range(0, blocks.inputs.shape[0], batch_size)
     for start in progress_bar(starts, f"predict {model.kind}", progress):
-        outputs.append(model(blocks.inputs[start:start + batch_size]))
+        outputs.append(model(blocks.inputs[start : start + batch_size]))
     return outputs
 
 
@@ -192,13 +245,18 @@ def _model_parts(model: UlmModel) -> tuple[dict[str, Any], dict[str, Any], dict[
     if model.sparsifier is not None:
         s, mask = model.sparsifier, None
         if s.mask is not None:
-            mask = {"spatial_dims": s.mask.spatial_dims,
-                    "channels": s.mask.block.spatial.out_channels}
+            mask = {
+                "spatial_dims": s.mask.spatial_dims,
+                "channels": s.mask.block.spatial.out_channels,
+            }
             state.update({f"mask.{k}": v for k, v in s.mask.state_dict().items()})
         sparsifier = {"kind": s.kind, "value": s.value, "mask": mask}
     config = {"kind": model.kind, "net": model.net.config.to_dict(), "sparsifier": sparsifier}
-    extra = {"history": list(model.history), "threshold": model.threshold,
-             "split_radius": model.split_radius}
+    extra = {
+        "history": list(model.history),
+        "threshold": model.threshold,
+        "split_radius": model.split_radius,
+    }
     return state, config, extra
 
 
@@ -211,22 +269,38 @@ def _upgrade_v1(payload: dict[str, Any]) -> dict[str, Any]:
     if mask is not None:
         state.update({f"mask.{k}": v for k, v in mask["state_dict"].items()})
         mask = {"spatial_dims": mask["spatial_dims"], "channels": mask["channels"]}
-    config = {"kind": payload["kind"], "net": payload["config"], "sparsifier": None
-              if sparsifier is None else {**sparsifier, "mask": mask}}
-    extra = {"history": payload["history"], "threshold": payload.get("threshold", 0.5),
-             "split_radius": payload.get("split_radius", TARGET_RADIUS)}
-    return {"format": ULM_FILE.format, "format_version": 1, "config": config,
-            "state_dict": state, "extra": extra}
+    config = {
+        "kind": payload["kind"],
+        "net": payload["config"],
+        "sparsifier": None if sparsifier is None else {**sparsifier, "mask": mask},
+    }
+    extra = {
+        "history": payload["history"],
+        "threshold": payload.get("threshold", 0.5),
+        "split_radius": payload.get("split_radius", TARGET_RADIUS),
+    }
+    return {
+        "format": ULM_FILE.format,
+        "format_version": 1,
+        "config": config,
+        "state_dict": state,
+        "extra": extra,
+    }
 
 
 #: ULM model files (``blockrecon.ulm.model/1`` files of the former flat layout read too).
-ULM_FILE = FileKind("blockrecon.ulm.model", 1, "ULM model file",
-                    legacy_formats=("blockrecon.ulm.model/1",), upgrade=_upgrade_v1)
+ULM_FILE = FileKind(
+    "blockrecon.ulm.model",
+    1,
+    "ULM model file",
+    legacy_formats=("blockrecon.ulm.model/1",),
+    upgrade=_upgrade_v1,
+)
 
 
 def _prefixed(state: dict[str, Any], prefix: str) -> dict[str, Any]:
     """The entries of ``state`` under ``prefix``, with the prefix removed."""
-    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
 
 
 def _set_weights(model: UlmModel, file: ModelFile) -> None:
@@ -246,8 +320,10 @@ def _build(kind: str, net: dict[str, Any], sparsifier: dict[str, Any] | None) ->
     if sparsifier is not None:
         mask = sparsifier["mask"]
         input_sparsifier = InputSparsifier(
-            sparsifier["kind"], sparsifier["value"],
-            None if mask is None else LearnedMask(mask["spatial_dims"], mask["channels"]))
+            sparsifier["kind"],
+            sparsifier["value"],
+            None if mask is None else LearnedMask(mask["spatial_dims"], mask["channels"]),
+        )
     return build_model(kind, UlmNetConfig(**net), input_sparsifier)
 
 

@@ -49,7 +49,7 @@ class VesselTree:
         sorted_parents = self.parents[order]
         n = len(self.parents)
         bounds = np.searchsorted(sorted_parents, np.arange(n + 1))
-        return [order[bounds[i]:bounds[i + 1]] for i in range(n)]
+        return [order[bounds[i] : bounds[i + 1]] for i in range(n)]
 
     def roots(self) -> np.ndarray:
         """Indices of the root segments."""
@@ -81,8 +81,9 @@ def _transport(normals: np.ndarray, direction: np.ndarray) -> np.ndarray:
 
 
 def _initial_normals(direction: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    basis = np.linalg.qr(np.column_stack([direction, rng.standard_normal((len(direction),
-                                                                         len(direction) - 1))]))[0]
+    basis = np.linalg.qr(
+        np.column_stack([direction, rng.standard_normal((len(direction), len(direction) - 1))])
+    )[0]
     return basis[:, 1:]
 
 
@@ -110,8 +111,13 @@ class TreeParameters:
     max_depth: int = 12
 
 
-def random_vessel_tree(box_low: np.ndarray, box_high: np.ndarray, n_trees: int,
-                       params: TreeParameters, rng: np.random.Generator) -> VesselTree:
+def random_vessel_tree(
+    box_low: np.ndarray,
+    box_high: np.ndarray,
+    n_trees: int,
+    params: TreeParameters,
+    rng: np.random.Generator,
+) -> VesselTree:
     """Grow ``n_trees`` random trees from random points on the faces of a box.
 
     Args:
@@ -168,8 +174,14 @@ def random_vessel_tree(box_low: np.ndarray, box_high: np.ndarray, n_trees: int,
             if child_radius < r_min:
                 continue
             child_dir = _unit(np.cos(angle) * direction + sign * np.sin(angle) * side)
-            pending.append((point, child_dir, _transport(frame, child_dir), child_radius,
-                            parent, depth + 1))
+            pending.append(
+                (point, child_dir, _transport(frame, child_dir), child_radius, parent, depth + 1)
+            )
 
-    return VesselTree(starts=np.array(starts), ends=np.array(ends), radii=np.array(radii),
-                      parents=np.array(parents, dtype=np.int64), normals=np.array(normals))
+    return VesselTree(
+        starts=np.array(starts),
+        ends=np.array(ends),
+        radii=np.array(radii),
+        parents=np.array(parents, dtype=np.int64),
+        normals=np.array(normals),
+    )

@@ -26,8 +26,9 @@ def gpu_check(monkeypatch):
 
 
 def run_script(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
-                          timeout=300, env=env)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=300, env=env
+    )
 
 
 def test_cpu_run_writes_every_check_passing(tmp_path):
@@ -35,16 +36,32 @@ def test_cpu_run_writes_every_check_passing(tmp_path):
     exactly. The speed row is only required to be finite (timing is not asserted). One
     OpenMP thread: on a loaded machine more threads than free cores make it 5x slower."""
     out = tmp_path / "check.json"
-    done = run_script("--quick", "--device", "cpu", "--backends", "finufft", "--json", str(out),
-                      env={**os.environ, "OMP_NUM_THREADS": "1"})
+    done = run_script(
+        "--quick",
+        "--device",
+        "cpu",
+        "--backends",
+        "finufft",
+        "--json",
+        str(out),
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     result = json.loads(out.read_text())
     rows = {row["check"]: row for row in result["rows"]}
     speed = [check for check in rows if check.startswith("speed-up MBDL")]
     assert len(speed) == 1
-    assert {"nufft backends on device", "nufft adjointness", "nufft forward vs DFT",
-            "nufft adjoint vs DFT", "toeplitz normal vs DFT", "CG-SENSE PSNR device - CPU (dB)",
-            "MBDL PSNR device - CPU (dB)", "step memory / estimate, patch 8",
-            "step memory / estimate, patch full", *speed} == set(rows)
+    assert {
+        "nufft backends on device",
+        "nufft adjointness",
+        "nufft forward vs DFT",
+        "nufft adjoint vs DFT",
+        "toeplitz normal vs DFT",
+        "CG-SENSE PSNR device - CPU (dB)",
+        "MBDL PSNR device - CPU (dB)",
+        "step memory / estimate, patch 8",
+        "step memory / estimate, patch full",
+        *speed,
+    } == set(rows)
     assert all(math.isfinite(row["value"]) and row["error"] is None for row in rows.values())
     failed = [row for check, row in rows.items() if not row["passed"] and check not in speed]
     assert not failed, failed

@@ -15,10 +15,13 @@ class NoContract(nn.Module):
         return x
 
 
-@pytest.mark.parametrize("make", [
-    lambda: BlockwiseRegularizer(NoContract(), 4),
-    lambda: BlockwiseRegularizer(nn.Sequential(nn.BatchNorm3d(2)), 4),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: BlockwiseRegularizer(NoContract(), 4),
+        lambda: BlockwiseRegularizer(nn.Sequential(nn.BatchNorm3d(2)), 4),
+    ],
+)
 def test_missing_contract_is_named(make):
     with pytest.raises(ValueError, match="tiling contract"):
         make()
@@ -31,12 +34,15 @@ def test_normalisation_layers_are_rejected():
         BlockwiseRegularizer(net, 4)
 
 
-@pytest.mark.parametrize("attribute, value, match", [
-    ("receptive_field", 4, "receptive_field must be odd"),
-    ("receptive_field", 0, "receptive_field must be a positive integer"),
-    ("stride", 1.0, "stride must be a positive integer"),
-    ("margin", -1, "margin must be a non-negative integer"),
-])
+@pytest.mark.parametrize(
+    "attribute, value, match",
+    [
+        ("receptive_field", 4, "receptive_field must be odd"),
+        ("receptive_field", 0, "receptive_field must be a positive integer"),
+        ("stride", 1.0, "stride must be a positive integer"),
+        ("margin", -1, "margin must be a non-negative integer"),
+    ],
+)
 def test_bad_contract_values_are_named(attribute, value, match):
     net = _net("resnet")
     setattr(net, attribute, value)

@@ -8,9 +8,10 @@ import torch
 from blockrecon.blockwise import plan_patches
 
 
-@pytest.mark.parametrize("shape,patch,stride", [((10, 7, 5), (4, 4, 5), 1),
-                                                 ((9, 12, 6), (4, 8, 2), 2),
-                                                 ((5, 5), (5, 2), 1)])
+@pytest.mark.parametrize(
+    "shape,patch,stride",
+    [((10, 7, 5), (4, 4, 5), 1), ((9, 12, 6), (4, 8, 2), 2), ((5, 5), (5, 2), 1)],
+)
 def test_plan_covers_volume_once_with_equal_patches(shape, patch, stride):
     plan = plan_patches(shape, patch, 3, stride)
     count = torch.zeros(shape, dtype=torch.int64)

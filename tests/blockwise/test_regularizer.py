@@ -50,15 +50,13 @@ REGIONS = {
 @pytest.mark.parametrize("padding", ["reflect", "zeros"])
 def test_resnet_blockwise_equals_full_anisotropic(region, padding):
     x = torch.randn(2, 2, 13, 11, 9, dtype=torch.float64)
-    _assert_blockwise_matches_full(_net("resnet"), x, (4, 6, 5), REGIONS[region],
-                                   padding=padding)
+    _assert_blockwise_matches_full(_net("resnet"), x, (4, 6, 5), REGIONS[region], padding=padding)
 
 
 @pytest.mark.parametrize("patch_batch", [1, 4])
 def test_resnet_blockwise_complex_input_and_patch_batch(patch_batch):
     x = torch.randn(1, 12, 9, 10, dtype=torch.complex128)
-    _assert_blockwise_matches_full(_net("resnet"), x, 4, REGIONS["all"],
-                                   patch_batch=patch_batch)
+    _assert_blockwise_matches_full(_net("resnet"), x, 4, REGIONS["all"], patch_batch=patch_batch)
 
 
 def test_resnet_blockwise_halo_larger_than_margin_and_no_checkpoint():
@@ -71,8 +69,7 @@ def test_resnet_blockwise_halo_larger_than_margin_and_no_checkpoint():
 def test_valid_unet_blockwise_equals_full_with_odd_sizes(region):
     # stride 2: an odd volume is padded at the end to a multiple of the stride
     x = torch.randn(1, 2, 11, 10, 13, dtype=torch.float64)
-    _assert_blockwise_matches_full(_net("unet"), x, (4, 6, 4), REGIONS[region],
-                                   patch_batch=2)
+    _assert_blockwise_matches_full(_net("unet"), x, (4, 6, 4), REGIONS[region], patch_batch=2)
 
 
 def test_padded_net_exact_in_interior_approximate_at_border():
@@ -88,23 +85,32 @@ def test_padded_net_exact_in_interior_approximate_at_border():
     assert _rel(y_blk, y_ref) > 1e-6  # per-layer zero padding differs at the border
 
 
-@pytest.mark.parametrize("make,match", [
-    (lambda: BlockwiseRegularizer(_net("resnet"), 4, halo=2), "smaller than the network margin"),
-    (lambda: BlockwiseRegularizer(_net("resnet"), 4, padding="wrap"), "padding"),
-    (lambda: BlockwiseRegularizer(_net("resnet"), 4, patch_batch=0), "patch_batch"),
-])
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (
+            lambda: BlockwiseRegularizer(_net("resnet"), 4, halo=2),
+            "smaller than the network margin",
+        ),
+        (lambda: BlockwiseRegularizer(_net("resnet"), 4, padding="wrap"), "padding"),
+        (lambda: BlockwiseRegularizer(_net("resnet"), 4, patch_batch=0), "patch_batch"),
+    ],
+)
 def test_bad_construction_raises_value_error(make, match):
     with pytest.raises(ValueError, match=match):
         make()
 
 
-@pytest.mark.parametrize("kind,x,patch,match", [
-    ("resnet", torch.randn(1, 2, 6, 6, 6), 8, "larger than the volume"),
-    ("unet", torch.randn(1, 2, 8, 8, 8), 3, "not a multiple of the network stride"),
-    ("resnet", torch.randn(2, 6, 6, 6), 4, "spatial dimensions"),
-    ("resnet", torch.randn(6, 6, 6, dtype=torch.complex64), 4, "spatial dimensions"),
-    ("resnet", torch.randn(1, 2, 3, 3, 3), 3, "reflect padding"),
-])
+@pytest.mark.parametrize(
+    "kind,x,patch,match",
+    [
+        ("resnet", torch.randn(1, 2, 6, 6, 6), 8, "larger than the volume"),
+        ("unet", torch.randn(1, 2, 8, 8, 8), 3, "not a multiple of the network stride"),
+        ("resnet", torch.randn(2, 6, 6, 6), 4, "spatial dimensions"),
+        ("resnet", torch.randn(6, 6, 6, dtype=torch.complex64), 4, "spatial dimensions"),
+        ("resnet", torch.randn(1, 2, 3, 3, 3), 3, "reflect padding"),
+    ],
+)
 def test_bad_input_raises_value_error(kind, x, patch, match):
     with pytest.raises(ValueError, match=match):
         BlockwiseRegularizer(_net(kind).float(), patch)(x)
@@ -119,8 +125,9 @@ def test_crop_padded_equals_crop_of_padded_volume(padding):
     for _ in range(40):  # regions as a plan makes them: at least a halo on each side of a core
         region = []
         for size, (before, after) in zip(padded.shape[2:], pad, strict=True):
-            length = int(torch.randint(2 * max(before, after) + 1, size + 1, (1,),
-                                       generator=generator))
+            length = int(
+                torch.randint(2 * max(before, after) + 1, size + 1, (1,), generator=generator)
+            )
             start = int(torch.randint(0, size - length + 1, (1,), generator=generator))
             region.append(slice(start, start + length))
         assert torch.equal(crop_padded(x, region, pad, padding), padded[(Ellipsis, *region)])

@@ -11,6 +11,7 @@ from blockrecon.cli.output import json_safe, write_json
 def _strict(text: str):
     def refuse(name):
         raise AssertionError(f"non-standard JSON constant {name}")
+
     return json.loads(text, parse_constant=refuse)
 
 
@@ -18,8 +19,11 @@ def test_non_finite_numbers_become_null_at_any_depth(tmp_path):
     payload = {"jaccard": math.nan, "rows": [{"rmse": math.inf}, (1.5, -math.inf)], "n": 3}
     path = tmp_path / "scores.json"
     write_json(path, payload)
-    assert _strict(path.read_text()) == {"jaccard": None, "rows": [{"rmse": None}, [1.5, None]],
-                                         "n": 3}
+    assert _strict(path.read_text()) == {
+        "jaccard": None,
+        "rows": [{"rmse": None}, [1.5, None]],
+        "n": 3,
+    }
     assert json_safe(payload)["n"] == 3 and math.isnan(payload["jaccard"])  # input untouched
 
 

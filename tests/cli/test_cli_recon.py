@@ -25,8 +25,23 @@ COILS = 2
 def scan(tmp_path_factory):
     """A simulated 16^3, 2-coil radial scan written by ``blockrecon simulate``."""
     path = tmp_path_factory.mktemp("scan") / "scan.h5"
-    code = main(["simulate", "--out", str(path), "--shape", *map(str, SHAPE), "--coils",
-                 str(COILS), "--spokes", "120", "--snr", "40", "--seed", "3"])
+    code = main(
+        [
+            "simulate",
+            "--out",
+            str(path),
+            "--shape",
+            *map(str, SHAPE),
+            "--coils",
+            str(COILS),
+            "--spokes",
+            "120",
+            "--snr",
+            "40",
+            "--seed",
+            "3",
+        ]
+    )
     assert code == 0
     return path
 
@@ -51,8 +66,9 @@ def test_simulate_writes_reference_image_and_true_maps(scan):
 
 def test_recon_writes_nifti_with_voxel_size_and_reports_quality(scan, tmp_path, capsys):
     out = tmp_path / "cg.nii.gz"
-    assert main(["recon", str(scan), "--method", "cg", "--iterations", "10", "--out",
-                 str(out)]) == 0
+    assert (
+        main(["recon", str(scan), "--method", "cg", "--iterations", "10", "--out", str(out)]) == 0
+    )
     psnr_db = float(capsys.readouterr().out.split("PSNR")[1].split("dB")[0])
     assert psnr_db > 20  # CG-SENSE of a 120-spoke scan recovers the phantom
     image = nib.load(out)
@@ -61,22 +77,70 @@ def test_recon_writes_nifti_with_voxel_size_and_reports_quality(scan, tmp_path, 
 
 def _recon_mbdl(scan, model, out, *options) -> np.ndarray:
     """``recon --method mbdl`` into an HDF5 file; its complex image."""
-    assert main(["recon", str(scan), "--method", "mbdl", "--model", str(model), *options,
-                 "--out", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "recon",
+                str(scan),
+                "--method",
+                "mbdl",
+                "--model",
+                str(model),
+                *options,
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     with h5py.File(out) as handle:
         return handle["image"][()]
 
 
 @pytest.mark.parametrize("backend", ["finufft", "sigpy"])
-def test_recon_names_its_backend_and_every_backend_gives_the_same_image(backend, scan, tmp_path,
-                                                                        capsys):
+def test_recon_names_its_backend_and_every_backend_gives_the_same_image(
+    backend, scan, tmp_path, capsys
+):
     out = tmp_path / f"{backend}.h5"
-    assert main(["recon", str(scan), "--method", "cg", "--iterations", "10", "--backend",
-                 backend, "--out", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "recon",
+                str(scan),
+                "--method",
+                "cg",
+                "--iterations",
+                "10",
+                "--backend",
+                backend,
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert f"NUFFT backend: {backend} (cpu)" in capsys.readouterr().err
     exact = tmp_path / "dft.h5"
-    assert main(["recon", str(scan), "--method", "cg", "--iterations", "10", "--backend",
-                 "dft", "--out", str(exact), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "recon",
+                str(scan),
+                "--method",
+                "cg",
+                "--iterations",
+                "10",
+                "--backend",
+                "dft",
+                "--out",
+                str(exact),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     with h5py.File(out) as image, h5py.File(exact) as reference:
         a, b = image["image"][()], reference["image"][()]
     assert np.linalg.norm(a - b) / np.linalg.norm(b) < 1e-3
@@ -86,44 +150,57 @@ def test_recon_refuses_a_backend_that_cannot_run_here(scan, tmp_path, capsys):
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     out = tmp_path / "x.h5"
-    assert main(["recon", str(scan), "--method", "cg", "--backend", "cufinufft", "--out",
-                 str(out)]) == 2
+    assert (
+        main(["recon", str(scan), "--method", "cg", "--backend", "cufinufft", "--out", str(out)])
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "'cufinufft' is not installed" in err[0]
     assert not out.exists()
 
 
 def test_recon_mbdl_blockwise_equals_full_volume_and_writes_hdf5(scan, model_file, tmp_path):
-    outputs = {patch: _recon_mbdl(scan, model_file, tmp_path / f"mbdl{patch}.h5", "--patch", patch)
-               for patch in ("8", "16")}
+    outputs = {
+        patch: _recon_mbdl(scan, model_file, tmp_path / f"mbdl{patch}.h5", "--patch", patch)
+        for patch in ("8", "16")
+    }
     assert outputs["8"].shape == SHAPE and np.iscomplexobj(outputs["8"])
     assert np.abs(outputs["8"] - outputs["16"]).max() <= 1e-5 * np.abs(outputs["16"]).max()
 
 
 def test_recon_mbdl_iterations_set_the_cg_data_consistency(scan, tmp_path):
-    config = {"regularizer": {"width": 2, "n_layers": 2}, "dc": {"kind": "cg", "n_iter": 2},
-              "n_unrolls": 1, "patch_size": 8}
+    config = {
+        "regularizer": {"width": 2, "n_layers": 2},
+        "dc": {"kind": "cg", "n_iter": 2},
+        "n_unrolls": 1,
+        "patch_size": 8,
+    }
     torch.manual_seed(0)
     path = tmp_path / "cg.pt"
     save_model(path, build_unrolled(config), config, {"data_normalization": NORMALIZATION})
     acq = read_acquisition(scan)
-    outputs = {n: torch.from_numpy(_recon_mbdl(scan, path, tmp_path / f"mbdl{n}.h5",
-                                               "--iterations", n)) for n in ("2", "5")}
+    outputs = {
+        n: torch.from_numpy(_recon_mbdl(scan, path, tmp_path / f"mbdl{n}.h5", "--iterations", n))
+        for n in ("2", "5")
+    }
     model = load_model(path, overrides={"dc": {**config["dc"], "n_iter": 5}}).model
-    expected = reconstruct_with_model(model, acq.kspace, acq.maps, acq.coord,
-                                      {"data_normalization": NORMALIZATION})
+    expected = reconstruct_with_model(
+        model, acq.kspace, acq.maps, acq.coord, {"data_normalization": NORMALIZATION}
+    )
     assert (outputs["5"] - expected).abs().max() <= 1e-5 * expected.abs().max()
     assert (outputs["5"] - outputs["2"]).abs().max() > 1e-3 * expected.abs().max()
 
 
 def test_recon_mbdl_reads_input_and_model_once_and_computes_the_adjoint_once(
-        scan, model_file, tmp_path, monkeypatch):
+    scan, model_file, tmp_path, monkeypatch
+):
     counts = {"scan": 0, "model": 0, "adjoint": 0}
 
     def counted(name, function):
         def call(*args, **kwargs):
             counts[name] += 1
             return function(*args, **kwargs)
+
         return call
 
     monkeypatch.setattr(recon, "read_scan", counted("scan", recon.read_scan))
@@ -144,6 +221,7 @@ def _replace(name, value):
     def edit(handle):
         del handle[name]
         handle[name] = value
+
     return edit
 
 
@@ -164,12 +242,18 @@ def _bad_files(scan, folder):
         (folder / "absent.h5", [], "not found"),
         (text, [], "not an HDF5 file"),
         (truncated, [], "truncated|corrupt"),
-        (_rewrite(scan, folder / "nocoord.h5", lambda h: h.__delitem__("coord")), [],
-         "missing dataset 'coord'"),
+        (
+            _rewrite(scan, folder / "nocoord.h5", lambda h: h.__delitem__("coord")),
+            [],
+            "missing dataset 'coord'",
+        ),
         (_rewrite(scan, folder / "real.h5", _replace("kspace", kspace.real)), [], "kspace"),
         (_rewrite(scan, folder / "shape.h5", _replace("coord", coord[..., :2])), [], "coord"),
-        (_rewrite(scan, folder / "range.h5", _replace("coord", coord * 3)), [],
-         r"coord\[\.\.\., \d\] must lie"),
+        (
+            _rewrite(scan, folder / "range.h5", _replace("coord", coord * 3)),
+            [],
+            r"coord\[\.\.\., \d\] must lie",
+        ),
         (_rewrite(scan, folder / "nan.h5", _replace("kspace", nan)), [], "NaN|Inf|finite"),
         (scan, ["--maps", str(maps3)], "coil"),
     ]
@@ -192,8 +276,11 @@ def test_bad_models_and_patches_exit_2(scan, model_file, tmp_path, capsys):
     payload = torch.load(model_file, weights_only=True)
     payload["config"]["regularizer"]["width"] = 8  # weights of width 4, config of width 8
     torch.save(payload, other)
-    unet_config = {"regularizer": {"kind": "unet", "base_width": 2, "depth": 2},
-                   "n_unrolls": 1, "patch_size": 8}
+    unet_config = {
+        "regularizer": {"kind": "unet", "base_width": 2, "depth": 2},
+        "n_unrolls": 1,
+        "patch_size": 8,
+    }
     unet = tmp_path / "unet.pt"
     save_model(unet, build_unrolled(unet_config), unet_config)
     cases = [
@@ -216,8 +303,9 @@ def test_ismrmrd_input_is_detected_by_content_and_takes_maps_from_a_file(scan, t
     mrd = tmp_path / "raw.data"  # no telling extension
     write_ismrmrd(mrd, read_acquisition(scan))
     out = tmp_path / "grid.nii"
-    assert main(["recon", str(mrd), "--method", "grid", "--maps", str(scan), "--out",
-                 str(out)]) == 0
+    assert (
+        main(["recon", str(mrd), "--method", "grid", "--maps", str(scan), "--out", str(out)]) == 0
+    )
     assert nib.load(out).shape == SHAPE[::-1]
 
 
@@ -226,8 +314,7 @@ def test_maps_are_estimated_when_the_input_has_none(scan, tmp_path, capsys):
     mrd = tmp_path / "raw.mrd"  # ISMRMRD holds no coil maps
     write_ismrmrd(mrd, read_acquisition(scan))
     out = tmp_path / "cg.nii.gz"
-    assert main(["recon", str(mrd), "--method", "cg", "--iterations", "10", "--out",
-                 str(out)]) == 0
+    assert main(["recon", str(mrd), "--method", "cg", "--iterations", "10", "--out", str(out)]) == 0
     assert "Estimating coil maps" in capsys.readouterr().err
     assert nib.load(out).shape == SHAPE[::-1]
 
@@ -250,8 +337,23 @@ def scan32(tmp_path_factory):
 
 def _recon_psnr(scan, out, capsys, method, *options) -> float:
     """PSNR printed by ``recon --method METHOD`` (FINUFFT) of ``scan`` with ``options``."""
-    assert main(["recon", str(scan), "--method", method, "--backend", "finufft", "--out",
-                 str(out), "--no-progress", *options]) == 0
+    assert (
+        main(
+            [
+                "recon",
+                str(scan),
+                "--method",
+                method,
+                "--backend",
+                "finufft",
+                "--out",
+                str(out),
+                "--no-progress",
+                *options,
+            ]
+        )
+        == 0
+    )
     return float(capsys.readouterr().out.split("PSNR")[1].split("dB")[0])
 
 
@@ -260,26 +362,55 @@ def test_estimated_maps_reconstruct_like_the_true_maps(method, scan32, tmp_path,
     """Also for the network, trained on real-valued objects with true maps: estimated maps carry
     the object's phase (without it, MBDL lost 8 dB here)."""
     true_maps = _recon_psnr(scan32, tmp_path / "true.h5", capsys, method)
-    estimated = _recon_psnr(scan32, tmp_path / "estimated.h5", capsys, method,
-                            "--maps", "estimate")
+    estimated = _recon_psnr(scan32, tmp_path / "estimated.h5", capsys, method, "--maps", "estimate")
     assert estimated > true_maps - 1
 
 
 def test_implausible_estimated_maps_warn_in_one_line(scan32, tmp_path, capsys):
-    assert main(["recon", str(scan32), "--method", "grid", "--maps", "estimate",
-                 "--calib-width", "4", "--out", str(tmp_path / "grid.h5"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "recon",
+                str(scan32),
+                "--method",
+                "grid",
+                "--maps",
+                "estimate",
+                "--calib-width",
+                "4",
+                "--out",
+                str(tmp_path / "grid.h5"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
     assert len(warnings) == 1 and "calibration width 4" in warnings[0], warnings
     assert warnings[0].startswith("blockrecon recon: warning: espirit coil maps")
 
 
-@pytest.mark.parametrize("width, message", [("3", "at least 4"), ("x", "integer"),
-                                            ("17", "exceeds the smallest image size 16")])
+@pytest.mark.parametrize(
+    "width, message",
+    [("3", "at least 4"), ("x", "integer"), ("17", "exceeds the smallest image size 16")],
+)
 def test_bad_calib_width_exits_2_with_one_line(scan, tmp_path, capsys, width, message):
     out = tmp_path / "out.h5"
     try:
-        code = main(["recon", str(scan), "--method", "grid", "--maps", "estimate",
-                     "--calib-width", width, "--out", str(out)])
+        code = main(
+            [
+                "recon",
+                str(scan),
+                "--method",
+                "grid",
+                "--maps",
+                "estimate",
+                "--calib-width",
+                width,
+                "--out",
+                str(out),
+            ]
+        )
     except SystemExit as stop:  # refused by the argument parser
         code = stop.code
     err = capsys.readouterr().err.strip()

@@ -20,8 +20,27 @@ from blockrecon.train import FitResult
 from blockrecon.train.checkpoint import load_checkpoint
 from blockrecon.train.distributed import is_main_process
 
-TINY = ["--simulate", "2", "--size", "16", "--spokes", "30", "--coils", "2", "--width", "4",
-        "--layers", "2", "--unrolls", "2", "--patch", "8", "--seed", "4", "--no-progress"]
+TINY = [
+    "--simulate",
+    "2",
+    "--size",
+    "16",
+    "--spokes",
+    "30",
+    "--coils",
+    "2",
+    "--width",
+    "4",
+    "--layers",
+    "2",
+    "--unrolls",
+    "2",
+    "--patch",
+    "8",
+    "--seed",
+    "4",
+    "--no-progress",
+]
 
 
 def _metrics(run):
@@ -39,8 +58,12 @@ def _env() -> dict[str, str]:
 
 def test_sigkill_loses_at_most_the_epoch_under_way_and_resume_matches(tmp_path):
     run = tmp_path / "killed"
-    process = subprocess.Popen(_command("--out", str(run), "--epochs", "500"), env=_env(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        _command("--out", str(run), "--epochs", "500"),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         while len(_metrics(run)) < 2 and time.monotonic() < deadline:
@@ -56,8 +79,13 @@ def test_sigkill_loses_at_most_the_epoch_under_way_and_resume_matches(tmp_path):
 
     # same thread count for every run, so that floating-point sums agree bit for bit
     for args in (["--out", str(run), "--resume"], ["--out", str(tmp_path / "straight")]):
-        subprocess.run(_command(*args, "--epochs", str(epochs + 1)), env=_env(), check=True,
-                       capture_output=True, timeout=300)
+        subprocess.run(
+            _command(*args, "--epochs", str(epochs + 1)),
+            env=_env(),
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
     resumed, straight = _metrics(run), _metrics(tmp_path / "straight")
     assert len(resumed) == epochs + 1
     assert [m["train_loss"] for m in resumed] == [m["train_loss"] for m in straight]
@@ -67,8 +95,9 @@ def test_resume_with_other_architecture_exits_2(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", *TINY, "--out", str(run), "--epochs", "1"]) == 0
     capsys.readouterr()
-    assert main(["train", *TINY, "--out", str(run), "--epochs", "2", "--resume",
-                 "--width", "8"]) == 2
+    assert (
+        main(["train", *TINY, "--out", str(run), "--epochs", "2", "--resume", "--width", "8"]) == 2
+    )
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "architecture differs" in err
     assert main(["train", *TINY, "--out", str(run), "--epochs", "2"]) == 2
@@ -83,12 +112,16 @@ def test_main_process_is_rank_0_of_the_environment(monkeypatch, rank, main_proce
 
 
 @pytest.mark.parametrize("rank", ["0", "1"])
-@pytest.mark.parametrize("result, code, message", [
-    (FitResult(history=[{}]), 0, "Trained 1 epochs"),
-    (FitResult(stopped_by=signal.SIGTERM), 128 + signal.SIGTERM, "Stopped by SIGTERM"),
-])
-def test_final_message_is_printed_by_rank_0_only(tmp_path, capsys, monkeypatch, rank, result,
-                                                 code, message):
+@pytest.mark.parametrize(
+    "result, code, message",
+    [
+        (FitResult(history=[{}]), 0, "Trained 1 epochs"),
+        (FitResult(stopped_by=signal.SIGTERM), 128 + signal.SIGTERM, "Stopped by SIGTERM"),
+    ],
+)
+def test_final_message_is_printed_by_rank_0_only(
+    tmp_path, capsys, monkeypatch, rank, result, code, message
+):
     monkeypatch.setenv("RANK", rank)
     monkeypatch.setattr("blockrecon.cli.train.fit", lambda *args, **kwargs: result)
     assert main(["train", *TINY, "--out", str(tmp_path / "run")]) == code
@@ -104,9 +137,23 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_train_under_torchrun_with_two_processes(tmp_path):
     run = tmp_path / "ddp"
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-               f"--master_port={_free_port()}", "-m", "blockrecon", "train",
-               *TINY, "--out", str(run), "--epochs", "2", "--val", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={_free_port()}",
+        "-m",
+        "blockrecon",
+        "train",
+        *TINY,
+        "--out",
+        str(run),
+        "--epochs",
+        "2",
+        "--val",
+        "1",
+    ]
     done = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     history = _metrics(run)
@@ -123,9 +170,30 @@ def test_map_estimation_options_reach_files_without_maps(tmp_path, capsys):
     acq = simulate_acquisition(radial_3d(120, 16), (16, 16, 16), n_coils=2, snr_db=40)
     write_acquisition(data / "scan.h5", replace(acq, maps=None))
     run = tmp_path / "run"
-    code = main(["train", "--data", str(data), "--out", str(run), "--epochs", "1", "--width",
-                 "4", "--layers", "2", "--unrolls", "1", "--patch", "8", "--no-progress",
-                 "--maps-method", "jsense", "--calib-width", "20"])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(data),
+            "--out",
+            str(run),
+            "--epochs",
+            "1",
+            "--width",
+            "4",
+            "--layers",
+            "2",
+            "--unrolls",
+            "1",
+            "--patch",
+            "8",
+            "--no-progress",
+            "--maps-method",
+            "jsense",
+            "--calib-width",
+            "20",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "calib_width" in err[0] and "16" in err[0], err
     assert not run.exists()

@@ -9,8 +9,9 @@ IMAGE_SHAPE = (4, 6, 8)
 VOXEL_SIZE_MM = (3.0, 2.0, 1.5)
 
 
-def make_acquisition(coils: int = 3, readouts: int = 5, samples: int = 7, seed: int = 0,
-                     extras: bool = True) -> Acquisition:
+def make_acquisition(
+    coils: int = 3, readouts: int = 5, samples: int = 7, seed: int = 0, extras: bool = True
+) -> Acquisition:
     """Random acquisition on a (4, 6, 8) grid with coord inside [-N/2, N/2)."""
     g = torch.Generator().manual_seed(seed)
     half = torch.tensor(IMAGE_SHAPE, dtype=torch.float32) / 2
@@ -19,7 +20,10 @@ def make_acquisition(coils: int = 3, readouts: int = 5, samples: int = 7, seed: 
     if not extras:
         return Acquisition(kspace, coord, IMAGE_SHAPE, VOXEL_SIZE_MM)
     return Acquisition(
-        kspace, coord, IMAGE_SHAPE, VOXEL_SIZE_MM,
+        kspace,
+        coord,
+        IMAGE_SHAPE,
+        VOXEL_SIZE_MM,
         maps=torch.randn(coils, *IMAGE_SHAPE, dtype=torch.complex64, generator=g),
         dcf=torch.rand(readouts, samples, generator=g),
         image=torch.randn(IMAGE_SHAPE, dtype=torch.complex64, generator=g),

@@ -14,25 +14,34 @@ def test_valid_acquisition_passes_and_reports_its_shapes(acquisition):
 
 
 def test_standard_dtypes_converts_only_floating_fields(acquisition):
-    double = Acquisition(acquisition.kspace.to(torch.complex128),
-                         acquisition.coord.double(), acquisition.image_shape,
-                         dcf=acquisition.dcf.double())
+    double = Acquisition(
+        acquisition.kspace.to(torch.complex128),
+        acquisition.coord.double(),
+        acquisition.image_shape,
+        dcf=acquisition.dcf.double(),
+    )
     single = standard_dtypes(double)
     assert (single.kspace.dtype, single.coord.dtype, single.dcf.dtype) == (
-        torch.complex64, torch.float32, torch.float32)
+        torch.complex64,
+        torch.float32,
+        torch.float32,
+    )
     assert standard_dtypes(acquisition) is acquisition
     integer = Acquisition(acquisition.kspace, acquisition.coord.int(), acquisition.image_shape)
     assert standard_dtypes(integer).coord.dtype == torch.int32
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"kspace": [1, 2]}, "kspace must be a torch.Tensor"),
-    ({"maps": "maps.npy"}, "maps must be a torch.Tensor"),
-    ({"voxel_size_mm": (1.0, 1.0)}, "voxel_size_mm must have 3 entries"),
-    ({"voxel_size_mm": (1.0, float("inf"), 1.0)}, "positive and finite"),
-    ({"image_shape": (4, 6, 0)}, "positive ints"),
-    ({"image_shape": (4, 6, 8, 2)}, "2 or 3 entries"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"kspace": [1, 2]}, "kspace must be a torch.Tensor"),
+        ({"maps": "maps.npy"}, "maps must be a torch.Tensor"),
+        ({"voxel_size_mm": (1.0, 1.0)}, "voxel_size_mm must have 3 entries"),
+        ({"voxel_size_mm": (1.0, float("inf"), 1.0)}, "positive and finite"),
+        ({"image_shape": (4, 6, 0)}, "positive ints"),
+        ({"image_shape": (4, 6, 8, 2)}, "2 or 3 entries"),
+    ],
+)
 def test_invalid_fields_name_the_problem_and_source(acquisition, change, message):
     for name, value in change.items():
         object.__setattr__(acquisition, name, value)

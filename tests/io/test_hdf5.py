@@ -33,9 +33,12 @@ def test_round_trip(tmp_path, acquisition_factory, extras):
 
 
 def test_round_trip_compressed_and_float64_input(tmp_path, acquisition):
-    double = Acquisition(acquisition.kspace.to(torch.complex128),
-                         acquisition.coord.to(torch.float64),
-                         acquisition.image_shape, acquisition.voxel_size_mm)
+    double = Acquisition(
+        acquisition.kspace.to(torch.complex128),
+        acquisition.coord.to(torch.float64),
+        acquisition.image_shape,
+        acquisition.voxel_size_mm,
+    )
     path = write_acquisition(tmp_path / "acq.h5", double, compression="gzip")
     with h5py.File(path) as f:
         assert f["kspace"].compression == "gzip" and f["kspace"].dtype == np.complex64
@@ -61,10 +64,12 @@ def test_reads_double_precision_and_real_imag_compound(tmp_path, acquisition):
 
 def replace_dataset(name, make):
     """A corruption: replace dataset ``name`` by ``make(original_array)``."""
+
     def corrupt(f):
         value = make(f[name][()])
         del f[name]
         f[name] = value
+
     return corrupt
 
 
@@ -72,53 +77,72 @@ def set_kspace_value(value):
     def make(kspace):
         kspace[1, 2, 3] = value
         return kspace
+
     return replace_dataset("kspace", make)
 
 
 def delete(name, attribute=False):
     def corrupt(f):
         del (f.attrs if attribute else f)[name]
+
     return corrupt
 
 
 def set_attribute(name, value):
     def corrupt(f):
         f.attrs[name] = value
+
     return corrupt
 
 
 MALFORMED = {
     "missing kspace": (delete("kspace"), "missing dataset 'kspace'"),
     "missing coord": (delete("coord"), "missing dataset 'coord'"),
-    "kspace is a group": (lambda f: (delete("kspace")(f), f.create_group("kspace")),
-                          "'kspace' is a Group"),
+    "kspace is a group": (
+        lambda f: (delete("kspace")(f), f.create_group("kspace")),
+        "'kspace' is a Group",
+    ),
     "no format version": (delete("format_version", True), "not a blockrecon acquisition file"),
     "no format name": (delete("blockrecon_format", True), "no 'blockrecon_format' attribute"),
-    "other format": (set_attribute("blockrecon_format", "checkpoint"),
-                     "blockrecon_format is 'checkpoint', expected 'acquisition'"),
+    "other format": (
+        set_attribute("blockrecon_format", "checkpoint"),
+        "blockrecon_format is 'checkpoint', expected 'acquisition'",
+    ),
     "newer format": (set_attribute("format_version", FORMAT_VERSION + 1), "newer"),
     "missing image_shape": (delete("image_shape", True), "missing attribute 'image_shape'"),
     "float image_shape": (set_attribute("image_shape", [4.0, 6.0, 8.0]), "list of ints"),
     "missing voxel size": (delete("voxel_size_mm", True), "missing attribute 'voxel_size_mm'"),
     "negative voxel size": (set_attribute("voxel_size_mm", [1.0, -1.0, 1.0]), "positive"),
     "real kspace": (replace_dataset("kspace", lambda k: k.real.copy()), "kspace must be complex"),
-    "integer coord": (replace_dataset("coord", lambda c: c.astype(np.int32)),
-                      "'coord' has dtype int32"),
-    "coord last dim 2": (replace_dataset("coord", lambda c: c[..., :2].copy()),
-                         "last dimension must equal the image dimensionality 3"),
-    "kspace samples differ": (replace_dataset("kspace", lambda k: k[:, :, :-1].copy()),
-                              "kspace must have shape"),
-    "kspace without coil axis": (replace_dataset("kspace", lambda k: k[0].copy()),
-                                 "kspace must have shape"),
+    "integer coord": (
+        replace_dataset("coord", lambda c: c.astype(np.int32)),
+        "'coord' has dtype int32",
+    ),
+    "coord last dim 2": (
+        replace_dataset("coord", lambda c: c[..., :2].copy()),
+        "last dimension must equal the image dimensionality 3",
+    ),
+    "kspace samples differ": (
+        replace_dataset("kspace", lambda k: k[:, :, :-1].copy()),
+        "kspace must have shape",
+    ),
+    "kspace without coil axis": (
+        replace_dataset("kspace", lambda k: k[0].copy()),
+        "kspace must have shape",
+    ),
     "maps coil count": (replace_dataset("maps", lambda m: m[:-1].copy()), "coil count mismatch"),
-    "maps image shape": (replace_dataset("maps", lambda m: m[:, :, :, :-1].copy()),
-                         "maps must have shape"),
+    "maps image shape": (
+        replace_dataset("maps", lambda m: m[:, :, :, :-1].copy()),
+        "maps must have shape",
+    ),
     "image shape": (replace_dataset("image", lambda x: x[:-1].copy()), "image must have shape"),
     "real image": (replace_dataset("image", lambda x: x.real.copy()), "image must be complex"),
     "dcf shape": (replace_dataset("dcf", lambda d: d[:-1].copy()), "dcf shape"),
     "negative dcf": (replace_dataset("dcf", lambda d: -d), "dcf must be non-negative"),
-    "coord out of range": (replace_dataset("coord", lambda c: c + np.float32([0, 0, 4])),
-                           r"coord\[..., 2\] must lie in \[-8/2, 8/2\]"),
+    "coord out of range": (
+        replace_dataset("coord", lambda c: c + np.float32([0, 0, 4])),
+        r"coord\[..., 2\] must lie in \[-8/2, 8/2\]",
+    ),
     "coord NaN": (replace_dataset("coord", lambda c: np.where(c > 1, np.nan, c)), "non-finite"),
     "NaN in kspace": (set_kspace_value(np.nan), "kspace contains 1 non-finite"),
     "Inf in kspace": (set_kspace_value(complex(0.0, np.inf)), "kspace contains 1 non-finite"),

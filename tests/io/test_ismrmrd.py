@@ -18,20 +18,29 @@ FOV_MM_XYZ = (12.0, 12.0, 12.0)
 def header_xml(matrix=MATRIX_XYZ, fov=FOV_MM_XYZ) -> str:
     space = xsd.encodingSpaceType(
         matrixSize=xsd.matrixSizeType(x=matrix[0], y=matrix[1], z=matrix[2]),
-        fieldOfView_mm=xsd.fieldOfViewMm(x=fov[0], y=fov[1], z=fov[2]))
+        fieldOfView_mm=xsd.fieldOfViewMm(x=fov[0], y=fov[1], z=fov[2]),
+    )
     header = xsd.ismrmrdHeader(
         experimentalConditions=xsd.experimentalConditionsType(H1resonanceFrequency_Hz=63870000),
-        encoding=[xsd.encodingType(encodedSpace=space, reconSpace=space,
-                                   encodingLimits=xsd.encodingLimitsType(),
-                                   trajectory=xsd.trajectoryType.RADIAL)])
+        encoding=[
+            xsd.encodingType(
+                encodedSpace=space,
+                reconSpace=space,
+                encodingLimits=xsd.encodingLimitsType(),
+                trajectory=xsd.trajectoryType.RADIAL,
+            )
+        ],
+    )
     return header.toXML("utf-8")
 
 
 def random_readouts(readouts=5, coils=3, samples=7, seed=0, limit=0.49):
     """kspace (readouts, coils, samples) complex64, normalized traj (readouts, samples, 3)."""
     rng = np.random.default_rng(seed)
-    data = (rng.standard_normal((readouts, coils, samples))
-            + 1j * rng.standard_normal((readouts, coils, samples))).astype(np.complex64)
+    data = (
+        rng.standard_normal((readouts, coils, samples))
+        + 1j * rng.standard_normal((readouts, coils, samples))
+    ).astype(np.complex64)
     traj = rng.uniform(-limit, limit, (readouts, samples, 3)).astype(np.float32)
     return data, traj
 
@@ -106,16 +115,21 @@ def test_export_round_trip_and_readable_by_ismrmrd(tmp_path, acquisition):
         third = dataset.read_acquisition(2)
         header = xsd.CreateFromDocument(dataset.read_xml_header())
     np.testing.assert_array_equal(third.data, acquisition.kspace[:, 2].numpy())
-    np.testing.assert_allclose(third.traj, acquisition.coord[2].numpy()[:, ::-1] / [8, 6, 4],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        third.traj, acquisition.coord[2].numpy()[:, ::-1] / [8, 6, 4], rtol=1e-6
+    )
     matrix = header.encoding[0].encodedSpace.matrixSize
     assert (matrix.x, matrix.y, matrix.z) == MATRIX_XYZ
 
 
 def test_export_grid_units_and_flattened_readouts(tmp_path, acquisition_factory):
     acq = acquisition_factory(readouts=6)
-    acq = Acquisition(acq.kspace.reshape(3, 2, 3, 7), acq.coord.reshape(2, 3, 7, 3),
-                      acq.image_shape, acq.voxel_size_mm)
+    acq = Acquisition(
+        acq.kspace.reshape(3, 2, 3, 7),
+        acq.coord.reshape(2, 3, 7, 3),
+        acq.image_shape,
+        acq.voxel_size_mm,
+    )
     back = read_ismrmrd(write_ismrmrd(tmp_path / "e.h5", acq, normalized=False))
     assert torch.equal(back.kspace, acq.kspace.reshape(3, 6, 7))
     assert torch.equal(back.coord, acq.coord.reshape(6, 7, 3))
@@ -125,8 +139,9 @@ def test_export_of_invalid_or_2d_data_writes_nothing(tmp_path, acquisition):
     acquisition.kspace[1, 1, 1] = float("nan")
     with pytest.raises(ValueError, match="non-finite"):
         write_ismrmrd(tmp_path / "e.h5", acquisition)
-    flat = Acquisition(torch.ones(1, 3, dtype=torch.complex64), torch.zeros(3, 2),
-                       (4, 4), (1.0, 1.0))
+    flat = Acquisition(
+        torch.ones(1, 3, dtype=torch.complex64), torch.zeros(3, 2), (4, 4), (1.0, 1.0)
+    )
     with pytest.raises(ValueError, match="needs a 3D acquisition"):
         write_ismrmrd(tmp_path / "e.h5", flat)
     assert os.listdir(tmp_path) == []
@@ -155,19 +170,32 @@ def readout_without_trajectory(path, data, traj):
 BAD_FILES = {
     "2D trajectory": (readout_with_2d_trajectory, "trajectory_dimensions 2"),
     "no trajectory": (readout_without_trajectory, "trajectory_dimensions 0"),
-    "two repetitions": (lambda p, d, t: write_with_ismrmrd(
-        p, d, t, idx=lambda r: ismrmrd.EncodingCounters(repetition=r % 2)),
-        "2 values of the 'repetition' counter"),
-    "NaN in data": (lambda p, d, t: write_with_ismrmrd(
-        p, np.where(np.arange(7) == 3, np.nan, d).astype(np.complex64), t), "non-finite"),
+    "two repetitions": (
+        lambda p, d, t: write_with_ismrmrd(
+            p, d, t, idx=lambda r: ismrmrd.EncodingCounters(repetition=r % 2)
+        ),
+        "2 values of the 'repetition' counter",
+    ),
+    "NaN in data": (
+        lambda p, d, t: write_with_ismrmrd(
+            p, np.where(np.arange(7) == 3, np.nan, d).astype(np.complex64), t
+        ),
+        "non-finite",
+    ),
     "out of range": (lambda p, d, t: write_with_ismrmrd(p, d, t * 20), "must lie in"),
     "only noise": (lambda p, d, t: write_with_ismrmrd(p, d[:0], t[:0]), "no imaging readouts"),
-    "unequal readouts": (lambda p, d, t: write_with_ismrmrd(
-        p, d, t, discard_pre=lambda r: r % 2), "differ in discard_pre"),
-    "bad header": (lambda p, d, t: write_with_ismrmrd(p, d, t, xml="<ismrmrdHeader"),
-                   "cannot parse the ISMRMRD XML header"),
-    "missing encoding": (lambda p, d, t: write_with_ismrmrd(p, d, t, encoding_space_ref=1),
-                         "no imaging readouts for encoding 0"),
+    "unequal readouts": (
+        lambda p, d, t: write_with_ismrmrd(p, d, t, discard_pre=lambda r: r % 2),
+        "differ in discard_pre",
+    ),
+    "bad header": (
+        lambda p, d, t: write_with_ismrmrd(p, d, t, xml="<ismrmrdHeader"),
+        "cannot parse the ISMRMRD XML header",
+    ),
+    "missing encoding": (
+        lambda p, d, t: write_with_ismrmrd(p, d, t, encoding_space_ref=1),
+        "no imaging readouts for encoding 0",
+    ),
 }
 
 

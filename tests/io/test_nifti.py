@@ -23,10 +23,12 @@ def test_magnitude_round_trip_and_affine(tmp_path, volume):
     path = write_nifti(tmp_path / "recon.nii.gz", volume, VOXEL_ZYX)
     image = nib.load(path)
     assert image.shape == (8, 6, 4)  # (x, y, z)
-    np.testing.assert_allclose(image.get_fdata(dtype=np.float32),  # |z| to float32 rounding
-                               volume.abs().numpy().transpose(2, 1, 0), rtol=1e-6)
-    expected = np.array([[1.5, 0, 0, -1.5 * 4], [0, 2, 0, -2 * 3], [0, 0, 3, -3 * 2],
-                         [0, 0, 0, 1]])
+    np.testing.assert_allclose(
+        image.get_fdata(dtype=np.float32),  # |z| to float32 rounding
+        volume.abs().numpy().transpose(2, 1, 0),
+        rtol=1e-6,
+    )
+    expected = np.array([[1.5, 0, 0, -1.5 * 4], [0, 2, 0, -2 * 3], [0, 0, 3, -3 * 2], [0, 0, 0, 1]])
     np.testing.assert_allclose(image.affine, expected)
     np.testing.assert_allclose(image.header.get_qform(), expected)
     assert nib.aff2axcodes(image.affine) == ("R", "A", "S")
@@ -63,8 +65,9 @@ def test_real_volume_keeps_its_sign(tmp_path, volume):
     write_nifti(tmp_path / "r.nii", real, VOXEL_ZYX)
     stored = nib.load(tmp_path / "r.nii")
     assert stored.get_data_dtype() == np.float32
-    np.testing.assert_array_equal(np.asanyarray(stored.dataobj),
-                                  real.float().numpy().transpose(2, 1, 0))
+    np.testing.assert_array_equal(
+        np.asanyarray(stored.dataobj), real.float().numpy().transpose(2, 1, 0)
+    )
 
 
 def test_nifti_affine_matches_formula():

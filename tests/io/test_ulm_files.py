@@ -46,6 +46,7 @@ def test_bad_files_are_named(tmp_path):
     with pytest.raises(ValueError, match="not a readable HDF5"):
         read_ulm_acquisition(tmp_path / "junk.h5")
     import h5py
+
     with h5py.File(tmp_path / "partial.h5", "w") as f:
         f["iq"] = np.zeros((2, 4, 4), np.complex64)
     with pytest.raises(ValueError, match="missing dataset /positions"):
@@ -56,9 +57,12 @@ def test_bad_files_are_named(tmp_path):
 
 def test_saved_with_the_documented_dtypes(tmp_path):
     acq = _small(7)
-    wide = dataclasses.replace(acq, iq=acq.iq.conj().to(torch.complex128),
-                               positions=acq.positions.double(),
-                               amplitudes=acq.amplitudes.double())
+    wide = dataclasses.replace(
+        acq,
+        iq=acq.iq.conj().to(torch.complex128),
+        positions=acq.positions.double(),
+        amplitudes=acq.amplitudes.double(),
+    )
     back = read_ulm_acquisition(write_ulm_acquisition(tmp_path / "acq.h5", wide))
     assert back.iq.dtype == torch.complex64 and torch.equal(back.iq, acq.iq.conj())
     assert back.positions.dtype == torch.float32 and torch.equal(back.positions, acq.positions)

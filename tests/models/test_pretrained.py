@@ -52,10 +52,19 @@ def test_improves_clearly_on_its_starting_point(pretrained):
     the scaled adjoint it starts from, and better than CG-SENSE."""
     model, _, extra = pretrained
     coord = radial_3d(radial_spokes(SIZE, extra["acceleration"]), SIZE)
-    acq = simulate_acquisition(coord, (SIZE,) * 3, n_coils=extra["n_coils"],
-                               phantom="ellipsoids", snr_db=extra["snr_db"], seed=HELD_OUT_SEED)
-    weights = pipe_menon_dcf(coord, acq.image_shape, progress=False) \
-        if DataContract.from_extra(extra).density_weights else None
+    acq = simulate_acquisition(
+        coord,
+        (SIZE,) * 3,
+        n_coils=extra["n_coils"],
+        phantom="ellipsoids",
+        snr_db=extra["snr_db"],
+        seed=HELD_OUT_SEED,
+    )
+    weights = (
+        pipe_menon_dcf(coord, acq.image_shape, progress=False)
+        if DataContract.from_extra(extra).density_weights
+        else None
+    )
     op = Sense(acq.maps, coord, weights=weights)
     with torch.no_grad():
         start = model.initial_image(op.normal_rhs(acq.kspace), op)
@@ -73,11 +82,16 @@ def test_beats_cg_sense_and_l1_wavelet_at_its_training_setting(pretrained):
     _, _, extra = pretrained
     size = extra["image_size"]
     coord = radial_3d(radial_spokes(size, extra["acceleration"]), size)
-    acq = simulate_acquisition(coord, (size,) * 3, n_coils=extra["n_coils"],
-                               phantom="ellipsoids", snr_db=extra["snr_db"], seed=HELD_OUT_SEED)
+    acq = simulate_acquisition(
+        coord,
+        (size,) * 3,
+        n_coils=extra["n_coils"],
+        phantom="ellipsoids",
+        snr_db=extra["snr_db"],
+        seed=HELD_OUT_SEED,
+    )
     methods = {**demo.classical_methods(acq, progress=False), **demo.mbdl_method(acq)}
-    rows = {row["method"]: row for row in demo.quality_rows(demo.run_demo(methods),
-                                                              acq.image)}
+    rows = {row["method"]: row for row in demo.quality_rows(demo.run_demo(methods), acq.image)}
     mbdl = rows.pop(demo.MBDL_NAME)
     for name in ("CG-SENSE", "L1-wavelet CS"):
         assert mbdl["psnr_db"] > rows[name]["psnr_db"] + 1.0, name
@@ -86,8 +100,9 @@ def test_beats_cg_sense_and_l1_wavelet_at_its_training_setting(pretrained):
 
 
 def test_demo_command_adds_the_learned_method(tmp_path, capsys):
-    assert main(["demo", "--size", "16", "--coils", "4", "--no-progress",
-                 "--out", str(tmp_path)]) == 0
+    assert (
+        main(["demo", "--size", "16", "--coils", "4", "--no-progress", "--out", str(tmp_path)]) == 0
+    )
     rows = json.loads((tmp_path / "results.json").read_text())
     names = [row["method"] for row in rows]
     assert names == ["gridding", "CG-SENSE", "L1-wavelet CS", demo.MBDL_NAME]
@@ -99,6 +114,7 @@ def test_demo_command_adds_the_learned_method(tmp_path, capsys):
 
 
 def test_demo_command_reports_a_missing_model_file(tmp_path, capsys):
-    assert main(["demo", "--size", "16", "--no-progress",
-                 "--model", str(tmp_path / "absent.pt")]) == 2
+    assert (
+        main(["demo", "--size", "16", "--no-progress", "--model", str(tmp_path / "absent.pt")]) == 2
+    )
     assert "absent.pt" in capsys.readouterr().err

@@ -53,14 +53,17 @@ def test_complex_channel_round_trip_and_dtypes():
     assert complex_to_channels(z.to(torch.complex128)).dtype == torch.float64
 
 
-@pytest.mark.parametrize("fn,arg,match", [
-    (complex_to_channels, torch.randn(2, 3), "complex"),
-    (channels_to_complex, torch.randn(2, 3, 4), r"\(N, 2"),
-    (lambda x: ResNet3d(n_layers=1), None, "n_layers"),
-    (lambda x: ResNet3d(kernel_size=4), None, "kernel_size"),
-    (lambda x: ResNet3d()(x), torch.randn(2, 8, 8, 8), "N, C, D, H, W"),
-    (lambda x: ResNet3d()(x), torch.randn(1, 2, 10, 10, 10), "too small"),
-])
+@pytest.mark.parametrize(
+    "fn,arg,match",
+    [
+        (complex_to_channels, torch.randn(2, 3), "complex"),
+        (channels_to_complex, torch.randn(2, 3, 4), r"\(N, 2"),
+        (lambda x: ResNet3d(n_layers=1), None, "n_layers"),
+        (lambda x: ResNet3d(kernel_size=4), None, "kernel_size"),
+        (lambda x: ResNet3d()(x), torch.randn(2, 8, 8, 8), "N, C, D, H, W"),
+        (lambda x: ResNet3d()(x), torch.randn(1, 2, 10, 10, 10), "too small"),
+    ],
+)
 def test_bad_input_raises_value_error(fn, arg, match):
     with pytest.raises(ValueError, match=match):
         fn(arg)

@@ -47,8 +47,12 @@ def test_valid_unet_on_aligned_crops_equals_full_output(dim, depth):
     full = net(x)
     core = s if dim == 3 else 2 * s
     n_in = net.input_size(core)
-    for origin in [(0,) * dim, (s,) * dim, (full_core - core,) * dim,
-                   tuple(s * (i % 2) for i in range(dim))]:
+    for origin in [
+        (0,) * dim,
+        (s,) * dim,
+        (full_core - core,) * dim,
+        tuple(s * (i % 2) for i in range(dim)),
+    ]:
         crop = x[(slice(None), slice(None), *(slice(o, o + n_in) for o in origin))]
         expect = full[(slice(None), slice(None), *(slice(o, o + core) for o in origin))]
         torch.testing.assert_close(net(crop), expect, rtol=0, atol=1e-5)
@@ -61,7 +65,7 @@ def test_valid_crop_at_misaligned_origin_differs():
     x = torch.randn(1, 1, net.input_size(16), net.input_size(16), dtype=torch.float64)
     full = net(x)
     n = net.input_size(8)
-    out = net(x[..., 1:1 + n, 1:1 + n])
+    out = net(x[..., 1 : 1 + n, 1 : 1 + n])
     assert (out - full[..., 1:9, 1:9]).abs().max() > 1e-3
 
 

@@ -34,14 +34,16 @@ def test_radial_dcf_compensates_density_and_restores_scale():
     assert weights.shape == (400, N) and (weights > 0).all()
     radius = coord.norm(dim=-1)
     # Radial density falls as 1/r^2, so weights grow about as r^2 (mid-radius, before the edge).
-    ratio = weights[(radius > 5.5) & (radius < 6.5)].mean() / weights[(radius > 2.5)
-                                                                       & (radius < 3.5)].mean()
+    ratio = (
+        weights[(radius > 5.5) & (radius < 6.5)].mean()
+        / weights[(radius > 2.5) & (radius < 3.5)].mean()
+    )
     assert 2.5 < ratio < 5.5  # (6/3)^2 = 4
     # A smooth blob is gridded back at unit scale and shape; without weights it is not.
     z, y, x = normalized_grid(SHAPE)
     blob = torch.exp(-(x**2 + y**2 + z**2) / (2 * 0.2**2)).to(torch.complex64)
     gridded = _grid(coord, weights, blob)
-    least_squares_scale = (torch.vdot(gridded.flatten(), blob.flatten()) / gridded.norm() ** 2)
+    least_squares_scale = torch.vdot(gridded.flatten(), blob.flatten()) / gridded.norm() ** 2
     assert abs(least_squares_scale - 1) < 0.03
     assert _gridding_error(coord, weights, blob) < 0.15
     unweighted = torch.full_like(weights, weights.mean().item())

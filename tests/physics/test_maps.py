@@ -61,8 +61,14 @@ def test_nyquist_radius_of_radial_follows_spoke_count():
 
 @pytest.fixture(scope="module")
 def espirit_maps(acquisition):
-    return estimate_maps(acquisition.kspace, acquisition.coord, SHAPE, method="espirit",
-                         calib_width=10, kernel_width=5)
+    return estimate_maps(
+        acquisition.kspace,
+        acquisition.coord,
+        SHAPE,
+        method="espirit",
+        calib_width=10,
+        kernel_width=5,
+    )
 
 
 def _assert_maps_match_truth(maps, acquisition):
@@ -85,8 +91,9 @@ def test_espirit_maps_vanish_outside_the_object(espirit_maps):
 
 @pytest.mark.slow
 def test_jsense_maps_correlate_with_true_maps_inside_object(acquisition):
-    maps = estimate_maps(acquisition.kspace, acquisition.coord, SHAPE, method="jsense",
-                         calib_width=10, max_iter=5)
+    maps = estimate_maps(
+        acquisition.kspace, acquisition.coord, SHAPE, method="jsense", calib_width=10, max_iter=5
+    )
     _assert_maps_match_truth(maps, acquisition)
 
 
@@ -128,8 +135,9 @@ def _radial_acquisition(size):
 
 
 def _cg_psnr(acquisition, maps):
-    image = cg_sense(acquisition.kspace, acquisition.coord, maps, n_iter=20, backend="finufft",
-                     progress=False)
+    image = cg_sense(
+        acquisition.kspace, acquisition.coord, maps, n_iter=20, backend="finufft", progress=False
+    )
     return psnr(image, acquisition.image)
 
 
@@ -156,11 +164,22 @@ def test_estimated_maps_carry_the_object_phase():
     """Reconstructed with estimated maps, the image is close to real and non-negative: the
     object's smooth phase (here the true maps' own phase convention) moves into the maps."""
     acquisition = _radial_acquisition(24)
-    image = cg_sense(acquisition.kspace, acquisition.coord,
-                     estimate_maps(acquisition.kspace, acquisition.coord, acquisition.image_shape),
-                     n_iter=20, backend="finufft", progress=False)
-    reference = cg_sense(acquisition.kspace, acquisition.coord, acquisition.maps, n_iter=20,
-                         backend="finufft", progress=False)
+    image = cg_sense(
+        acquisition.kspace,
+        acquisition.coord,
+        estimate_maps(acquisition.kspace, acquisition.coord, acquisition.image_shape),
+        n_iter=20,
+        backend="finufft",
+        progress=False,
+    )
+    reference = cg_sense(
+        acquisition.kspace,
+        acquisition.coord,
+        acquisition.maps,
+        n_iter=20,
+        backend="finufft",
+        progress=False,
+    )
     assert float(reference.imag.norm() / reference.norm()) > 0.2  # the truth's phase
     assert float(image.imag.norm() / image.norm()) < 0.1
     assert float(image.real.clamp(max=0).norm() / image.norm()) < 0.1

@@ -29,8 +29,11 @@ def _operators(rng, normal):
     return [
         ("nufft", NUFFT(coord, SHAPE, backend="dft", normal=normal), SAMPLES),
         ("sense", Sense(maps, coord, backend="dft", normal=normal), (COILS, *SAMPLES)),
-        ("weighted sense", Sense(maps, coord, weights=_weights(rng), backend="dft",
-                                 normal=normal), (COILS, *SAMPLES)),
+        (
+            "weighted sense",
+            Sense(maps, coord, weights=_weights(rng), backend="dft", normal=normal),
+            (COILS, *SAMPLES),
+        ),
     ]
 
 

@@ -94,8 +94,9 @@ def test_normal_autograd_and_gradcheck(backend, normal, rng):
 def _saved_numels(fn):
     """Sizes of the tensors autograd saves while ``fn()`` runs."""
     numels = [0]
-    with torch.autograd.graph.saved_tensors_hooks(lambda t: numels.append(t.numel()) or t,
-                                                  lambda t: t):
+    with torch.autograd.graph.saved_tensors_hooks(
+        lambda t: numels.append(t.numel()) or t, lambda t: t
+    ):
         fn()
     return numels
 

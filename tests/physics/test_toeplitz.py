@@ -85,7 +85,7 @@ def _zero_padded_reference(image, kernel):
     dims = tuple(range(-kernel.ndim, 0))
     spectrum = torch.fft.fftn(image, s=kernel.shape, dim=dims) * kernel
     out = torch.fft.ifftn(spectrum, dim=dims)
-    return out[(..., *(slice(0, n) for n in image.shape[-kernel.ndim:]))]
+    return out[(..., *(slice(0, n) for n in image.shape[-kernel.ndim :]))]
 
 
 @pytest.mark.parametrize("image_shape", SHAPES)

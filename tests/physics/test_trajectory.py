@@ -68,8 +68,9 @@ def test_stack_of_stars_shape_partitions_and_golden_angle():
     assert torch.allclose(step, torch.full_like(step, math.radians(111.246)), atol=1e-3)
     uniform = stack_of_stars(4, 32, 2, golden=False)
     angle = torch.atan2(uniform[:, 0, 0, 1], uniform[:, 0, 0, 2])
-    assert torch.allclose(torch.remainder(angle[1:] - angle[:-1], math.pi),
-                          torch.full((3,), math.pi / 4), atol=1e-5)
+    assert torch.allclose(
+        torch.remainder(angle[1:] - angle[:-1], math.pi), torch.full((3,), math.pi / 4), atol=1e-5
+    )
 
 
 def test_stack_of_spirals_nyquist_default():

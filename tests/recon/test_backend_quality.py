@@ -40,15 +40,21 @@ def pretrained():
 def reconstruct(method: str, acq, backend: str, pretrained) -> torch.Tensor:
     """One method as the demo runs it (L1-wavelet with 15 iterations, to keep the test short)."""
     if method == "cg":
-        return cg_sense(acq.kspace, acq.coord, acq.maps, n_iter=20, backend=backend,
-                        progress=False)
+        return cg_sense(acq.kspace, acq.coord, acq.maps, n_iter=20, backend=backend, progress=False)
     if method == "l1":
         dcf = pipe_menon_dcf(acq.coord, acq.image_shape, backend=backend, progress=False)
-        return l1_wavelet(acq.kspace, acq.coord, acq.maps, lamda=demo.L1_LAMDA, n_iter=15,
-                          weights=dcf, backend=backend, progress=False)
+        return l1_wavelet(
+            acq.kspace,
+            acq.coord,
+            acq.maps,
+            lamda=demo.L1_LAMDA,
+            n_iter=15,
+            weights=dcf,
+            backend=backend,
+            progress=False,
+        )
     model, _, extra = pretrained
-    return reconstruct_with_model(model, acq.kspace, acq.maps, acq.coord, extra,
-                                  backend=backend)
+    return reconstruct_with_model(model, acq.kspace, acq.maps, acq.coord, extra, backend=backend)
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +65,9 @@ def exact(acquisition, pretrained):
 
 @pytest.mark.parametrize("method", list(FLOORS_DB))
 @pytest.mark.parametrize("backend", CPU_NUFFT_BACKENDS)
-def test_every_backend_reconstructs_as_the_exact_transform(backend, method, acquisition,
-                                                           pretrained, exact):
+def test_every_backend_reconstructs_as_the_exact_transform(
+    backend, method, acquisition, pretrained, exact
+):
     image = reconstruct(method, acquisition, backend, pretrained)
     assert image.shape == acquisition.image_shape and image.dtype == torch.complex64
     assert psnr(image, acquisition.image) > FLOORS_DB[method]

@@ -45,8 +45,10 @@ def test_tikhonov_weight_matches_explicit_solution_in_2d():
     [
         (lambda a, d: cg_sense(a.kspace[:2], a.coord, a.maps, progress=False), "kspace"),
         (lambda a, d: cg_sense(a.kspace[..., :5], a.coord, a.maps, progress=False), "kspace"),
-        (lambda a, d: cg_sense(a.kspace[0], a.coord, a.maps[:1], progress=False),
-         "kspace must have shape"),
+        (
+            lambda a, d: cg_sense(a.kspace[0], a.coord, a.maps[:1], progress=False),
+            "kspace must have shape",
+        ),
         (lambda a, d: cg_sense(a.kspace, a.coord, a.maps, n_iter=0), "n_iter"),
         (lambda a, d: cg_sense(a.kspace, a.coord, a.maps, lamda=-1.0), "lamda"),
         (lambda a, d: cg_sense(a.kspace, a.coord, a.maps, weights=-d), "non-negative"),

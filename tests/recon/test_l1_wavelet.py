@@ -11,8 +11,9 @@ from blockrecon.recon.l1_wavelet import WaveletSoftThreshold
 def test_l1_wavelet_beats_cg_sense_at_high_undersampling(high):
     acq, dcf = high
     sense = cg_sense(acq.kspace, acq.coord, acq.maps, weights=dcf, n_iter=20, progress=False)
-    sparse = l1_wavelet(acq.kspace, acq.coord, acq.maps, lamda=1e-3, n_iter=30, weights=dcf,
-                        progress=False)
+    sparse = l1_wavelet(
+        acq.kspace, acq.coord, acq.maps, lamda=1e-3, n_iter=30, weights=dcf, progress=False
+    )
     assert sparse.shape == SHAPE and sparse.dtype == torch.complex64
     assert nrmse(sparse, acq.image) < 0.9 * nrmse(sense, acq.image)
     assert ssim(sparse, acq.image) > ssim(sense, acq.image) + 0.01
@@ -33,8 +34,7 @@ def test_wavelet_soft_threshold():
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda a, d: l1_wavelet(a.kspace, a.coord, a.maps, lamda=1e-3, wavelet="nope"),
-         "wavelet"),
+        (lambda a, d: l1_wavelet(a.kspace, a.coord, a.maps, lamda=1e-3, wavelet="nope"), "wavelet"),
         (lambda a, d: l1_wavelet(a.kspace, a.coord, a.maps, lamda=float("nan")), "lamda"),
         (lambda a, d: l1_wavelet(a.kspace, a.coord * 4, a.maps, lamda=1e-3), "must lie"),
     ],

@@ -47,7 +47,8 @@ def test_metrics_degrade_monotonically_with_noise(reference):
     assert psnr(low, reference) > psnr(high, reference)
     assert 0 < ssim(high, reference) < ssim(low, reference) < 1
     assert ssim(high, reference, window="uniform", window_size=5) < ssim(
-        low, reference, window="uniform", window_size=5)
+        low, reference, window="uniform", window_size=5
+    )
 
 
 def test_mask_restricts_the_comparison(reference):

@@ -42,6 +42,5 @@ def tiny_trained(tiny_data):
     untrained.load_state_dict(model.state_dict())
     x, y = tiny_data[:2]
     with one_thread():
-        history = train_segmentation(model, x, y, epochs=20, batch_size=4, lr=1e-2,
-                                     progress=False)
+        history = train_segmentation(model, x, y, epochs=20, batch_size=4, lr=1e-2, progress=False)
     return model, untrained.eval(), history

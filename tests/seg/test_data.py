@@ -93,12 +93,15 @@ def test_loads_a_pair_slice_major(tmp_path):
     assert images.shape == (6, 1, 32, 32) and labels.shape == (6, 32, 32)
 
 
-@pytest.mark.parametrize("label,message", [
-    (np.zeros((8, 8, 3)) + 4, "0..3"),
-    (np.zeros((8, 8, 2)), "does not match"),
-    (np.zeros((8, 8)), "3D volume"),
-    (np.full((8, 8, 3), 1.5), "integers"),
-])
+@pytest.mark.parametrize(
+    "label,message",
+    [
+        (np.zeros((8, 8, 3)) + 4, "0..3"),
+        (np.zeros((8, 8, 2)), "does not match"),
+        (np.zeros((8, 8)), "3D volume"),
+        (np.full((8, 8, 3), 1.5), "integers"),
+    ],
+)
 def test_label_validation(tmp_path, label, message):
     _write(tmp_path / "p_frame01.nii.gz", np.ones((8, 8, 3)))
     _write(tmp_path / "p_frame01_gt.nii.gz", label)

@@ -84,8 +84,9 @@ def test_fold_batchnorm_keeps_eval_outputs():
     net.eval()
     folded = fold_batchnorm(net)
     x = torch.randn(2, 1, 16, 16)
-    assert folded.norm is None and not any(isinstance(m, torch.nn.BatchNorm2d)
-                                           for m in folded.modules())
+    assert folded.norm is None and not any(
+        isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules()
+    )
     with torch.no_grad():
         torch.testing.assert_close(folded(x), net(x), rtol=0, atol=1e-5)
 
@@ -107,8 +108,9 @@ def test_sparsity_training_leaves_exactly_zero_filters(tiny_data, single_thread)
     torch.manual_seed(0)
     x, y = tiny_data[0][:8, :, 16:48, 16:48], tiny_data[1][:8, 16:48, 16:48]
     model = build_model(base_width=4, depth=3)
-    train_segmentation(model, x, y, epochs=10, batch_size=2, lr=5e-2, filter_sparsity=1.2,
-                       progress=False)
+    train_segmentation(
+        model, x, y, epochs=10, batch_size=2, lr=5e-2, filter_sparsity=1.2, progress=False
+    )
     assert zero_filter_fraction(model) > 0.1
     assert zero_filter_fraction(build_model(base_width=4, depth=3)) == 0
 

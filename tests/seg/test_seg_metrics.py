@@ -15,14 +15,16 @@ def test_dice_known_values():
     pred[0:4, 0:3] = 1  # 12 pixels, all inside: Dice = 24 / 32
     target[6:8, 6:8] = 2  # class 2 missed entirely
     pred[9, 9] = 3  # class 3 predicted where there is none
-    torch.testing.assert_close(dice_per_class(pred, target, 5),
-                               torch.tensor([0.75, 0.0, 0.0, 1.0], dtype=torch.float64))
+    torch.testing.assert_close(
+        dice_per_class(pred, target, 5), torch.tensor([0.75, 0.0, 0.0, 1.0], dtype=torch.float64)
+    )
 
 
 def test_dice_rejects_bad_input():
     with pytest.raises(ValueError, match="does not match"):
-        dice_per_class(torch.zeros(3, 3, dtype=torch.int64),
-                       torch.zeros(3, 4, dtype=torch.int64), 2)
+        dice_per_class(
+            torch.zeros(3, 3, dtype=torch.int64), torch.zeros(3, 4, dtype=torch.int64), 2
+        )
     with pytest.raises(ValueError, match="integer"):
         dice_per_class(torch.zeros(3, 3), torch.zeros(3, 3), 2)
 

@@ -70,8 +70,12 @@ def test_checkpoint_rejects_bad_files(tmp_path):
     with pytest.raises(ValueError, match="not a blockrecon segmentation checkpoint"):
         load_model(tmp_path / "other.pt")
     model = build_model(base_width=2, depth=2)
-    payload = {"format": "blockrecon.seg.unet/1", "config": model.config, "extra": {},
-               "state_dict": {**model.state_dict(), "head.weight": torch.zeros(4, 3, 1, 1)}}
+    payload = {
+        "format": "blockrecon.seg.unet/1",
+        "config": model.config,
+        "extra": {},
+        "state_dict": {**model.state_dict(), "head.weight": torch.zeros(4, 3, 1, 1)},
+    }
     torch.save(payload, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="architecture mismatch at head.weight"):
         load_model(tmp_path / "bad.pt")

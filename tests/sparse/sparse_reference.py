@@ -34,8 +34,10 @@ def conv_nd(x, weight, bias=None, stride=1, dilation=1, padding=0, same=False):
     else:
         pads = [(p, p) for p in _expand(padding, ndim)]
     x = F.pad(x, [v for pair in reversed(pads) for v in pair])
-    out_shape = [(n - d * (k - 1) - 1) // s + 1
-                 for n, k, s, d in zip(x.shape[2:], kernel, stride, dilation, strict=False)]
+    out_shape = [
+        (n - d * (k - 1) - 1) // s + 1
+        for n, k, s, d in zip(x.shape[2:], kernel, stride, dilation, strict=False)
+    ]
     out = x.new_zeros(x.shape[0], weight.shape[0], *out_shape)
     for k in _offsets(kernel):
         start = [kk * d for kk, d in zip(k, dilation, strict=False)]
@@ -73,8 +75,9 @@ def _expand(value, ndim):
     return (value,) * ndim if isinstance(value, int) else tuple(value)
 
 
-def random_sparse(shape, channels, pattern="random", batch=2, density=0.3, seed=0,
-                  dtype=torch.float64):
+def random_sparse(
+    shape, channels, pattern="random", batch=2, density=0.3, seed=0, dtype=torch.float64
+):
     """SparseTensor with leaf features; pattern: random (incl. two corners), empty, single,
     border (sites only on the grid faces)."""
     gen = torch.Generator().manual_seed(seed)

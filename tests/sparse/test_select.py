@@ -28,9 +28,15 @@ def test_site_energy_sums_squared_channels():
     assert site_energy(x).tolist() == [[25.0]]
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({}, "exactly one"), ({"threshold": 0.1, "topk": 1}, "exactly one"),
-    ({"topk": 5}, "topk must be an int in \\[0, 4\\]"), ({"topk": 1.0}, "topk")])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({}, "exactly one"),
+        ({"threshold": 0.1, "topk": 1}, "exactly one"),
+        ({"topk": 5}, "topk must be an int in \\[0, 4\\]"),
+        ({"topk": 1.0}, "topk"),
+    ],
+)
 def test_bad_selection_is_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         select_sites(torch.ones(2, 2, 2), **kwargs)

@@ -38,17 +38,24 @@ def dense_conv(layer, x):
     op, w = _torch_op("conv", layer.ndim), layer.dense_weight()
     if op is None:
         return conv_nd(x, w, layer.bias, layer.stride, layer.dilation, layer.padding)
-    return op(x, w, layer.bias, stride=layer.stride, padding=layer.padding,
-              dilation=layer.dilation)
+    return op(x, w, layer.bias, stride=layer.stride, padding=layer.padding, dilation=layer.dilation)
 
 
 def dense_transpose(layer, x):
     op, w = _torch_op("conv_transpose", layer.ndim), layer.dense_weight()
     if op is None:
-        return conv_transpose_nd(x, w, layer.bias, layer.stride, layer.dilation, layer.padding,
-                                 layer.output_padding)
-    return op(x, w, layer.bias, stride=layer.stride, padding=layer.padding,
-              output_padding=layer.output_padding, dilation=layer.dilation)
+        return conv_transpose_nd(
+            x, w, layer.bias, layer.stride, layer.dilation, layer.padding, layer.output_padding
+        )
+    return op(
+        x,
+        w,
+        layer.bias,
+        stride=layer.stride,
+        padding=layer.padding,
+        output_padding=layer.output_padding,
+        dilation=layer.dilation,
+    )
 
 
 def dense_max_pool(layer, x):
@@ -73,26 +80,51 @@ def dense_avg_active(layer, x):
 
 CASES = {
     # name: (layer factory(ndim), dense counterpart(layer, sparse input), site rule)
-    "submanifold": (lambda d: SparseConv(2, 3, 3, ndim=d),
-                    lambda m, x: dense_submanifold(m, x.to_dense()), "same"),
-    "submanifold_aniso": (lambda d: SparseConv(2, 3, (3, 2, 1, 3)[:d], dilation=(1, 2, 1, 2)[:d]),
-                          lambda m, x: dense_submanifold(m, x.to_dense()), "same"),
-    "strided": (lambda d: SparseConv(2, 3, ANISO[d], stride=ANISO[d]),
-                lambda m, x: dense_conv(m, x.to_dense()), "conv"),
-    "generalized": (lambda d: SparseConv(2, 3, 3, stride=2, padding=1,
-                                         dilation=(1,) * (d - 1) + (2,), ndim=d),
-                    lambda m, x: dense_conv(m, x.to_dense()), "conv"),
-    "transpose": (lambda d: SparseConvTranspose(2, 3, ANISO[d], stride=ANISO[d]),
-                  lambda m, x: dense_transpose(m, x.to_dense()), "transpose"),
-    "transpose_general": (lambda d: SparseConvTranspose(2, 3, 3, stride=2, padding=1,
-                                                        output_padding=1, ndim=d),
-                          lambda m, x: dense_transpose(m, x.to_dense()), "transpose"),
-    "max_pool": (lambda d: SparseMaxPool(ANISO[d]),
-                 lambda m, x: dense_max_pool(m, x.to_dense(float("-inf"))), "conv"),
-    "max_pool_overlap": (lambda d: SparseMaxPool((3, 3, 1, 3)[:d], stride=2),
-                         lambda m, x: dense_max_pool(m, x.to_dense(float("-inf"))), "pool"),
-    "avg_pool_kernel": (lambda d: SparseAvgPool(ANISO[d], divisor="kernel"),
-                        lambda m, x: dense_avg_pool(m, x.to_dense()), "conv"),
+    "submanifold": (
+        lambda d: SparseConv(2, 3, 3, ndim=d),
+        lambda m, x: dense_submanifold(m, x.to_dense()),
+        "same",
+    ),
+    "submanifold_aniso": (
+        lambda d: SparseConv(2, 3, (3, 2, 1, 3)[:d], dilation=(1, 2, 1, 2)[:d]),
+        lambda m, x: dense_submanifold(m, x.to_dense()),
+        "same",
+    ),
+    "strided": (
+        lambda d: SparseConv(2, 3, ANISO[d], stride=ANISO[d]),
+        lambda m, x: dense_conv(m, x.to_dense()),
+        "conv",
+    ),
+    "generalized": (
+        lambda d: SparseConv(2, 3, 3, stride=2, padding=1, dilation=(1,) * (d - 1) + (2,), ndim=d),
+        lambda m, x: dense_conv(m, x.to_dense()),
+        "conv",
+    ),
+    "transpose": (
+        lambda d: SparseConvTranspose(2, 3, ANISO[d], stride=ANISO[d]),
+        lambda m, x: dense_transpose(m, x.to_dense()),
+        "transpose",
+    ),
+    "transpose_general": (
+        lambda d: SparseConvTranspose(2, 3, 3, stride=2, padding=1, output_padding=1, ndim=d),
+        lambda m, x: dense_transpose(m, x.to_dense()),
+        "transpose",
+    ),
+    "max_pool": (
+        lambda d: SparseMaxPool(ANISO[d]),
+        lambda m, x: dense_max_pool(m, x.to_dense(float("-inf"))),
+        "conv",
+    ),
+    "max_pool_overlap": (
+        lambda d: SparseMaxPool((3, 3, 1, 3)[:d], stride=2),
+        lambda m, x: dense_max_pool(m, x.to_dense(float("-inf"))),
+        "pool",
+    ),
+    "avg_pool_kernel": (
+        lambda d: SparseAvgPool(ANISO[d], divisor="kernel"),
+        lambda m, x: dense_avg_pool(m, x.to_dense()),
+        "conv",
+    ),
     "avg_pool_active": (lambda d: SparseAvgPool(ANISO[d]), dense_avg_active, "conv"),
 }
 
@@ -104,8 +136,9 @@ def expected_sites(layer, rule, x):
         return site_mask(x)
     ones = torch.ones(1, 1, *layer.kernel_size, dtype=torch.float64)
     if rule == "transpose":
-        out = conv_transpose_nd(occupancy, ones, None, layer.stride, layer.dilation,
-                                layer.padding, layer.output_padding)
+        out = conv_transpose_nd(
+            occupancy, ones, None, layer.stride, layer.dilation, layer.padding, layer.output_padding
+        )
     else:
         dilation = getattr(layer, "dilation", 1)
         padding = getattr(layer, "padding", 0)
@@ -155,15 +188,21 @@ def test_loop_reference_matches_torch(ndim):
     x = torch.randn(2, 2, *SHAPES[ndim], generator=gen, dtype=torch.float64)
     w = torch.randn(3, 2, *(3, 2, 3)[:ndim], generator=gen, dtype=torch.float64)
     conv, conv_t = _torch_op("conv", ndim), _torch_op("conv_transpose", ndim)
-    torch.testing.assert_close(conv_nd(x, w, None, 2, (1, 2, 1)[:ndim], 1),
-                               conv(x, w, stride=2, padding=1, dilation=(1, 2, 1)[:ndim]))
-    torch.testing.assert_close(conv_nd(x, w, None, dilation=2, same=True),
-                               conv(x, w, padding="same", dilation=2))
+    torch.testing.assert_close(
+        conv_nd(x, w, None, 2, (1, 2, 1)[:ndim], 1),
+        conv(x, w, stride=2, padding=1, dilation=(1, 2, 1)[:ndim]),
+    )
+    torch.testing.assert_close(
+        conv_nd(x, w, None, dilation=2, same=True), conv(x, w, padding="same", dilation=2)
+    )
     wt = w.transpose(0, 1)
-    torch.testing.assert_close(conv_transpose_nd(x, wt, None, 2, 1, 1, 1),
-                               conv_t(x, wt, stride=2, padding=1, output_padding=1))
-    torch.testing.assert_close(pool_nd(x, ANISO[ndim], ANISO[ndim], "max"),
-                               _torch_op("max_pool", ndim)(x, ANISO[ndim]))
+    torch.testing.assert_close(
+        conv_transpose_nd(x, wt, None, 2, 1, 1, 1),
+        conv_t(x, wt, stride=2, padding=1, output_padding=1),
+    )
+    torch.testing.assert_close(
+        pool_nd(x, ANISO[ndim], ANISO[ndim], "max"), _torch_op("max_pool", ndim)(x, ANISO[ndim])
+    )
 
 
 def test_float32_matches_dense():
@@ -177,16 +216,23 @@ def test_float32_matches_dense():
 
 def test_gradcheck_custom_backward():
     x = random_sparse((5, 4, 3), 2, "random", seed=3)
-    for layer in (SparseConv(2, 2, 3), SparseConv(2, 2, 2, stride=2),
-                  SparseConvTranspose(2, 2, 2, stride=2)):
+    for layer in (
+        SparseConv(2, 2, 3),
+        SparseConv(2, 2, 2, stride=2),
+        SparseConvTranspose(2, 2, 2, stride=2),
+    ):
         kmap = layer.double().kernel_map(x)
-        inputs = (x.feats.detach().clone().requires_grad_(),
-                  layer.weight.detach().clone().requires_grad_())
+        inputs = (
+            x.feats.detach().clone().requires_grad_(),
+            layer.weight.detach().clone().requires_grad_(),
+        )
         assert torch.autograd.gradcheck(
-            lambda f, w, kmap=kmap: sparse_conv(x.with_feats(f), w, None, kmap).feats, inputs)
+            lambda f, w, kmap=kmap: sparse_conv(x.with_feats(f), w, None, kmap).feats, inputs
+        )
     pool = SparseMaxPool(2, ndim=3)
-    assert torch.autograd.gradcheck(lambda f: pool(x.with_feats(f)).feats,
-                                    (x.feats.detach().clone().requires_grad_(),))
+    assert torch.autograd.gradcheck(
+        lambda f: pool(x.with_feats(f)).feats, (x.feats.detach().clone().requires_grad_(),)
+    )
 
 
 def _pipeline(x):

@@ -57,14 +57,17 @@ def test_empty_tensor():
     assert s.num_sites == 0 and s.to_dense().shape == (1, 2, 3, 3, 3)
 
 
-@pytest.mark.parametrize("coords, feats, shape, match", [
-    ([[0, 4, 0]], [[1.0]], (4, 3), "out of spatial_shape"),
-    ([[0, -1, 0]], [[1.0]], (4, 3), "out of spatial_shape"),
-    ([[0, 1]], [[1.0]], (4, 3), r"shape \(N, 3\)"),
-    ([[0, 1, 1], [0, 2, 2]], [[1.0]], (4, 3), "rows"),
-    ([[0, 1, 1], [0, 1, 1]], [[1.0], [2.0]], (4, 3), "duplicate"),
-    ([[0, 1]], [[1.0]], (4,), "2, 3 or 4"),
-])
+@pytest.mark.parametrize(
+    "coords, feats, shape, match",
+    [
+        ([[0, 4, 0]], [[1.0]], (4, 3), "out of spatial_shape"),
+        ([[0, -1, 0]], [[1.0]], (4, 3), "out of spatial_shape"),
+        ([[0, 1]], [[1.0]], (4, 3), r"shape \(N, 3\)"),
+        ([[0, 1, 1], [0, 2, 2]], [[1.0]], (4, 3), "rows"),
+        ([[0, 1, 1], [0, 1, 1]], [[1.0], [2.0]], (4, 3), "duplicate"),
+        ([[0, 1]], [[1.0]], (4,), "2, 3 or 4"),
+    ],
+)
 def test_bad_input_raises(coords, feats, shape, match):
     with pytest.raises(ValueError, match=match):
         SparseTensor(torch.tensor(coords), torch.tensor(feats), shape)

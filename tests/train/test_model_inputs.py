@@ -25,8 +25,13 @@ def problem():
     torch.manual_seed(0)
     coord = radial_3d(50, 2 * SIZE, image_size=SIZE)
     acq = simulate_acquisition(coord, (SIZE,) * 3, n_coils=3, seed=3)
-    model = UnrolledNet(ResNet3d(width=2, n_layers=2), ConjugateGradientDC(n_iter=4), 2,
-                        patch_size=None, init="adjoint").eval()
+    model = UnrolledNet(
+        ResNet3d(width=2, n_layers=2),
+        ConjugateGradientDC(n_iter=4),
+        2,
+        patch_size=None,
+        init="adjoint",
+    ).eval()
     return acq, model, pipe_menon_dcf(coord, acq.image_shape, progress=False)
 
 
@@ -47,8 +52,9 @@ def test_normalized_weighted_pair_has_unit_operator_and_returns_the_data_scale(p
 
 
 def test_training_on_weighted_pairs_records_it_for_reconstruction(tmp_path):
-    pairs = SimulatedRadialPairs(2, image_size=8, n_spokes=30, n_coils=2, normalize=True,
-                                 density_weights=True)
+    pairs = SimulatedRadialPairs(
+        2, image_size=8, n_spokes=30, n_coils=2, normalize=True, density_weights=True
+    )
     expected = pipe_menon_dcf(pairs.coord, (8,) * 3, progress=False)
     assert torch.equal(pairs[0].op.weights, expected)
     config = {"regularizer": {"width": 2, "n_layers": 2}, "n_unrolls": 1, "patch_size": 4}

@@ -16,8 +16,9 @@ GLOBAL_BATCH = 4
 
 
 def _pairs(indices):
-    data = SimulatedRadialPairs(GLOBAL_BATCH, image_size=8, n_spokes=24, n_coils=2,
-                                normalize=True, cache=False)
+    data = SimulatedRadialPairs(
+        GLOBAL_BATCH, image_size=8, n_spokes=24, n_coils=2, normalize=True, cache=False
+    )
     return [data[i] for i in indices]
 
 
@@ -27,14 +28,14 @@ def _gradients(model) -> dict[str, torch.Tensor]:
 
 def _worker(rank: int, world_size: int, store: str, out: str) -> None:
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank,
-                            world_size=world_size)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world_size)
     try:
         torch.manual_seed(0)
         model = build_unrolled(CONFIG)
         shard = GLOBAL_BATCH // world_size
-        accumulate_gradients(DistributedDataParallel(model),
-                             _pairs(range(rank * shard, (rank + 1) * shard)))
+        accumulate_gradients(
+            DistributedDataParallel(model), _pairs(range(rank * shard, (rank + 1) * shard))
+        )
         if rank == 0:
             torch.save(_gradients(model), out)
     finally:

@@ -20,8 +20,10 @@ CONFIG = {"regularizer": {"width": 4, "n_layers": 2}, "n_unrolls": 2, "patch_siz
 @pytest.fixture(scope="module")
 def data():
     settings = dict(image_size=16, n_spokes=40, n_coils=2, normalize=True)
-    return (SimulatedRadialPairs(3, seed=0, **settings),
-            SimulatedRadialPairs(1, seed=50, **settings))
+    return (
+        SimulatedRadialPairs(3, seed=0, **settings),
+        SimulatedRadialPairs(1, seed=50, **settings),
+    )
 
 
 def _losses(history):
@@ -30,8 +32,9 @@ def _losses(history):
 
 def test_resume_after_sigterm_mid_epoch_reproduces_uninterrupted_run(data, tmp_path):
     train, val = data
-    reference = fit(CONFIG, train, tmp_path / "full", val_data=val, epochs=3, seed=1,
-                    progress=False)
+    reference = fit(
+        CONFIG, train, tmp_path / "full", val_data=val, epochs=3, seed=1, progress=False
+    )
     assert reference.stopped_by is None and len(reference.history) == 3
 
     calls = {"n": 0}
@@ -43,16 +46,23 @@ def test_resume_after_sigterm_mid_epoch_reproduces_uninterrupted_run(data, tmp_p
         return relative_l2(estimate, target)
 
     run = tmp_path / "run"
-    stopped = fit(CONFIG, train, run, val_data=val, epochs=3, seed=1, progress=False,
-                  loss_fn=interrupting_loss)
+    stopped = fit(
+        CONFIG,
+        train,
+        run,
+        val_data=val,
+        epochs=3,
+        seed=1,
+        progress=False,
+        loss_fn=interrupting_loss,
+    )
     assert stopped.stopped_by == signal.SIGTERM
     state = load_checkpoint(run / "checkpoint.pt")
     assert (state["epoch"], state["step"]) == (1, 2)  # saved after the batch under way
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 1
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler restored
 
-    resumed = fit(CONFIG, train, run, val_data=val, epochs=3, seed=1, progress=False,
-                  resume=True)
+    resumed = fit(CONFIG, train, run, val_data=val, epochs=3, seed=1, progress=False, resume=True)
     assert _losses(resumed.history) == _losses(reference.history)  # bit for bit
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert _losses(lines) == _losses(reference.history)

@@ -18,8 +18,9 @@ def test_training_lowers_validation_loss():
     val = SimulatedRadialPairs(2, image_size=12, n_spokes=60, seed=100)
     torch.manual_seed(0)
     step = 1 / max_eigenvalue(train[0].op)
-    model = UnrolledNet(ResNet3d(width=8, n_layers=3), GradientStepDC(step=step), 3,
-                        patch_size=6, init="adjoint")
+    model = UnrolledNet(
+        ResNet3d(width=8, n_layers=3), GradientStepDC(step=step), 3, patch_size=6, init="adjoint"
+    )
     optimizer = torch.optim.Adam(model.parameters(), 1e-3)
     before = evaluate(model, val)
     for _ in range(5):

@@ -27,11 +27,13 @@ def test_cell_centres_invert_cell_indices():
 def test_disc_targets_are_nested_and_decode_to_the_bubble():
     pixel, radius = (0.5, 0.5), 0.125
     pos = torch.tensor([[1.03, 2.41]], dtype=torch.float64)
-    target = occupancy_targets(pos, torch.tensor([0]), torch.tensor([0]), (1, 8, 8), 1, pixel,
-                               radius=radius)
+    target = occupancy_targets(
+        pos, torch.tensor([0]), torch.tensor([0]), (1, 8, 8), 1, pixel, radius=radius
+    )
     occupied = target.dense(8)[0, 0]
-    cells = torch.stack(torch.meshgrid(*[torch.arange(n) for n in occupied.shape],
-                                       indexing="ij"), -1).reshape(-1, 2)
+    cells = torch.stack(
+        torch.meshgrid(*[torch.arange(n) for n in occupied.shape], indexing="ij"), -1
+    ).reshape(-1, 2)
     near = (cell_centres(cells, pixel, 8) - pos).norm(dim=1) <= radius
     near |= (cells == cell_indices(pos, pixel, 8)).all(1)
     assert torch.equal(occupied.reshape(-1) > 0, near)
@@ -44,5 +46,6 @@ def test_disc_targets_are_nested_and_decode_to_the_bubble():
     assert found.positions.shape == (1, 2)
     assert float((found.positions.double() - pos).norm()) < 0.5 * 0.5 / 8  # half a fine cell
     with pytest.raises(ValueError, match="radius"):
-        occupancy_targets(pos, torch.tensor([0]), torch.tensor([0]), (1, 8, 8), 1, pixel,
-                          radius=-1.0)
+        occupancy_targets(
+            pos, torch.tensor([0]), torch.tensor([0]), (1, 8, 8), 1, pixel, radius=-1.0
+        )

@@ -7,12 +7,17 @@ from blockrecon.ulm import conventional_ulm, localization_scores, simulate_acqui
 
 
 def _scores(concentration, seed, method="weighted_centroid"):
-    acq = simulate_acquisition((40, 40), 128, concentration, seed=seed, clutter_db=20.0,
-                               progress=False)
-    result = conventional_ulm(acq.iq, acq.pixel_size, acq.frame_rate, svd_components=2,
-                              method=method)
-    return acq, result, localization_scores(acq.positions, acq.frames, result.positions,
-                                            result.frames)
+    acq = simulate_acquisition(
+        (40, 40), 128, concentration, seed=seed, clutter_db=20.0, progress=False
+    )
+    result = conventional_ulm(
+        acq.iq, acq.pixel_size, acq.frame_rate, svd_components=2, method=method
+    )
+    return (
+        acq,
+        result,
+        localization_scores(acq.positions, acq.frames, result.positions, result.frames),
+    )
 
 
 @pytest.mark.parametrize("method, seed", [("weighted_centroid", 0), ("radial_symmetry", 1)])

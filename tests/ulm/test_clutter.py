@@ -14,8 +14,9 @@ def test_svd_filter_removes_static_tissue_keeps_moving_bubble():
     n = 40
     tissue = 30.0 * (rng.standard_normal((16, 16)) + 1j * rng.standard_normal((16, 16)))
     path = np.column_stack([np.full(n, 8.0), np.linspace(3.0, 13.0, n)])
-    bubble = render_bubbles((16, 16), n, np.arange(n), path * 0.5, np.ones(n), np.full(2, 0.5),
-                            FWHM, progress=False)
+    bubble = render_bubbles(
+        (16, 16), n, np.arange(n), path * 0.5, np.ones(n), np.full(2, 0.5), FWHM, progress=False
+    )
     iq = torch.from_numpy((bubble + tissue[None]).astype(np.complex64))
     filtered = svd_clutter_filter(iq, 1)
     # Tissue (30x the bubble, 900x its power) is gone; the bubble is still where it was.

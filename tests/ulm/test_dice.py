@@ -27,8 +27,15 @@ def _logits(shape, cells):
 @pytest.mark.parametrize("sparse", [False, True])
 def test_dice_known_answers(sparse):
     shape = (1, 2, 4, 4)
-    target = occupancy_targets(torch.tensor([[0.1, 0.1], [1.0, 1.0]]), torch.tensor([0, 1]),
-                               torch.tensor([0, 0]), (2, 4, 4), 1, (1.0, 1.0), scales=(1,))
+    target = occupancy_targets(
+        torch.tensor([[0.1, 0.1], [1.0, 1.0]]),
+        torch.tensor([0, 1]),
+        torch.tensor([0, 0]),
+        (2, 4, 4),
+        1,
+        (1.0, 1.0),
+        scales=(1,),
+    )
     keys = target.keys[1]  # cells (0, 0, 0) and (0, 1, 1, 1)
 
     def score(cells):
@@ -49,8 +56,15 @@ def test_dice_known_answers(sparse):
 def test_site_bce_is_the_cross_entropy_of_the_held_sites(sparse):
     torch.manual_seed(0)
     logits = torch.randn(1, 2, 4, 4, dtype=torch.float64)
-    target = occupancy_targets(torch.tensor([[0.1, 0.1], [1.0, 1.0]]), torch.tensor([0, 1]),
-                               torch.tensor([0, 0]), (2, 4, 4), 1, (1.0, 1.0), scales=(1,))
+    target = occupancy_targets(
+        torch.tensor([[0.1, 0.1], [1.0, 1.0]]),
+        torch.tensor([0, 1]),
+        torch.tensor([0, 0]),
+        (2, 4, 4),
+        1,
+        (1.0, 1.0),
+        scales=(1,),
+    )
     labels = target.dense(1).double()
     expected = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
     held = SparseTensor.from_dense(logits.unsqueeze(1), threshold=0.0) if sparse else logits
@@ -64,19 +78,23 @@ def test_site_bce_is_the_cross_entropy_of_the_held_sites(sparse):
 def test_class_balanced_bce_is_the_mean_of_the_two_class_means():
     # one 3D+t item, 4 held sites: the occupied one (logit 2) and three empty ones
     coords = torch.tensor([[0, 0, 0, 0, 0], [0, 0, 0, 0, 1], [0, 0, 1, 0, 0], [0, 1, 1, 1, 1]])
-    logits = SparseTensor(coords, torch.tensor([[2.0], [-1.0], [0.0], [1.0]],
-                                               dtype=torch.float64), (2, 2, 2, 2))
+    logits = SparseTensor(
+        coords, torch.tensor([[2.0], [-1.0], [0.0], [1.0]], dtype=torch.float64), (2, 2, 2, 2)
+    )
     target = logits.keys()[:1]
     softplus = [math.log1p(math.exp(v)) for v in (-2.0, -1.0, 0.0, 1.0)]  # -log(1 - sigmoid)
     positive = softplus[0]  # -log(sigmoid(2)) = softplus(-2)
     negative = (softplus[1] + softplus[2] + softplus[3]) / 3  # -log(1 - sigmoid(v))
     assert float(site_bce(logits, target, class_balanced=True)) == pytest.approx(
-        (positive + negative) / 2, rel=1e-12)
+        (positive + negative) / 2, rel=1e-12
+    )
     assert float(site_bce(logits, target)) == pytest.approx(
-        (positive + 3 * negative) / 4, rel=1e-12)
+        (positive + 3 * negative) / 4, rel=1e-12
+    )
     # no occupied site: the mean over the empty ones
     assert float(site_bce(logits, target[:0], class_balanced=True)) == pytest.approx(
-        sum(math.log1p(math.exp(v)) for v in (2.0, -1.0, 0.0, 1.0)) / 4, rel=1e-12)
+        sum(math.log1p(math.exp(v)) for v in (2.0, -1.0, 0.0, 1.0)) / 4, rel=1e-12
+    )
 
 
 def test_balanced_loss_keeps_an_uninformative_coarse_head_above_the_pruning_threshold():
@@ -97,8 +115,7 @@ def test_balanced_loss_keeps_an_uninformative_coarse_head_above_the_pruning_thre
         optimizer = torch.optim.Adam([bias], lr=0.05)
         for _ in range(400):
             head = SparseTensor(coords, bias.expand(n_sites, 1), grid)
-            loss = multiscale_dice_loss({1: head}, target, bce_weight=1.0,
-                                        class_balanced=balanced)
+            loss = multiscale_dice_loss({1: head}, target, bce_weight=1.0, class_balanced=balanced)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -15,8 +15,16 @@ def _single_bubbles(ndim, n, rng, pixel=0.5):
     centre = 4
     truth = (centre + rng.uniform(-0.5, 0.5, (n, ndim))) * pixel
     fwhm = (FWHM[0],) + (FWHM[1],) * (ndim - 1)
-    iq = render_bubbles((2 * centre + 1,) * ndim, n, np.arange(n), truth, np.ones(n),
-                        np.full(ndim, pixel), fwhm, progress=False)
+    iq = render_bubbles(
+        (2 * centre + 1,) * ndim,
+        n,
+        np.arange(n),
+        truth,
+        np.ones(n),
+        np.full(ndim, pixel),
+        fwhm,
+        progress=False,
+    )
     return torch.from_numpy(iq), truth
 
 
@@ -44,10 +52,12 @@ def test_bubble_on_the_border_is_found_at_the_border_voxel_centre(ndim, method):
     truth = (4 + rng.uniform(-0.5, 0.5, (n, ndim))) * pixel
     truth[:, 0] -= 4 * pixel
     fwhm = (FWHM[0],) + (FWHM[1],) * (ndim - 1)
-    iq = render_bubbles((9,) * ndim, n, np.arange(n), truth, np.ones(n), np.full(ndim, pixel),
-                        fwhm, progress=False)
-    positions, frames = localize(torch.from_numpy(iq), pixel, method=method, threshold=0.1,
-                                 psf_fwhm=FWHM)
+    iq = render_bubbles(
+        (9,) * ndim, n, np.arange(n), truth, np.ones(n), np.full(ndim, pixel), fwhm, progress=False
+    )
+    positions, frames = localize(
+        torch.from_numpy(iq), pixel, method=method, threshold=0.1, psf_fwhm=FWHM
+    )
     assert torch.equal(frames, torch.arange(n))
     error = np.abs(positions.numpy() - truth)
     np.testing.assert_allclose(error[:, 0], np.abs(truth[:, 0]), atol=1e-6)
@@ -58,8 +68,9 @@ def test_bubble_on_the_border_is_found_at_the_border_voxel_centre(ndim, method):
 
 @pytest.mark.parametrize("method", ["weighted_centroid", "radial_symmetry"])
 def test_no_peak_above_threshold_gives_empty_tables(method):
-    positions, frames = localize(torch.ones(3, 6, 6, 6, dtype=torch.complex64), 0.5,
-                                 method=method, threshold=2.0)
+    positions, frames = localize(
+        torch.ones(3, 6, 6, 6, dtype=torch.complex64), 0.5, method=method, threshold=2.0
+    )
     assert positions.shape == (0, 3) and frames.shape == (0,)
 
 
@@ -68,8 +79,9 @@ def test_a_plateau_of_equal_maxima_is_one_detection_between_its_voxels():
     amplitude[0, 4, 3:5] = 10.0  # two touching equal maxima
     amplitude[0, 4, 2] = amplitude[0, 4, 5] = 5.0
     amplitude[1, 2, 2] = amplitude[1, 6, 6] = 10.0  # two separate ones
-    positions, frames = localize(torch.from_numpy(amplitude.astype(np.complex64)), 0.5,
-                                 threshold=1.0)
+    positions, frames = localize(
+        torch.from_numpy(amplitude.astype(np.complex64)), 0.5, threshold=1.0
+    )
     assert frames.tolist() == [0, 1, 1]
     assert positions[0, 0] == 2.0 and 1.5 < positions[0, 1] < 2.0  # between voxels 3 and 4
 
@@ -82,8 +94,9 @@ def test_an_axis_of_one_voxel_is_refused():
 def test_detection_finds_separated_bubbles_and_ignores_noise():
     rng = np.random.default_rng(0)
     truth = np.array([[3.0, 3.0], [3.0, 9.0], [9.0, 6.0]])
-    iq = render_bubbles((26, 26), 1, np.zeros(3, np.int64), truth, np.ones(3),
-                        np.full(2, 0.5), FWHM, progress=False)
+    iq = render_bubbles(
+        (26, 26), 1, np.zeros(3, np.int64), truth, np.ones(3), np.full(2, 0.5), FWHM, progress=False
+    )
     iq += 0.02 * (rng.standard_normal(iq.shape) + 1j * rng.standard_normal(iq.shape))
     iq = torch.from_numpy(iq.astype(np.complex64))
     assert noise_level(iq) == pytest.approx(0.02 * np.sqrt(2), rel=0.2)
@@ -91,12 +104,15 @@ def test_detection_finds_separated_bubbles_and_ignores_noise():
     assert sorted(map(tuple, voxels.numpy() * 0.5)) == sorted(map(tuple, truth))
 
 
-@pytest.mark.parametrize("iq, message", [
-    (torch.zeros(4, 8, 8), "complex"),
-    (torch.zeros(8, 8, dtype=torch.complex64), "shape"),
-    (torch.full((2, 4, 4), complex(float("nan"), 0)), "non-finite"),
-    (np.zeros((2, 4, 4), np.complex64), "torch.Tensor"),
-])
+@pytest.mark.parametrize(
+    "iq, message",
+    [
+        (torch.zeros(4, 8, 8), "complex"),
+        (torch.zeros(8, 8, dtype=torch.complex64), "shape"),
+        (torch.full((2, 4, 4), complex(float("nan"), 0)), "non-finite"),
+        (np.zeros((2, 4, 4), np.complex64), "torch.Tensor"),
+    ],
+)
 def test_bad_iq_is_named(iq, message):
     with pytest.raises(ValueError, match=message):
         localize(iq, 0.5)

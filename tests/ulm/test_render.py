@@ -21,8 +21,16 @@ def test_psf_fwhm_peak_and_carrier_as_specified(ndim):
     spacing, size = 0.05, 61
     centre = np.full(ndim, (size // 2) * spacing + 0.013)
     fwhm = (0.7,) + (1.3,) * (ndim - 1)
-    iq = render_bubbles((size,) * ndim, 1, np.array([0]), centre[None], np.array([2.0]),
-                        np.full(ndim, spacing), fwhm, progress=False)[0]
+    iq = render_bubbles(
+        (size,) * ndim,
+        1,
+        np.array([0]),
+        centre[None],
+        np.array([2.0]),
+        np.full(ndim, spacing),
+        fwhm,
+        progress=False,
+    )[0]
     peak = np.unravel_index(np.argmax(np.abs(iq)), iq.shape)
     for axis in range(ndim):
         line = tuple(slice(None) if d == axis else peak[d] for d in range(ndim))

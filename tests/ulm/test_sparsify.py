@@ -39,7 +39,7 @@ def test_topk_per_frame_and_per_tile():
     for f in range(3):
         for r in (0, 4):
             for c in (0, 4):
-                tile, kept = power[f, r:r + 4, c:c + 4], tiled[f, r:r + 4, c:c + 4]
+                tile, kept = power[f, r : r + 4, c : c + 4], tiled[f, r : r + 4, c : c + 4]
                 assert kept.sum() == 2 and tile[kept].min() >= tile[~kept].max()
 
 
@@ -48,10 +48,14 @@ def test_retention_counts_bubbles_whose_voxel_survives():
     mask[0, 2, 3] = True
     mask[1, 6, 6] = True
     pixel = 0.5
-    positions = torch.tensor([[1.05, 1.45],   # frame 0, nearest voxel (2, 3): kept
-                              [3.0, 3.0],     # frame 0, voxel (6, 6) kept only in frame 1
-                              [3.0, 3.0],     # frame 1: kept
-                              [3.0, 3.45]])   # frame 1, nearest voxel (6, 7); (6, 6) is 0.45 away
+    positions = torch.tensor(
+        [
+            [1.05, 1.45],  # frame 0, nearest voxel (2, 3): kept
+            [3.0, 3.0],  # frame 0, voxel (6, 6) kept only in frame 1
+            [3.0, 3.0],  # frame 1: kept
+            [3.0, 3.45],
+        ]
+    )  # frame 1, nearest voxel (6, 7); (6, 6) is 0.45 away
     frames = torch.tensor([0, 0, 1, 1])
     nearest = bubble_retention(mask, positions, frames, pixel)
     assert nearest.bubbles_kept == pytest.approx(2 / 4)
@@ -69,17 +73,22 @@ def test_to_sparse_holds_exactly_the_kept_voxels():
     assert torch.equal(torch.complex(dense[0], dense[1]), torch.where(mask, iq, 0))
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda iq: threshold_mask(iq, 1.5), "threshold"),
-    (lambda iq: threshold_mask(iq, 0.2, normalization="global"), "normalization"),
-    (lambda iq: topk_mask(iq, 0), "k must be"),
-    (lambda iq: topk_mask(iq, 2, block_shape=(3, 3)), "block_shape"),
-    (lambda iq: topk_mask(iq, 2, block_shape=(0, 8)), "block_shape"),
-    (lambda iq: to_sparse(iq, torch.ones(2, 2, dtype=torch.bool)), "mask"),
-    (lambda iq: threshold_mask(iq.abs(), 0.2), "complex"),
-    (lambda iq: bubble_retention(iq.abs() > 0, torch.zeros(1, 2), torch.tensor([7]), 0.5),
-     "exceed"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda iq: threshold_mask(iq, 1.5), "threshold"),
+        (lambda iq: threshold_mask(iq, 0.2, normalization="global"), "normalization"),
+        (lambda iq: topk_mask(iq, 0), "k must be"),
+        (lambda iq: topk_mask(iq, 2, block_shape=(3, 3)), "block_shape"),
+        (lambda iq: topk_mask(iq, 2, block_shape=(0, 8)), "block_shape"),
+        (lambda iq: to_sparse(iq, torch.ones(2, 2, dtype=torch.bool)), "mask"),
+        (lambda iq: threshold_mask(iq.abs(), 0.2), "complex"),
+        (
+            lambda iq: bubble_retention(iq.abs() > 0, torch.zeros(1, 2), torch.tensor([7]), 0.5),
+            "exceed",
+        ),
+    ],
+)
 def test_bad_sparsify_arguments_are_named(call, message):
     with pytest.raises(ValueError, match=message):
         call(_block())

@@ -48,12 +48,12 @@ def test_resumed_run_equals_the_uninterrupted_one(blocks, tmp_path, monkeypatch)
     with monkeypatch.context() as patch:
         _interrupt_at(patch, 5)
         with pytest.raises(KeyboardInterrupt):
-            train_ulm(_model(0), blocks, STEPS, progress=False, checkpoint=path,
-                      checkpoint_every=2)
+            train_ulm(_model(0), blocks, STEPS, progress=False, checkpoint=path, checkpoint_every=2)
     assert len(load_training_state(path).losses) == 4  # the checkpoint after step 4
     resumed = _model(1)  # other initial weights and mask: all restored from the checkpoint
-    losses = train_ulm(resumed, blocks, STEPS, progress=False, checkpoint=path,
-                       checkpoint_every=2, resume=True)
+    losses = train_ulm(
+        resumed, blocks, STEPS, progress=False, checkpoint=path, checkpoint_every=2, resume=True
+    )
     assert losses == expected and resumed.history == whole.history
     for name, value in whole.net.state_dict().items():
         assert torch.equal(resumed.net.state_dict()[name], value), name
@@ -62,11 +62,14 @@ def test_resumed_run_equals_the_uninterrupted_one(blocks, tmp_path, monkeypatch)
     assert len(load_training_state(path).losses) == STEPS  # and one after the last step
 
 
-@pytest.mark.parametrize("change, named", [
-    ({"lr": 2e-2}, "lr"),
-    ({"steps": STEPS + 1}, "steps"),
-    ({"batch_size": 2}, "batch_size"),
-])
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        ({"lr": 2e-2}, "lr"),
+        ({"steps": STEPS + 1}, "steps"),
+        ({"batch_size": 2}, "batch_size"),
+    ],
+)
 def test_resume_with_other_settings_is_refused(blocks, tmp_path, change, named):
     path = tmp_path / "run.ckpt.pt"
     train_ulm(_model(0), blocks, STEPS, progress=False, checkpoint=path, checkpoint_every=3)
@@ -79,12 +82,16 @@ def test_resume_on_other_blocks_or_network_is_refused(blocks, tmp_path):
     path = tmp_path / "run.ckpt.pt"
     train_ulm(_model(0), blocks, 2, progress=False, checkpoint=path)
     with pytest.raises(ValueError, match="blocks_magnitude_sum"):
-        fewer = acquisition_blocks(simulate_acquisition((8, 8), 64, 3.0, seed=4,
-                                                        progress=False), 16)
+        fewer = acquisition_blocks(
+            simulate_acquisition((8, 8), 64, 3.0, seed=4, progress=False), 16
+        )
         train_ulm(_model(0), fewer, 2, progress=False, checkpoint=path, resume=True)
     with pytest.raises(ValueError, match="config"):
-        wider = build_model("sparse", UlmNetConfig(channels=(4, 4, 8), fine_channels=4),
-                            InputSparsifier("learned", mask=LearnedMask(2)))
+        wider = build_model(
+            "sparse",
+            UlmNetConfig(channels=(4, 4, 8), fine_channels=4),
+            InputSparsifier("learned", mask=LearnedMask(2)),
+        )
         train_ulm(wider, blocks, 2, progress=False, checkpoint=path, resume=True)
 
 
@@ -92,8 +99,7 @@ def test_foreign_or_missing_checkpoint_is_refused(blocks, tmp_path):
     with pytest.raises(ValueError, match="needs the checkpoint"):
         train_ulm(_model(0), blocks, 2, progress=False, resume=True)
     with pytest.raises(FileNotFoundError):
-        train_ulm(_model(0), blocks, 2, progress=False, checkpoint=tmp_path / "no.pt",
-                  resume=True)
+        train_ulm(_model(0), blocks, 2, progress=False, checkpoint=tmp_path / "no.pt", resume=True)
     model_file = save_model(tmp_path / "model.pt", _model(0))
     with pytest.raises(ValueError, match="not a ULM training checkpoint"):
         load_training_state(model_file)

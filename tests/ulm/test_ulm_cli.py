@@ -13,32 +13,105 @@ from blockrecon.cli import main
 @pytest.fixture(scope="module")
 def acquisition(tmp_path_factory):
     path = tmp_path_factory.mktemp("ulm") / "acq.h5"
-    assert main(["ulm", "--no-progress", "simulate", "--out", str(path), "--shape", "8", "8",
-                 "--frames", "32", "--concentration", "2", "--seed", "1"]) == 0
+    assert (
+        main(
+            [
+                "ulm",
+                "--no-progress",
+                "simulate",
+                "--out",
+                str(path),
+                "--shape",
+                "8",
+                "8",
+                "--frames",
+                "32",
+                "--concentration",
+                "2",
+                "--seed",
+                "1",
+            ]
+        )
+        == 0
+    )
     return path
 
 
 def test_simulate_train_evaluate(acquisition, tmp_path):
     model = tmp_path / "m.pt"
-    assert main(["ulm", "--no-progress", "train", "--data", str(acquisition), "--out",
-                 str(model), "--kind", "sparse", "--steps", "2", "--channels", "2", "2", "2",
-                 "--fine-channels", "2"]) == 0
-    assert main(["ulm", "--no-progress", "calibrate", "--model", str(model), "--data",
-                 str(acquisition)]) == 0
+    assert (
+        main(
+            [
+                "ulm",
+                "--no-progress",
+                "train",
+                "--data",
+                str(acquisition),
+                "--out",
+                str(model),
+                "--kind",
+                "sparse",
+                "--steps",
+                "2",
+                "--channels",
+                "2",
+                "2",
+                "2",
+                "--fine-channels",
+                "2",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            ["ulm", "--no-progress", "calibrate", "--model", str(model), "--data", str(acquisition)]
+        )
+        == 0
+    )
     scores = tmp_path / "s.json"
-    assert main(["ulm", "--no-progress", "evaluate", "--data", str(acquisition), "--model",
-                 str(model), "--json", str(scores)]) == 0
+    assert (
+        main(
+            [
+                "ulm",
+                "--no-progress",
+                "evaluate",
+                "--data",
+                str(acquisition),
+                "--model",
+                str(model),
+                "--json",
+                str(scores),
+            ]
+        )
+        == 0
+    )
     result = json.loads(scores.read_text())
     tp, fp, fn = (result[k] for k in ("true_positives", "false_positives", "false_negatives"))
     assert tp + fn > 0
     assert result["jaccard"] == pytest.approx(tp / (tp + fp + fn))
 
 
-def test_interrupted_training_resumes_to_the_same_model(acquisition, tmp_path, monkeypatch,
-                                                        capsys):
-    train = ["ulm", "--no-progress", "train", "--data", str(acquisition), "--kind", "sparse",
-             "--steps", "4", "--checkpoint-every", "2", "--channels", "2", "2", "2",
-             "--fine-channels", "2"]
+def test_interrupted_training_resumes_to_the_same_model(acquisition, tmp_path, monkeypatch, capsys):
+    train = [
+        "ulm",
+        "--no-progress",
+        "train",
+        "--data",
+        str(acquisition),
+        "--kind",
+        "sparse",
+        "--steps",
+        "4",
+        "--checkpoint-every",
+        "2",
+        "--channels",
+        "2",
+        "2",
+        "2",
+        "--fine-channels",
+        "2",
+    ]
     assert main([*train, "--out", str(tmp_path / "whole.pt")]) == 0
     assert not (tmp_path / "whole.ckpt.pt").exists()  # removed once the model is written
 
@@ -59,8 +132,9 @@ def test_interrupted_training_resumes_to_the_same_model(acquisition, tmp_path, m
     assert main([*train, "--out", str(out), "--lr", "0.02", "--resume"]) == 2
     assert "lr=0.01 (requested 0.02)" in capsys.readouterr().err
     assert main([*train, "--out", str(out), "--resume"]) == 0
-    whole, resumed = (torch.load(tmp_path / name, weights_only=True)
-                      for name in ("whole.pt", "m.pt"))
+    whole, resumed = (
+        torch.load(tmp_path / name, weights_only=True) for name in ("whole.pt", "m.pt")
+    )
     resumed, whole = resumed["extra"] | resumed, whole["extra"] | whole
     assert resumed["history"] == whole["history"] and len(whole["history"]) == 4
     assert all(torch.equal(resumed["state_dict"][k], v) for k, v in whole["state_dict"].items())
@@ -68,45 +142,123 @@ def test_interrupted_training_resumes_to_the_same_model(acquisition, tmp_path, m
 
 
 def test_train_from_a_trained_model(acquisition, tmp_path):
-    base = ["ulm", "--no-progress", "train", "--data", str(acquisition), "--kind", "sparse",
-            "--channels", "2", "2", "2", "--fine-channels", "2"]
+    base = [
+        "ulm",
+        "--no-progress",
+        "train",
+        "--data",
+        str(acquisition),
+        "--kind",
+        "sparse",
+        "--channels",
+        "2",
+        "2",
+        "2",
+        "--fine-channels",
+        "2",
+    ]
     first, second = tmp_path / "first.pt", tmp_path / "second.pt"
     assert main([*base, "--steps", "2", "--out", str(first)]) == 0
-    assert main([*base, "--steps", "3", "--lr", "1e-3", "--init", str(first), "--out",
-                 str(second)]) == 0
+    assert (
+        main([*base, "--steps", "3", "--lr", "1e-3", "--init", str(first), "--out", str(second)])
+        == 0
+    )
     before, after = (torch.load(p, weights_only=True) for p in (first, second))
     before, after = before["extra"] | before, after["extra"] | after
     assert after["history"][:2] == before["history"] and len(after["history"]) == 5
     assert any(not torch.equal(after["state_dict"][k], v) for k, v in before["state_dict"].items())
-    assert main([*base, "--kind", "dense", "--steps", "1", "--init", str(first), "--out",
-                 str(tmp_path / "d.pt")]) == 2
+    assert (
+        main(
+            [
+                *base,
+                "--kind",
+                "dense",
+                "--steps",
+                "1",
+                "--init",
+                str(first),
+                "--out",
+                str(tmp_path / "d.pt"),
+            ]
+        )
+        == 2
+    )
 
 
 def test_bench_memory(tmp_path):
     out = tmp_path / "mem.json"
-    assert main(["ulm", "--no-progress", "bench-memory", "--shape", "8", "8", "--frames", "16",
-                 "--concentration", "2", "--dense-real", "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "ulm",
+                "--no-progress",
+                "bench-memory",
+                "--shape",
+                "8",
+                "8",
+                "--frames",
+                "16",
+                "--concentration",
+                "2",
+                "--dense-real",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rows = json.loads(out.read_text())["rows"]
     assert rows["dense"]["peak_bytes"] == rows["dense (meta count)"]["peak_bytes"]
     assert rows["sparse"]["peak_bytes"] < rows["dense"]["peak_bytes"]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["train", "--data", "{acq}", "--out", "{tmp}/m.txt"], "must end in .pt"),
-    (["train", "--data", "{tmp}/missing.h5", "--out", "{tmp}/m.pt"], "no such file"),
-    (["train", "--data", "{acq}", "--out", "{tmp}/m.pt", "--block-frames", "8",
-      "--steps", "1"], "multiple of 16"),
-    (["train", "--data", "{acq}", "--out", "{tmp}/m.pt", "--sparsifier", "topk",
-      "--steps", "1"], "needs --sparsity"),
-    (["evaluate", "--data", "{acq}", "--model", "{acq}"], "not a ULM model file"),
-    (["calibrate", "--data", "{acq}", "--model", "{tmp}/missing.pt"], "does not exist"),
-    (["train", "--data", "{acq}", "--out", "{tmp}/m.pt", "--resume"], "no checkpoint"),
-    (["train", "--data", "{acq}", "--out", "{tmp}/m.pt", "--checkpoint", "{tmp}/no/c.pt"],
-     "does not exist"),
-    (["simulate", "--out", "{tmp}/a.txt"], "must end in .h5"),
-    (["train", "--data", "{acq}", "--out", "{tmp}/m.pt", "--checkpoint", "{tmp}/m.pt"],
-     "is the --out model file"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--data", "{acq}", "--out", "{tmp}/m.txt"], "must end in .pt"),
+        (["train", "--data", "{tmp}/missing.h5", "--out", "{tmp}/m.pt"], "no such file"),
+        (
+            [
+                "train",
+                "--data",
+                "{acq}",
+                "--out",
+                "{tmp}/m.pt",
+                "--block-frames",
+                "8",
+                "--steps",
+                "1",
+            ],
+            "multiple of 16",
+        ),
+        (
+            [
+                "train",
+                "--data",
+                "{acq}",
+                "--out",
+                "{tmp}/m.pt",
+                "--sparsifier",
+                "topk",
+                "--steps",
+                "1",
+            ],
+            "needs --sparsity",
+        ),
+        (["evaluate", "--data", "{acq}", "--model", "{acq}"], "not a ULM model file"),
+        (["calibrate", "--data", "{acq}", "--model", "{tmp}/missing.pt"], "does not exist"),
+        (["train", "--data", "{acq}", "--out", "{tmp}/m.pt", "--resume"], "no checkpoint"),
+        (
+            ["train", "--data", "{acq}", "--out", "{tmp}/m.pt", "--checkpoint", "{tmp}/no/c.pt"],
+            "does not exist",
+        ),
+        (["simulate", "--out", "{tmp}/a.txt"], "must end in .h5"),
+        (
+            ["train", "--data", "{acq}", "--out", "{tmp}/m.pt", "--checkpoint", "{tmp}/m.pt"],
+            "is the --out model file",
+        ),
+    ],
+)
 def test_bad_input_exits_2(acquisition, tmp_path, capsys, args, message):
     args = [a.format(acq=acquisition, tmp=tmp_path) for a in args]
     assert main(["ulm", "--no-progress", *args]) == 2

@@ -37,8 +37,16 @@ def test_touching_discs_split_into_their_bubbles(pixel):
     which the peak split decodes as two bubbles, each within a fine cell of the truth."""
     d = len(pixel)
     pos = torch.tensor([[1.0] * d, [1.22] + [1.03] * (d - 1)], dtype=torch.float64)
-    target = occupancy_targets(pos, torch.tensor([0, 0]), torch.tensor([0, 0]), (1,) + (8,) * d,
-                               1, pixel, scales=(8,), radius=0.125)
+    target = occupancy_targets(
+        pos,
+        torch.tensor([0, 0]),
+        torch.tensor([0, 0]),
+        (1,) + (8,) * d,
+        1,
+        pixel,
+        scales=(8,),
+        radius=0.125,
+    )
     logits = torch.where(target.dense(8) > 0, BIG, -BIG)
     merged = decode_occupancy(logits, pixel, scale=8, split_radius=None)
     assert merged.positions.shape == (1, d)  # one component
@@ -66,5 +74,6 @@ def test_decode_bad_input():
 def test_scalar_pixel_size_is_every_axis():
     logits = torch.full((1, 1, 8, 8), -9.0)
     logits[0, 0, 3, 5] = 9.0
-    assert torch.equal(decode_occupancy(logits, 0.5).positions,
-                       decode_occupancy(logits, (0.5, 0.5)).positions)
+    assert torch.equal(
+        decode_occupancy(logits, 0.5).positions, decode_occupancy(logits, (0.5, 0.5)).positions
+    )

@@ -16,13 +16,20 @@ def test_maps_draw_a_continuous_line_with_the_right_velocity():
     frames = np.arange(0, 30, 3)  # detections every 3rd frame, 0.6 lambda apart
     points = np.column_stack([np.full(len(frames), 2.0), 0.5 + 0.2 * frames])
     pos, frm = _table(points, frames)
-    maps = track_maps(pos, frm, torch.zeros(len(frames), dtype=torch.int64), (10, 16), pixel,
-                      frame_rate, upsampling=up)
+    maps = track_maps(
+        pos,
+        frm,
+        torch.zeros(len(frames), dtype=torch.int64),
+        (10, 16),
+        pixel,
+        frame_rate,
+        upsampling=up,
+    )
     assert maps.density.shape == (40, 64) and maps.pixel_size == (0.125, 0.125)
     row = int((2.0 + pixel / 2) / maps.pixel_size[0])
     first = int((points[0, 1] + pixel / 2) / maps.pixel_size[1])
     last = int((points[-1, 1] + pixel / 2) / maps.pixel_size[1])
-    assert torch.all(maps.density[row, first:last + 1] > 0)  # no holes between detections
+    assert torch.all(maps.density[row, first : last + 1] > 0)  # no holes between detections
     assert float(maps.density.sum() - maps.density[row].sum()) == 0.0
     lit = maps.density > 0
     assert torch.allclose(maps.velocity[1][lit], torch.tensor(0.2 * frame_rate))
@@ -37,12 +44,15 @@ def test_maps_ignore_untracked_points():
     assert float(maps.density[int(3.25 / 0.0625), int(3.25 / 0.0625)]) == 0.0
 
 
-@pytest.mark.parametrize("ids, kwargs, message", [
-    (torch.tensor([0, 0, 1]), {}, "same frame"),
-    ([0, 1, 2], {}, "track_ids must be a torch.Tensor"),
-    (torch.tensor([0, 1, 2]), {"shape": (0, 8)}, "shape"),
-    (torch.tensor([0, 1, 2]), {"upsampling": 2.5}, "upsampling"),
-])
+@pytest.mark.parametrize(
+    "ids, kwargs, message",
+    [
+        (torch.tensor([0, 0, 1]), {}, "same frame"),
+        ([0, 1, 2], {}, "track_ids must be a torch.Tensor"),
+        (torch.tensor([0, 1, 2]), {"shape": (0, 8)}, "shape"),
+        (torch.tensor([0, 1, 2]), {"upsampling": 2.5}, "upsampling"),
+    ],
+)
 def test_bad_map_arguments_are_named(ids, kwargs, message):
     pos, frm = _table([[1.0, 1.0], [1.0, 1.1], [3.0, 3.0]], [1, 1, 2])
     args = {"shape": (8, 8), "upsampling": 8, **kwargs}

@@ -27,14 +27,25 @@ def test_greedy_pairs_nearest_first_not_globally_optimal():
 
 
 def test_scores_known_answer_over_frames():
-    truth = _pts([[1.0, 1.0], [2.0, 2.0], [5.0, 5.0],   # frame 0
-                  [1.0, 1.0], [3.0, 3.0]])              # frame 1
+    truth = _pts(
+        [
+            [1.0, 1.0],
+            [2.0, 2.0],
+            [5.0, 5.0],  # frame 0
+            [1.0, 1.0],
+            [3.0, 3.0],
+        ]
+    )  # frame 1
     t_frames = torch.tensor([0, 0, 0, 1, 1])
-    found = _pts([[1.1, 1.0],                  # frame 0: TP (0.1)
-                  [2.0, 2.4],                  # frame 0: paired (0.4) but not TP
-                  [8.0, 8.0],                  # frame 0: unpaired
-                  [1.0, 1.2],                  # frame 1: TP (0.2)
-                  [5.0, 5.0]])                 # frame 1: nothing there in frame 1
+    found = _pts(
+        [
+            [1.1, 1.0],  # frame 0: TP (0.1)
+            [2.0, 2.4],  # frame 0: paired (0.4) but not TP
+            [8.0, 8.0],  # frame 0: unpaired
+            [1.0, 1.2],  # frame 1: TP (0.2)
+            [5.0, 5.0],
+        ]
+    )  # frame 1: nothing there in frame 1
     d_frames = torch.tensor([0, 0, 0, 1, 1])
     s = localization_scores(truth, t_frames, found, d_frames)
     assert (s.true_positives, s.false_positives, s.false_negatives) == (2, 3, 3)

@@ -42,8 +42,9 @@ def test_sparse_without_pruning_equals_dense():
     out_d, out_s = dense(x), sparse(full)
     for scale in out_d:
         assert out_s[scale].spatial_shape == out_d[scale].shape[1:]
-        torch.testing.assert_close(out_s[scale].to_dense()[:, 0], out_d[scale],
-                                   rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(
+            out_s[scale].to_dense()[:, 0], out_d[scale], rtol=1e-10, atol=1e-10
+        )
     weights = {s: torch.randn_like(v) for s, v in out_d.items()}
     sum(((out_d[s] * w).sum() for s, w in weights.items())).backward()
     sum(((out_s[s].to_dense()[:, 0] * w).sum() for s, w in weights.items())).backward()
@@ -63,11 +64,13 @@ def test_layers_sparse_equal_dense_in_3d_plus_time():
     head = PointwiseConv(3, 1, 3).double()
     coarse = pool.forward_dense(x)
     coarse_sparse = pool.forward_sparse(full)
-    pairs = [(conv.forward_dense(x), conv.forward_sparse(full)),
-             (coarse, coarse_sparse),
-             (up.forward_dense(coarse), up.forward_sparse(coarse_sparse, target=full)),
-             (fine_up.forward_dense(x), fine_up.forward_sparse(full)),
-             (head.forward_dense(x), head.forward_sparse(full))]
+    pairs = [
+        (conv.forward_dense(x), conv.forward_sparse(full)),
+        (coarse, coarse_sparse),
+        (up.forward_dense(coarse), up.forward_sparse(coarse_sparse, target=full)),
+        (fine_up.forward_dense(x), fine_up.forward_sparse(full)),
+        (head.forward_dense(x), head.forward_sparse(full)),
+    ]
     for dense, sparse in pairs:
         torch.testing.assert_close(sparse.to_dense(), dense, rtol=1e-10, atol=1e-10)
 

@@ -81,11 +81,14 @@ def test_model_file_round_trip(blocks, tmp_path):
         load_model(tmp_path / "missing.pt")
 
 
-@pytest.mark.parametrize("damage", [
-    lambda p: p["config"].update(bogus=1),
-    lambda p: p["config"]["sparsifier"].pop("mask"),
-    lambda p: p["state_dict"].pop(next(iter(p["state_dict"]))),
-])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda p: p["config"].update(bogus=1),
+        lambda p: p["config"]["sparsifier"].pop("mask"),
+        lambda p: p["state_dict"].pop(next(iter(p["state_dict"]))),
+    ],
+)
 def test_damaged_model_file_is_named(tmp_path, damage):
     path = save_model(tmp_path / "m.pt", build_model("sparse", CONFIG))
     payload = torch.load(path, weights_only=True)

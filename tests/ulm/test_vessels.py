@@ -6,8 +6,9 @@ import pytest
 from blockrecon.ulm import simulate_acquisition
 
 
-def distance_to_wall(points: np.ndarray, starts: np.ndarray, ends: np.ndarray,
-                     radii: np.ndarray) -> np.ndarray:
+def distance_to_wall(
+    points: np.ndarray, starts: np.ndarray, ends: np.ndarray, radii: np.ndarray
+) -> np.ndarray:
     """Signed distance from each point to the nearest vessel wall, in lambda.
 
     Negative or zero means inside a vessel. ``points``: ``(n, ndim)``; ``starts``, ``ends``:

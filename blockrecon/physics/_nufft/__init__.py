@@ -18,8 +18,12 @@ from .sigpy_backend import SigpyBackend
 
 BACKEND_NAMES = ("auto", "sigpy", "finufft", "cufinufft", "dft")
 
-_CLASSES = {"sigpy": SigpyBackend, "finufft": FinufftBackend, "cufinufft": CufinufftBackend,
-            "dft": DftBackend}
+_CLASSES = {
+    "sigpy": SigpyBackend,
+    "finufft": FinufftBackend,
+    "cufinufft": CufinufftBackend,
+    "dft": DftBackend,
+}
 
 
 def available_backends(device_type: str) -> tuple[str, ...]:
@@ -56,8 +60,9 @@ def resolve_backend(name: str, device: torch.device | str) -> str:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device}: CUDA is not available on this machine")
     if not usable:
-        raise ValueError(f"no NUFFT backend for device {device}; for CUDA install cupy "
-                         "(pip install -e '.[gpu]')")
+        raise ValueError(
+            f"no NUFFT backend for device {device}; for CUDA install cupy (pip install -e '.[gpu]')"
+        )
     if name == "auto":
         return usable[0]
     if name not in usable:

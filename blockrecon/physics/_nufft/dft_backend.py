@@ -28,7 +28,7 @@ class DftBackend(NufftBackend):
         x = image.to(torch.complex128)
         chunks = []
         for start in range(0, coord.shape[0], SAMPLE_CHUNK):
-            factors = self._factors(coord[start:start + SAMPLE_CHUNK])
+            factors = self._factors(coord[start : start + SAMPLE_CHUNK])
             t = torch.einsum("mi,bi...->bm...", factors[0], x)
             for factor in factors[1:]:
                 t = torch.einsum("mj,bmj...->bm...", factor, t)
@@ -37,11 +37,10 @@ class DftBackend(NufftBackend):
 
     def adjoint(self, kspace: torch.Tensor, coord: torch.Tensor) -> torch.Tensor:
         y = kspace.to(torch.complex128)
-        out = torch.zeros((y.shape[0], *self.image_shape), dtype=torch.complex128,
-                          device=y.device)
+        out = torch.zeros((y.shape[0], *self.image_shape), dtype=torch.complex128, device=y.device)
         for start in range(0, coord.shape[0], SAMPLE_CHUNK):
-            factors = [f.conj() for f in self._factors(coord[start:start + SAMPLE_CHUNK])]
-            t = y[:, start:start + SAMPLE_CHUNK]
+            factors = [f.conj() for f in self._factors(coord[start : start + SAMPLE_CHUNK])]
+            t = y[:, start : start + SAMPLE_CHUNK]
             for factor in reversed(factors[1:]):
                 t = torch.einsum("mj,bm...->bmj...", factor, t)
             out += torch.einsum("mi,bm...->bi...", factors[0], t)

@@ -44,8 +44,11 @@ class SigpyBackend(NufftBackend):
 
         coord = coord.to(real_dtype_of(image.dtype))
         with array_device(image):
-            return from_array(sigpy.nufft(to_array(image), to_array(coord),
-                                          oversamp=OVERSAMPLING, width=self.width))
+            return from_array(
+                sigpy.nufft(
+                    to_array(image), to_array(coord), oversamp=OVERSAMPLING, width=self.width
+                )
+            )
 
     def adjoint(self, kspace: torch.Tensor, coord: torch.Tensor) -> torch.Tensor:
         import sigpy
@@ -53,5 +56,12 @@ class SigpyBackend(NufftBackend):
         coord = coord.to(real_dtype_of(kspace.dtype))
         oshape = (kspace.shape[0], *self.image_shape)
         with array_device(kspace):
-            return from_array(sigpy.nufft_adjoint(to_array(kspace), to_array(coord), oshape,
-                                                  oversamp=OVERSAMPLING, width=self.width))
+            return from_array(
+                sigpy.nufft_adjoint(
+                    to_array(kspace),
+                    to_array(coord),
+                    oshape,
+                    oversamp=OVERSAMPLING,
+                    width=self.width,
+                )
+            )

@@ -57,13 +57,16 @@ def _labels_from(data: np.ndarray, path: Path) -> np.ndarray:
         raise ValueError(f"{path}: label values must be integers")
     bad = np.setdiff1d(np.unique(data), np.arange(NUM_CLASSES))
     if bad.size:
-        raise ValueError(f"{path}: label values must be in 0..{NUM_CLASSES - 1}, "
-                         f"found {bad[:5].tolist()}")
+        raise ValueError(
+            f"{path}: label values must be in 0..{NUM_CLASSES - 1}, found {bad[:5].tolist()}"
+        )
     return data.astype(np.int64)
 
 
-def load_acdc_pair(image_path: str | Path, label_path: str | Path | None = None,
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+def load_acdc_pair(
+    image_path: str | Path,
+    label_path: str | Path | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Load an image stack and its labels.
 
     Args:
@@ -78,8 +81,10 @@ def load_acdc_pair(image_path: str | Path, label_path: str | Path | None = None,
     image, _ = read_nifti_volume(image_path)
     label, _ = read_nifti_volume(label_path)
     if image.shape != label.shape:
-        raise ValueError(f"{label_path}: shape {label.shape} does not match the image "
-                         f"{image_path.name} shape {image.shape}")
+        raise ValueError(
+            f"{label_path}: shape {label.shape} does not match the image "
+            f"{image_path.name} shape {image.shape}"
+        )
     labels = _labels_from(label, label_path)
     images = torch.from_numpy(image.transpose(2, 0, 1)[:, None].astype(np.float32))
     return images, torch.from_numpy(labels.transpose(2, 0, 1).copy())
@@ -110,13 +115,15 @@ def center_crop_or_pad(x: torch.Tensor, size: int) -> torch.Tensor:
         elif n < size:
             pad = [0, 0, 0, 0]
             before = (size - n) // 2
-            pad[2 * (-1 - axis): 2 * (-1 - axis) + 2] = [before, size - n - before]
+            pad[2 * (-1 - axis) : 2 * (-1 - axis) + 2] = [before, size - n - before]
             x = torch.nn.functional.pad(x, pad)
     return x
 
 
-def load_acdc_folder(folder: str | Path, size: int | None = None,
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+def load_acdc_folder(
+    folder: str | Path,
+    size: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Every slice of every pair below ``folder``, stacked.
 
     Args:
@@ -132,8 +139,10 @@ def load_acdc_folder(folder: str | Path, size: int | None = None,
         loaded = [(center_crop_or_pad(x, size), center_crop_or_pad(y, size)) for x, y in loaded]
     shapes = {tuple(x.shape[2:]) for x, _ in loaded}
     if len(shapes) > 1:
-        raise ValueError(f"{folder}: volumes differ in-plane {sorted(shapes)}; pass a size to "
-                         "crop or pad them to a common size")
+        raise ValueError(
+            f"{folder}: volumes differ in-plane {sorted(shapes)}; pass a size to "
+            "crop or pad them to a common size"
+        )
     return torch.cat([x for x, _ in loaded]), torch.cat([y for _, y in loaded])
 
 

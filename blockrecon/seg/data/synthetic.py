@@ -53,9 +53,11 @@ def _draw_subject(rng: np.random.Generator, size: int, scale: str) -> _Subject:
     wall = max(2.0, r_lv * (rng.uniform(0.3, 0.5) if human else rng.uniform(0.5, 0.75)))
     rv_depth = r_lv * (rng.uniform(0.6, 1.0) if human else rng.uniform(0.4, 0.7))
     rv_width = r_lv * (rng.uniform(1.3, 1.9) if human else rng.uniform(1.0, 1.5))
-    body = (size * rng.uniform(0.42, 0.49), size * (rng.uniform(0.32, 0.42) if human
-                                                     else rng.uniform(0.38, 0.47)),
-            rng.uniform(2.0, 5.0) if human else rng.uniform(0.5, 2.0))
+    body = (
+        size * rng.uniform(0.42, 0.49),
+        size * (rng.uniform(0.32, 0.42) if human else rng.uniform(0.38, 0.47)),
+        rng.uniform(2.0, 5.0) if human else rng.uniform(0.5, 2.0),
+    )
     fat_width = rng.uniform(0.5, 3.0) if human else rng.uniform(0.0, 1.0)
     blood = rng.uniform(0.85, 1.15)
     return _Subject(
@@ -63,20 +65,32 @@ def _draw_subject(rng: np.random.Generator, size: int, scale: str) -> _Subject:
         rotation=rng.uniform(-0.5, 0.5),
         r_lv=r_lv,
         ejection=rng.uniform(0.4, 0.7),
-        shape=np.array([rng.uniform(0, 0.12), rng.uniform(0, np.pi),
-                        rng.uniform(0, 0.05), rng.uniform(0, 2 * np.pi)]),
+        shape=np.array(
+            [
+                rng.uniform(0, 0.12),
+                rng.uniform(0, np.pi),
+                rng.uniform(0, 0.05),
+                rng.uniform(0, 2 * np.pi),
+            ]
+        ),
         ring_area=(r_lv + wall) ** 2 - r_lv**2,
         wall_var=np.array([rng.uniform(0, 0.35), rng.uniform(0, 2 * np.pi)]),
-        rv=np.array([np.pi + rng.uniform(-0.4, 0.4), rv_depth, rv_width,
-                     rng.uniform(0.3, 0.6)]),
-        papillary=np.array([rng.uniform(0, 2 * np.pi), rng.uniform(1.4, 2.2),
-                            rng.uniform(0.12, 0.2)]),
+        rv=np.array([np.pi + rng.uniform(-0.4, 0.4), rv_depth, rv_width, rng.uniform(0.3, 0.6)]),
+        papillary=np.array(
+            [rng.uniform(0, 2 * np.pi), rng.uniform(1.4, 2.2), rng.uniform(0.12, 0.2)]
+        ),
         fat=np.array([fat_width, rng.uniform(0, 2 * np.pi), rng.uniform(-0.3, 0.6)]),
         body=np.array(body),
-        intensity={"lv": blood, "rv": blood * rng.uniform(0.85, 1.05),
-                   "myo": rng.uniform(0.22, 0.4), "fat": rng.uniform(0.65, 0.95),
-                   "tissue": rng.uniform(0.25, 0.45), "liver": rng.uniform(0.35, 0.55),
-                   "lung": rng.uniform(0.02, 0.08), "aorta": blood * rng.uniform(0.8, 1.1)},
+        intensity={
+            "lv": blood,
+            "rv": blood * rng.uniform(0.85, 1.05),
+            "myo": rng.uniform(0.22, 0.4),
+            "fat": rng.uniform(0.65, 0.95),
+            "tissue": rng.uniform(0.25, 0.45),
+            "liver": rng.uniform(0.35, 0.55),
+            "lung": rng.uniform(0.02, 0.08),
+            "aorta": blood * rng.uniform(0.8, 1.1),
+        },
         snr=rng.uniform(8.0, 30.0),
         bias=rng.uniform(-0.35, 0.35, 5),
         phase=rng.uniform(-1.0, 1.0, 3),
@@ -85,12 +99,16 @@ def _draw_subject(rng: np.random.Generator, size: int, scale: str) -> _Subject:
 
 def _contraction(t: float) -> float:
     """0 at end-diastole (t=0), 1 at end-systole (t=0.4), smooth relaxation back to 0 at t=1."""
-    return float(np.sin(np.pi * t / 0.8) ** 2) if t < 0.4 else \
-        float(np.cos(np.pi * (t - 0.4) / 1.2) ** 2)
+    return (
+        float(np.sin(np.pi * t / 0.8) ** 2)
+        if t < 0.4
+        else float(np.cos(np.pi * (t - 0.4) / 1.2) ** 2)
+    )
 
 
-def _ellipse(x: np.ndarray, y: np.ndarray, cx: float, cy: float, ax: float, ay: float,
-             angle: float = 0.0) -> np.ndarray:
+def _ellipse(
+    x: np.ndarray, y: np.ndarray, cx: float, cy: float, ax: float, ay: float, angle: float = 0.0
+) -> np.ndarray:
     c, s = np.cos(angle), np.sin(angle)
     u, v = (x - cx) * c + (y - cy) * s, -(x - cx) * s + (y - cy) * c
     return (u / ax) ** 2 + (v / ay) ** 2 <= 1.0
@@ -110,21 +128,41 @@ def _render_fine(subj: _Subject, t: float, size: int, oversample: int):
     img[_ellipse(x, y, size / 2, size / 2, bx, by)] = it["fat"]
     inside = _ellipse(x, y, size / 2, size / 2, bx - bfat, by - bfat)
     img[inside] = it["tissue"]
-    img[_ellipse(x, y, cx + 1.2 * subj.r_lv, cy + 2.2 * subj.r_lv, 2.5 * subj.r_lv,
-                 1.6 * subj.r_lv, 0.4) & inside] = it["liver"]
+    img[
+        _ellipse(
+            x, y, cx + 1.2 * subj.r_lv, cy + 2.2 * subj.r_lv, 2.5 * subj.r_lv, 1.6 * subj.r_lv, 0.4
+        )
+        & inside
+    ] = it["liver"]
     for side in (-1, 1):
-        img[_ellipse(x, y, cx + side * 3.2 * subj.r_lv, cy - 0.3 * subj.r_lv,
-                     1.6 * subj.r_lv, 2.6 * subj.r_lv, side * 0.3) & inside] = it["lung"]
-    img[_ellipse(x, y, cx + 0.6 * subj.r_lv, cy + 2.6 * subj.r_lv, 0.45 * subj.r_lv,
-                 0.45 * subj.r_lv)] = it["aorta"]
+        img[
+            _ellipse(
+                x,
+                y,
+                cx + side * 3.2 * subj.r_lv,
+                cy - 0.3 * subj.r_lv,
+                1.6 * subj.r_lv,
+                2.6 * subj.r_lv,
+                side * 0.3,
+            )
+            & inside
+        ] = it["lung"]
+    img[
+        _ellipse(
+            x, y, cx + 0.6 * subj.r_lv, cy + 2.6 * subj.r_lv, 0.45 * subj.r_lv, 0.45 * subj.r_lv
+        )
+    ] = it["aorta"]
     # Heart in polar coordinates around the LV centre, rotated per subject.
     c = _contraction(t)
     dx, dy = x - cx, y - cy
     r = np.hypot(dx, dy)
     theta = np.arctan2(dy, dx) - subj.rotation
     a2, p2, a3, p3 = subj.shape
-    r_endo = subj.r_lv * np.sqrt(1 - subj.ejection * c) * (
-        1 + a2 * np.cos(2 * (theta - p2)) + a3 * np.cos(3 * (theta - p3)))
+    r_endo = (
+        subj.r_lv
+        * np.sqrt(1 - subj.ejection * c)
+        * (1 + a2 * np.cos(2 * (theta - p2)) + a3 * np.cos(3 * (theta - p3)))
+    )
     area = subj.ring_area * (1 + subj.wall_var[0] * np.cos(theta - subj.wall_var[1]))
     r_epi = np.maximum(np.sqrt(r_endo**2 + area), r_endo + 2.0)
     fat_w, fat_dir, fat_ext = subj.fat
@@ -165,8 +203,9 @@ def _smooth_field(coeffs: np.ndarray, size: int) -> np.ndarray:
     return sum(cf * tm for cf, tm in zip(coeffs, terms, strict=False))
 
 
-def _render(subj: _Subject, t: float, size: int, oversample: int,
-            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _render(
+    subj: _Subject, t: float, size: int, oversample: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     img, lab = _render_fine(subj, t, size, oversample)
     blocks = (size, oversample, size, oversample)
     img = img.reshape(blocks).mean(axis=(1, 3))
@@ -180,9 +219,15 @@ def _render(subj: _Subject, t: float, size: int, oversample: int,
     return np.abs(signal + noise).astype(np.float32), label
 
 
-def synthetic_cine(n_subjects: int = 4, n_frames: int = 10, size: int = 128, *,
-                   scale: str = "mixed", seed: int = 0,
-                   oversample: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+def synthetic_cine(
+    n_subjects: int = 4,
+    n_frames: int = 10,
+    size: int = 128,
+    *,
+    scale: str = "mixed",
+    seed: int = 0,
+    oversample: int = 3,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Short-axis cine images of ``n_subjects`` synthetic hearts over one cardiac cycle.
 
     Args:
@@ -199,8 +244,12 @@ def synthetic_cine(n_subjects: int = 4, n_frames: int = 10, size: int = 128, *,
     """
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
-    for name, value, low in (("n_subjects", n_subjects, 1), ("n_frames", n_frames, 1),
-                             ("size", size, 32), ("oversample", oversample, 1)):
+    for name, value, low in (
+        ("n_subjects", n_subjects, 1),
+        ("n_frames", n_frames, 1),
+        ("size", size, 32),
+        ("oversample", oversample, 1),
+    ):
         if not isinstance(value, int) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     rng = np.random.default_rng(seed)

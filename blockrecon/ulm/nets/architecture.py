@@ -88,20 +88,32 @@ class UlmNet(nn.Module):
         self.config = config = config or UlmNetConfig()
         d, (c0, c1, c2), f = config.spatial_dims, config.channels, config.fine_channels
         kt = config.kernel_t
-        self.encoders = nn.ModuleList([FactorizedConv(2, c0, d, kernel_t=kt),
-                                       FactorizedConv(c0, c1, d, kernel_t=kt),
-                                       FactorizedConv(c1, c2, d, kernel_t=kt)])
+        self.encoders = nn.ModuleList(
+            [
+                FactorizedConv(2, c0, d, kernel_t=kt),
+                FactorizedConv(c0, c1, d, kernel_t=kt),
+                FactorizedConv(c1, c2, d, kernel_t=kt),
+            ]
+        )
         self.pool = Pool(config.pool_t, config.pool_s, d)
-        self.ups = nn.ModuleList([Upsample(c2, c1, config.pool_t, config.pool_s, d),
-                                  Upsample(c1, c0, config.pool_t, config.pool_s, d)])
-        self.decoders = nn.ModuleList([FactorizedConv(2 * c1, c1, d, kernel_t=kt),
-                                       FactorizedConv(2 * c0, c0, d, kernel_t=kt)])
-        self.fine_ups = nn.ModuleList([Upsample(c0 if i == 0 else f, f, 1, 2, d)
-                                       for i in range(FINE_STAGES)])
-        self.fine_blocks = nn.ModuleList([FactorizedConv(f, f, d, kernel_t=kt)
-                                          for _ in range(FINE_STAGES)])
-        self.heads = nn.ModuleList([PointwiseConv(c0, 1, d)]
-                                   + [PointwiseConv(f, 1, d) for _ in range(FINE_STAGES)])
+        self.ups = nn.ModuleList(
+            [
+                Upsample(c2, c1, config.pool_t, config.pool_s, d),
+                Upsample(c1, c0, config.pool_t, config.pool_s, d),
+            ]
+        )
+        self.decoders = nn.ModuleList(
+            [FactorizedConv(2 * c1, c1, d, kernel_t=kt), FactorizedConv(2 * c0, c0, d, kernel_t=kt)]
+        )
+        self.fine_ups = nn.ModuleList(
+            [Upsample(c0 if i == 0 else f, f, 1, 2, d) for i in range(FINE_STAGES)]
+        )
+        self.fine_blocks = nn.ModuleList(
+            [FactorizedConv(f, f, d, kernel_t=kt) for _ in range(FINE_STAGES)]
+        )
+        self.heads = nn.ModuleList(
+            [PointwiseConv(c0, 1, d)] + [PointwiseConv(f, 1, d) for _ in range(FINE_STAGES)]
+        )
         with torch.no_grad():
             for head in self.heads:
                 head.conv.bias.fill_(HEAD_BIAS)
@@ -110,14 +122,18 @@ class UlmNet(nn.Module):
         """Validate an input's (batch, channels) and grid (T, *S) against the architecture."""
         d = self.config.spatial_dims
         if len(grid) != 1 + d:
-            raise ValueError(f"expected a (T, {', '.join('S' * d)}) grid for spatial_dims={d}, "
-                             f"got {len(grid)} grid axes")
+            raise ValueError(
+                f"expected a (T, {', '.join('S' * d)}) grid for spatial_dims={d}, "
+                f"got {len(grid)} grid axes"
+            )
         if batch_channels[1] != 2:
             raise ValueError(f"input must have 2 channels (real, imag), got {batch_channels[1]}")
         div_t, div_s = self.config.divisors
         if grid[0] % div_t or any(s % div_s for s in grid[1:]):
-            raise ValueError(f"block (T, *S) = {tuple(grid)} must have T a multiple of {div_t} "
-                             f"and spatial sizes multiples of {div_s}")
+            raise ValueError(
+                f"block (T, *S) = {tuple(grid)} must have T a multiple of {div_t} "
+                f"and spatial sizes multiples of {div_s}"
+            )
 
     # -------------------------------------------------------------- shared forward pass
     def _layer(self, layer: nn.Module, *args):

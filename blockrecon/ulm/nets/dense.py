@@ -20,8 +20,10 @@ class DenseUlmNet(UlmNet):
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
             raise ValueError("input must be a real floating-point tensor (B, 2, T, *S)")
         if x.ndim != 3 + self.config.spatial_dims:
-            raise ValueError(f"input must have shape (B, 2, T, *S) with "
-                             f"{self.config.spatial_dims} spatial axes, got {tuple(x.shape)}")
+            raise ValueError(
+                f"input must have shape (B, 2, T, *S) with "
+                f"{self.config.spatial_dims} spatial axes, got {tuple(x.shape)}"
+            )
         self.check_grid(tuple(x.shape[:2]), tuple(x.shape[2:]))
         return self._run(x)
 

@@ -27,8 +27,7 @@ from blockrecon.sparse.kernel_map import KernelMap, make_geometry
 from blockrecon.sparse.tensor import linear_keys
 
 
-def spatial_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
-                 ) -> torch.Tensor:
+def spatial_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """Dense per-frame spatial convolution, 'same' padding.
 
     x (B, C, T, *S) with 2 or 3 spatial axes; weight (C_out, C, 1, *k). Returns (B, C_out, T, *S).
@@ -41,8 +40,7 @@ def spatial_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     return out.reshape(b, t, *out.shape[1:]).transpose(1, 2)
 
 
-def temporal_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
-                  ) -> torch.Tensor:
+def temporal_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """Dense temporal convolution, 'same' padding: x (B, C, T, *S), weight (C_out, C, k, 1...)."""
     flat = x.reshape(*x.shape[:3], -1)
     out = F.conv2d(flat, weight.reshape(*weight.shape[:3], 1), bias, padding="same")
@@ -62,8 +60,9 @@ def max_pool(x: torch.Tensor, kernel: tuple[int, ...]) -> torch.Tensor:
     return pooled.reshape(b, c, pooled.shape[2], *x.shape[3:])
 
 
-def shuffle_transpose(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
-                      ) -> torch.Tensor:
+def shuffle_transpose(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
     """Dense transposed convolution with kernel == stride on any number of grid axes.
 
     x (B, C, *G); weight (C, C_out, *k). Each input site writes ``weight[:, :, o]`` times its
@@ -73,12 +72,13 @@ def shuffle_transpose(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
     kernel = weight.shape[2:]
     if len(grid) == 3:
         return F.conv_transpose3d(x, weight, bias, stride=tuple(kernel))
-    letters = string.ascii_lowercase[:len(grid)]
+    letters = string.ascii_lowercase[: len(grid)]
     upper = letters.upper()
     inter = "".join(g + k for g, k in zip(letters, upper, strict=True))
     out = torch.einsum(f"xy{letters},yz{upper}->xz{inter}", x, weight)
-    out = out.reshape(x.shape[0], weight.shape[1], *(g * k for g, k in zip(grid, kernel,
-                                                                              strict=True)))
+    out = out.reshape(
+        x.shape[0], weight.shape[1], *(g * k for g, k in zip(grid, kernel, strict=True))
+    )
     if bias is not None:
         out = out + bias.reshape(1, -1, *(1,) * len(grid))
     return out
@@ -93,14 +93,22 @@ class FactorizedConv(nn.Module):
         kernel: spatial kernel size k (odd); kernel_t: temporal kernel size (odd).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, spatial_dims: int,
-                 kernel: int = 3, kernel_t: int = 3):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        spatial_dims: int,
+        kernel: int = 3,
+        kernel_t: int = 3,
+    ):
         super().__init__()
         ndim = 1 + spatial_dims
-        self.spatial = SparseConv(in_channels, out_channels, (1,) + (kernel,) * spatial_dims,
-                                  ndim=ndim)
-        self.temporal = SparseConv(out_channels, out_channels,
-                                   (kernel_t,) + (1,) * spatial_dims, ndim=ndim)
+        self.spatial = SparseConv(
+            in_channels, out_channels, (1,) + (kernel,) * spatial_dims, ndim=ndim
+        )
+        self.temporal = SparseConv(
+            out_channels, out_channels, (kernel_t,) + (1,) * spatial_dims, ndim=ndim
+        )
 
     def forward_dense(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.relu(spatial_conv(x, self.spatial.dense_weight(), self.spatial.bias))
@@ -151,20 +159,20 @@ class Upsample(nn.Module):
     this to land on the encoder's sites at the same scale, so skips concatenate site by site.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_t: int, kernel_s: int,
-                 spatial_dims: int):
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_t: int, kernel_s: int, spatial_dims: int
+    ):
         super().__init__()
         kernel = (kernel_t,) + (kernel_s,) * spatial_dims
-        self.conv = SparseConvTranspose(in_channels, out_channels, kernel, stride=kernel,
-                                        ndim=1 + spatial_dims)
+        self.conv = SparseConvTranspose(
+            in_channels, out_channels, kernel, stride=kernel, ndim=1 + spatial_dims
+        )
 
-    def forward_dense(self, x: torch.Tensor, target: torch.Tensor | None = None
-                      ) -> torch.Tensor:
+    def forward_dense(self, x: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
         """Dense grids are complete: ``target`` (the skip at the output scale) is not needed."""
         return torch.relu(shuffle_transpose(x, self.conv.dense_weight(), self.conv.bias))
 
-    def forward_sparse(self, x: SparseTensor, target: SparseTensor | None = None
-                       ) -> SparseTensor:
+    def forward_sparse(self, x: SparseTensor, target: SparseTensor | None = None) -> SparseTensor:
         if target is None:
             out = self.conv(x)
         else:
@@ -185,15 +193,18 @@ class Upsample(nn.Module):
         if x.num_sites == 0 or not bool((x.keys()[rows] == parent_keys).all()):
             if target.num_sites:
                 raise ValueError("upsampling target has sites whose parent is not active")
-        offset = linear_keys(torch.cat([torch.zeros_like(spatial[:, :1]), spatial % stride], 1),
-                             self.conv.kernel_size)
+        offset = linear_keys(
+            torch.cat([torch.zeros_like(spatial[:, :1]), spatial % stride], 1),
+            self.conv.kernel_size,
+        )
         entries = []
         for j in range(math.prod(self.conv.kernel_size)):
             out_rows = (offset == j).nonzero().squeeze(1)
             if out_rows.numel():
                 entries.append((j, rows[out_rows], out_rows))
         geometry = make_geometry("transpose", x.ndim, self.conv.kernel_size, self.conv.stride)
-        kmap = KernelMap(geometry, entries, x.num_sites, target.coords, target.spatial_shape,
-                         target.cache)
+        kmap = KernelMap(
+            geometry, entries, x.num_sites, target.coords, target.spatial_shape, target.cache
+        )
         x.cache[key] = (target.cache, kmap)
         return kmap

@@ -56,8 +56,9 @@ class SparseUlmNet(UlmNet):
         super().__init__(config)
         self.prune_sites = prune
 
-    def forward(self, x: SparseTensor, keep_keys: Mapping[int, torch.Tensor] | None = None
-                ) -> dict[int, SparseTensor]:
+    def forward(
+        self, x: SparseTensor, keep_keys: Mapping[int, torch.Tensor] | None = None
+    ) -> dict[int, SparseTensor]:
         if not isinstance(x, SparseTensor):
             raise ValueError(f"input must be a SparseTensor, got {type(x).__name__}")
         self.check_grid((x.batch_size, x.num_channels), x.spatial_shape)
