@@ -36,7 +36,8 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 
 
 def _load_data(args: argparse.Namespace):
-    from blockrecon.seg.data import load_acdc_folder, synthetic_cine
+    from blockrecon.io.acdc import load_acdc_folder
+    from blockrecon.seg.data import synthetic_cine
 
     if args.data is not None:
         return load_acdc_folder(args.data, size=args.size)
@@ -100,8 +101,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     import torch
 
+    from blockrecon.io.acdc import save_label_volume
+    from blockrecon.io.nifti import read_nifti_volume
     from blockrecon.seg.checkpoint import load_model
-    from blockrecon.seg.data import read_nifti_volume, save_label_volume
     from blockrecon.seg.train import predict
 
     model = load_model(args.model).model

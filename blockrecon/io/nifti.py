@@ -30,7 +30,7 @@ import torch
 from blockrecon.atomic import atomic_path
 from blockrecon.physics.validation import check_finite
 
-__all__ = ["write_nifti", "nifti_affine"]
+__all__ = ["write_nifti", "nifti_affine", "read_nifti_volume"]
 
 COMPLEX_MODES = ("magnitude", "real_imag", "complex")
 AXIS_ORDERS = ("zyx", "xyz")
@@ -123,3 +123,22 @@ def write_nifti(
     with atomic_path(path) as temporary:
         nib.save(image, temporary)
     return path
+
+
+def read_nifti_volume(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read a 3D NIfTI file: (array float64 (x, y, slice), affine (4, 4)), validated."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        nii = nib.load(str(path))
+        data = np.asarray(nii.dataobj, dtype=np.float64)
+    except Exception as err:  # nibabel raises many types for corrupt files
+        raise ValueError(f"{path}: cannot read as NIfTI ({err})") from err
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise ValueError(f"{path}: expected a 3D volume (x, y, slice), got shape {data.shape}")
+    if not np.isfinite(data).all():
+        raise ValueError(f"{path}: contains NaN or infinite values")
+    return data, nii.affine

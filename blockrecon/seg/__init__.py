@@ -1,12 +1,13 @@
 """Cardiac segmentation with lightweight, prunable U-Nets.
 
-Data (:mod:`blockrecon.seg.data`: synthetic short-axis cine MRI, ACDC-style NIfTI), metrics
+Data (:mod:`blockrecon.seg.data`: synthetic short-axis cine MRI; ACDC-style NIfTI files through
+:mod:`blockrecon.io.acdc`), metrics
 (Dice, HD95), training and inference, checkpoints that rebuild (pruned) architectures,
 structured L1 filter pruning, and figures of the first-layer filters.
 """
 
 from blockrecon.seg.checkpoint import load_model, load_weights, save_model
-from blockrecon.seg.data import NUM_CLASSES, load_acdc_folder, load_acdc_pair, synthetic_cine
+from blockrecon.seg.data import NUM_CLASSES, synthetic_cine
 from blockrecon.seg.metrics import dice_per_class, evaluate_labels, hausdorff95
 from blockrecon.seg.prune import (
     count_macs_params,
@@ -24,8 +25,6 @@ __all__ = [
     "evaluate_labels",
     "fold_batchnorm",
     "hausdorff95",
-    "load_acdc_folder",
-    "load_acdc_pair",
     "load_model",
     "load_weights",
     "predict",

@@ -1,4 +1,5 @@
-"""ACDC-style NIfTI pairs: ``<name>.nii.gz`` (3D short-axis stack) and ``<name>_gt.nii.gz``.
+"""ACDC-style NIfTI pairs for segmentation: ``<name>.nii.gz`` (3D short-axis stack) and
+``<name>_gt.nii.gz``, and label volumes written back in the same layout.
 
 Arrays are stored (x, y, slice); they are returned slice-major as 2D images. Everything read is
 validated: 3D, finite image, label file of the same shape holding only the values 0..3.
@@ -12,6 +13,7 @@ import numpy as np
 import torch
 
 from blockrecon.atomic import atomic_write
+from blockrecon.io.nifti import read_nifti_volume
 from blockrecon.seg.data.synthetic import NUM_CLASSES
 
 _SUFFIXES = (".nii.gz", ".nii")
@@ -29,27 +31,6 @@ def label_path_for(image_path: str | Path) -> Path:
     image_path = Path(image_path)
     stem, suffix = _stem(image_path)
     return image_path.with_name(f"{stem}_gt{suffix}")
-
-
-def read_nifti_volume(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read a 3D NIfTI file: (array float64 (x, y, slice), affine (4, 4)), validated."""
-    import nibabel as nib
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        nii = nib.load(str(path))
-        data = np.asarray(nii.dataobj, dtype=np.float64)
-    except Exception as err:  # nibabel raises many types for corrupt files
-        raise ValueError(f"{path}: cannot read as NIfTI ({err})") from err
-    if data.ndim == 4 and data.shape[3] == 1:
-        data = data[..., 0]
-    if data.ndim != 3:
-        raise ValueError(f"{path}: expected a 3D volume (x, y, slice), got shape {data.shape}")
-    if not np.isfinite(data).all():
-        raise ValueError(f"{path}: contains NaN or infinite values")
-    return data, nii.affine
 
 
 def _labels_from(data: np.ndarray, path: Path) -> np.ndarray:
