@@ -137,16 +137,12 @@ def load_mbdl(patch: int, cg_iterations: int | None = None):
     """The shipped model applied on ``patch``-sized cores (exact at any patch size) with its CG
     data consistency run for ``cg_iterations`` (``None``: as trained), its configuration and
     metadata; or ``None`` and the reason when it is not installed."""
-    from blockrecon.models import load_pretrained
+    from blockrecon.inference import load_for_inference
 
     try:
-        _, config, _ = load_pretrained()
+        return load_for_inference(patch_size=patch, cg_iterations=cg_iterations), ""
     except FileNotFoundError as err:
         return None, str(err)
-    overrides: dict = {"patch_size": patch}
-    if cg_iterations is not None:
-        overrides["dc"] = {**config["dc"], "n_iter": cg_iterations}
-    return load_pretrained(overrides=overrides), ""
 
 
 def mbdl_run(loaded: tuple, acq: Acquisition, dcf: torch.Tensor | None = None):
