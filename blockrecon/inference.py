@@ -98,9 +98,10 @@ def acquisition_maps(
     progress: bool = False,
     method: str = "espirit",
     calib_width: int | None = None,
+    backend: str = "auto",
 ) -> torch.Tensor:
     """The acquisition's coil maps, or maps estimated from its k-space when it has none (or
-    when ``estimate``) by ``method`` with ``calib_width`` (see
+    when ``estimate``) by ``method`` with ``calib_width`` and NUFFT ``backend`` (see
     :func:`~blockrecon.physics.maps.estimate_maps`). complex64 ``(coils, *image_shape)``."""
     if acq.maps is not None and not estimate:
         return acq.maps
@@ -111,6 +112,7 @@ def acquisition_maps(
         method=method,
         calib_width=calib_width,
         progress=progress,
+        backend=backend,
     )
 
 

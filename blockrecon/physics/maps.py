@@ -121,8 +121,10 @@ def calibration_kspace(
     image_shape: tuple[int, ...],
     calib_width: int,
     progress: bool = False,
+    backend: str = "auto",
 ) -> torch.Tensor:
-    """Cartesian k-space centre of the coil images, from least-squares coil images.
+    """Cartesian k-space centre of the coil images, from least-squares coil images (NUFFT
+    ``backend``).
 
     The coil images are fit on a grid of twice the calibration width (capped at the image size)
     over the same field of view, to the samples in that grid's k-space ball (half a cell inside
@@ -153,7 +155,7 @@ def calibration_kspace(
             f"{calib_width}; use a larger calib_width or a trajectory that samples the k-space "
             "centre"
         )
-    nufft = NUFFT(flat_coord[inside], fit_shape)
+    nufft = NUFFT(flat_coord[inside], fit_shape, backend=backend)
     coil_images = conjugate_gradient(
         nufft.normal,
         nufft.adjoint(kspace.reshape(kspace.shape[0], -1)[:, inside]),
@@ -235,6 +237,7 @@ def estimate_maps(
     crop: float = 0.95,
     max_iter: int = 10,
     progress: bool = False,
+    backend: str = "auto",
 ) -> torch.Tensor:
     """Estimate coil sensitivity maps from non-Cartesian k-space.
 
@@ -243,7 +246,7 @@ def estimate_maps(
 
     Args:
         kspace: complex ``(coils, *coord.shape[:-1])``.
-        coord: float ``(..., ndim)`` in grid units of ``image_shape``, ``[-N/2, N/2)``.
+        coord: float ``(..., ndim)`` in grid units of ``image_shape``, ``[-N/2, N/2]``.
         image_shape: image grid ``(nz, ny, nx)`` (or 2D).
         method: ``"espirit"`` or ``"jsense"``.
         calib_width: side of the k-space calibration region, 4 to the smallest image size
@@ -255,6 +258,7 @@ def estimate_maps(
             (outside the object).
         max_iter: JSENSE outer iterations.
         progress: show progress bars (only when stderr is a terminal).
+        backend: NUFFT backend of the calibration (JSENSE runs SigPy's own NUFFT).
 
     Returns:
         complex64 ``(coils, *image_shape)`` on kspace's device. ESPIRiT maps have
@@ -282,7 +286,7 @@ def estimate_maps(
             f"kernel_width must be in [1, calib_width = {calib_width}), got {kernel_width}"
         )
     kspace = kspace.to(torch.complex64)
-    calibration = calibration_kspace(kspace, coord, image_shape, calib_width, progress)
+    calibration = calibration_kspace(kspace, coord, image_shape, calib_width, progress, backend)
     if method == "espirit":
         maps = _espirit(calibration, calib_width, kernel_width, thresh, crop, progress)
     else:

@@ -125,7 +125,9 @@ class NUFFT(torch.nn.Module):
             return self.adjoint(self.forward(image))
         self.check_tensor(image, "image")
         if self._toeplitz is None:
-            self._toeplitz = ToeplitzNormal(self.coord, self.image_shape, backend=self.backend)
+            self._toeplitz = ToeplitzNormal(
+                self.coord, self.image_shape, backend=self.backend, eps=self.eps
+            )
         return self._toeplitz(image)
 
     def normal_rhs(self, kspace: torch.Tensor) -> torch.Tensor:
