@@ -46,13 +46,13 @@ from bench_nufft_accuracy import random_pair, relative_error
 
 from blockrecon.cli.output import write_json
 from blockrecon.demo import L1_LAMDA, simulate_demo
-from blockrecon.inference import reconstruct_with_model
+from blockrecon.inference import load_for_inference, reconstruct_with_model
 from blockrecon.memory_report import MIB
-from blockrecon.models import load_pretrained
 from blockrecon.physics import NUFFT, Acquisition, Sense, birdcage_maps, pipe_menon_dcf
 from blockrecon.physics._nufft import available_backends
 from blockrecon.recon import cg_sense, l1_wavelet, psnr
 from blockrecon.step_memory import FIT_MARGIN, StepProblem, memory_table
+from blockrecon.torch_file import LoadedModel
 
 #: Largest relative error of a NUFFT or Toeplitz normal against the exact DFT, and of the
 #: adjointness, for backends to be mixed (see the NUFFT tests' tolerances).
@@ -250,13 +250,19 @@ def cg_method(acq: Acquisition, device: torch.device, backend: str) -> torch.Ten
     )
 
 
+@functools.cache
+def shipped_model(device: torch.device, patch: int | None) -> LoadedModel:
+    """The shipped model on ``device`` with core size ``patch`` (``None``: as trained), read and
+    built once per setting, so that timed runs time the reconstruction only."""
+    return load_for_inference(device=device, patch_size=patch)
+
+
 def mbdl_method(
     acq: Acquisition, device: torch.device, backend: str, patch: int | None = None
 ) -> torch.Tensor:
     """The shipped MBDL model on ``acq`` on ``device`` (``patch``: its core size, ``None``: as
     trained)."""
-    overrides = None if patch is None else {"patch_size": patch}
-    model, _, extra = load_pretrained(device, overrides=overrides)
+    model, _, extra = shipped_model(device, patch)
     return reconstruct_with_model(
         model,
         acq.kspace.to(device),
