@@ -21,11 +21,14 @@ def documented_order() -> list[str]:
 
 
 def imports_of(path: Path) -> set[str]:
-    """Top-level blockrecon modules that ``path`` imports (absolute imports only)."""
+    """Top-level blockrecon modules that ``path`` imports, relative imports resolved."""
+    package = ["blockrecon", *path.relative_to(PACKAGE).parts[:-1]]
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        if isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = [*base, *(node.module.split(".") if node.module else [])]
+            names = [".".join(module)] + [".".join([*module, a.name]) for a in node.names]
         elif isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         else:
