@@ -4,6 +4,8 @@ Methods: ``grid`` (density-compensated adjoint), ``cg`` (CG-SENSE), ``l1`` (L1-w
 compressed sensing) and ``mbdl`` (a trained unrolled network applied block-wise). Coil maps come
 from the input file, from ``--maps FILE``, or are estimated (ESPIRiT or JSENSE,
 ``--maps-method``, ``--calib-width``) when the input has none (or with ``--maps estimate``).
+``--compress-coils N`` compresses the k-space to N virtual coils first (given maps projected by
+the same matrix, estimated maps estimated on the virtual coils).
 The image is written as NIfTI (magnitude, with the voxel size) or as HDF5 (complex ``image``
 dataset); PSNR and SSIM are printed when the input holds a reference image.
 """
@@ -12,11 +14,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from blockrecon.backend import resolve_device
+from blockrecon.cli.compression import add_compression_option, check_virtual_coils
 from blockrecon.cli.maps import add_map_options, check_calib_width, one_line_warnings
 from blockrecon.cli.nufft_backend import add_backend_option, announce_backend
 from blockrecon.cli.options import show_progress
@@ -28,7 +32,7 @@ from blockrecon.inference import (
     reconstruct_with_model,
 )
 from blockrecon.io import IMAGE_SUFFIXES, read_maps, read_scan, write_image
-from blockrecon.physics import Acquisition, pipe_menon_dcf, resolve_backend
+from blockrecon.physics import Acquisition, compress_acquisition, pipe_menon_dcf, resolve_backend
 from blockrecon.recon import cg_sense, grid_recon, l1_wavelet, psnr, ssim
 
 METHODS = ("mbdl", "cg", "l1", "grid")
@@ -69,6 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(default: the input's maps, estimated when absent)",
     )
     add_map_options(parser)
+    add_compression_option(parser)
     parser.add_argument(
         "--iterations",
         type=int,
@@ -157,16 +162,22 @@ def reconstruct(
     )
 
 
-def _coil_maps(args: argparse.Namespace, acq: Acquisition) -> torch.Tensor:
+def _with_chosen_maps(args: argparse.Namespace, acq: Acquisition) -> Acquisition:
+    """``acq`` with the maps of ``--maps FILE``, or without maps for ``--maps estimate``."""
     if args.maps is not None and args.maps != "estimate":
-        return read_maps(Path(args.maps), acq)
+        return replace(acq, maps=read_maps(Path(args.maps), acq))
     check_calib_width(args.calib_width, acq.image_shape)
-    if acq.maps is None or args.maps == "estimate":
-        print(f"Estimating coil maps ({args.maps_method})", file=sys.stderr)
+    return replace(acq, maps=None) if args.maps == "estimate" else acq
+
+
+def _coil_maps(args: argparse.Namespace, acq: Acquisition) -> torch.Tensor:
+    """The maps of ``acq``, estimated from its (possibly virtual) coils when it has none."""
+    if acq.maps is not None:
+        return acq.maps
+    print(f"Estimating coil maps ({args.maps_method})", file=sys.stderr)
     with one_line_warnings("recon"):
         return acquisition_maps(
             acq,
-            estimate=args.maps == "estimate",
             progress=show_progress(args),
             method=args.maps_method,
             calib_width=args.calib_width,
@@ -182,7 +193,9 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     backend = resolve_backend(args.backend, device)
     acq = read_scan(args.input)
+    check_virtual_coils(args.compress_coils, acq.num_coils, str(args.input))
     mbdl = load_mbdl(args, acq.image_shape, device) if args.method == "mbdl" else None
+    acq = compress_acquisition(_with_chosen_maps(args, acq), args.compress_coils)
     maps = _coil_maps(args, acq)
     acq = acq.to(device)
     announce_backend(backend, device)

@@ -8,6 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
+from blockrecon.cli.compression import add_compression_option, check_virtual_coils
 from blockrecon.cli.maps import add_map_options, one_line_warnings
 from blockrecon.cli.nufft_backend import add_backend_option
 from blockrecon.cli.options import show_progress
@@ -86,6 +87,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="training device (under torchrun: cuda:LOCAL_RANK)",
     )
     add_backend_option(parser)
+    add_compression_option(parser)
     maps = parser.add_argument_group("coil maps (--data files without maps)")
     add_map_options(maps)
     parser.set_defaults(func=run)
@@ -104,6 +106,7 @@ def _config(args: argparse.Namespace) -> dict:
 def _simulated(args: argparse.Namespace):
     if args.simulate < 1:
         raise ValueError(f"--simulate must be positive, got {args.simulate}")
+    check_virtual_coils(args.compress_coils, args.coils, "the simulation (--coils)")
     spokes = args.spokes or radial_spokes(args.size)
     settings = dict(
         image_size=args.size,
@@ -113,6 +116,7 @@ def _simulated(args: argparse.Namespace):
         normalize=True,
         density_weights=args.density_weights,
         backend=args.backend,
+        compress_coils=args.compress_coils,
     )
     train = SimulatedRadialPairs(args.simulate, seed=args.seed, **settings)
     val = (
@@ -144,6 +148,7 @@ def _files(args: argparse.Namespace):
         backend=args.backend,
         maps_method=args.maps_method,
         calib_width=args.calib_width,
+        compress_coils=args.compress_coils,
     )
     train = AcquisitionFiles(everything.paths[:cut], **settings)
     val = AcquisitionFiles(everything.paths[cut:], **settings) if args.val else None
@@ -168,6 +173,8 @@ def run(args: argparse.Namespace) -> int:
     check_output_folder(args.out)
     backend = resolve_backend(args.backend, args.device)
     train, val, description = _simulated(args) if args.simulate is not None else _files(args)
+    if args.compress_coils is not None:  # absent otherwise, so that older runs resume
+        description["compress_coils"] = args.compress_coils
     with removed_on_failure(args.out), one_line_warnings("train"):
         result = fit(
             _config(args),

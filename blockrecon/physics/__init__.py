@@ -2,6 +2,7 @@
 
 from .acquisition import Acquisition, check_acquisition, standard_dtypes
 from .coils import birdcage_maps
+from .compression import CompressedCoils, coil_energy, compress_acquisition, compress_coils
 from .dcf import pipe_menon_dcf
 from .maps import estimate_maps
 from .nufft import BACKEND_NAMES, NUFFT, resolve_backend
@@ -22,6 +23,10 @@ __all__ = [
     "apply_toeplitz",
     "toeplitz_kernel",
     "birdcage_maps",
+    "CompressedCoils",
+    "compress_coils",
+    "compress_acquisition",
+    "coil_energy",
     "pipe_menon_dcf",
     "estimate_maps",
     "random_ellipsoids",

@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from blockrecon.inference import acquisition_maps, normalize
 from blockrecon.io.hdf5 import read_acquisition
-from blockrecon.physics import Sense, pipe_menon_dcf
+from blockrecon.physics import Sense, compress_acquisition, pipe_menon_dcf
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,9 @@ class AcquisitionFiles(Dataset):
             Pipe-Menon weights of its trajectory).
         maps_method: ``"espirit"`` or ``"jsense"``, for files without maps.
         calib_width: calibration width of the estimation (``None``: from the trajectory).
+        compress_coils: compress each file's k-space (and stored maps) to this many virtual
+            coils (:func:`~blockrecon.physics.compress_acquisition`; maps are then estimated on
+            the virtual coils), or ``None`` to keep all coils.
     """
 
     def __init__(
@@ -108,15 +111,22 @@ class AcquisitionFiles(Dataset):
         density_weights: bool = False,
         maps_method: str = "espirit",
         calib_width: int | None = None,
+        compress_coils: int | None = None,
     ) -> None:
         self.paths = [Path(p) for p in paths]
         if not self.paths:
             raise ValueError("no training files given")
         for path in self.paths:
-            if read_acquisition(path).image is None:
+            acq = read_acquisition(path)
+            if acq.image is None:
                 raise ValueError(f"{path}: no reference image ('image' dataset) to train on")
+            if compress_coils is not None and compress_coils > acq.num_coils:
+                raise ValueError(
+                    f"{path}: {compress_coils} virtual coils exceed its {acq.num_coils} coils"
+                )
         self.backend, self.density_weights = backend, density_weights
         self.maps_method, self.calib_width = maps_method, calib_width
+        self.compress_coils = compress_coils
         self._cache: dict[int, TrainingPair] | None = {} if cache else None
 
     @classmethod
@@ -138,7 +148,7 @@ class AcquisitionFiles(Dataset):
             raise IndexError(f"index {index} out of range for {len(self.paths)} files")
         if self._cache is not None and index in self._cache:
             return self._cache[index]
-        acq = read_acquisition(self.paths[index])
+        acq = compress_acquisition(read_acquisition(self.paths[index]), self.compress_coils)
         weights = None
         if self.density_weights:
             weights = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch.utils.data import Dataset
 
-from blockrecon.physics import Sense, pipe_menon_dcf
+from blockrecon.physics import Sense, compress_acquisition, pipe_menon_dcf
 from blockrecon.physics.simulate import simulate_acquisition
 from blockrecon.physics.trajectory import radial_3d
 from blockrecon.train.data import TrainingPair, normalize_pair
@@ -30,6 +30,8 @@ class SimulatedRadialPairs(Dataset):
         density_weights: give the operators the trajectory's Pipe-Menon weights, so that
             data consistency solves the density-weighted problem (see
             :mod:`blockrecon.unrolled`).
+        compress_coils: compress each item's k-space and maps to this many virtual coils
+            (:func:`~blockrecon.physics.compress_acquisition`), 1 to ``n_coils``, or ``None``.
     """
 
     def __init__(
@@ -44,6 +46,7 @@ class SimulatedRadialPairs(Dataset):
         cache: bool = True,
         normalize: bool = False,
         density_weights: bool = False,
+        compress_coils: int | None = None,
     ) -> None:
         for name, value in (
             ("n_items", n_items),
@@ -53,7 +56,12 @@ class SimulatedRadialPairs(Dataset):
         ):
             if not (isinstance(value, int) and value >= 1):
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if compress_coils is not None and not 1 <= compress_coils <= n_coils:
+            raise ValueError(
+                f"compress_coils must lie between 1 and the {n_coils} coils, got {compress_coils!r}"
+            )
         self.n_items, self.image_size, self.n_coils = n_items, image_size, n_coils
+        self.compress_coils = compress_coils
         self.snr_db, self.seed, self.backend = snr_db, seed, backend
         self.normalize = normalize
         self.coord = radial_3d(n_spokes, 2 * image_size, image_size=image_size)
@@ -81,6 +89,7 @@ class SimulatedRadialPairs(Dataset):
             seed=self.seed + index,
             backend=self.backend,
         )
+        acq = compress_acquisition(acq, self.compress_coils)
         if self.normalize:
             pair = normalize_pair(
                 acq.kspace, acq.maps, self.coord, acq.image, self.backend, self.weights
