@@ -181,6 +181,7 @@ def _coil_maps(args: argparse.Namespace, acq: Acquisition) -> torch.Tensor:
             progress=show_progress(args),
             method=args.maps_method,
             calib_width=args.calib_width,
+            backend=args.backend,
         )
 
 

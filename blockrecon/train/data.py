@@ -158,7 +158,9 @@ class AcquisitionFiles(Dataset):
                     acq.coord, acq.image_shape, backend=self.backend, progress=False
                 )
             )
-        maps = acquisition_maps(acq, method=self.maps_method, calib_width=self.calib_width)
+        maps = acquisition_maps(
+            acq, method=self.maps_method, calib_width=self.calib_width, backend=self.backend
+        )
         pair = normalize_pair(acq.kspace, maps, acq.coord, acq.image, self.backend, weights)
         if self._cache is not None:
             self._cache[index] = pair
