@@ -30,7 +30,7 @@ import torch
 
 from blockrecon import demo
 from blockrecon.atomic import atomic_write
-from blockrecon.inference import DENSITY_WEIGHTS
+from blockrecon.inference import DataContract
 from blockrecon.losses import relative_l2
 from blockrecon.models import build_unrolled, resolve_config, save_model
 from blockrecon.models.pretrained import PRETRAINED_FILE
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     losses = train(args, model)
     train_seconds = time.perf_counter() - start
 
-    data = {"density_weights": DENSITY_WEIGHTS} if args.density_weights else {}
+    data = DataContract(density_weights=args.density_weights).to_extra()
     held_out = mean_rows(
         [
             evaluate(model, data, acquisition(args, args.seed + HELD_OUT_OFFSET + i))
