@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from blockrecon.atomic import atomic_write
-from blockrecon.physics._nufft import available_backends
+from blockrecon.physics import available_backends
 from blockrecon.physics._nufft.finufft_backend import DEFAULT_EPS
 from blockrecon.physics.nufft import NUFFT
 from blockrecon.physics.trajectory import radial_3d

@@ -35,8 +35,7 @@ import torch
 
 from blockrecon import demo
 from blockrecon.cli.output import write_json
-from blockrecon.physics import pipe_menon_dcf, radial_3d
-from blockrecon.physics._nufft import available_backends
+from blockrecon.physics import available_backends, pipe_menon_dcf, radial_3d
 from blockrecon.physics.nufft import NUFFT
 from blockrecon.recon import cg_sense, l1_wavelet, psnr
 

@@ -4,7 +4,7 @@ Runs on a CUDA device (exits 2 with one line on stderr when there is none) and p
 per check (check, NUFFT backend, value, target, pass) and writes them as JSON. Each row runs on
 its own: an exception fails that row (its type and message are recorded) and the others go on.
 
-* NUFFT, for each CUDA backend installed (:func:`blockrecon.physics._nufft.available_backends`,
+* NUFFT, for each CUDA backend installed (:func:`blockrecon.physics.available_backends`,
   or ``--backends``), on a ``--dft-size``^3 image and ``--samples`` random coordinates, complex64:
   adjointness ``|<A x, y> - <x, A^H y>| / (|A x| |y|)`` and the relative error of forward and
   adjoint against the exact DFT (the ``"dft"`` backend in complex128, on the device);
@@ -48,8 +48,14 @@ from blockrecon.cli.output import write_json
 from blockrecon.demo import L1_LAMDA, simulate_demo
 from blockrecon.inference import load_for_inference, reconstruct_with_model
 from blockrecon.memory_report import MIB
-from blockrecon.physics import NUFFT, Acquisition, Sense, birdcage_maps, pipe_menon_dcf
-from blockrecon.physics._nufft import available_backends
+from blockrecon.physics import (
+    NUFFT,
+    Acquisition,
+    Sense,
+    available_backends,
+    birdcage_maps,
+    pipe_menon_dcf,
+)
 from blockrecon.recon import cg_sense, l1_wavelet, psnr
 from blockrecon.step_memory import FIT_MARGIN, StepProblem, memory_table
 from blockrecon.torch_file import LoadedModel

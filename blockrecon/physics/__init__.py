@@ -5,7 +5,7 @@ from .coils import birdcage_maps
 from .compression import CompressedCoils, coil_energy, compress_acquisition, compress_coils
 from .dcf import pipe_menon_dcf
 from .maps import estimate_maps
-from .nufft import BACKEND_NAMES, NUFFT, resolve_backend
+from .nufft import BACKEND_NAMES, NUFFT, available_backends, resolve_backend
 from .operator import NORMALS, LinearOperator, max_eigenvalue
 from .phantom import random_ellipsoids, shepp_logan_3d
 from .sense import Sense
@@ -42,5 +42,6 @@ __all__ = [
     "stack_of_spirals",
     "stack_of_stars",
     "BACKEND_NAMES",
+    "available_backends",
     "resolve_backend",
 ]

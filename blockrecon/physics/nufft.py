@@ -24,12 +24,19 @@ from collections.abc import Sequence
 
 import torch
 
-from ._nufft import BACKEND_NAMES, NufftBackend, check_backend_name, make_backend, resolve_backend
+from ._nufft import (
+    BACKEND_NAMES,
+    NufftBackend,
+    available_backends,
+    check_backend_name,
+    make_backend,
+    resolve_backend,
+)
 from .operator import check_normal
 from .toeplitz import ToeplitzNormal
 from .validation import check_coord, check_image, check_image_shape, check_kspace
 
-__all__ = ["NUFFT", "BACKEND_NAMES", "resolve_backend"]
+__all__ = ["NUFFT", "BACKEND_NAMES", "available_backends", "resolve_backend"]
 
 _COMPLEX_DTYPES = (torch.complex64, torch.complex128)
 
