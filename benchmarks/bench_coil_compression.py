@@ -17,12 +17,12 @@ Usage: python benchmarks/bench_coil_compression.py [--quick] [--size N] [--json 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Callable
 
 import torch
 
+from blockrecon.cli.output import write_json
 from blockrecon.inference import reconstruct_with_model
 from blockrecon.models import load_pretrained
 from blockrecon.physics import (
@@ -119,8 +119,7 @@ def main() -> None:
     rows = [measure(acq, n, loaded, dcf) for n in args.virtual]
     print_table(rows)
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(rows, handle, indent=1)
+        write_json(args.json, rows)
 
 
 if __name__ == "__main__":

@@ -14,12 +14,12 @@ Usage: python benchmarks/bench_maps.py [--sizes 24 32 48] [--json PATH]
 from __future__ import annotations
 
 import argparse
-import json
 import time
 import warnings
 
 import torch
 
+from blockrecon.cli.output import write_json
 from blockrecon.physics import radial_3d, simulate_acquisition
 from blockrecon.physics.maps import (
     CoilMapWarning,
@@ -97,8 +97,7 @@ def main() -> None:
             f"{energy:>9} {row['seconds']:>7.1f}"
         )
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(rows, handle, indent=1)
+        write_json(args.json, rows)
 
 
 if __name__ == "__main__":

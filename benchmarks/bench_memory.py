@@ -15,13 +15,12 @@ Usage: python benchmarks/bench_memory.py [--quick] [--no-rss] [--json PATH]
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
 
-from blockrecon.atomic import atomic_write
 from blockrecon.blockwise import BlockwiseRegularizer, apply_full
+from blockrecon.cli.output import write_json
 from blockrecon.memory import blockwise_step_bytes, estimate_full_backprop_bytes, peak_rss
 from blockrecon.memory_report import MIB, PatchCurve, plot_patch_memory
 from blockrecon.nn import ResNet3d
@@ -42,11 +41,6 @@ def _saved(volume: int, patch: int | None) -> int:
     if patch is None:
         return estimate_full_backprop_bytes(net, (1, 2) + (volume + 2 * net.margin,) * 3)
     return blockwise_step_bytes(net, (volume,) * 3, patch)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda temporary: temporary.write_text(text))
 
 
 def _plot(rows: list[dict], path: Path) -> None:
@@ -110,7 +104,8 @@ def main() -> None:
         "saved_bytes": "peak live tensor bytes on the meta device",
         "rss": "VmHWM - VmRSS after warm-up, fresh process, MALLOC_MMAP_THRESHOLD_=65536",
     }
-    _write_atomic(args.json, json.dumps({"meta": meta, "rows": rows}, indent=2))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    write_json(args.json, {"meta": meta, "rows": rows})
     _plot(rows, args.json.with_suffix(".png"))
     print(f"wrote {args.json} and {args.json.with_suffix('.png')}")
 

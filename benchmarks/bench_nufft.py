@@ -21,7 +21,6 @@ Usage: python benchmarks/bench_nufft.py [--quick] [--coils C] [--json PATH]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -34,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from blockrecon.atomic import atomic_write
+from blockrecon.cli.output import write_json
 from blockrecon.physics import available_backends
 from blockrecon.physics._nufft.finufft_backend import DEFAULT_EPS
 from blockrecon.physics.nufft import NUFFT
@@ -184,11 +183,6 @@ def _table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda temporary: temporary.write_text(json.dumps(payload, indent=2)))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="64^3 only, fewer repeats")
@@ -205,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} cores, complex64, finufft eps {DEFAULT_EPS[torch.complex64]}"
     )
     print(_table(rows))
-    _write_json(args.json, {"threads": torch.get_num_threads(), "rows": rows})
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    write_json(args.json, {"threads": torch.get_num_threads(), "rows": rows})
     print(f"wrote {args.json}")
     return 0
 

@@ -29,7 +29,6 @@ Usage: python benchmarks/bench_recon.py [--quick] [--size N] [--json PATH] [--fi
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import shutil
@@ -42,7 +41,7 @@ import numpy as np
 import torch
 
 from blockrecon import demo
-from blockrecon.atomic import atomic_write
+from blockrecon.cli.output import write_json
 from blockrecon.memory import MMAP_THRESHOLD, peak_rss
 from blockrecon.physics import Acquisition, pipe_menon_dcf, radial_3d, simulate_acquisition
 from blockrecon.physics.trajectory import radial_spokes
@@ -229,9 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     meta["ratios"] = ratios(rows)
     for line in meta["ratios"].get("summary", []):
         print(line)
-    atomic_write(
-        args.json, lambda p: p.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-    )
+    write_json(args.json, {"meta": meta, "rows": rows})
     figure = args.figure or args.json.with_suffix(".png")
     demo.save_figure(figure, acq.image, results)
     print(f"wrote {args.json} and {figure}", file=sys.stderr)

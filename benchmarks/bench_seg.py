@@ -15,14 +15,12 @@ filters without retraining costs far more Dice.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from blockrecon.cli.output import write_json
 from blockrecon.nn import UNet
 from blockrecon.seg import (
     build_model,
@@ -224,10 +222,7 @@ def main() -> None:
         f"(pruned 30%: {timing['seconds_pruned_0.3']:.2f} s)"
     )
 
-    fd, tmp = tempfile.mkstemp(dir=args.json.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(result, f, indent=2)
-    os.replace(tmp, args.json)
+    write_json(args.json, result)
     figure(rows, x_test, y_test, predict(model, x_test, progress=False), args.png)
     plot_first_layer(
         model,

@@ -31,7 +31,6 @@ Usage: python benchmarks/bench_source_scale.py [--quick] [--shape NZ NY NX] [--s
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -40,7 +39,7 @@ from pathlib import Path
 
 import torch
 
-from blockrecon.atomic import atomic_write
+from blockrecon.cli.output import write_json
 from blockrecon.memory import (
     blockwise_step_bytes,
     estimate_full_backprop_bytes,
@@ -169,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         result["measured"] = measured
     print(report(result))
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(args.json, lambda p: p.write_text(json.dumps(result, indent=2)))
+    write_json(args.json, result)
     print(f"wrote {args.json}", file=sys.stderr)
     return 0
 

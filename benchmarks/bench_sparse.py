@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from blockrecon.atomic import atomic_write
+from blockrecon.cli.output import write_json
 
 MIB = 2**20
 CHANNELS = 16
@@ -161,8 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(_table(rows, dense))
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    payload = json.dumps({"size": size, "channels": CHANNELS, "rows": rows}, indent=2)
-    atomic_write(args.json, lambda tmp: tmp.write_text(payload), durable=False)
+    write_json(args.json, {"size": size, "channels": CHANNELS, "rows": rows})
     print(f"wrote {args.json}")
     return 0
 

@@ -16,13 +16,13 @@ spans 0.008 to 0.25 bubbles per pixel, i.e. 32 to 1,024 bubbles/frame on a 64x64
 """
 
 import argparse
-import json
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from blockrecon.atomic import atomic_write
+from blockrecon.cli.output import write_json
 from blockrecon.ulm import conventional_ulm, localization_scores, simulate_acquisition
 from blockrecon.ulm.blocks import TARGET_RADIUS, acquisition_blocks
 from blockrecon.ulm.evaluation import evaluate_model, score_logits
@@ -174,7 +174,7 @@ def run() -> int:
         },
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(args.json, lambda tmp: tmp.write_text(json.dumps(payload, indent=2)))
+    write_json(args.json, payload)
     print(f"wrote {args.json}")
     if args.plot is not None:
         shape = "x".join(map(str, args.shape))

@@ -13,11 +13,10 @@ kept by tracking.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
-from blockrecon.atomic import atomic_write
+from blockrecon.cli.output import write_json
 from blockrecon.ulm import conventional_ulm, localization_scores, simulate_acquisition
 
 METHODS = ("weighted_centroid", "radial_symmetry")
@@ -113,7 +112,7 @@ def main() -> None:
         "svd_components": args.svd_components,
         "rows": rows,
     }
-    atomic_write(args.json, lambda temporary: temporary.write_text(json.dumps(payload, indent=2)))
+    write_json(args.json, payload)
     print(f"wrote {args.json}")
 
 

@@ -8,8 +8,8 @@ import argparse
 import json
 from pathlib import Path
 
-from blockrecon.atomic import atomic_write
 from blockrecon.cli import main
+from blockrecon.cli.output import write_json
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -43,7 +43,7 @@ def run() -> int:
         if main(cmd) != 0:
             return 1
         results[f"{dims}d"] = json.loads(out.read_text())
-    atomic_write(args.json, lambda temporary: temporary.write_text(json.dumps(results, indent=2)))
+    write_json(args.json, results)
     return 0
 
 

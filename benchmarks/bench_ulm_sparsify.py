@@ -13,12 +13,11 @@ true bubble positions whose nearest voxel, or any voxel within lambda/2, is kept
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
 
-from blockrecon.atomic import atomic_write
+from blockrecon.cli.output import write_json
 from blockrecon.ulm import bubble_retention, simulate_acquisition, threshold_mask, topk_mask
 from blockrecon.ulm.blocks import iq_channels
 from blockrecon.ulm.learned_mask import InputSparsifier
@@ -114,7 +113,7 @@ def main() -> None:
         )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     payload = {"seed": args.seed, "snr_db": args.snr_db, "rows": rows}
-    atomic_write(args.json, lambda temporary: temporary.write_text(json.dumps(payload, indent=2)))
+    write_json(args.json, payload)
     print(f"wrote {args.json}")
 
 

@@ -11,13 +11,12 @@ occupancy at target cells and at the other computed sites. A dense network reach
 """
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
 from bench_ulm_accuracy import BLOCK_FRAMES, _frames, _named_model
 
-from blockrecon.atomic import atomic_write
+from blockrecon.cli.output import write_json
 from blockrecon.sparse import SparseTensor
 from blockrecon.ulm import simulate_acquisition
 from blockrecon.ulm.blocks import acquisition_blocks
@@ -103,7 +102,7 @@ def run() -> int:
         "models": {name: str(path) for name, path in args.model},
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(args.json, lambda tmp: tmp.write_text(json.dumps(payload, indent=2)))
+    write_json(args.json, payload)
     print(f"wrote {args.json}")
     return 0
 
