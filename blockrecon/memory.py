@@ -41,6 +41,8 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
+from blockrecon.checks import check_positive
+
 MMAP_THRESHOLD = "65536"
 
 GIB = 2**30
@@ -165,8 +167,7 @@ def suggest_patch_size(
 
     stride = tiling_contract(model).stride
     shape = tuple(int(s) for s in volume_shape)
-    if budget_bytes <= 0:
-        raise ValueError(f"budget_bytes must be positive, got {budget_bytes}")
+    check_positive(budget_bytes, "budget_bytes")
     if not shape or min(shape) < stride:
         raise ValueError(f"volume_shape {shape} must be at least the stride {stride}")
     first = max(stride, -(-min_core // stride) * stride)

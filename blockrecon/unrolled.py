@@ -22,6 +22,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from blockrecon.blockwise import BlockwiseRegularizer, apply_full, tiling_contract
+from blockrecon.checks import check_positive_int
 from blockrecon.physics import LinearOperator
 
 INITS = ("zeros", "adjoint")
@@ -85,8 +86,7 @@ class UnrolledNet(nn.Module):
         init: str = "zeros",
     ) -> None:
         super().__init__()
-        if not (isinstance(n_unrolls, int) and n_unrolls >= 1):
-            raise ValueError(f"n_unrolls must be a positive int, got {n_unrolls!r}")
+        check_positive_int(n_unrolls, "n_unrolls")
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {init!r}")
         n_distinct = 1 if share_weights else n_unrolls

@@ -44,8 +44,7 @@ def birdcage_maps(
     check_positive_int(n_coils, "n_coils")
     if n_rings is None:
         n_rings = 2 if n_coils >= 4 and n_coils % 2 == 0 else 1
-    if isinstance(n_rings, bool) or not isinstance(n_rings, int) or n_rings < 1:
-        raise ValueError(f"n_rings must be a positive integer, got {n_rings!r}")
+    check_positive_int(n_rings, "n_rings")
     if n_coils % n_rings:
         raise ValueError(f"n_rings ({n_rings}) must divide n_coils ({n_coils})")
     if not (math.isfinite(radius) and radius > math.sqrt(2)):

@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+from blockrecon.checks import check_positive_int
+
 from .autograd import SelfAdjointFunction
 from .nufft import NUFFT
 from .operator import check_normal
@@ -85,10 +87,8 @@ class Sense(torch.nn.Module):
             )
         image_shape = tuple(maps.shape[1:])
         check_maps(maps, image_shape)
-        if coil_batch is not None and (
-            isinstance(coil_batch, bool) or not isinstance(coil_batch, int) or coil_batch < 1
-        ):
-            raise ValueError(f"coil_batch must be a positive int or None, got {coil_batch!r}")
+        if coil_batch is not None:
+            check_positive_int(coil_batch, "coil_batch")
         self.normal_kind = check_normal(normal)
         self.nufft = NUFFT(coord, image_shape, backend=backend, eps=eps)
         if weights is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch.utils.data import Dataset
 
+from blockrecon.checks import check_positive_int
 from blockrecon.physics import Sense, compress_acquisition, pipe_menon_dcf
 from blockrecon.physics.simulate import simulate_acquisition
 from blockrecon.physics.trajectory import radial_3d
@@ -54,8 +55,7 @@ class SimulatedRadialPairs(Dataset):
             ("n_spokes", n_spokes),
             ("n_coils", n_coils),
         ):
-            if not (isinstance(value, int) and value >= 1):
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_positive_int(value, name)
         if compress_coils is not None and not 1 <= compress_coils <= n_coils:
             raise ValueError(
                 f"compress_coils must lie between 1 and the {n_coils} coils, got {compress_coils!r}"
