@@ -94,7 +94,7 @@ def read_dataset(handle: h5py.File, name: str, path: str | os.PathLike[str]) -> 
         ) from None
 
 
-def _compound_to_complex(array: np.ndarray) -> np.ndarray:
+def compound_to_complex(array: np.ndarray) -> np.ndarray:
     """Turn a ``{real, imag}`` compound array into a complex one; other arrays pass through."""
     names = array.dtype.names
     if names is not None and len(names) == 2 and names[0].lower() in ("r", "real"):
@@ -104,7 +104,7 @@ def _compound_to_complex(array: np.ndarray) -> np.ndarray:
 
 def _to_tensor(array: np.ndarray, name: str, path: Path) -> torch.Tensor:
     """NumPy array from the file -> tensor; rejects dtypes the schema cannot mean."""
-    array = _compound_to_complex(np.asarray(array))
+    array = compound_to_complex(np.asarray(array))
     if array.dtype.kind not in "fc" or array.dtype.itemsize > 16:
         raise ValueError(
             f"{path}: dataset '{name}' has dtype {array.dtype}, expected "

@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import torch
 
-from blockrecon.io.hdf5 import _compound_to_complex, open_hdf5, read_acquisition, read_dataset
+from blockrecon.io.hdf5 import compound_to_complex, open_hdf5, read_acquisition, read_dataset
 from blockrecon.io.ismrmrd import read_ismrmrd
 from blockrecon.physics.acquisition import Acquisition, check_acquisition
 
@@ -47,7 +47,7 @@ def read_maps(path: str | os.PathLike[str], acq: Acquisition) -> torch.Tensor:
             ``acq`` (the message names the file).
     """
     with open_hdf5(path) as handle:
-        array = _compound_to_complex(read_dataset(handle, "maps", path))
+        array = compound_to_complex(read_dataset(handle, "maps", path))
     if not np.iscomplexobj(array):
         raise ValueError(f"{path}: dataset 'maps' has dtype {array.dtype}, expected complex64")
     maps = torch.from_numpy(np.ascontiguousarray(array, dtype=np.complex64))

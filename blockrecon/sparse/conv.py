@@ -66,7 +66,9 @@ def sparse_conv(
     return kmap.output(x, feats)
 
 
-def _infer_ndim(ndim: int | None, *values) -> int:
+def infer_ndim(ndim: int | None, *values) -> int:
+    """``ndim`` when given, else the common length of the tuple-valued ``values`` (kernel size,
+    stride...), 3 when all are ints; ValueError when the lengths disagree."""
     if ndim is not None:
         return ndim
     lengths = {len(v) for v in values if not isinstance(v, int)}
@@ -93,7 +95,7 @@ class _SparseConvBase(nn.Module):
         super().__init__()
         check_positive_int(in_channels, "in_channels")
         check_positive_int(out_channels, "out_channels")
-        ndim = _infer_ndim(ndim, kernel_size, stride, dilation, padding)
+        ndim = infer_ndim(ndim, kernel_size, stride, dilation, padding)
         if ndim not in (2, 3, 4):
             raise ValueError(f"ndim must be 2, 3 or 4, got {ndim}")
         self.ndim = ndim

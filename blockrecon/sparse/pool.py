@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from blockrecon.sparse.conv import _infer_ndim
+from blockrecon.sparse.conv import infer_ndim
 from blockrecon.sparse.kernel_map import KernelMap, as_tuple, kernel_map
 from blockrecon.sparse.tensor import SparseTensor
 
@@ -53,7 +53,7 @@ class _SparseMaxPoolFunction(torch.autograd.Function):
 class _SparsePool(nn.Module):
     def __init__(self, kernel_size, stride=None, ndim: int | None = None):
         super().__init__()
-        ndim = _infer_ndim(ndim, kernel_size, kernel_size if stride is None else stride)
+        ndim = infer_ndim(ndim, kernel_size, kernel_size if stride is None else stride)
         self.ndim = ndim
         self.kernel_size = as_tuple(kernel_size, ndim, "kernel_size", 1)
         self.stride = self.kernel_size if stride is None else as_tuple(stride, ndim, "stride", 1)
