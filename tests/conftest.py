@@ -29,3 +29,25 @@ def read_only_folder(tmp_path, monkeypatch) -> Path:
 
     monkeypatch.setattr(os, "open", open_)
     return folder
+
+
+@pytest.fixture(scope="module")
+def small_mbdl_problem():
+    """A 10^3, 3-coil radial acquisition, a tiny CG-DC unrolled network (eval mode) and the
+    trajectory's Pipe-Menon weights."""
+    from blockrecon.dc import ConjugateGradientDC
+    from blockrecon.nn import ResNet3d
+    from blockrecon.physics import pipe_menon_dcf, radial_3d, simulate_acquisition
+    from blockrecon.unrolled import UnrolledNet
+
+    torch.manual_seed(0)
+    coord = radial_3d(50, 20, image_size=10)
+    acq = simulate_acquisition(coord, (10, 10, 10), n_coils=3, seed=3)
+    model = UnrolledNet(
+        ResNet3d(width=2, n_layers=2),
+        ConjugateGradientDC(n_iter=4),
+        2,
+        patch_size=None,
+        init="adjoint",
+    ).eval()
+    return acq, model, pipe_menon_dcf(coord, acq.image_shape, progress=False)

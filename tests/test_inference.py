@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from operator_checks import relative_error
 
-from blockrecon.dc import ConjugateGradientDC
 from blockrecon.inference import (
     DataContract,
     PatchSizeError,
@@ -14,37 +14,12 @@ from blockrecon.inference import (
     reconstruct_with_model,
 )
 from blockrecon.models import build_unrolled, load_pretrained, save_model
-from blockrecon.nn import ResNet3d
-from blockrecon.physics import Sense, pipe_menon_dcf
-from blockrecon.physics.simulate import simulate_acquisition
-from blockrecon.physics.trajectory import radial_3d
+from blockrecon.physics import Sense
 from blockrecon.train.data import normalize_pair
-from blockrecon.unrolled import UnrolledNet
-
-SIZE = 10
 
 
-@pytest.fixture(scope="module")
-def problem():
-    torch.manual_seed(0)
-    coord = radial_3d(50, 2 * SIZE, image_size=SIZE)
-    acq = simulate_acquisition(coord, (SIZE,) * 3, n_coils=3, seed=3)
-    model = UnrolledNet(
-        ResNet3d(width=2, n_layers=2),
-        ConjugateGradientDC(n_iter=4),
-        2,
-        patch_size=None,
-        init="adjoint",
-    ).eval()
-    return acq, model, pipe_menon_dcf(coord, acq.image_shape, progress=False)
-
-
-def _rel(a, b):
-    return float((a - b).norm() / b.norm())
-
-
-def test_density_weighted_model_gets_pipe_menon_weights(problem):
-    acq, model, dcf = problem
+def test_density_weighted_model_gets_pipe_menon_weights(small_mbdl_problem):
+    acq, model, dcf = small_mbdl_problem
     with torch.no_grad():
         weighted = model(acq.kspace, Sense(acq.maps, acq.coord, weights=dcf))
         plain = model(acq.kspace, Sense(acq.maps, acq.coord))
@@ -52,9 +27,9 @@ def test_density_weighted_model_gets_pipe_menon_weights(problem):
     computed = reconstruct_with_model(model, acq.kspace, acq.maps, acq.coord, extra)
     given = reconstruct_with_model(model, acq.kspace, acq.maps, acq.coord, extra, dcf=dcf)
     unweighted = reconstruct_with_model(model, acq.kspace, acq.maps, acq.coord, {})
-    assert _rel(computed, weighted) < 1e-5 and _rel(given, weighted) < 1e-5
-    assert _rel(unweighted, plain) < 1e-5
-    assert _rel(weighted, plain) > 1e-2
+    assert relative_error(computed, weighted) < 1e-5 and relative_error(given, weighted) < 1e-5
+    assert relative_error(unweighted, plain) < 1e-5
+    assert relative_error(weighted, plain) > 1e-2
 
 
 def test_contract_keeps_the_model_file_keys():
@@ -73,20 +48,20 @@ def test_contract_keeps_the_model_file_keys():
     assert DataContract.from_extra(load_pretrained()[2]) == DataContract()  # own scale
 
 
-def test_normalized_inference_equals_the_training_pair_path(problem):
+def test_normalized_inference_equals_the_training_pair_path(small_mbdl_problem):
     """The precomputed right-hand side changes nothing but float rounding."""
-    acq, model, dcf = problem
+    acq, model, dcf = small_mbdl_problem
     pair = normalize_pair(acq.kspace, acq.maps, acq.coord, weights=dcf)
     with torch.no_grad():
         expected = model(pair.kspace, pair.op) / pair.intensity_scale
     extra = DataContract(normalized=True, density_weights=True).to_extra()
     image = reconstruct_with_model(model, acq.kspace, acq.maps, acq.coord, extra, dcf=dcf)
-    assert _rel(image, expected) < 1e-5
+    assert relative_error(image, expected) < 1e-5
 
 
 @pytest.mark.parametrize("contract", [DataContract(), DataContract(True, True)])
-def test_one_multi_coil_adjoint_per_reconstruction(problem, contract, monkeypatch):
-    acq, model, dcf = problem
+def test_one_multi_coil_adjoint_per_reconstruction(small_mbdl_problem, contract, monkeypatch):
+    acq, model, dcf = small_mbdl_problem
     calls = []
     adjoint = Sense.adjoint
 

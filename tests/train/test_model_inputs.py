@@ -4,43 +4,18 @@ from __future__ import annotations
 
 import pytest
 import torch
+from operator_checks import relative_error
 
-from blockrecon.dc import ConjugateGradientDC
 from blockrecon.inference import DataContract, reconstruct_with_model
 from blockrecon.models import load_model
-from blockrecon.nn import ResNet3d
 from blockrecon.physics import max_eigenvalue, pipe_menon_dcf
-from blockrecon.physics.simulate import simulate_acquisition
-from blockrecon.physics.trajectory import radial_3d
 from blockrecon.train import SimulatedRadialPairs, fit
 from blockrecon.train.data import normalize_pair
 from blockrecon.train.loop import MODEL_NAME
-from blockrecon.unrolled import UnrolledNet
-
-SIZE = 10
 
 
-@pytest.fixture(scope="module")
-def problem():
-    torch.manual_seed(0)
-    coord = radial_3d(50, 2 * SIZE, image_size=SIZE)
-    acq = simulate_acquisition(coord, (SIZE,) * 3, n_coils=3, seed=3)
-    model = UnrolledNet(
-        ResNet3d(width=2, n_layers=2),
-        ConjugateGradientDC(n_iter=4),
-        2,
-        patch_size=None,
-        init="adjoint",
-    ).eval()
-    return acq, model, pipe_menon_dcf(coord, acq.image_shape, progress=False)
-
-
-def _rel(a, b):
-    return float((a - b).norm() / b.norm())
-
-
-def test_normalized_weighted_pair_has_unit_operator_and_returns_the_data_scale(problem):
-    acq, model, dcf = problem
+def test_normalized_weighted_pair_has_unit_operator_and_returns_the_data_scale(small_mbdl_problem):
+    acq, model, dcf = small_mbdl_problem
     pair = normalize_pair(acq.kspace * 7.0, acq.maps, acq.coord, acq.image, weights=dcf)
     assert pair.op.weights is not None
     # the normalization's 10 power iterations land about 5% low on this flat spectrum
@@ -48,7 +23,7 @@ def test_normalized_weighted_pair_has_unit_operator_and_returns_the_data_scale(p
     extra = DataContract(normalized=True, density_weights=True).to_extra()
     x1 = reconstruct_with_model(model, acq.kspace, acq.maps, acq.coord, extra, dcf=dcf)
     x7 = reconstruct_with_model(model, acq.kspace * 7.0, acq.maps, acq.coord, extra, dcf=dcf)
-    assert _rel(x7, 7.0 * x1) < 1e-4
+    assert relative_error(x7, 7.0 * x1) < 1e-4
 
 
 def test_training_on_weighted_pairs_records_it_for_reconstruction(tmp_path):
