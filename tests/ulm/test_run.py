@@ -4,9 +4,8 @@ raises TrainingInterrupted naming a checkpoint that resumes to the uninterrupted
 
 import pytest
 import torch
-from ulm_cases import CONFIG
+from ulm_cases import CONFIG, interrupt_training_at
 
-import blockrecon.ulm.training as training
 from blockrecon.ulm.evaluation import DECODE_THRESHOLDS
 from blockrecon.ulm.run import (
     CHECKPOINT_SUFFIX,
@@ -34,20 +33,6 @@ def _make_model(blocks):
 def _train(out, acquisitions, checkpoint, **kwargs):
     settings = {"block_frames": BLOCK_FRAMES, "steps": STEPS, "progress": False, **kwargs}
     return train_model_file(out, acquisitions, _make_model, checkpoint=checkpoint, **settings)
-
-
-def _interrupt_at(monkeypatch, call: int) -> None:
-    """Make the ``call``-th training step raise KeyboardInterrupt (as Ctrl-C would)."""
-    calls = []
-    loss = training.training_loss
-
-    def interrupted(*args, **kwargs):
-        calls.append(None)
-        if len(calls) == call:
-            raise KeyboardInterrupt
-        return loss(*args, **kwargs)
-
-    monkeypatch.setattr(training, "training_loss", interrupted)
 
 
 # checkpoint_for
@@ -163,7 +148,7 @@ def test_interrupted_run_leaves_a_checkpoint_that_resumes(acquisition, tmp_path,
     out = tmp_path / "m.pt"
     checkpoint = checkpoint_for(out)
     with monkeypatch.context() as patch:
-        _interrupt_at(patch, 3)
+        interrupt_training_at(patch, 3)
         with pytest.raises(TrainingInterrupted) as stop:
             _train(out, [acquisition], checkpoint, checkpoint_every=2)
     assert isinstance(stop.value, KeyboardInterrupt)  # Ctrl-C handling still applies
@@ -181,7 +166,7 @@ def test_interrupted_run_leaves_a_checkpoint_that_resumes(acquisition, tmp_path,
 def test_interruption_before_the_first_checkpoint_names_none(acquisition, tmp_path, monkeypatch):
     out = tmp_path / "m.pt"
     checkpoint = checkpoint_for(out)
-    _interrupt_at(monkeypatch, 1)
+    interrupt_training_at(monkeypatch, 1)
     with pytest.raises(TrainingInterrupted) as stop:
         _train(out, [acquisition], checkpoint, checkpoint_every=2)
     assert stop.value.checkpoint is None

@@ -3,9 +3,8 @@ the uninterrupted run; a resume with other settings or from a foreign file is re
 
 import pytest
 import torch
-from ulm_cases import CONFIG
+from ulm_cases import CONFIG, interrupt_training_at
 
-import blockrecon.ulm.training as training
 from blockrecon.ulm.blocks import acquisition_blocks
 from blockrecon.ulm.checkpoint import load_training_state
 from blockrecon.ulm.learned_mask import InputSparsifier, LearnedMask
@@ -26,27 +25,13 @@ def _model(seed: int):
     return build_model("sparse", CONFIG, InputSparsifier("learned", mask=LearnedMask(2)))
 
 
-def _interrupt_at(monkeypatch, call: int) -> None:
-    """Make the ``call``-th training step raise KeyboardInterrupt (as Ctrl-C would)."""
-    calls = []
-    loss = training.training_loss
-
-    def interrupted(*args, **kwargs):
-        calls.append(None)
-        if len(calls) == call:
-            raise KeyboardInterrupt
-        return loss(*args, **kwargs)
-
-    monkeypatch.setattr(training, "training_loss", interrupted)
-
-
 def test_resumed_run_equals_the_uninterrupted_one(blocks, tmp_path, monkeypatch):
     whole = _model(0)
     expected = train_ulm(whole, blocks, STEPS, progress=False)
 
     path = tmp_path / "run.ckpt.pt"
     with monkeypatch.context() as patch:
-        _interrupt_at(patch, 5)
+        interrupt_training_at(patch, 5)
         with pytest.raises(KeyboardInterrupt):
             train_ulm(_model(0), blocks, STEPS, progress=False, checkpoint=path, checkpoint_every=2)
     assert len(load_training_state(path).losses) == 4  # the checkpoint after step 4
