@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from blockrecon.ulm.vessels import VesselTree
+from blockrecon.physics.vessels import VesselTree
 
 #: Largest relative radial offset; keeps the wall speed away from zero.
 MAX_RELATIVE_OFFSET = 0.95

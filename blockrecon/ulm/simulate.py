@@ -21,11 +21,11 @@ import numpy as np
 import torch
 
 from blockrecon.checks import check_positive, check_positive_int
+from blockrecon.physics.vessels import TreeParameters, random_vessel_tree
 from blockrecon.ulm._checks import check_per_axis
 from blockrecon.ulm.acquisition import UlmAcquisition
 from blockrecon.ulm.flow import FlowModel
 from blockrecon.ulm.render import add_white_noise, render_bubbles, tissue_clutter
-from blockrecon.ulm.vessels import TreeParameters, random_vessel_tree
 
 #: Paths sampled to calibrate the arrival rate.
 N_CALIBRATION_PATHS = 256

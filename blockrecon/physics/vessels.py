@@ -1,8 +1,12 @@
-"""Random branching vessel trees for in-silico ultrasound localization microscopy.
+"""Random branching vessel trees: the vascular anatomy of in-silico ultrasound localization
+microscopy (:mod:`blockrecon.ulm.simulate`) and of the MR angiography phantom
+(:mod:`blockrecon.physics.angio`).
 
 A tree is a set of short straight segments (centreline pieces) with a radius each and a link to
-the parent segment. Branches grow from the faces of a box by a directed random walk and bifurcate
-following Murray's law ``r0^3 = r1^3 + r2^3``. All lengths are in wavelengths (lambda).
+the parent segment. Branches grow from the faces of a box (or from given root points) by a
+directed random walk and bifurcate following Murray's law ``r0^3 = r1^3 + r2^3``. Lengths are in
+one unit of the caller's choice: wavelengths (lambda) for ULM, normalized image coordinates for
+the angiography phantom.
 
 Flow follows the same law: the volume flow of a segment is proportional to ``r^3`` and its mean
 speed to ``r`` (``Q / (pi r^2)``), so flow is conserved at every bifurcation.
@@ -10,6 +14,7 @@ speed to ``r`` (``Q / (pi r^2)``), so flow is conserved at every bifurcation.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,12 +22,12 @@ import numpy as np
 
 @dataclass(frozen=True)
 class VesselTree:
-    """Centreline segments of one or more vessel trees.
+    """Centreline segments of one or more vessel trees (lengths in the growth unit).
 
     Attributes:
-        starts: float64 ``(n_segments, ndim)``, segment start points in lambda.
-        ends: float64 ``(n_segments, ndim)``, segment end points in lambda.
-        radii: float64 ``(n_segments,)``, vessel radius in lambda.
+        starts: float64 ``(n_segments, ndim)``, segment start points.
+        ends: float64 ``(n_segments, ndim)``, segment end points.
+        radii: float64 ``(n_segments,)``, vessel radius.
         parents: int64 ``(n_segments,)``, index of the upstream segment, -1 for a root.
         normals: float64 ``(n_segments, ndim, ndim - 1)``, orthonormal vectors perpendicular to
             each segment, transported along the tree so that they turn smoothly.
@@ -40,7 +45,7 @@ class VesselTree:
 
     @property
     def lengths(self) -> np.ndarray:
-        """Segment lengths in lambda, ``(n_segments,)``."""
+        """Segment lengths, ``(n_segments,)``."""
         return np.linalg.norm(self.ends - self.starts, axis=1)
 
     def children(self) -> list[np.ndarray]:
@@ -54,6 +59,10 @@ class VesselTree:
     def roots(self) -> np.ndarray:
         """Indices of the root segments."""
         return np.flatnonzero(self.parents < 0)
+
+
+def _always(point: np.ndarray) -> bool:
+    return True
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -89,7 +98,7 @@ def _initial_normals(direction: np.ndarray, rng: np.random.Generator) -> np.ndar
 
 @dataclass(frozen=True)
 class TreeParameters:
-    """How trees grow. Lengths and radii in lambda.
+    """How trees grow. Lengths and radii in the growth unit (lambda for ULM).
 
     Attributes:
         radius_range: (smallest, largest) radius; roots have the largest, branches below the
@@ -117,15 +126,22 @@ def random_vessel_tree(
     n_trees: int,
     params: TreeParameters,
     rng: np.random.Generator,
+    roots: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
+    inside: Callable[[np.ndarray], bool] | None = None,
 ) -> VesselTree:
     """Grow ``n_trees`` random trees from random points on the faces of a box.
 
     Args:
-        box_low, box_high: float ``(ndim,)``, corners of the box in lambda; branches end when
-            they leave it.
-        n_trees: number of roots (>= 1).
+        box_low, box_high: float ``(ndim,)``, corners of the box; branches end when they leave
+            it.
+        n_trees: number of roots (>= 1) drawn on the box faces, aimed at its centre.
         params: growth parameters.
         rng: random generator (the only source of randomness).
+        roots: ``(point, direction)`` pairs, float ``(ndim,)`` each: grow from these instead of
+            ``n_trees`` random face points (``n_trees`` is then ignored); directions need not be
+            unit vectors.
+        inside: a further domain, ``inside(point) -> bool``; a branch also ends at the first
+            segment whose end point leaves it.
     """
     ndim = len(box_low)
     starts: list[np.ndarray] = []
@@ -138,7 +154,11 @@ def random_vessel_tree(
 
     # Each pending branch: (start point, direction, normals, radius, parent segment, depth).
     pending = []
-    for _ in range(n_trees):
+    for point, direction in roots if roots is not None else ():
+        direction = _unit(np.asarray(direction, dtype=np.float64))
+        point = np.array(point, dtype=np.float64)
+        pending.append((point, direction, _initial_normals(direction, rng), r_max, -1, 0))
+    for _ in range(n_trees if roots is None else 0):
         axis = rng.integers(ndim)
         point = rng.uniform(box_low, box_high)
         point[axis] = box_low[axis] if rng.random() < 0.5 else box_high[axis]
@@ -148,7 +168,7 @@ def random_vessel_tree(
     while pending:
         point, direction, frame, radius, parent, depth = pending.pop()
         n_steps = max(1, int(round(rng.uniform(*params.branch_length) / params.step)))
-        inside = True
+        within = True
         for _ in range(n_steps):
             direction = _unit(direction + rng.normal(0.0, params.tortuosity, ndim))
             frame = _transport(frame, direction)
@@ -160,10 +180,10 @@ def random_vessel_tree(
             normals.append(frame)
             parent = len(starts) - 1
             point = end
-            if np.any(end < box_low) or np.any(end > box_high):
-                inside = False
+            if np.any(end < box_low) or np.any(end > box_high) or not (inside or _always)(end):
+                within = False
                 break
-        if not inside or depth >= params.max_depth:
+        if not within or depth >= params.max_depth:
             continue
         fraction = rng.uniform(*params.split_range)
         child_radii = radius * np.cbrt(np.array([fraction, 1.0 - fraction]))
