@@ -1,7 +1,9 @@
-"""Differentiable training losses for complex reconstructions: relative L2 and SSIM.
+"""Differentiable training losses for complex reconstructions: relative L2, normalized L1+L2
+(the self-supervised k-space loss) and SSIM.
 
-Both take an estimate and a target of the same shape, complex or real, ``(*batch, *spatial)``;
-they reduce over everything and return a 0-dim tensor.
+Each takes an estimate and a target of the same shape, complex or real (images
+``(*batch, *spatial)`` or k-space ``(coils, *samples)``); they reduce over everything and return
+a 0-dim tensor.
 """
 
 from __future__ import annotations
@@ -24,6 +26,21 @@ def relative_l2(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     if denominator == 0:
         raise ValueError("relative_l2 needs a non-zero target")
     return (estimate - target).norm() / denominator
+
+
+def normalized_l1_l2(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``||e - t||_2 / ||t||_2 + ||e - t||_1 / ||t||_1`` with entrywise moduli for complex data.
+
+    The k-space loss of self-supervised learning via data undersampling (SSDU: Yaman et al.,
+    Magn. Reson. Med. 84:3172-3191, 2020, eq. 6), where ``e = E_loss x`` is the network's image
+    taken to the held-out samples and ``t`` their measured values.
+    """
+    _check_pair(estimate, target)
+    l2, l1 = target.norm(), target.abs().sum()
+    if l2 == 0:
+        raise ValueError("normalized_l1_l2 needs a non-zero target")
+    residual = estimate - target
+    return residual.norm() / l2 + residual.abs().sum() / l1
 
 
 def ssim_loss(estimate: torch.Tensor, target: torch.Tensor, window: int = 7) -> torch.Tensor:

@@ -20,8 +20,23 @@ from blockrecon.physics import Sense, compress_acquisition, pipe_menon_dcf
 
 
 @dataclass(frozen=True)
+class HeldOutSamples:
+    """Measured samples kept out of the network's input, to compare its image with.
+
+    Attributes:
+        kspace: complex64 ``(coils, *samples)``, scaled as the pair's k-space.
+        op: the :class:`~blockrecon.physics.Sense` operator of these samples, scaled as the
+            pair's operator before any renormalization of the input samples' operator, so that
+            ``op(x)`` of the pair's image ``x`` is comparable with ``kspace``.
+    """
+
+    kspace: torch.Tensor
+    op: Sense
+
+
+@dataclass(frozen=True)
 class TrainingPair:
-    """One example: k-space, its operator and the image to recover.
+    """One example: k-space, its operator and what to compare the network's image with.
 
     Attributes:
         kspace: complex64 ``(coils, *samples)``.
@@ -30,12 +45,15 @@ class TrainingPair:
         intensity_scale: factor already applied to ``kspace`` and ``target`` (1 unless
             normalized, see :mod:`blockrecon.inference`); divide a reconstruction by it to get
             the data's own scale.
+        heldout: samples of the same acquisition withheld from ``kspace`` for a
+            self-supervised loss (:mod:`blockrecon.train.kspace_split`), or ``None``.
     """
 
     kspace: torch.Tensor
     op: Sense
     target: torch.Tensor | None
     intensity_scale: float = 1.0
+    heldout: HeldOutSamples | None = None
 
 
 def normalize_pair(
@@ -66,20 +84,33 @@ def normalize_pair(
     return TrainingPair(inputs.kspace, inputs.op, target, inputs.intensity_scale)
 
 
+def sense_to(op: Sense, device: torch.device) -> Sense:
+    """The same SENSE operator (maps, trajectory, weights, backend) on ``device``."""
+    weights = op.weights
+    return Sense(
+        op.maps.to(device),
+        op.nufft.coord.to(device),
+        weights=None if weights is None else weights.to(device),
+        backend=op.nufft.backend,
+    )
+
+
 def pair_to(pair: TrainingPair, device: torch.device | str) -> TrainingPair:
-    """The pair with its tensors and operator on ``device`` (the same pair if already there)."""
+    """The pair with its tensors and operators on ``device`` (the same pair if already there)."""
     device = torch.device(device)
     if pair.kspace.device == device:
         return pair
-    weights = pair.op.weights
-    op = Sense(
-        pair.op.maps.to(device),
-        pair.op.nufft.coord.to(device),
-        weights=None if weights is None else weights.to(device),
-        backend=pair.op.nufft.backend,
-    )
     target = None if pair.target is None else pair.target.to(device)
-    return replace(pair, kspace=pair.kspace.to(device), op=op, target=target)
+    heldout = pair.heldout
+    if heldout is not None:
+        heldout = HeldOutSamples(heldout.kspace.to(device), sense_to(heldout.op, device))
+    return replace(
+        pair,
+        kspace=pair.kspace.to(device),
+        op=sense_to(pair.op, device),
+        target=target,
+        heldout=heldout,
+    )
 
 
 class AcquisitionFiles(Dataset):

@@ -11,8 +11,9 @@
 ``model.pt``
     the network for reconstruction (:func:`blockrecon.models.save_model`), every epoch.
 ``metrics.jsonl``
-    one JSON object per completed epoch: ``epoch``, ``train_loss``, ``val_loss`` and
-    ``val_psnr_db`` (when there is validation data), ``lr``, ``batches``, ``seconds``;
+    one JSON object per completed epoch: ``epoch``, ``train_loss``, ``val_loss`` (when there is
+    validation data), ``val_psnr_db`` (validation data with reference images, reconstructed
+    from all their samples), ``lr``, ``batches``, ``seconds``;
     rewritten atomically from the checkpoint's history, so it always matches the checkpoint.
 
 Exact resume: the data order of an epoch is a function of the seed and the epoch
@@ -48,7 +49,6 @@ from torch.utils.data import Dataset, DistributedSampler
 from blockrecon.atomic import atomic_write
 from blockrecon.checks import check_positive, check_positive_int
 from blockrecon.inference import DataContract
-from blockrecon.losses import relative_l2
 from blockrecon.models import build_unrolled, resolve_config, save_model
 from blockrecon.progress import progress_bar
 from blockrecon.recon import psnr
@@ -67,7 +67,8 @@ from blockrecon.train.distributed import (
     teardown_distributed,
     training_device,
 )
-from blockrecon.train.step import Loss, accumulate_gradients, evaluate
+from blockrecon.train.objective import Objective, Supervised
+from blockrecon.train.step import accumulate_gradients, evaluate
 
 CHECKPOINT_NAME = "checkpoint.pt"
 MODEL_NAME = "model.pt"
@@ -125,11 +126,22 @@ def _batches(sampler: DistributedSampler, epoch: int, batch_size: int) -> list[l
 
 
 def _validate(
-    model: torch.nn.Module, val_data: Dataset, device: torch.device, loss_fn: Loss
+    model: torch.nn.Module,
+    val_data: Dataset,
+    val_view: Dataset,
+    device: torch.device,
+    objective: Objective,
 ) -> dict[str, float]:
-    pairs = [pair_to(val_data[i], device) for i in range(len(val_data))]
-    scores = [psnr(_reconstruct(model, p), p.target) for p in pairs]
-    return {"val_loss": evaluate(model, pairs, loss_fn), "val_psnr_db": sum(scores) / len(scores)}
+    """``val_loss``: the objective on ``val_view`` (the objective's view of ``val_data``);
+    ``val_psnr_db``: the mean PSNR of ``val_data``'s pairs with a target, reconstructed from
+    all their samples (absent when none has a target)."""
+    pairs = [pair_to(val_view[i], device) for i in range(len(val_view))]
+    record = {"val_loss": evaluate(model, pairs, objective)}
+    full = [pair_to(val_data[i], device) for i in range(len(val_data))]
+    scores = [psnr(_reconstruct(model, p), p.target) for p in full if p.target is not None]
+    if scores:
+        record["val_psnr_db"] = sum(scores) / len(scores)
+    return record
 
 
 def _reconstruct(model: torch.nn.Module, pair) -> torch.Tensor:
@@ -236,7 +248,7 @@ def fit(
     resume: bool = False,
     device: str = "cpu",
     progress: bool = True,
-    loss_fn: Loss | None = None,
+    objective: Objective | None = None,
     data_description: Mapping[str, Any] | None = None,
 ) -> FitResult:
     """Train an unrolled network with block-wise learning, checkpointing every epoch.
@@ -258,7 +270,11 @@ def fit(
         resume: continue the run saved in ``run_dir`` (settings must match).
         device: ``"cpu"`` or ``"cuda"``.
         progress: progress bar (rank 0, and only when stderr is a terminal).
-        loss_fn: training loss (default relative L2).
+        objective: what training minimises (:mod:`blockrecon.train.objective`): default
+            :class:`~blockrecon.train.objective.Supervised` (relative L2 against each pair's
+            target); :class:`~blockrecon.train.objective.SelfSupervised` trains on k-space
+            splits of pairs that need no target (its settings are stored and compared on
+            resume).
         data_description: JSON-able description of the data, stored and compared on resume.
 
     Returns:
@@ -277,7 +293,7 @@ def fit(
         raise ValueError("the training data are empty")
     if val_data is not None and len(val_data) == 0:
         val_data = None
-    loss_fn = loss_fn or relative_l2
+    objective = objective or Supervised()
     settings = {
         "epochs": epochs,
         "lr": float(lr),
@@ -287,6 +303,8 @@ def fit(
     }
     if train_data[0].op.weights is not None:
         settings["density_weights"] = True
+    if objective.describe():  # absent for supervised runs, so that older runs resume
+        settings["objective"] = objective.describe()
     context = setup_distributed(device)
     try:
         return _fit(
@@ -294,7 +312,7 @@ def fit(
             train_data,
             Path(run_dir),
             val_data,
-            loss_fn,
+            objective,
             context,
             progress,
             {**settings, "world_size": context.world_size},
@@ -310,7 +328,7 @@ def _fit(
     train_data,
     run_dir: Path,
     val_data,
-    loss_fn: Loss,
+    objective: Objective,
     context: DistributedContext,
     progress: bool,
     settings: dict,
@@ -322,8 +340,10 @@ def _fit(
     if context.enabled:
         dist.barrier()
     run = _Run(config, run_dir, settings, context, device, resume)
+    train_view = objective.data(train_data, settings["seed"])
+    val_view = None if val_data is None else objective.data(val_data, settings["seed"], True)
     sampler = DistributedSampler(
-        train_data,
+        train_view,
         num_replicas=context.world_size,
         rank=context.rank,
         shuffle=True,
@@ -344,10 +364,10 @@ def _fit(
             )
             with bar:
                 while run.step < len(batches):
-                    pairs = [pair_to(train_data[i], device) for i in batches[run.step]]
+                    pairs = [pair_to(train_view[i], device) for i in batches[run.step]]
                     run.net.train()
                     run.optimizer.zero_grad(set_to_none=True)
-                    loss = mean_over_ranks(accumulate_gradients(run.net, pairs, loss_fn), context)
+                    loss = mean_over_ranks(accumulate_gradients(run.net, pairs, objective), context)
                     run.optimizer.step()
                     run.step += 1
                     run.epoch_loss_sum += loss
@@ -360,7 +380,7 @@ def _fit(
                         return result
             record = {"epoch": run.epoch + 1, "train_loss": run.epoch_loss_sum / len(batches)}
             if val_data is not None and context.is_main:
-                record.update(_validate(run.model, val_data, device, loss_fn))
+                record.update(_validate(run.model, val_data, val_view, device, objective))
             record.update(
                 lr=settings["lr"], batches=len(batches), seconds=time.perf_counter() - started
             )

@@ -1,31 +1,32 @@
-"""Gradient accumulation and an evaluation pass for unrolled networks."""
+"""Gradient accumulation and an evaluation pass for unrolled networks, under an objective
+(:mod:`blockrecon.train.objective`)."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn
 
-from blockrecon.losses import relative_l2
 from blockrecon.train.data import TrainingPair
-
-Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+from blockrecon.train.objective import Objective, Supervised
 
 
 def accumulate_gradients(
-    model: nn.Module, pairs: Sequence[TrainingPair], loss_fn: Loss = relative_l2
+    model: nn.Module, pairs: Sequence[TrainingPair], objective: Objective | None = None
 ) -> float:
     """Backpropagate the mean loss over ``pairs``, one pair at a time; returns that mean.
 
-    Gradients are added to the parameters' ``.grad`` (zero them before). Each pair is
-    reconstructed by ``model(kspace, op)`` and compared with its target. Under
+    Gradients are added to the parameters' ``.grad`` (zero them before). Each pair's loss is
+    ``objective(model, pair)`` (default :class:`~blockrecon.train.objective.Supervised`: the
+    reconstruction ``model(kspace, op)`` against the pair's target). Under
     ``DistributedDataParallel`` the gradients are all-reduced once, at the last pair (the others
     run under ``no_sync``), so the result is the mean over every rank's pairs.
     """
     if not pairs:
         raise ValueError("accumulate_gradients needs at least one pair")
+    objective = objective or Supervised()
     total = 0.0
     for k, pair in enumerate(pairs):
         last = k == len(pairs) - 1
@@ -33,7 +34,7 @@ def accumulate_gradients(
             contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
         )
         with sync:
-            loss = loss_fn(model(pair.kspace, pair.op), pair.target)
+            loss = objective(model, pair)
             if not torch.isfinite(loss):
                 raise ValueError(
                     f"training loss is {loss.item()}; lower the learning rate or the DC step"
@@ -43,11 +44,14 @@ def accumulate_gradients(
     return total / len(pairs)
 
 
-def evaluate(model: nn.Module, pairs: Iterable[TrainingPair], loss_fn: Loss = relative_l2) -> float:
-    """Mean loss over ``pairs`` without gradients."""
+def evaluate(
+    model: nn.Module, pairs: Iterable[TrainingPair], objective: Objective | None = None
+) -> float:
+    """Mean ``objective(model, pair)`` over ``pairs`` without gradients (default supervised)."""
+    objective = objective or Supervised()
     model.eval()
     with torch.no_grad():
-        losses = [float(loss_fn(model(p.kspace, p.op), p.target)) for p in pairs]
+        losses = [float(objective(model, p)) for p in pairs]
     if not losses:
         raise ValueError("evaluate needs at least one pair")
     return sum(losses) / len(losses)

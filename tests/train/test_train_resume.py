@@ -11,7 +11,7 @@ import torch
 
 from blockrecon.losses import relative_l2
 from blockrecon.models import load_model
-from blockrecon.train import SimulatedRadialPairs, fit
+from blockrecon.train import SimulatedRadialPairs, Supervised, fit
 from blockrecon.train.checkpoint import load_checkpoint
 
 CONFIG = {"regularizer": {"width": 4, "n_layers": 2}, "n_unrolls": 2, "patch_size": 8}
@@ -54,7 +54,7 @@ def test_resume_after_sigterm_mid_epoch_reproduces_uninterrupted_run(data, tmp_p
         epochs=3,
         seed=1,
         progress=False,
-        loss_fn=interrupting_loss,
+        objective=Supervised(interrupting_loss),
     )
     assert stopped.stopped_by == signal.SIGTERM
     state = load_checkpoint(run / "checkpoint.pt")
