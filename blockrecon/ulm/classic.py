@@ -15,7 +15,7 @@ import torch
 from blockrecon.ulm.clutter import svd_clutter_filter
 from blockrecon.ulm.localize import localize
 from blockrecon.ulm.maps import TrackMaps, track_maps
-from blockrecon.ulm.track import link_tracks
+from blockrecon.ulm.track import MAX_GAP, MAX_LINKING_DISTANCE, MIN_LENGTH, link_tracks
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,9 @@ def conventional_ulm(
     method: str = "weighted_centroid",
     threshold_factor: float = 5.0,
     psf_fwhm: tuple[float, float] = (0.65, 1.25),
-    max_linking_distance: float = 0.5,
-    max_gap: int = 1,
-    min_length: int = 5,
+    max_linking_distance: float = MAX_LINKING_DISTANCE,
+    max_gap: int = MAX_GAP,
+    min_length: int = MIN_LENGTH,
     upsampling: int = 8,
 ) -> ConventionalUlmResult:
     """Run conventional ULM on a block of IQ frames.

@@ -2,7 +2,9 @@
 choosing the occupancy threshold its 8x map is decoded with.
 
 The network's detections in every block are decoded to positions (lambda) and scored with
-:func:`blockrecon.ulm.metrics.localization_scores`, the same rules as conventional ULM.
+:func:`blockrecon.ulm.metrics.localization_scores`, the same rules as conventional ULM;
+:func:`score_detections` adds PALA's map scores (saturation, gap on a canal pair, global score;
+:mod:`blockrecon.ulm.pala_scores`) of the tracks of any method's detections.
 
 A network trained with a Dice loss rarely puts occupancy > 0.5 on the exact 1/16-pixel cell of
 a bubble early in training: its fine map spreads a bubble over a few cells. The decoding
@@ -16,15 +18,54 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
+from blockrecon.progress import progress_bar
 from blockrecon.sparse import SparseTensor
 from blockrecon.ulm.acquisition import UlmAcquisition
 from blockrecon.ulm.blocks import UlmBlocks, acquisition_blocks
+from blockrecon.ulm.canals import CanalPair, canal_pair_gap
 from blockrecon.ulm.decode import decode_occupancy
+from blockrecon.ulm.maps import track_maps
 from blockrecon.ulm.metrics import LocalizationScores, localization_scores
+from blockrecon.ulm.pala_scores import PalaScores, pala_scores
+from blockrecon.ulm.track import MAX_GAP, MAX_LINKING_DISTANCE, MIN_LENGTH, link_tracks
 from blockrecon.ulm.training import UlmModel, predict
 
 #: Thresholds tried by :func:`calibrate_threshold`.
 DECODE_THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+#: Refinement of the networks' finest occupancy map.
+NETWORK_SCALE = 8
+
+
+def decode_blocks(
+    logits: Iterable[torch.Tensor | SparseTensor],
+    blocks: UlmBlocks,
+    threshold: float,
+    split_radius: float | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bubbles decoded from the 8x occupancy logits of each block of ``blocks`` (one
+    (1, T, *fine) dense or sparse map per block, in order; see
+    :func:`blockrecon.ulm.decode.decode_occupancy`): float32 positions ``(n, ndim)`` in lambda
+    and int64 acquisition frames ``(n,)``."""
+    found = [
+        decode_occupancy(
+            out,
+            blocks.pixel_size,
+            NETWORK_SCALE,
+            threshold,
+            first_frames=blocks.first_frames[start : start + 1],
+            split_radius=split_radius,
+        )
+        for start, out in enumerate(logits)
+    ]
+    ndim = len(blocks.pixel_size)
+    if not found:
+        return torch.zeros(0, ndim), torch.zeros(0, dtype=torch.int64)
+    return torch.cat([f.positions for f in found]), torch.cat([f.frames for f in found])
+
+
+def scored_frames(blocks: UlmBlocks) -> int:
+    """Frames of the acquisition that whole blocks cover (frames ``0 .. n - 1``)."""
+    return blocks.inputs.shape[0] * blocks.inputs.shape[2]
 
 
 def score_logits(
@@ -34,27 +75,78 @@ def score_logits(
     threshold: float,
     split_radius: float | None,
 ) -> LocalizationScores:
-    """Decode the 8x occupancy logits of each block of ``blocks`` (one (1, T, *fine) dense or
-    sparse map per block, in order) and score them against ``acquisition``'s truth on the frames
-    the blocks cover (see :func:`blockrecon.ulm.decode.decode_occupancy`)."""
-    found = [
-        decode_occupancy(
-            out,
-            blocks.pixel_size,
-            8,
-            threshold,
-            first_frames=blocks.first_frames[start : start + 1],
-            split_radius=split_radius,
-        )
-        for start, out in enumerate(logits)
-    ]
-    used = acquisition.frames < blocks.inputs.shape[0] * blocks.inputs.shape[2]
+    """Decode the 8x occupancy logits of each block of ``blocks`` (see :func:`decode_blocks`)
+    and score them against ``acquisition``'s truth on the frames the blocks cover."""
+    positions, frames = decode_blocks(logits, blocks, threshold, split_radius)
+    used = acquisition.frames < scored_frames(blocks)
     return localization_scores(
-        acquisition.positions[used],
-        acquisition.frames[used],
-        torch.cat([f.positions for f in found]),
-        torch.cat([f.frames for f in found]),
+        acquisition.positions[used], acquisition.frames[used], positions, frames
     )
+
+
+@torch.no_grad()
+def detect_bubbles(
+    model: UlmModel, blocks: UlmBlocks, progress: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run the network on every block (one at a time, with a progress bar) and decode its 8x
+    map at ``model.threshold``: float32 positions ``(n, ndim)`` (lambda) and int64 frames
+    ``(n,)`` of the acquisition."""
+    model.net.eval()
+    n_blocks = blocks.inputs.shape[0]
+    logits = (
+        model(blocks.inputs[i : i + 1])[NETWORK_SCALE]
+        for i in progress_bar(range(n_blocks), f"detect {model.kind}", progress, total=n_blocks)
+    )
+    return decode_blocks(logits, blocks, model.threshold, model.split_radius)
+
+
+def score_detections(
+    acquisition: UlmAcquisition,
+    positions: torch.Tensor,
+    frames: torch.Tensor,
+    *,
+    n_frames: int | None = None,
+    upsampling: int = NETWORK_SCALE,
+) -> tuple[LocalizationScores, PalaScores]:
+    """Localization and PALA scores of a method's detections on ``acquisition``.
+
+    The detections are scored against the truth of frames ``0 .. n_frames - 1`` (default: all),
+    tracked (:func:`blockrecon.ulm.track.link_tracks`, its defaults) and accumulated into a
+    density map ``upsampling`` times finer than the image (:func:`blockrecon.ulm.maps.track_maps`)
+    for the saturation; on a canal pair (``acquisition.metadata``, see
+    :mod:`blockrecon.ulm.canals`) the gap is measured against the map of the true tracks.
+
+    Args:
+        positions: float ``(n, ndim)`` detections, lambda; ``ndim`` that of the acquisition.
+        frames: int ``(n,)`` frame of each detection.
+
+    Raises:
+        ValueError: detections of another dimensionality than the acquisition, or bad tables.
+    """
+    n_frames = acquisition.n_frames if n_frames is None else n_frames
+    used = acquisition.frames < n_frames
+    truth = acquisition.positions[used], acquisition.frames[used]
+    localization = localization_scores(*truth, positions, frames)
+    shape, pixel = acquisition.spatial_shape, acquisition.pixel_size
+    maps = track_maps(
+        positions,
+        frames,
+        link_tracks(
+            positions, frames, MAX_LINKING_DISTANCE, max_gap=MAX_GAP, min_length=MIN_LENGTH
+        ),
+        shape,
+        pixel,
+        acquisition.frame_rate,
+        upsampling=upsampling,
+    )
+    gap = None
+    pair = CanalPair.from_metadata(acquisition.metadata)
+    if pair is not None:
+        true_map = track_maps(
+            *truth, acquisition.track_ids[used], shape, pixel, 1.0, upsampling=upsampling
+        )
+        gap = canal_pair_gap(maps.density, true_map.density, pixel, upsampling, pair)
+    return localization, pala_scores(localization, maps.density, gap)
 
 
 def _scores(
@@ -69,7 +161,11 @@ def _scores(
     outputs = predict(model, blocks, progress=progress)
     return [
         score_logits(
-            [out[8] for out in outputs], blocks, acquisition, threshold, model.split_radius
+            [out[NETWORK_SCALE] for out in outputs],
+            blocks,
+            acquisition,
+            threshold,
+            model.split_radius,
         )
         for threshold in thresholds
     ]
@@ -77,14 +173,16 @@ def _scores(
 
 def evaluate_model(
     model: UlmModel, acquisition: UlmAcquisition, block_frames: int, progress: bool = True
-) -> LocalizationScores:
+) -> tuple[LocalizationScores, PalaScores]:
     """Detect bubbles in every block of ``acquisition`` (decoded at ``model.threshold``) and
-    score them against its truth.
+    score them against its truth (:func:`score_detections`, on the 8x grid).
 
     Positions are converted to lambda with the acquisition's pixel size; only the frames covered
     by whole blocks of ``block_frames`` are scored.
     """
-    return _scores(model, acquisition, block_frames, [model.threshold], progress)[0]
+    blocks = acquisition_blocks(acquisition, block_frames)
+    positions, frames = detect_bubbles(model, blocks, progress)
+    return score_detections(acquisition, positions, frames, n_frames=scored_frames(blocks))
 
 
 def calibrate_threshold(

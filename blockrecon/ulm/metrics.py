@@ -4,7 +4,10 @@ In every frame, candidate (true, detected) pairs closer than ``pair_distance`` a
 distance and paired greedily (each bubble and each detection used at most once). A pair closer
 than ``tp_distance`` is a true positive; unpaired detections and pairs farther than that are
 false positives, unpaired or farther true bubbles are false negatives. The localization RMSE is
-taken over all pairs (closer than ``pair_distance``). Distances in lambda.
+taken over all pairs (closer than ``pair_distance``), and so is the mean localization error:
+the figure PALA's code reports as "RMSE" is this mean of the per-pair Euclidean errors
+(``PALA_SilicoFlow_fig.m``: ``mean(ErrList(:, 1))``), which is at most the root-mean-square.
+Distances in lambda.
 """
 
 from __future__ import annotations
@@ -21,7 +24,11 @@ from blockrecon.ulm._checks import check_points
 
 @dataclass(frozen=True)
 class LocalizationScores:
-    """Counts and rates over all frames. Rates are NaN when undefined (0 / 0)."""
+    """Counts and rates over all frames. Rates are NaN when undefined (0 / 0).
+
+    ``rmse`` is the root-mean-square and ``mean_error`` the mean of the pairs' distances
+    (lambda); PALA reports the latter under the name RMSE.
+    """
 
     true_positives: int
     false_positives: int
@@ -31,6 +38,7 @@ class LocalizationScores:
     jaccard: float
     rmse: float
     n_pairs: int
+    mean_error: float
 
 
 def _ratio(num: float, den: float) -> float:
@@ -122,4 +130,5 @@ def localization_scores(
         jaccard=_ratio(tp, tp + fp + fn),
         rmse=float(np.sqrt(np.mean(distance**2))) if len(distance) else float("nan"),
         n_pairs=len(distance),
+        mean_error=float(np.mean(distance)) if len(distance) else float("nan"),
     )

@@ -18,6 +18,11 @@ from blockrecon.ulm._checks import check_points
 
 #: Track id given to detections that belong to no kept track.
 UNTRACKED = -1
+#: Defaults of the tracking of conventional ULM and of the networks' maps: largest step between
+#: linked detections (lambda), missing frames bridged, detections of a kept track.
+MAX_LINKING_DISTANCE = 0.5
+MAX_GAP = 1
+MIN_LENGTH = 5
 
 
 def _assign(

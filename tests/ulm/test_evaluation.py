@@ -18,9 +18,8 @@ def test_calibrated_threshold_is_the_best_of_the_grid_and_is_saved(blocks, acqui
     chosen = model.threshold
     for threshold, value in jaccard.items():  # each figure is that threshold's evaluation
         model.threshold = threshold
-        assert evaluate_model(model, acquisition, 16, progress=False).jaccard == pytest.approx(
-            value
-        )
+        scores, _ = evaluate_model(model, acquisition, 16, progress=False)
+        assert scores.jaccard == pytest.approx(value)
     model.threshold = chosen
     assert jaccard[chosen] == max(jaccard.values())
     assert load_model(save_model(tmp_path / "m.pt", model)).model.threshold == model.threshold

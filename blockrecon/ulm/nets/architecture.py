@@ -79,6 +79,29 @@ class UlmNetConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def check_data(self, iq_shape: tuple[int, ...], block_frames: int, name: str) -> None:
+        """Before any work: IQ data of shape ``(frames, *spatial)`` (called ``name`` in the
+        message) cut into blocks of ``block_frames`` frames suits this network: as many spatial
+        axes, at least one whole block, and block sizes multiples of :attr:`divisors`.
+
+        Raises:
+            ValueError: naming the first mismatch.
+        """
+        d, div_t, div_s = len(iq_shape) - 1, *self.divisors
+        if d != self.spatial_dims:
+            raise ValueError(f"{name} is {d}D but the model is {self.spatial_dims}D")
+        if block_frames > iq_shape[0]:
+            raise ValueError(
+                f"a block of {block_frames} frames is longer than {name} ({iq_shape[0]} frames)"
+            )
+        if block_frames % div_t:
+            raise ValueError(f"the block frames ({block_frames}) must be a multiple of {div_t}")
+        if any(s % div_s for s in iq_shape[1:]):
+            raise ValueError(
+                f"{name}: spatial size {tuple(iq_shape[1:])} must be multiples of {div_s} "
+                "for the network"
+            )
+
 
 class UlmNet(nn.Module):
     """Modules of the network (see the module docstring); subclasses define ``forward``."""
