@@ -55,7 +55,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="k-space SNR in dB, or 'none' for noise-free data",
     )
     parser.add_argument(
-        "--phantom", choices=PHANTOMS, default="shepp_logan", help="analytic phantom"
+        "--phantom",
+        choices=PHANTOMS,
+        default="shepp_logan",
+        help="analytic phantom: 3D Shepp-Logan, random ellipsoids, or a pulmonary MR "
+        "angiography phantom (a vessel tree over lungs, heart and soft tissue)",
     )
     parser.add_argument("--seed", type=int, default=0, help="noise and phantom seed")
     parser.set_defaults(func=run)

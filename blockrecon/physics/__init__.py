@@ -1,6 +1,7 @@
 """blockrecon.physics."""
 
 from .acquisition import Acquisition, check_acquisition, standard_dtypes
+from .angio import angio_phantom
 from .coils import birdcage_maps
 from .compression import CompressedCoils, coil_energy, compress_acquisition, compress_coils
 from .dcf import pipe_menon_dcf
@@ -30,6 +31,7 @@ __all__ = [
     "pipe_menon_dcf",
     "estimate_maps",
     "random_ellipsoids",
+    "angio_phantom",
     "shepp_logan_3d",
     "Acquisition",
     "check_acquisition",

@@ -78,8 +78,25 @@ def _rotation(phi: float, theta: float, psi: float) -> torch.Tensor:
     return about_z(psi) @ about_x @ about_z(phi)
 
 
-def _ellipsoid_mask(grid, semi_axes, centre, angles, edge: float) -> torch.Tensor:
-    """Smooth indicator in [0, 1] of one ellipsoid; ``edge`` is the logistic width (normalized)."""
+def ellipsoid_mask(
+    grid: tuple[torch.Tensor, ...],
+    semi_axes: Sequence[float],
+    centre: Sequence[float],
+    angles: Sequence[float],
+    edge: float,
+) -> torch.Tensor:
+    """Smooth indicator in [0, 1] of one ellipsoid.
+
+    Args:
+        grid: ``(z, y, x)`` from :func:`normalized_grid`.
+        semi_axes: ``(ax, ay, az)`` in normalized units.
+        centre: ``(x0, y0, z0)`` in normalized units.
+        angles: z-x-z Euler angles ``(phi, theta, psi)`` in degrees.
+        edge: logistic edge width in normalized units (0: sharp).
+
+    Returns:
+        float32 tensor of the grid's broadcast shape.
+    """
     z, y, x = grid
     offsets = (x - centre[0], y - centre[1], z - centre[2])
     rot = _rotation(*angles).tolist()
@@ -94,13 +111,17 @@ def _ellipsoid_mask(grid, semi_axes, centre, angles, edge: float) -> torch.Tenso
     return torch.sigmoid(distance / edge)
 
 
-def _phase(grid, coefficients: Sequence[float]) -> torch.Tensor:
+def polynomial_phase(grid: tuple[torch.Tensor, ...], coefficients: Sequence[float]) -> torch.Tensor:
+    """A smooth phase in radians: ``coefficients`` of ``x, y, z, x*y, z**2`` on ``grid``
+    (:func:`normalized_grid`); float32, the grid's broadcast shape."""
     z, y, x = grid
     terms = (x, y, z, x * y, z**2)
     return sum(c * t for c, t in zip(coefficients, terms, strict=True))
 
 
-def _edge_in_normalized_units(shape: tuple[int, ...], edge_width: float) -> float:
+def edge_in_normalized_units(shape: tuple[int, ...], edge_width: float) -> float:
+    """An edge width in voxels of the smallest axis of ``shape`` in normalized units; ValueError
+    unless it is a finite number >= 0."""
     if not (isinstance(edge_width, (int, float)) and math.isfinite(edge_width) and edge_width >= 0):
         raise ValueError(f"edge_width must be a finite number >= 0, got {edge_width!r}")
     return edge_width * 2 / min(shape)
@@ -122,13 +143,13 @@ def shepp_logan_3d(
         appears dimmer than 1 at small sizes.
     """
     grid = normalized_grid(shape, oversample)
-    edge = _edge_in_normalized_units(tuple(shape), edge_width)
+    edge = edge_in_normalized_units(tuple(shape), edge_width)
     magnitude = 0
     for intensity, ax, ay, az, x0, y0, z0, phi, theta, psi in SHEPP_LOGAN_3D:
-        mask = _ellipsoid_mask(grid, (ax, ay, az), (x0, y0, z0), (phi, theta, psi), edge)
+        mask = ellipsoid_mask(grid, (ax, ay, az), (x0, y0, z0), (phi, theta, psi), edge)
         magnitude = magnitude + intensity * mask
     magnitude = magnitude.clamp(0, 1)
-    return torch.polar(magnitude, _phase(grid, SHEPP_LOGAN_PHASE)).to(torch.complex64)
+    return torch.polar(magnitude, polynomial_phase(grid, SHEPP_LOGAN_PHASE)).to(torch.complex64)
 
 
 def random_ellipsoids(
@@ -155,7 +176,7 @@ def random_ellipsoids(
     """
     check_positive_int(n_ellipsoids, "n_ellipsoids")
     grid = normalized_grid(shape, oversample)
-    edge = _edge_in_normalized_units(tuple(shape), edge_width)
+    edge = edge_in_normalized_units(tuple(shape), edge_width)
     rng = np.random.default_rng(seed)
     magnitude = torch.zeros(torch.broadcast_shapes(*(g.shape for g in grid)), dtype=torch.float32)
     for _ in range(n_ellipsoids):
@@ -165,7 +186,7 @@ def random_ellipsoids(
         centre = tuple((direction * rng.uniform(0, 0.95 - max(semi_axes))).tolist())
         angles = tuple(rng.uniform(0, 180, size=3).tolist())
         intensity = float(rng.uniform(0.2, 1.0))
-        mask = _ellipsoid_mask(grid, semi_axes, centre, angles, edge)
+        mask = ellipsoid_mask(grid, semi_axes, centre, angles, edge)
         magnitude = torch.maximum(magnitude, intensity * mask)
     phase_coefficients = tuple(rng.uniform(-0.6, 0.6, size=len(SHEPP_LOGAN_PHASE)).tolist())
-    return torch.polar(magnitude, _phase(grid, phase_coefficients)).to(torch.complex64)
+    return torch.polar(magnitude, polynomial_phase(grid, phase_coefficients)).to(torch.complex64)

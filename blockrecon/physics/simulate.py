@@ -1,9 +1,10 @@
 """Simulated multi-coil non-Cartesian acquisitions that avoid the "inverse crime".
 
 The object and the coil maps are analytic (:mod:`~blockrecon.physics.phantom`,
-:mod:`~blockrecon.physics.coils`). K-space is computed with the NUFFT on a grid ``oversample``
-times finer than the reconstruction grid, at the same physical k-space coordinates (grid units
-are cycles per field of view, so the coordinate values are unchanged). With the unitary NUFFT
+:mod:`~blockrecon.physics.angio`, :mod:`~blockrecon.physics.coils`). K-space is computed with the
+NUFFT on a grid ``oversample`` times finer than the reconstruction grid, at the same physical
+k-space coordinates (grid units are cycles per field of view, so the coordinate values are
+unchanged). With the unitary NUFFT
 scaling ``1/sqrt(prod(N))`` and ``oversample**ndim`` times more voxels, fine-grid k-space is
 ``oversample**(ndim/2)`` times larger than coarse-grid k-space of the same object, so it is
 multiplied by ``oversample**(-ndim/2)``. The reference image and maps returned are the same
@@ -22,13 +23,14 @@ from collections.abc import Sequence
 import torch
 
 from blockrecon.physics.acquisition import Acquisition
+from blockrecon.physics.angio import angio_phantom
 from blockrecon.physics.coils import birdcage_maps
 from blockrecon.physics.nufft import NUFFT
 from blockrecon.physics.phantom import random_ellipsoids, shepp_logan_3d
 from blockrecon.physics.trajectory import radial_coord, radial_spokes
 from blockrecon.physics.validation import check_coord, check_image_shape
 
-PHANTOMS = ("shepp_logan", "ellipsoids")
+PHANTOMS = ("shepp_logan", "ellipsoids", "angio")
 
 
 def _phantom(
@@ -36,6 +38,8 @@ def _phantom(
 ) -> torch.Tensor:
     if name == "shepp_logan":
         return shepp_logan_3d(shape, oversample=oversample, edge_width=edge_width)
+    if name == "angio":
+        return angio_phantom(shape, seed=seed, oversample=oversample, edge_width=edge_width)
     return random_ellipsoids(shape, seed=seed, oversample=oversample, edge_width=edge_width)
 
 
@@ -71,7 +75,9 @@ def simulate_acquisition(
         coord: float32 ``(..., 3)`` in grid units of ``image_shape``, ``[-N/2, N/2]``.
         image_shape: reconstruction grid ``(nz, ny, nx)``.
         n_coils: number of birdcage coils.
-        phantom: ``"shepp_logan"`` or ``"ellipsoids"`` (random ellipsoids drawn with ``seed``).
+        phantom: ``"shepp_logan"``, ``"ellipsoids"`` (random ellipsoids drawn with ``seed``) or
+            ``"angio"`` (the pulmonary angiography phantom of
+            :func:`~blockrecon.physics.angio.angio_phantom` drawn with ``seed``).
         snr_db: k-space SNR in dB; ``None`` gives noise-free data.
         oversample: refinement of the simulation grid (1 commits the inverse crime).
         seed: seeds the noise and the random phantom.
@@ -132,7 +138,7 @@ def simulate_radial(
         n_spokes: radial spokes; default :func:`radial_spokes` of the largest size ``N``
             (8-fold angular undersampling).
         n_readout: samples per spoke; default ``2 N`` (2x readout oversampling).
-        phantom: ``"shepp_logan"`` or ``"ellipsoids"``.
+        phantom: ``"shepp_logan"``, ``"ellipsoids"`` or ``"angio"``.
         snr_db: k-space SNR in dB; ``None`` gives noise-free data.
         seed: noise and random-phantom seed.
         backend: NUFFT backend.

@@ -205,3 +205,30 @@ def random_vessel_tree(
         parents=np.array(parents, dtype=np.int64),
         normals=np.array(normals),
     )
+
+
+def graft(stem: VesselTree, branches: VesselTree, at: int) -> VesselTree:
+    """One tree: ``branches`` appended to ``stem``, their roots made children of segment ``at``.
+
+    Args:
+        stem: the tree to extend.
+        branches: segments to append (same ``ndim``); their roots should start where segment
+            ``at`` ends for the vessels to join.
+        at: index of the segment of ``stem`` that feeds ``branches``.
+
+    Returns:
+        the joined :class:`VesselTree`; indices of ``stem``'s segments are unchanged, those of
+        ``branches`` are shifted by ``len(stem.radii)``.
+    """
+    if not 0 <= at < len(stem.radii):
+        raise ValueError(
+            f"at must index a segment of the stem (0..{len(stem.radii) - 1}), got {at}"
+        )
+    parents = np.where(branches.parents < 0, at, branches.parents + len(stem.radii))
+    return VesselTree(
+        starts=np.concatenate([stem.starts, branches.starts]),
+        ends=np.concatenate([stem.ends, branches.ends]),
+        radii=np.concatenate([stem.radii, branches.radii]),
+        parents=np.concatenate([stem.parents, parents]),
+        normals=np.concatenate([stem.normals, branches.normals]),
+    )

@@ -10,9 +10,12 @@ from blockrecon.physics.simulate import simulate_acquisition
 from blockrecon.physics.trajectory import radial_3d
 from blockrecon.train.data import TrainingPair, normalize_pair
 
+#: The phantoms of :func:`~blockrecon.physics.simulate.simulate_acquisition` drawn by seed.
+SEEDED_PHANTOMS = ("ellipsoids", "angio")
+
 
 class SimulatedRadialPairs(Dataset):
-    """Random-ellipsoid phantoms acquired by an undersampled 3D radial trajectory.
+    """Seeded phantoms acquired by an undersampled 3D radial trajectory.
 
     Item ``i`` uses phantom and noise seed ``seed + i``; k-space is simulated on a 2x finer
     grid (no inverse crime). Items are cached after their first simulation when ``cache``.
@@ -33,6 +36,9 @@ class SimulatedRadialPairs(Dataset):
             :mod:`blockrecon.unrolled`).
         compress_coils: compress each item's k-space and maps to this many virtual coils
             (:func:`~blockrecon.physics.compress_acquisition`), 1 to ``n_coils``, or ``None``.
+        phantom: the object, drawn anew for every item: ``"ellipsoids"`` (random ellipsoids)
+            or ``"angio"`` (the pulmonary angiography phantom,
+            :func:`~blockrecon.physics.angio.angio_phantom`).
     """
 
     def __init__(
@@ -48,6 +54,7 @@ class SimulatedRadialPairs(Dataset):
         normalize: bool = False,
         density_weights: bool = False,
         compress_coils: int | None = None,
+        phantom: str = "ellipsoids",
     ) -> None:
         for name, value in (
             ("n_items", n_items),
@@ -60,6 +67,9 @@ class SimulatedRadialPairs(Dataset):
             raise ValueError(
                 f"compress_coils must lie between 1 and the {n_coils} coils, got {compress_coils!r}"
             )
+        if phantom not in SEEDED_PHANTOMS:
+            raise ValueError(f"phantom must be one of {SEEDED_PHANTOMS}, got {phantom!r}")
+        self.phantom = phantom
         self.n_items, self.image_size, self.n_coils = n_items, image_size, n_coils
         self.compress_coils = compress_coils
         self.snr_db, self.seed, self.backend = snr_db, seed, backend
@@ -84,7 +94,7 @@ class SimulatedRadialPairs(Dataset):
             self.coord,
             (self.image_size,) * 3,
             n_coils=self.n_coils,
-            phantom="ellipsoids",
+            phantom=self.phantom,
             snr_db=self.snr_db,
             seed=self.seed + index,
             backend=self.backend,
