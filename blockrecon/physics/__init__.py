@@ -13,6 +13,7 @@ from .sense import Sense
 from .simulate import simulate_acquisition, simulate_radial
 from .toeplitz import ToeplitzNormal, apply_toeplitz, toeplitz_kernel
 from .trajectory import radial_3d, radial_coord, radial_spokes, stack_of_spirals, stack_of_stars
+from .undersample import kept_spokes, undersample_spokes
 
 __all__ = [
     "NUFFT",
@@ -43,6 +44,8 @@ __all__ = [
     "radial_spokes",
     "stack_of_spirals",
     "stack_of_stars",
+    "kept_spokes",
+    "undersample_spokes",
     "BACKEND_NAMES",
     "available_backends",
     "resolve_backend",
