@@ -4,6 +4,7 @@ measure the memory of a training step (dense vs sparse)."""
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -11,16 +12,17 @@ from pathlib import Path
 import torch
 
 from blockrecon.cli.options import positive_float, positive_int, show_progress
-from blockrecon.cli.output import write_json
+from blockrecon.cli.output import check_output_file, write_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "ulm",
-        help="ultrasound localization microscopy: simulate, train, evaluate, memory",
+        help="ultrasound localization microscopy: simulate, train, evaluate, map, memory",
         description="Deep-learning ULM: in-silico acquisitions, dense and sparse detection "
         "networks (per-frame occupancy on an 8x finer grid), their evaluation "
-        "against the ground truth, and the memory of a training step.",
+        "against the ground truth (PALA's scores), density and velocity maps of IQ data, "
+        "and the memory of a training step.",
     )
     sub = parser.add_subparsers(
         dest="ulm_command", metavar="ULM_COMMAND", required=True, parser_class=type(parser)
@@ -29,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _register_train(sub)
     _register_calibrate(sub)
     _register_evaluate(sub)
+    _register_map(sub)
     _register_bench_memory(sub)
 
 
@@ -52,16 +55,26 @@ def _register_simulate(sub) -> None:
     )
     p.add_argument("--snr", type=float, default=30.0, help="SNR in dB")
     p.add_argument("--seed", type=int, default=0, help="simulation seed")
+    p.add_argument(
+        "--phantom",
+        choices=("tree", "canals"),
+        default="tree",
+        help="random vessel tree, or two diverging canals (wall-to-wall 0 to 2 lambda across "
+        "the field) on which 'ulm evaluate' measures PALA's gap",
+    )
     p.set_defaults(func=_simulate)
 
 
 def _simulate(args: argparse.Namespace) -> int:
     from blockrecon.io.ulm import write_ulm_acquisition
+    from blockrecon.ulm.canals import simulate_canal_pair
     from blockrecon.ulm.simulate import simulate_acquisition
 
     if args.out.suffix not in (".h5", ".hdf5"):
         raise ValueError(f"--out {args.out} must end in .h5 or .hdf5")
-    acq = simulate_acquisition(
+    check_output_file(args.out)
+    simulate = simulate_canal_pair if args.phantom == "canals" else simulate_acquisition
+    acq = simulate(
         args.shape,
         args.frames,
         args.concentration,
@@ -171,6 +184,15 @@ def _register_train(sub) -> None:
     p.set_defaults(func=_train)
 
 
+def _config(args: argparse.Namespace, spatial_dims: int):
+    """The architecture ``args`` ask for, for data of ``spatial_dims`` spatial axes."""
+    from blockrecon.ulm.nets import UlmNetConfig
+
+    return UlmNetConfig(
+        spatial_dims=spatial_dims, channels=tuple(args.channels), fine_channels=args.fine_channels
+    )
+
+
 def _initial_model(args: argparse.Namespace, blocks):
     """A fresh network of ``args``' architecture (and input sparsifier, a learned mask trained
     here unless the run is resumed)."""
@@ -180,14 +202,9 @@ def _initial_model(args: argparse.Namespace, blocks):
         LearnedMask,
         train_learned_mask,
     )
-    from blockrecon.ulm.nets import UlmNetConfig
     from blockrecon.ulm.training import build_model
 
-    config = UlmNetConfig(
-        spatial_dims=blocks.inputs.ndim - 3,
-        channels=tuple(args.channels),
-        fine_channels=args.fine_channels,
-    )
+    config = _config(args, blocks.inputs.ndim - 3)
     sparsifier = None
     if args.kind == "sparse":
         mask = None
@@ -209,12 +226,18 @@ def _train(args: argparse.Namespace) -> int:
     from blockrecon.ulm.run import TrainingInterrupted, checkpoint_for, train_model_file
 
     checkpoint = checkpoint_for(args.out, args.checkpoint, args.resume)
+    check_output_file(args.out)
+    check_output_file(checkpoint, "--checkpoint")
     acquisitions = [read_ulm_acquisition(p) for p in args.data]
+    init = _init_model(args)
+    config = init.net.config if init is not None else _config(args, acquisitions[0].iq.ndim - 1)
+    for path, acq in zip(args.data, acquisitions, strict=True):
+        config.check_data(tuple(acq.iq.shape), args.block_frames, str(path))
     try:
         run = train_model_file(
             args.out,
             acquisitions,
-            lambda blocks: _starting_model(args, blocks),
+            lambda blocks: init if init is not None else _initial_model(args, blocks),
             block_frames=args.block_frames,
             steps=args.steps,
             checkpoint=checkpoint,
@@ -246,12 +269,12 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _starting_model(args: argparse.Namespace, blocks):
-    """The model training starts from: ``--init``'s (of ``--kind``) or a fresh one."""
+def _init_model(args: argparse.Namespace):
+    """``--init``'s model (its kind checked against ``--kind``), or None."""
     from blockrecon.ulm.training import load_model
 
     if args.init is None:
-        return _initial_model(args, blocks)
+        return None
     model = load_model(args.init).model
     if model.kind != args.kind:
         raise ValueError(f"--init {args.init} is a {model.kind} network, not --kind {args.kind}")
@@ -277,9 +300,12 @@ def _calibrate(args: argparse.Namespace) -> int:
     from blockrecon.ulm.training import load_model, save_model
 
     model = load_model(args.model).model
+    acquisitions = [read_ulm_acquisition(p) for p in args.data]
+    for path, acq in zip(args.data, acquisitions, strict=True):
+        model.net.config.check_data(tuple(acq.iq.shape), args.block_frames, str(path))
     jaccard = calibrate_threshold(
         model,
-        [read_ulm_acquisition(p) for p in args.data],
+        acquisitions,
         args.block_frames,
         progress=show_progress(args),
     )
@@ -306,16 +332,152 @@ def _evaluate(args: argparse.Namespace) -> int:
     from blockrecon.ulm.evaluation import evaluate_model
     from blockrecon.ulm.training import load_model
 
+    if args.json is not None:
+        check_output_file(args.json, "--json")
     model = load_model(args.model).model
     acq = read_ulm_acquisition(args.data)
-    if acq.iq.ndim - 1 != model.net.config.spatial_dims:
-        raise ValueError(
-            f"{args.data} is {acq.iq.ndim - 1}D but the model is {model.net.config.spatial_dims}D"
-        )
-    scores = asdict(evaluate_model(model, acq, args.block_frames, progress=show_progress(args)))
+    model.net.config.check_data(tuple(acq.iq.shape), args.block_frames, str(args.data))
+    localization, pala = evaluate_model(model, acq, args.block_frames, progress=show_progress(args))
+    scores, pala = asdict(localization), asdict(pala)
     print("  ".join(f"{k} {v:.4g}" for k, v in scores.items()))
+    print(_pala_line(pala))
     if args.json is not None:
-        write_json(args.json, {"data": str(args.data), "model": str(args.model), **scores})
+        write_json(
+            args.json, {"data": str(args.data), "model": str(args.model), **scores, "pala": pala}
+        )
+    return 0
+
+
+def _pala_line(pala: dict) -> str:
+    """PALA's scores in one line (the gap is n/a without a canal pair)."""
+    gap = "n/a (no canal pair)" if math.isnan(pala["gap"]) else f"{pala['gap']:.3g} lambda"
+    return (
+        f"PALA: rmse {pala['rmse']:.4g}  mean_error {pala['mean_error']:.4g}  jaccard "
+        f"{pala['jaccard']:.4g}  precision {pala['precision']:.4g}  recall "
+        f"{pala['recall']:.4g}  gap {gap}  saturation {pala['saturation']:.4g}  "
+        f"global score {pala['global_score']:.3g} (of {', '.join(pala['components'])})"
+    )
+
+
+# ---------------------------------------------------------------- map
+def _register_map(sub) -> None:
+    p = sub.add_parser(
+        "map",
+        help="density (and velocity) map of IQ data from a trained network (NIfTI, PNG)",
+        description="Detect bubbles with a trained network block by block, track them and "
+        "accumulate their density (and mean velocity) on a grid finer than the image; write "
+        "NIfTI (fine voxel size in mm in the header) and a maximum-intensity projection PNG.",
+    )
+    p.add_argument("--model", type=Path, required=True, help="model file from 'ulm train'")
+    p.add_argument(
+        "--data", type=Path, required=True, help="acquisition .h5 file (only /iq is needed)"
+    )
+    p.add_argument("--out", type=Path, required=True, help="density map (.nii or .nii.gz)")
+    p.add_argument(
+        "--velocity",
+        action="store_true",
+        help="also write the mean velocity (mm/s) as a NIfTI vector image OUT-stem_velocity",
+    )
+    p.add_argument(
+        "--fine-factor",
+        type=positive_int,
+        default=8,
+        help="fine pixels per image pixel; must divide the network's 8x grid (1, 2, 4 or 8)",
+    )
+    p.add_argument("--mip", type=Path, default=None, help="maximum-intensity projection (.png)")
+    p.add_argument(
+        "--block-frames", type=positive_int, default=16, help="frames per block (as in training)"
+    )
+    p.add_argument(
+        "--max-linking-distance",
+        type=positive_float,
+        default=None,
+        help="largest step (lambda) between linked detections (default: that of conventional "
+        "ULM, blockrecon.ulm.track.MAX_LINKING_DISTANCE)",
+    )
+    p.add_argument(
+        "--max-gap",
+        type=int,
+        default=None,
+        help="missing frames a track may bridge (default: blockrecon.ulm.track.MAX_GAP)",
+    )
+    p.add_argument(
+        "--min-length",
+        type=positive_int,
+        default=None,
+        help="detections of a kept track (default: blockrecon.ulm.track.MIN_LENGTH)",
+    )
+    p.set_defaults(func=_map)
+
+
+def _map_outputs(args: argparse.Namespace) -> list[Path]:
+    """The files ``ulm map`` writes, each checked writable before any work."""
+    from blockrecon.io.ulm_maps import velocity_path
+
+    outputs = {args.out: "--out"}  # velocity_path checks the NIfTI suffix
+    if args.velocity:
+        outputs[velocity_path(args.out)] = "--out (velocity)"
+    if args.mip is not None:
+        if args.mip.suffix != ".png":
+            raise ValueError(f"--mip {args.mip} must end in .png")
+        outputs[args.mip] = "--mip"
+    for path, option in outputs.items():
+        check_output_file(path, option)
+    return list(outputs)
+
+
+def _map(args: argparse.Namespace) -> int:
+    from blockrecon.io.ulm import read_ulm_iq
+    from blockrecon.io.ulm_maps import voxel_size_mm, write_mip_png, write_track_maps
+    from blockrecon.ulm.blocks import acquisition_blocks
+    from blockrecon.ulm.evaluation import NETWORK_SCALE, detect_bubbles
+    from blockrecon.ulm.maps import track_maps
+    from blockrecon.ulm.track import MAX_GAP, MAX_LINKING_DISTANCE, MIN_LENGTH, link_tracks
+    from blockrecon.ulm.training import load_model
+
+    _map_outputs(args)
+    if NETWORK_SCALE % args.fine_factor:
+        raise ValueError(
+            f"--fine-factor {args.fine_factor} must divide the network's {NETWORK_SCALE}x grid "
+            f"(one of {[f for f in range(1, NETWORK_SCALE + 1) if NETWORK_SCALE % f == 0]})"
+        )
+    max_gap = MAX_GAP if args.max_gap is None else args.max_gap
+    if max_gap < 0:
+        raise ValueError(f"--max-gap must be >= 0, got {max_gap}")
+    model = load_model(args.model).model
+    acq = read_ulm_iq(args.data)
+    model.net.config.check_data(tuple(acq.iq.shape), args.block_frames, str(args.data))
+    blocks = acquisition_blocks(acq, args.block_frames)
+    positions, frames = detect_bubbles(model, blocks, progress=show_progress(args))
+    track_ids = link_tracks(
+        positions,
+        frames,
+        args.max_linking_distance or MAX_LINKING_DISTANCE,
+        max_gap=max_gap,
+        min_length=args.min_length or MIN_LENGTH,
+    )
+    maps = track_maps(
+        positions,
+        frames,
+        track_ids,
+        acq.spatial_shape,
+        acq.pixel_size,
+        acq.frame_rate,
+        upsampling=args.fine_factor,
+    )
+    written = write_track_maps(args.out, maps, acq.wavelength, velocity=args.velocity)
+    size = voxel_size_mm(maps, acq.wavelength)
+    if args.mip is not None:
+        written.append(write_mip_png(args.mip, maps.density, (size[0], size[2])))
+    n_tracks = int(track_ids.max()) + 1 if len(track_ids) else 0
+    print(
+        f"{len(frames)} detections in {blocks.inputs.shape[0]} blocks, {n_tracks} tracks "
+        f"({int((track_ids >= 0).sum())} detections); fine grid "
+        f"{'x'.join(map(str, maps.density.shape))}, voxel "
+        f"{' x '.join(f'{v * 1e3:.4g}' for v in size)} um",
+        file=sys.stderr,
+    )
+    print(f"Wrote {', '.join(map(str, written))}", file=sys.stderr)
     return 0
 
 

@@ -12,8 +12,10 @@ orientation of the acquisition relative to the patient is not known here and not
 
 Complex volumes are written as magnitude by default (float32); ``complex_mode="real_imag"``
 writes a 4D float32 ``(x, y, z, 2)`` image (real, imaginary), ``"complex"`` a complex64 NIfTI.
-Real volumes are written as float32 whatever the mode. Writing is atomic and validated first:
-NaN/Inf, a wrong shape or voxel size raise ``ValueError`` and leave no file behind.
+Real volumes are written as float32 whatever the mode. Vector fields
+(:func:`write_nifti_vector`) are written as NIfTI vector images ``(x, y, z, 1, 3)``. Writing is
+atomic and validated first: NaN/Inf, a wrong shape or voxel size raise ``ValueError`` and leave
+no file behind.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import torch
 from blockrecon.atomic import atomic_path
 from blockrecon.physics.validation import check_finite
 
-__all__ = ["write_nifti", "nifti_affine", "read_nifti_volume"]
+__all__ = ["write_nifti", "write_nifti_vector", "nifti_affine", "read_nifti_volume"]
 
 COMPLEX_MODES = ("magnitude", "real_imag", "complex")
 AXIS_ORDERS = ("zyx", "xyz")
@@ -115,14 +117,52 @@ def write_nifti(
     array = volume.detach().cpu().numpy()
     if axis_order == "zyx":
         array, voxel_size_mm = array.transpose(2, 1, 0), voxel_size_mm[::-1]
-    affine = nifti_affine(array.shape, voxel_size_mm)
-    image = nib.Nifti1Image(_voxel_values(array, complex_mode), affine)
+    return _save(path, _voxel_values(array, complex_mode), voxel_size_mm)
+
+
+def _save(
+    path: Path, values: np.ndarray, voxel_size_xyz: Sequence[float], intent: str | None = None
+) -> Path:
+    """Write ``values`` (``(x, y, z, ...)``) with the geometry of the module docstring."""
+    affine = nifti_affine(values.shape[:3], voxel_size_xyz)
+    image = nib.Nifti1Image(values, affine)
     image.set_qform(affine, code=2)
     image.set_sform(affine, code=2)
     image.header.set_xyzt_units(xyz="mm")
+    if intent is not None:
+        image.header.set_intent(intent)
     with atomic_path(path) as temporary:
         nib.save(image, temporary)
     return path
+
+
+def write_nifti_vector(
+    path: str | os.PathLike[str], field: torch.Tensor, voxel_size_mm: Sequence[float]
+) -> Path:
+    """Write a vector field as a NIfTI-1 vector image, atomically.
+
+    Stored as the standard ``(x, y, z, 1, 3)`` float32 array with intent ``vector``; the
+    components are reordered with the axes, so that component 0 is along x, 1 along y, 2 along z.
+
+    Args:
+        path: ``.nii`` or ``.nii.gz`` file; its folder must exist.
+        field: real ``(3, nz, ny, nx)`` tensor: the ``(z, y, x)`` components over a ``"zyx"``
+            volume (blockrecon order).
+        voxel_size_mm: voxel size along ``(z, y, x)``, mm.
+
+    Raises:
+        ValueError: bad suffix, shape or voxel size, or NaN/Inf (nothing is written).
+    """
+    path = Path(path)
+    voxel_size_mm = tuple(float(v) for v in voxel_size_mm)
+    if not isinstance(field, torch.Tensor) or field.ndim != 4 or field.shape[0] != 3:
+        shape = tuple(field.shape) if isinstance(field, torch.Tensor) else type(field).__name__
+        raise ValueError(f"field must be a (3, nz, ny, nx) tensor, got {shape}")
+    _check_arguments(path, field[0], voxel_size_mm, "magnitude", "zyx")
+    check_finite(field, "field")
+    array = field.detach().cpu().numpy().astype(np.float32)
+    values = array[::-1].transpose(3, 2, 1, 0)[:, :, :, None, :]  # (x, y, z, 1, (x, y, z))
+    return _save(path, np.ascontiguousarray(values), voxel_size_mm[::-1], intent="vector")
 
 
 def read_nifti_volume(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
