@@ -20,7 +20,16 @@ from blockrecon import __version__
 from blockrecon.atomic import NotWritableError
 
 #: Subcommand modules, in the order ``--help`` lists them.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("demo", "simulate", "recon", "train", "bench", "ulm", "seg")
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "demo",
+    "simulate",
+    "undersample",
+    "recon",
+    "train",
+    "bench",
+    "ulm",
+    "seg",
+)
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
 

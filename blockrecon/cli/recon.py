@@ -170,12 +170,13 @@ def _with_chosen_maps(args: argparse.Namespace, acq: Acquisition) -> Acquisition
     return replace(acq, maps=None) if args.maps == "estimate" else acq
 
 
-def _coil_maps(args: argparse.Namespace, acq: Acquisition) -> torch.Tensor:
-    """The maps of ``acq``, estimated from its (possibly virtual) coils when it has none."""
+def coil_maps(args: argparse.Namespace, acq: Acquisition) -> torch.Tensor:
+    """The maps of ``acq``, estimated from its (possibly virtual) coils when it has none
+    (``--maps-method``, ``--calib-width``, ``--backend``; warnings as one line each)."""
     if acq.maps is not None:
         return acq.maps
     print(f"Estimating coil maps ({args.maps_method})", file=sys.stderr)
-    with one_line_warnings("recon"):
+    with one_line_warnings(args.command):
         return acquisition_maps(
             acq,
             progress=show_progress(args),
@@ -197,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
     check_virtual_coils(args.compress_coils, acq.num_coils, str(args.input))
     mbdl = load_mbdl(args, acq.image_shape, device) if args.method == "mbdl" else None
     acq = compress_acquisition(_with_chosen_maps(args, acq), args.compress_coils)
-    maps = _coil_maps(args, acq)
+    maps = coil_maps(args, acq)
     acq = acq.to(device)
     announce_backend(backend, device)
     image = reconstruct(args, acq, maps.to(device), backend, mbdl).cpu()

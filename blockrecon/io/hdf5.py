@@ -183,6 +183,7 @@ def write_acquisition(
     acquisition: Acquisition,
     *,
     compression: str | None = None,
+    attributes: dict[str, object] | None = None,
 ) -> Path:
     """Validate ``acquisition`` and write it as a blockrecon HDF5 file, atomically.
 
@@ -191,18 +192,24 @@ def write_acquisition(
         acquisition: the data; complex128/float64 tensors are stored as complex64/float32.
         compression: HDF5 filter for the datasets, e.g. ``"gzip"`` or ``"lzf"``; ``None``
             (default) stores them uncompressed, the fastest to read and write.
+        attributes: further root attributes that describe the data (how it was made, say):
+            names other than the schema's, each value a string, a number or an array of
+            numbers. Readers ignore them; h5py reads them back (``File(path).attrs``).
 
     Returns:
         ``path`` as a ``pathlib.Path``.
 
     Raises:
-        ValueError: ``"<path>: <problem>"`` if the acquisition is invalid (nothing is written).
+        ValueError: ``"<path>: <problem>"`` if the acquisition is invalid, or an attribute has
+            a schema name or another kind of value (nothing is written).
         FileNotFoundError: if the folder does not exist.
     """
     path = Path(path)
     acquisition = standard_dtypes(acquisition)
     check_acquisition(acquisition, str(path))
+    extra = _extra_attributes(attributes or {}, path)
     with atomic_path(path) as temporary, h5py.File(temporary, "w") as handle:
+        handle.attrs.update(extra)
         handle.attrs["blockrecon_format"] = _FORMAT_NAME
         handle.attrs["format_version"] = np.int64(FORMAT_VERSION)
         handle.attrs["image_shape"] = np.asarray(acquisition.image_shape, dtype=np.int64)
@@ -214,3 +221,23 @@ def write_acquisition(
                     name, data=value.detach().cpu().numpy(), compression=compression
                 )
     return path
+
+
+def _extra_attributes(attributes: dict[str, object], path: Path) -> dict[str, object]:
+    """``attributes`` checked for :func:`write_acquisition`: strings as they are, numbers and
+    arrays of numbers as NumPy arrays."""
+    schema = ("blockrecon_format", "format_version", "image_shape", "voxel_size_mm")
+    checked: dict[str, object] = {}
+    for name, value in attributes.items():
+        if not isinstance(name, str) or name in schema:
+            raise ValueError(f"{path}: attribute name {name!r} is taken by the schema")
+        array = np.asarray(value)
+        if isinstance(value, str):
+            checked[name] = value
+        elif array.dtype.kind in "biuf":
+            checked[name] = array
+        else:
+            raise ValueError(
+                f"{path}: attribute {name!r} must be a string, a number or numbers, got {value!r}"
+            )
+    return checked
