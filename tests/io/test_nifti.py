@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from blockrecon.io import nifti_affine, write_nifti
+from blockrecon.io.nifti import write_nifti_vector
 
 SHAPE_ZYX = (4, 6, 8)
 VOXEL_ZYX = (3.0, 2.0, 1.5)
@@ -112,3 +113,22 @@ def test_failed_save_keeps_previous_file(tmp_path, volume, monkeypatch):
         write_nifti(path, 2 * volume, VOXEL_ZYX)
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["recon.nii.gz"]
+
+
+def test_vector_field_is_a_nifti_vector_image_with_components_in_axis_order(tmp_path):
+    field = torch.stack([torch.full((2, 3, 4), value) for value in (1.0, 2.0, 3.0)])  # (z, y, x)
+    field[2, 1, 2, 3] = 7.0  # x component at z=1, y=2, x=3
+    path = write_nifti_vector(tmp_path / "v.nii.gz", field, (0.5, 0.25, 0.125))
+    image = nib.load(path)
+    assert image.shape == (4, 3, 2, 1, 3) and image.header.get_intent()[0] == "vector"
+    data = np.asarray(image.dataobj)[:, :, :, 0, :]
+    np.testing.assert_array_equal(data[0, 0, 0], [3.0, 2.0, 1.0])  # (x, y, z) components
+    assert data[3, 2, 1, 0] == 7.0
+    np.testing.assert_allclose(image.header.get_zooms()[:3], (0.125, 0.25, 0.5))
+    with pytest.raises(ValueError, match=r"\(3, nz, ny, nx\)"):
+        write_nifti_vector(tmp_path / "w.nii.gz", field[:2], (1, 1, 1))
+    bad = field.clone()
+    bad[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="non-finite"):
+        write_nifti_vector(tmp_path / "w.nii.gz", bad, (1, 1, 1))
+    assert not (tmp_path / "w.nii.gz").exists()
