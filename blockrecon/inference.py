@@ -215,14 +215,19 @@ def reconstruct_with_model(
         progress: progress bar while computing density weights.
 
     Returns:
-        complex64 image ``image_shape`` at the data's own scale.
+        complex64 image ``image_shape`` at the data's own scale, zero where every coil map is
+        zero: no sample depends on those voxels (they are in the null space of ``E``), so the
+        data cannot tell their value and a network's output there is not an image of the
+        object (e.g. outside the support of estimated maps; a network trained
+        self-supervised never sees those voxels at all).
     """
     inputs = prepare_inputs(
         kspace, maps, coord, DataContract.from_extra(extra), backend, dcf, progress
     )
     with torch.no_grad():
         image = model.solve(inputs.aty, inputs.op, inputs.aty_scale)
-    return image / inputs.intensity_scale
+        sensed = (maps != 0).any(dim=0)
+    return image.where(sensed, 0) / inputs.intensity_scale
 
 
 class PatchSizeError(ValueError):

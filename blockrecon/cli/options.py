@@ -37,3 +37,14 @@ def positive_int(text: str) -> int:
 def positive_float(text: str) -> float:
     """argparse ``type=``: a finite number > 0."""
     return _parse(text, float, check_positive)
+
+
+def _non_negative(value: float, name: str) -> float:
+    if not (value >= 0 and value != float("inf")):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse ``type=``: a finite number >= 0."""
+    return _parse(text, float, _non_negative)

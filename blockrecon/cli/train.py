@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from pathlib import Path
@@ -11,13 +12,20 @@ from pathlib import Path
 from blockrecon.cli.compression import add_compression_option, check_virtual_coils
 from blockrecon.cli.maps import add_map_options, one_line_warnings
 from blockrecon.cli.nufft_backend import add_backend_option
-from blockrecon.cli.options import show_progress
+from blockrecon.cli.options import non_negative_float, positive_int, show_progress
 from blockrecon.cli.output import check_output_folder, removed_on_failure
 from blockrecon.cli.simulate import snr_value
 from blockrecon.physics import resolve_backend
 from blockrecon.physics.trajectory import radial_spokes
-from blockrecon.train import AcquisitionFiles, SimulatedRadialPairs, fit
+from blockrecon.train import (
+    AcquisitionFiles,
+    SelfSupervised,
+    SimulatedRadialPairs,
+    Supervised,
+    fit,
+)
 from blockrecon.train.distributed import is_main_process
+from blockrecon.train.kspace_split import held_out_count
 from blockrecon.train.loop import METRICS_NAME, MODEL_NAME
 
 
@@ -31,7 +39,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "arguments, --epochs may grow). Runs under torchrun for DDP.",
     )
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--data", type=Path, help="folder of blockrecon .h5 files with images")
+    source.add_argument(
+        "--data",
+        type=Path,
+        help="folder of scan files (blockrecon .h5 or ISMRMRD .h5/.mrd), with reference images "
+        "unless --self-supervised",
+    )
     source.add_argument(
         "--simulate",
         type=int,
@@ -59,6 +72,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="data consistency on density-weighted operators (stored DCF, else "
         "Pipe-Menon): better conditioned, but noise is amplified at high "
         "k-space frequencies; recon applies the model the same way",
+    )
+    parser.add_argument(
+        "--data-memory",
+        type=non_negative_float,
+        default=None,
+        metavar="GIB",
+        help="memory for built training pairs (k-space, maps, Toeplitz kernels), in GiB; pairs "
+        "beyond it are rebuilt from disk when used (default: a quarter of this machine's memory)",
+    )
+    ssdu = parser.add_argument_group("self-supervised training (SSDU: no reference images needed)")
+    ssdu.add_argument(
+        "--self-supervised",
+        action="store_true",
+        help="split each scan's readouts into a data-consistency set and a held-out set, "
+        "and train the image from the first to predict the k-space of the second",
+    )
+    ssdu.add_argument(
+        "--loss-fraction",
+        type=float,
+        default=0.4,
+        help="fraction of the readouts held out for the loss, in (0, 1) (default 0.4)",
+    )
+    ssdu.add_argument(
+        "--splits", type=positive_int, default=1, help="random splits per scan (default 1)"
     )
     architecture = parser.add_argument_group("architecture")
     architecture.add_argument("--patch", type=int, default=32, help="block-wise core size")
@@ -108,6 +145,8 @@ def _simulated(args: argparse.Namespace):
         raise ValueError(f"--simulate must be positive, got {args.simulate}")
     check_virtual_coils(args.compress_coils, args.coils, "the simulation (--coils)")
     spokes = args.spokes or radial_spokes(args.size)
+    if args.self_supervised:
+        held_out_count(spokes, args.loss_fraction, "the simulation (--spokes)")
     settings = dict(
         image_size=args.size,
         n_spokes=spokes,
@@ -136,14 +175,28 @@ def _simulated(args: argparse.Namespace):
     return train, val, description
 
 
+def data_memory_bytes(gib: float | None) -> int:
+    """``gib`` GiB in bytes; ``None``: a quarter of the machine's physical memory."""
+    if gib is None:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+    return int(gib * 2**30)
+
+
 def _files(args: argparse.Namespace):
-    everything = AcquisitionFiles.from_folder(args.data)
+    everything = AcquisitionFiles.from_folder(
+        args.data, require_image=not args.self_supervised, compress_coils=args.compress_coils
+    )
+    if args.self_supervised:
+        for info in everything.infos:
+            held_out_count(info.sample_shape[0], args.loss_fraction, str(info.path))
     if not 0 <= args.val < len(everything):
         raise ValueError(
             f"--val {args.val} must leave training files: {args.data} holds {len(everything)}"
         )
     cut = len(everything) - args.val
     settings = dict(
+        require_image=not args.self_supervised,
+        memory_budget=data_memory_bytes(args.data_memory),
         density_weights=args.density_weights,
         backend=args.backend,
         maps_method=args.maps_method,
@@ -161,6 +214,24 @@ def _files(args: argparse.Namespace):
     return train, val, description
 
 
+def _data_memory(train) -> str:
+    """``; training data ...`` for files: their built size, what stayed in memory, the budget."""
+    if not isinstance(train, AcquisitionFiles):
+        return ""
+    gib = 2.0**30
+    return (
+        f"; training data {train.estimated_bytes() / gib:.2f} GiB built, "
+        f"{train.cache.held_bytes / gib:.2f} GiB kept in memory "
+        f"(budget {train.cache.budget_bytes / gib:.2f} GiB)"
+    )
+
+
+def _objective(args: argparse.Namespace):
+    if not args.self_supervised:
+        return Supervised()
+    return SelfSupervised(loss_fraction=args.loss_fraction, splits=args.splits)
+
+
 def _report(message: str) -> None:
     """Print the run's final message to stderr once: on rank 0 only under torchrun."""
     if is_main_process():
@@ -171,6 +242,7 @@ def run(args: argparse.Namespace) -> int:
     if args.val < 0:
         raise ValueError(f"--val must be >= 0, got {args.val}")
     check_output_folder(args.out)
+    objective = _objective(args)
     backend = resolve_backend(args.backend, args.device)
     train, val, description = _simulated(args) if args.simulate is not None else _files(args)
     if args.compress_coils is not None:  # absent otherwise, so that older runs resume
@@ -188,6 +260,7 @@ def run(args: argparse.Namespace) -> int:
             resume=args.resume,
             device=args.device,
             progress=show_progress(args),
+            objective=objective,
             data_description=description,
         )
     if result.stopped_by is not None:
@@ -195,7 +268,7 @@ def run(args: argparse.Namespace) -> int:
         _report(f"Stopped by {name}; checkpoint saved in {args.out}; continue with --resume")
         return 128 + int(result.stopped_by)
     _report(
-        f"Trained {len(result.history)} epochs (NUFFT backend {backend}); model "
-        f"{args.out / MODEL_NAME}, metrics {args.out / METRICS_NAME}"
+        f"Trained {len(result.history)} epochs (NUFFT backend {backend}){_data_memory(train)}; "
+        f"model {args.out / MODEL_NAME}, metrics {args.out / METRICS_NAME}"
     )
     return 0

@@ -31,9 +31,11 @@ a failure half-way leaves no file behind (or the previous file untouched).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -42,8 +44,17 @@ import torch
 
 from blockrecon.atomic import atomic_path
 from blockrecon.physics.acquisition import Acquisition, check_acquisition, standard_dtypes
+from blockrecon.physics.validation import check_coord
 
-__all__ = ["FORMAT_VERSION", "write_acquisition", "read_acquisition", "open_hdf5", "read_dataset"]
+__all__ = [
+    "FORMAT_VERSION",
+    "AcquisitionInfo",
+    "open_hdf5",
+    "read_acquisition",
+    "read_acquisition_info",
+    "read_dataset",
+    "write_acquisition",
+]
 
 #: Version of the schema written by :func:`write_acquisition`; readers accept it and older ones.
 FORMAT_VERSION = 1
@@ -176,6 +187,115 @@ def read_acquisition(path: str | os.PathLike[str]) -> Acquisition:
     )
     check_acquisition(acquisition, str(path))
     return acquisition
+
+
+#: Most coordinate bytes :func:`read_acquisition_info` reads to check their range (1 MiB).
+INFO_COORD_BYTES = 2**20
+
+
+@dataclass(frozen=True)
+class AcquisitionInfo:
+    """What a blockrecon HDF5 file holds, from its metadata (:func:`read_acquisition_info`).
+
+    Attributes:
+        path: the file.
+        image_shape: ``ndim`` ints; ``voxel_size_mm``: ``ndim`` floats.
+        num_coils: k-space coils; ``sample_shape``: the sample axes (``coord.shape[:-1]``).
+        datasets: names of the datasets present (``kspace``, ``coord`` and optional ones).
+        nbytes: bytes of the datasets in memory once read (complex64/float32).
+    """
+
+    path: Path
+    image_shape: tuple[int, ...]
+    voxel_size_mm: tuple[float, ...]
+    num_coils: int
+    sample_shape: tuple[int, ...]
+    datasets: frozenset[str]
+    nbytes: int
+
+    def has(self, name: str) -> bool:
+        """Whether the file holds dataset ``name``."""
+        return name in self.datasets
+
+
+def _dataset(handle: h5py.File, name: str, path: Path) -> h5py.Dataset:
+    if name not in handle:
+        raise ValueError(f"{path}: missing dataset '{name}'")
+    node = handle[name]
+    if not isinstance(node, h5py.Dataset):
+        raise ValueError(f"{path}: '{name}' is a {type(node).__name__}, expected a dataset")
+    kind = "c" if node.dtype.names is not None else node.dtype.kind  # {r, i} compounds
+    if kind != ("c" if name in _COMPLEX else "f"):
+        raise ValueError(
+            f"{path}: dataset '{name}' has dtype {node.dtype}, expected "
+            f"{'complex64' if name in _COMPLEX else 'float32'}"
+        )
+    return node
+
+
+def _expected_shapes(
+    image_shape: tuple[int, ...], coils: int, samples: tuple[int, ...]
+) -> dict[str, tuple[int, ...]]:
+    return {
+        "kspace": (coils, *samples),
+        "maps": (coils, *image_shape),
+        "dcf": samples,
+        "image": image_shape,
+    }
+
+
+def read_acquisition_info(path: str | os.PathLike[str]) -> AcquisitionInfo:
+    """Check a blockrecon HDF5 file from its metadata and a bounded read, without reading it.
+
+    Checks the format and geometry attributes, that ``kspace`` and ``coord`` exist, every
+    dataset's dtype kind and shape against the others (the schema of the module docstring),
+    and the range and finiteness of at most :data:`INFO_COORD_BYTES` of coordinates.
+    :func:`read_acquisition` checks everything when the data are read.
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+        ValueError: naming the file and the problem.
+    """
+    path = Path(path)
+    with open_hdf5(path) as handle:
+        _check_format(handle, path)
+        image_shape, voxel_size_mm = _read_geometry(handle, path)
+        coord = _dataset(handle, "coord", path)
+        kspace = _dataset(handle, "kspace", path)
+        if coord.ndim < 2 or coord.shape[-1] != len(image_shape):
+            raise ValueError(
+                f"{path}: coord must have shape (*samples, {len(image_shape)}), got {coord.shape}"
+            )
+        samples = tuple(coord.shape[:-1])
+        if kspace.ndim != coord.ndim:
+            raise ValueError(
+                f"{path}: kspace must have shape (coils, *{samples}), got {kspace.shape}"
+            )
+        expected = _expected_shapes(image_shape, int(kspace.shape[0]), samples)
+        present = {"kspace", "coord"} | {n for n in _OPTIONAL if n in handle}
+        nbytes = 4 * coord.size
+        for name in present - {"coord"}:
+            node = _dataset(handle, name, path)
+            if tuple(node.shape) != expected[name]:
+                raise ValueError(
+                    f"{path}: dataset '{name}' has shape {node.shape}, expected {expected[name]}"
+                )
+            nbytes += node.size * (8 if name in _COMPLEX else 4)
+        rows = max(1, INFO_COORD_BYTES // max(1, 4 * math.prod(coord.shape[1:])))
+        head = torch.from_numpy(np.asarray(coord[:rows], dtype=np.float32))
+    try:
+        check_coord(head, image_shape)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    return AcquisitionInfo(
+        path,
+        image_shape,
+        voxel_size_mm,
+        int(kspace.shape[0]),
+        samples,
+        frozenset(present),
+        int(nbytes),
+    )
 
 
 def write_acquisition(

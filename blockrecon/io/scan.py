@@ -11,9 +11,29 @@ import h5py
 import numpy as np
 import torch
 
-from blockrecon.io.hdf5 import compound_to_complex, open_hdf5, read_acquisition, read_dataset
+from blockrecon.io.hdf5 import (
+    AcquisitionInfo,
+    compound_to_complex,
+    open_hdf5,
+    read_acquisition,
+    read_acquisition_info,
+    read_dataset,
+)
 from blockrecon.io.ismrmrd import read_ismrmrd
 from blockrecon.physics.acquisition import Acquisition, check_acquisition
+
+
+def _kind(path: Path) -> str:
+    """``"blockrecon"`` or ``"ismrmrd"``, told apart by content; ValueError for neither."""
+    with open_hdf5(path) as handle:
+        if "blockrecon_format" in handle.attrs:
+            return "blockrecon"
+        if isinstance(handle.get("dataset"), h5py.Group) or path.suffix == ".mrd":
+            return "ismrmrd"
+    raise ValueError(
+        f"{path}: neither a blockrecon acquisition file (no 'blockrecon_format' "
+        "attribute) nor an ISMRMRD file (no 'dataset' group)"
+    )
 
 
 def read_scan(path: str | os.PathLike[str]) -> Acquisition:
@@ -25,16 +45,32 @@ def read_scan(path: str | os.PathLike[str]) -> Acquisition:
             (the message names the file).
     """
     path = Path(path)
-    with open_hdf5(path) as handle:
-        blockrecon_file = "blockrecon_format" in handle.attrs
-        ismrmrd_file = isinstance(handle.get("dataset"), h5py.Group)
-    if blockrecon_file:
-        return read_acquisition(path)
-    if ismrmrd_file or path.suffix == ".mrd":
-        return read_ismrmrd(path)
-    raise ValueError(
-        f"{path}: neither a blockrecon acquisition file (no 'blockrecon_format' "
-        "attribute) nor an ISMRMRD file (no 'dataset' group)"
+    return read_acquisition(path) if _kind(path) == "blockrecon" else read_ismrmrd(path)
+
+
+def read_scan_info(path: str | os.PathLike[str]) -> AcquisitionInfo:
+    """What a scan file holds: from the metadata and a bounded read of a blockrecon file
+    (:func:`~blockrecon.io.hdf5.read_acquisition_info`); an ISMRMRD file, whose samples are
+    stored as per-readout records, is read and validated whole.
+
+    Raises:
+        FileNotFoundError, ValueError: as :func:`read_scan`.
+    """
+    path = Path(path)
+    if _kind(path) == "blockrecon":
+        return read_acquisition_info(path)
+    acq = read_ismrmrd(path)
+    fields = {"kspace": acq.kspace, "coord": acq.coord, "maps": acq.maps, "dcf": acq.dcf}
+    fields["image"] = acq.image
+    present = {name: t for name, t in fields.items() if t is not None}
+    return AcquisitionInfo(
+        path,
+        acq.image_shape,
+        acq.voxel_size_mm,
+        acq.num_coils,
+        acq.sample_shape,
+        frozenset(present),
+        sum(t.numel() * t.element_size() for t in present.values()),
     )
 
 

@@ -2,12 +2,9 @@
 self-supervised on k-space splits), gradient accumulation, evaluation, the training loop with
 checkpoint/resume (:func:`fit`) and torch.distributed support."""
 
-from blockrecon.train.data import (
-    AcquisitionFiles,
-    HeldOutSamples,
-    TrainingPair,
-    normalize_pair,
-)
+from blockrecon.train.cache import PairCache
+from blockrecon.train.data import HeldOutSamples, TrainingPair, normalize_pair
+from blockrecon.train.files import AcquisitionFiles
 from blockrecon.train.kspace_split import KspaceSplits, split_pair
 from blockrecon.train.loop import FitResult, fit
 from blockrecon.train.objective import Objective, SelfSupervised, Supervised
@@ -20,6 +17,7 @@ __all__ = [
     "HeldOutSamples",
     "KspaceSplits",
     "Objective",
+    "PairCache",
     "SelfSupervised",
     "SimulatedRadialPairs",
     "Supervised",

@@ -1,4 +1,4 @@
-"""Training pairs from acquisitions: normalization, files on disk, and moving pairs to a device.
+"""Training pairs: what one example holds, its normalization, and moving it to a device.
 
 Pairs are normalized as :mod:`blockrecon.inference` prepares data for a model
 (:func:`~blockrecon.inference.normalize`), so that a trained network gets its data at
@@ -7,16 +7,12 @@ reconstruction time as it got them in training.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset
 
-from blockrecon.inference import acquisition_maps, normalize
-from blockrecon.io.hdf5 import read_acquisition
-from blockrecon.physics import Sense, compress_acquisition, pipe_menon_dcf
+from blockrecon.inference import normalize
+from blockrecon.physics import Sense
 
 
 @dataclass(frozen=True)
@@ -111,88 +107,3 @@ def pair_to(pair: TrainingPair, device: torch.device | str) -> TrainingPair:
         target=target,
         heldout=heldout,
     )
-
-
-class AcquisitionFiles(Dataset):
-    """Normalized training pairs from blockrecon HDF5 files, each with a reference image.
-
-    Every file is read and validated once at construction (errors name the file); items are
-    read again on access and cached in memory when ``cache``. Files without coil maps get
-    maps estimated from their k-space (``maps_method``, ``calib_width``: see
-    :func:`~blockrecon.inference.acquisition_maps`).
-
-    Args:
-        paths: the ``.h5`` files.
-        backend: NUFFT backend.
-        cache: keep built pairs in memory.
-        density_weights: give the operators density weights (a file's stored DCF, else
-            Pipe-Menon weights of its trajectory).
-        maps_method: ``"espirit"`` or ``"jsense"``, for files without maps.
-        calib_width: calibration width of the estimation (``None``: from the trajectory).
-        compress_coils: compress each file's k-space (and stored maps) to this many virtual
-            coils (:func:`~blockrecon.physics.compress_acquisition`; maps are then estimated on
-            the virtual coils), or ``None`` to keep all coils.
-    """
-
-    def __init__(
-        self,
-        paths: list[str | os.PathLike[str]],
-        backend: str = "auto",
-        cache: bool = True,
-        density_weights: bool = False,
-        maps_method: str = "espirit",
-        calib_width: int | None = None,
-        compress_coils: int | None = None,
-    ) -> None:
-        self.paths = [Path(p) for p in paths]
-        if not self.paths:
-            raise ValueError("no training files given")
-        for path in self.paths:
-            acq = read_acquisition(path)
-            if acq.image is None:
-                raise ValueError(f"{path}: no reference image ('image' dataset) to train on")
-            if compress_coils is not None and compress_coils > acq.num_coils:
-                raise ValueError(
-                    f"{path}: {compress_coils} virtual coils exceed its {acq.num_coils} coils"
-                )
-        self.backend, self.density_weights = backend, density_weights
-        self.maps_method, self.calib_width = maps_method, calib_width
-        self.compress_coils = compress_coils
-        self._cache: dict[int, TrainingPair] | None = {} if cache else None
-
-    @classmethod
-    def from_folder(cls, folder: str | os.PathLike[str], **kwargs) -> AcquisitionFiles:
-        """All ``*.h5`` files of ``folder``, in name order."""
-        folder = Path(folder)
-        if not folder.is_dir():
-            raise FileNotFoundError(f"data folder {folder} does not exist")
-        paths = sorted(folder.glob("*.h5"))
-        if not paths:
-            raise ValueError(f"data folder {folder} holds no .h5 files")
-        return cls(paths, **kwargs)
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> TrainingPair:
-        if not 0 <= index < len(self.paths):
-            raise IndexError(f"index {index} out of range for {len(self.paths)} files")
-        if self._cache is not None and index in self._cache:
-            return self._cache[index]
-        acq = compress_acquisition(read_acquisition(self.paths[index]), self.compress_coils)
-        weights = None
-        if self.density_weights:
-            weights = (
-                acq.dcf
-                if acq.dcf is not None
-                else pipe_menon_dcf(
-                    acq.coord, acq.image_shape, backend=self.backend, progress=False
-                )
-            )
-        maps = acquisition_maps(
-            acq, method=self.maps_method, calib_width=self.calib_width, backend=self.backend
-        )
-        pair = normalize_pair(acq.kspace, maps, acq.coord, acq.image, self.backend, weights)
-        if self._cache is not None:
-            self._cache[index] = pair
-        return pair

@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 
 from blockrecon.inference import POWER_ITERATIONS
 from blockrecon.physics import Sense, max_eigenvalue
+from blockrecon.train.cache import PairCache
 from blockrecon.train.data import HeldOutSamples, TrainingPair
 
 __all__ = [
@@ -130,14 +131,16 @@ class KspaceSplits(Dataset):
 
     Item ``i * splits + k`` is split ``k`` of source item ``i``, drawn from
     :func:`split_seed` ``(seed, i, k)``: the same on every run, process and epoch, so training
-    resumes exactly. Splits are built on first access and kept when ``cache``.
+    resumes exactly. Splits are built on first access and kept in ``cache``.
 
     Args:
         source: dataset of normalized :class:`~blockrecon.train.data.TrainingPair`.
         loss_fraction: fraction of each pair's readouts held out, in (0, 1).
         splits: splits per pair (positive).
         seed: seed of the splits.
-        cache: keep built splits in memory.
+        cache: where built splits are kept: a :class:`~blockrecon.train.cache.PairCache`
+            (e.g. the source's, so that one memory budget covers both), ``None`` for a cache of
+            its own without limit, ``False`` to keep none.
     """
 
     def __init__(
@@ -146,14 +149,16 @@ class KspaceSplits(Dataset):
         loss_fraction: float = 0.4,
         splits: int = 1,
         seed: int = 0,
-        cache: bool = True,
+        cache: PairCache | None | bool = None,
     ) -> None:
         check_loss_fraction(loss_fraction)
         if not (isinstance(splits, int) and splits >= 1):
             raise ValueError(f"splits must be a positive integer, got {splits!r}")
         self.source, self.loss_fraction = source, loss_fraction
         self.splits, self.seed = splits, seed
-        self._cache: dict[int, TrainingPair] | None = {} if cache else None
+        if cache is None or cache is True:
+            cache = PairCache()
+        self.cache = PairCache(budget_bytes=0) if cache is False else cache
 
     def __len__(self) -> int:
         return len(self.source) * self.splits
@@ -161,11 +166,10 @@ class KspaceSplits(Dataset):
     def __getitem__(self, index: int) -> TrainingPair:
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} splits")
-        if self._cache is not None and index in self._cache:
-            return self._cache[index]
+        key = ("splits", self.loss_fraction, self.splits, self.seed, index)
+        return self.cache.get(key, lambda: self._build(index))
+
+    def _build(self, index: int) -> TrainingPair:
         item, split = divmod(index, self.splits)
         generator = torch.Generator().manual_seed(split_seed(self.seed, item, split))
-        pair = split_pair(self.source[item], self.loss_fraction, generator)
-        if self._cache is not None:
-            self._cache[index] = pair
-        return pair
+        return split_pair(self.source[item], self.loss_fraction, generator)

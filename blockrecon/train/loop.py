@@ -13,7 +13,9 @@
 ``metrics.jsonl``
     one JSON object per completed epoch: ``epoch``, ``train_loss``, ``val_loss`` (when there is
     validation data), ``val_psnr_db`` (validation data with reference images, reconstructed
-    from all their samples), ``lr``, ``batches``, ``seconds``;
+    from all their samples), ``lr``, ``batches``, ``seconds``, and for data kept in a
+    :class:`~blockrecon.train.cache.PairCache` ``data_bytes_kept`` (bytes of built pairs in
+    memory) and ``data_builds`` (pairs built so far, rebuilds included, in this process);
     rewritten atomically from the checkpoint's history, so it always matches the checkpoint.
 
 Exact resume: the data order of an epoch is a function of the seed and the epoch
@@ -53,6 +55,7 @@ from blockrecon.models import build_unrolled, resolve_config, save_model
 from blockrecon.progress import progress_bar
 from blockrecon.recon import psnr
 from blockrecon.torch_file import check_same
+from blockrecon.train.cache import PairCache
 from blockrecon.train.checkpoint import (
     load_checkpoint,
     restore_rng_states,
@@ -384,6 +387,9 @@ def _fit(
             record.update(
                 lr=settings["lr"], batches=len(batches), seconds=time.perf_counter() - started
             )
+            cache = getattr(train_view, "cache", None)
+            if isinstance(cache, PairCache):
+                record.update(data_bytes_kept=cache.held_bytes, data_builds=cache.builds)
             run.history.append(record)
             run.epoch, run.step, run.epoch_loss_sum = run.epoch + 1, 0, 0.0
             run.save()

@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from blockrecon.losses import normalized_l1_l2, relative_l2
+from blockrecon.train.cache import PairCache
 from blockrecon.train.data import TrainingPair
 from blockrecon.train.kspace_split import KspaceSplits, check_loss_fraction
 
@@ -87,10 +88,16 @@ class SelfSupervised:
 
     def data(self, dataset: Dataset, seed: int, validation: bool = False) -> Dataset:
         """``splits`` splits of every pair (:class:`~blockrecon.train.kspace_split.KspaceSplits`);
-        one fixed split per pair, drawn from another seed, for validation."""
+        one fixed split per pair, drawn from another seed, for validation. A dataset with a
+        :class:`~blockrecon.train.cache.PairCache` (``dataset.cache``) shares it with its
+        splits, so that its memory budget covers both."""
+        cache = getattr(dataset, "cache", None)
+        cache = cache if isinstance(cache, PairCache) else None
         if validation:
-            return KspaceSplits(dataset, self.loss_fraction, 1, seed + VALIDATION_SEED_OFFSET)
-        return KspaceSplits(dataset, self.loss_fraction, self.splits, seed)
+            return KspaceSplits(
+                dataset, self.loss_fraction, 1, seed + VALIDATION_SEED_OFFSET, cache=cache
+            )
+        return KspaceSplits(dataset, self.loss_fraction, self.splits, seed, cache=cache)
 
     def __call__(self, model: nn.Module, pair: TrainingPair) -> torch.Tensor:
         if pair.heldout is None:
