@@ -1,4 +1,4 @@
-"""Sparse convolution and transposed convolution: gather -> matmul -> index_add per kernel offset.
+"""Sparse convolution and transposed convolution: gather -> matmul -> index_add over the pairs.
 
 Weights are stored (kernel volume, C_in, C_out), kernel offsets in row-major order, so that
 ``weight[k]`` multiplies the input rows paired by offset k. ``dense_weight()`` returns torch's
@@ -18,13 +18,47 @@ from blockrecon.checks import check_positive_int
 from blockrecon.sparse.kernel_map import KernelMap, as_tuple, kernel_map
 from blockrecon.sparse.tensor import SparseTensor
 
+#: Pairs gathered at once on the CPU (one index_select, one matmul per offset, one index_add_
+#: for up to this many pairs): 2^17 pairs x 16 + 16 float32 channels = 16 MiB of temporaries.
+CHUNK_PAIRS = 2**17
 
-def _add_rows(out: torch.Tensor, rows: torch.Tensor | None, values: torch.Tensor) -> None:
-    """out[rows] += values (rows unique; None = all rows in order)."""
-    if rows is None:
-        out += values
-    else:
-        out.index_add_(0, rows, values)
+
+def _chunks(kmap: KernelMap, device: torch.device):
+    """Groups of segments processed together. On the CPU index_add_ adds rows in index order,
+    so one call over several offsets sums exactly as one call per offset would; CUDA adds with
+    atomics, so there each offset (whose rows are unique) is added alone, which is
+    deterministic."""
+    return kmap.packed().chunks(1 if device.type == "cuda" else CHUNK_PAIRS)
+
+
+def _products(rows, weights, segments, start, transpose=False):
+    """(P, C') per-offset products ``rows[s:e] @ weights[j]`` (or ``weights[j].T``) of the
+    segments, in place of one buffer; ``start`` is the first segment's start."""
+    out = rows.new_empty(rows.shape[0], weights.shape[1 if transpose else 2])
+    for j, a, b in segments:
+        w = weights[j].T if transpose else weights[j]
+        torch.mm(rows[a - start : b - start], w, out=out[a - start : b - start])
+    return out
+
+
+#: Rows per block of a weight gradient's reduction (see :func:`_outer_sum`).
+OUTER_BLOCK = 256
+
+
+def _outer_sum(rows: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+    """``rows.T @ grads`` ((P, C) and (P, C') -> (C, C')), summed over fixed blocks of
+    OUTER_BLOCK rows (one small matmul each, then a sequential sum), so that the result does
+    not depend on the thread count: one long matmul lets the BLAS split the reduction between
+    threads (measured with MKL: 1 and 2 threads differ in the last bits from 1024 rows)."""
+    full = rows.shape[0] // OUTER_BLOCK * OUTER_BLOCK
+    tail = rows[full:].T @ grads[full:]
+    if not full:
+        return tail
+    blocks = torch.bmm(
+        rows[:full].reshape(-1, OUTER_BLOCK, rows.shape[1]).transpose(1, 2),
+        grads[:full].reshape(-1, OUTER_BLOCK, grads.shape[1]),
+    )
+    return blocks.cumsum(0)[-1] + tail
 
 
 class _SparseConvFunction(torch.autograd.Function):
@@ -32,10 +66,16 @@ class _SparseConvFunction(torch.autograd.Function):
     def forward(ctx, feats, weight, kmap: KernelMap):
         ctx.save_for_backward(feats, weight)
         ctx.kmap = kmap
+        pairs = kmap.packed()
         out = feats.new_zeros(kmap.num_out, weight.shape[2])
-        for j, in_idx, out_idx in kmap.entries:
-            rows = feats if in_idx is None else feats.index_select(0, in_idx)
-            _add_rows(out, out_idx, rows @ weight[j])
+        for group in _chunks(kmap, feats.device):
+            j, a, _ = group[0]
+            if a is None:
+                out += feats @ weight[j]
+                continue
+            b = group[-1][2]
+            rows = feats.index_select(0, pairs.in_idx[a:b])
+            out.index_add_(0, pairs.out_idx[a:b], _products(rows, weight, group, a))
         return out
 
     @staticmethod
@@ -43,16 +83,27 @@ class _SparseConvFunction(torch.autograd.Function):
     def backward(ctx, grad_out):
         feats, weight = ctx.saved_tensors
         grad_out = grad_out.contiguous()
+        pairs = ctx.kmap.packed()
         need_feats, need_weight = ctx.needs_input_grad[:2]
         grad_feats = torch.zeros_like(feats) if need_feats else None
         grad_weight = torch.zeros_like(weight) if need_weight else None
-        for j, in_idx, out_idx in ctx.kmap.entries:
-            grads = grad_out if out_idx is None else grad_out.index_select(0, out_idx)
+        for group in _chunks(ctx.kmap, feats.device):
+            j, a, _ = group[0]
+            if a is None:
+                if need_feats:
+                    grad_feats += grad_out @ weight[j].T
+                if need_weight:
+                    grad_weight[j] = _outer_sum(feats, grad_out)
+                continue
+            b = group[-1][2]
+            grads = grad_out.index_select(0, pairs.out_idx[a:b])
             if need_feats:
-                _add_rows(grad_feats, in_idx, grads @ weight[j].T)
+                products = _products(grads, weight, group, a, transpose=True)
+                grad_feats.index_add_(0, pairs.in_idx[a:b], products)
             if need_weight:
-                rows = feats if in_idx is None else feats.index_select(0, in_idx)
-                grad_weight[j] = rows.T @ grads
+                rows = feats.index_select(0, pairs.in_idx[a:b])
+                for k, s, e in group:
+                    grad_weight[k] = _outer_sum(rows[s - a : e - a], grads[s - a : e - a])
         return grad_feats, grad_weight, None
 
 

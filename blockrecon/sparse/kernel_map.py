@@ -25,6 +25,7 @@ from fractions import Fraction
 
 import torch
 
+from blockrecon.sparse.site_index import site_index
 from blockrecon.sparse.tensor import SparseTensor, decode_keys, linear_keys
 
 KINDS = ("submanifold", "conv", "transpose")
@@ -117,13 +118,48 @@ def make_geometry(
     return geometry
 
 
+@dataclass(frozen=True, eq=False)
+class PackedPairs:
+    """Every pair of a kernel map in two int64 arrays, offsets in increasing order.
+
+    ``segments`` holds (offset index, start, stop) per connecting offset, in increasing offset
+    order: its pairs are ``in_idx[start:stop]``, ``out_idx[start:stop]``; start and stop are
+    None for the identity (every site to itself, kept out of the arrays). Within a segment every
+    input and every output row appears at most once.
+    """
+
+    in_idx: torch.Tensor
+    out_idx: torch.Tensor
+    segments: tuple[tuple[int, int | None, int | None], ...]
+
+    def chunks(self, max_pairs: int) -> list[list[tuple[int, int | None, int | None]]]:
+        """Consecutive segments grouped into runs of at most ``max_pairs`` pairs (a larger
+        segment alone; the identity always alone), in offset order."""
+        groups: list[list] = []
+        size = max_pairs + 1
+        for segment in self.segments:
+            _, start, stop = segment
+            if start is None:
+                groups.append([segment])
+                size = max_pairs + 1
+                continue
+            if size + stop - start > max_pairs:
+                groups.append([])
+                size = 0
+            groups[-1].append(segment)
+            size += stop - start
+        return groups
+
+
 @dataclass(eq=False)
 class KernelMap:
     """Input->output site pairs per kernel offset, and the output sites.
 
     ``entries`` lists (offset index, in_idx, out_idx) for the offsets that connect any pair, in
     increasing offset order; in_idx/out_idx are int64 (P_k,) row indices, or None for the
-    identity (every site to itself, the centre of a submanifold kernel).
+    identity (every site to itself, the centre of a submanifold kernel). :meth:`packed` gives
+    the same pairs as one pair of arrays (the entries are views into it when the map was
+    built here).
     """
 
     geometry: Geometry
@@ -132,20 +168,23 @@ class KernelMap:
     out_coords: torch.Tensor
     out_spatial_shape: tuple[int, ...]
     out_cache: dict = field(repr=False)
+    pairs: PackedPairs | None = field(default=None, repr=False)
 
     @property
     def num_out(self) -> int:
         return self.out_coords.shape[0]
 
+    def packed(self) -> PackedPairs:
+        """All pairs in two arrays (built from ``entries`` on first use if needed)."""
+        if self.pairs is None:
+            self.pairs = _pack(self.entries, self.out_coords.device)
+        return self.pairs
+
     @property
     def nbytes(self) -> int:
         """Bytes held by the index tensors (output coordinates included unless shared)."""
-        idx = sum(
-            t.numel() * t.element_size()
-            for _, i, o in self.entries
-            for t in (i, o)
-            if t is not None
-        )
+        pairs = self.packed()
+        idx = sum(t.numel() * t.element_size() for t in (pairs.in_idx, pairs.out_idx))
         if self.geometry.kind == "submanifold":
             return idx
         return idx + self.out_coords.numel() * self.out_coords.element_size()
@@ -160,6 +199,34 @@ class KernelMap:
             x.batch_size,
             self.out_cache,
         )
+
+
+def _pack(entries, device) -> PackedPairs:
+    """:class:`PackedPairs` of per-offset entries (identity entries stay out of the arrays)."""
+    ins, outs, segments, start = [], [], [], 0
+    for j, in_idx, out_idx in entries:
+        if in_idx is None:
+            segments.append((j, None, None))
+            continue
+        ins.append(in_idx)
+        outs.append(out_idx)
+        segments.append((j, start, start + in_idx.numel()))
+        start += in_idx.numel()
+    empty = torch.zeros(0, dtype=torch.int64, device=device)
+    in_all = torch.cat(ins) if ins else empty
+    out_all = torch.cat(outs) if outs else empty
+    return PackedPairs(in_all, out_all, tuple(segments))
+
+
+def _packed_map(geometry, parts, num_in, out_coords, out_shape, out_cache) -> KernelMap:
+    """KernelMap whose entries are views into the packed arrays of ``parts``, a list of
+    (offset index, in rows, out rows) in increasing offset order (None rows: identity)."""
+    pairs = _pack([p for p in parts if p[1] is None or p[1].numel()], out_coords.device)
+    entries = [
+        (j, None, None) if a is None else (j, pairs.in_idx[a:b], pairs.out_idx[a:b])
+        for j, a, b in pairs.segments
+    ]
+    return KernelMap(geometry, entries, num_in, out_coords, out_shape, out_cache, pairs)
 
 
 def kernel_map(
@@ -180,59 +247,116 @@ def kernel_map(
 def _build(x: SparseTensor, geometry: Geometry) -> KernelMap:
     out_shape = geometry.out_shape(x.spatial_shape)
     if geometry.kind == "submanifold":
-        entries = _submanifold_entries(x, geometry)
-        return KernelMap(geometry, entries, x.num_sites, x.coords, out_shape, x.cache)
-    candidates = _candidates(x, geometry, out_shape)
-    all_keys = torch.cat([k for _, _, k in candidates]) if candidates else x.keys()[:0]
-    out_keys = torch.unique(all_keys, sorted=True)
-    entries = [(j, i, torch.searchsorted(out_keys, k)) for j, i, k in candidates]
+        parts = _submanifold_parts(x, geometry)
+        return _packed_map(geometry, parts, x.num_sites, x.coords, out_shape, x.cache)
+    if _one_window(geometry):
+        which, rows, targets = _strided_windows(x, geometry, out_shape)
+    else:
+        which, rows, targets = _strided_candidates(x, geometry, out_shape)
+    keys = linear_keys(torch.cat([x.coords[rows, :1], targets], dim=1), out_shape)
+    out_keys, out_rows = torch.unique(keys, sorted=True, return_inverse=True)
+    counts = torch.bincount(which, minlength=geometry.volume).tolist()
+    parts, start = [], 0
+    for j, count in enumerate(counts):
+        parts.append((j, rows[start : start + count], out_rows[start : start + count]))
+        start += count
     out_coords = decode_keys(out_keys, out_shape)
-    return KernelMap(geometry, entries, x.num_sites, out_coords, out_shape, {"keys": out_keys})
+    return _packed_map(geometry, parts, x.num_sites, out_coords, out_shape, {"keys": out_keys})
 
 
-def _candidates(x: SparseTensor, geometry: Geometry, out_shape):
-    """Per offset: (offset index, input rows, output keys) for conv and transpose kinds."""
+def _one_window(geometry: Geometry) -> bool:
+    """Strided conv whose windows tile the grid (kernel == stride, no dilation, no padding)."""
+    return (
+        geometry.kind == "conv"
+        and geometry.kernel_size == geometry.stride
+        and all(d == 1 for d in geometry.dilation)
+        and not any(geometry.padding)
+    )
+
+
+def _strided_windows(x: SparseTensor, geometry: Geometry, out_shape):
+    """(offset index, input row, output coordinates) of every pair of a tiling conv: each
+    input lies in one window (or none, past the last whole window); ordered by offset, then
+    input row."""
     spatial = x.coords[:, 1:]
-    bounds = torch.tensor(out_shape, device=x.device)
     stride = torch.tensor(geometry.stride, device=x.device)
-    pad = torch.tensor(geometry.padding, device=x.device)
-    result = []
-    for j, k in enumerate(geometry.offsets()):
-        shift = torch.tensor(k, device=x.device) * torch.tensor(geometry.dilation, device=x.device)
-        if geometry.kind == "conv":
-            num = spatial + pad - shift
-            target = torch.div(num, stride, rounding_mode="floor")
-            valid = (num.remainder(stride) == 0).all(1)
-        else:
-            target = spatial * stride + shift - pad
-            valid = torch.ones(spatial.shape[0], dtype=torch.bool, device=x.device)
-        valid &= ((target >= 0) & (target < bounds)).all(1)
-        rows = valid.nonzero().squeeze(1)
-        if rows.numel():
-            coords = torch.cat([x.coords[rows, :1], target[rows]], dim=1)
-            result.append((j, rows, linear_keys(coords, out_shape)))
-    return result
+    parents = torch.div(spatial, stride, rounding_mode="floor")
+    inside = (parents < torch.tensor(out_shape, device=x.device)).all(1)
+    offset = torch.zeros_like(spatial[:, 0])
+    for i, k in enumerate(geometry.kernel_size):
+        offset = offset * k + (spatial[:, i] - parents[:, i] * k)
+    rows = inside.nonzero().squeeze(1)
+    which, order = torch.sort(offset[rows], stable=True)
+    rows = rows[order]
+    return which, rows, parents[rows]
 
 
-def _submanifold_entries(x: SparseTensor, geometry: Geometry):
-    keys = x.keys()
+def _strided_candidates(x: SparseTensor, geometry: Geometry, out_shape):
+    """(offset index, input row, output coordinates) of every pair of a conv or transposed
+    conv, all offsets at once; ordered by offset, then input row."""
     spatial = x.coords[:, 1:]
-    bounds = torch.tensor(x.spatial_shape, device=x.device)
-    weights = [math.prod(x.spatial_shape[i + 1 :]) for i in range(x.ndim)]
-    entries = []
-    for j, k in enumerate(geometry.offsets()):
-        shift = [
-            kk * d - d * (kernel - 1) // 2
-            for kk, d, kernel in zip(k, geometry.dilation, geometry.kernel_size, strict=True)
-        ]
-        if not any(shift):
-            entries.append((j, None, None))
-            continue
-        moved = spatial + torch.tensor(shift, device=x.device)
-        out_rows = ((moved >= 0) & (moved < bounds)).all(1).nonzero().squeeze(1)
-        query = keys[out_rows] + sum(s * w for s, w in zip(shift, weights, strict=True))
-        pos = torch.searchsorted(keys, query).clamp_(max=max(keys.numel() - 1, 0))
-        found = keys[pos] == query if keys.numel() else query.bool()
-        if bool(found.any()):
-            entries.append((j, pos[found], out_rows[found]))
-    return entries
+    dev = x.device
+    shift = torch.tensor(geometry.offsets(), device=dev).reshape(-1, x.ndim)
+    shift = shift * torch.tensor(geometry.dilation, device=dev)
+    stride = torch.tensor(geometry.stride, device=dev)
+    pad = torch.tensor(geometry.padding, device=dev)
+    if geometry.kind == "conv":
+        num = spatial[None] + pad - shift[:, None]
+        target = torch.div(num, stride, rounding_mode="floor")
+        valid = (num - target * stride == 0).all(2)
+    else:
+        target = spatial[None] * stride + shift[:, None] - pad
+        valid = torch.ones(target.shape[:2], dtype=torch.bool, device=dev)
+    valid &= ((target >= 0) & (target < torch.tensor(out_shape, device=dev))).all(2)
+    flat = valid.reshape(-1).nonzero().squeeze(1)
+    n = max(x.num_sites, 1)
+    which = torch.div(flat, n, rounding_mode="floor")
+    return which, flat - which * n, target.reshape(-1, x.ndim)[flat]
+
+
+def _submanifold_parts(x: SparseTensor, geometry: Geometry):
+    """Per offset (offset index, in rows, out rows) of a submanifold map, through a
+    :class:`SiteIndex`. For odd kernels offsets k and K-1-k have opposite shifts, so the second
+    half are the first half's pairs with in and out swapped: only half are looked up."""
+    dims = zip(geometry.dilation, geometry.kernel_size, strict=True)
+    left = tuple(d * (k - 1) // 2 for d, k in dims)
+    right = tuple(
+        d * (k - 1) - a
+        for a, d, k in zip(left, geometry.dilation, geometry.kernel_size, strict=True)
+    )
+    shifts = [
+        tuple(kk * d - a for kk, d, a in zip(k, geometry.dilation, left, strict=True))
+        for k in geometry.offsets()
+    ]
+    volume = len(shifts)
+    zero = (0,) * x.ndim
+    centre = shifts.index(zero) if zero in shifts else None  # none for some even dilated kernels
+    symmetric = all(k % 2 for k in geometry.kernel_size)
+    searched = [j for j in range(volume) if j != centre and (not symmetric or j < centre)]
+    found: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    n = x.num_sites
+    if searched and n:
+        index = site_index(x, left, right)
+        deltas = torch.tensor([index.delta(shifts[j]) for j in searched], device=x.device)
+        # out site y takes the input at y + shift
+        neighbours = index.rows(index.padded_keys[None, :] + deltas[:, None])
+        flat = (neighbours >= 0).reshape(-1).nonzero().squeeze(1)
+        which = torch.div(flat, n, rounding_mode="floor")
+        out_rows = flat - which * n
+        in_rows = neighbours.reshape(-1)[flat]
+        start = 0
+        for j, count in zip(
+            searched, torch.bincount(which, minlength=len(searched)).tolist(), strict=True
+        ):
+            found[j] = (in_rows[start : start + count], out_rows[start : start + count])
+            start += count
+    parts = []
+    for j in range(volume):
+        if j == centre:
+            parts.append((j, None, None))
+        elif j in found:
+            parts.append((j, *found[j]))
+        elif symmetric and volume - 1 - j in found:
+            in_rows, out_rows = found[volume - 1 - j]
+            parts.append((j, out_rows, in_rows))
+    return parts
