@@ -27,8 +27,10 @@ from torch import nn
 from blockrecon.checks import check_positive, check_positive_int
 from blockrecon.physics import LinearOperator
 from blockrecon.physics.cg import conjugate_gradient
+from blockrecon.physics.preconditioner import check_preconditioner, circulant_preconditioner
 
 Normal = Callable[[torch.Tensor], torch.Tensor]
+Preconditioner = Callable[[torch.Tensor], torch.Tensor] | None
 
 
 def _check_pair(z: torch.Tensor, aty: torch.Tensor) -> None:
@@ -101,16 +103,28 @@ class GradientStepDC(nn.Module):
 
 
 class _ConjugateGradientSolve(torch.autograd.Function):
-    """``x = (N + lam I)^{-1} (aty + lam z)`` with an implicit (CG) backward."""
+    """``x = (N + lam I)^{-1} (aty + lam z)`` with an implicit (CG) backward; both solves use
+    the same preconditioner (``None``: plain CG)."""
 
     @staticmethod
-    def forward(ctx, z, aty, lam, normal: Normal, n_iter: int, tol: float):
+    def forward(
+        ctx, z, aty, lam, normal: Normal, n_iter: int, tol: float, preconditioner: Preconditioner
+    ):
         def system(v: torch.Tensor) -> torch.Tensor:
             return normal(v) + lam * v
 
         with torch.no_grad():
-            x = conjugate_gradient(system, aty + lam * z, n_iter, tol, x0=z, progress=False)
+            x = conjugate_gradient(
+                system,
+                aty + lam * z,
+                n_iter,
+                tol,
+                x0=z,
+                progress=False,
+                preconditioner=preconditioner,
+            )
         ctx.system, ctx.n_iter, ctx.tol = system, n_iter, tol
+        ctx.preconditioner = preconditioner
         ctx.save_for_backward(z, x, lam)
         return x
 
@@ -118,9 +132,16 @@ class _ConjugateGradientSolve(torch.autograd.Function):
     def backward(ctx, grad):
         z, x, lam = ctx.saved_tensors
         with torch.no_grad():
-            v = conjugate_gradient(ctx.system, grad, ctx.n_iter, ctx.tol, progress=False)
+            v = conjugate_gradient(
+                ctx.system,
+                grad,
+                ctx.n_iter,
+                ctx.tol,
+                progress=False,
+                preconditioner=ctx.preconditioner,
+            )
             grad_lam = torch.vdot(v.flatten(), (z - x).flatten()).real.to(lam.dtype)
-        return lam * v, v, grad_lam, None, None, None
+        return lam * v, v, grad_lam, None, None, None, None
 
 
 class ConjugateGradientDC(nn.Module):
@@ -131,13 +152,25 @@ class ConjugateGradientDC(nn.Module):
         n_iter: CG iterations in forward and in the implicit backward.
         tol: relative residual at which CG stops early (0 runs all iterations).
         learnable: make ``lam`` a parameter.
+        preconditioner: ``None`` or ``"none"`` (plain CG) or ``"circulant"``
+            (:func:`~blockrecon.physics.preconditioner.circulant_preconditioner` of the
+            operator, which must then be a :class:`~blockrecon.physics.Sense`; built once per
+            operator and ``lam``).
 
     CG starts from ``z``. Gradients with respect to ``z``, ``E^H y`` and ``lam`` come from a
-    second CG solve (the system is Hermitian), exact to the CG tolerance.
+    second CG solve (the system is Hermitian), exact to the CG tolerance. A preconditioner
+    changes neither the solution nor these gradients, only how many iterations reach a given
+    accuracy, so it changes the output of a fixed, small ``n_iter``: a network trained without
+    one is not guaranteed to keep its quality with one.
     """
 
     def __init__(
-        self, lam: float = 0.05, n_iter: int = 10, tol: float = 0.0, learnable: bool = True
+        self,
+        lam: float = 0.05,
+        n_iter: int = 10,
+        tol: float = 0.0,
+        learnable: bool = True,
+        preconditioner: str | None = None,
     ) -> None:
         super().__init__()
         log_lam = torch.tensor(math.log(check_positive(lam, "lam")))
@@ -146,6 +179,7 @@ class ConjugateGradientDC(nn.Module):
         if not (isinstance(tol, (int, float)) and tol >= 0):
             raise ValueError(f"tol must be >= 0, got {tol!r}")
         self.n_iter, self.tol = n_iter, float(tol)
+        self.preconditioner = check_preconditioner(preconditioner)
 
     @property
     def lam(self) -> torch.Tensor:
@@ -154,6 +188,10 @@ class ConjugateGradientDC(nn.Module):
     def forward(self, z: torch.Tensor, aty: torch.Tensor, op: LinearOperator) -> torch.Tensor:
         """``z``, ``aty``: complex ``(*batch, *image_shape)`` -> ``x`` of the same shape."""
         _check_pair(z, aty)
+        lam = self.lam.to(z.real.dtype)
+        preconditioner = None
+        if self.preconditioner is not None:
+            preconditioner = circulant_preconditioner(op).shifted(lam.item(), z.real.dtype)
         return _ConjugateGradientSolve.apply(
-            z, aty, self.lam.to(z.real.dtype), op.normal, self.n_iter, self.tol
+            z, aty, lam, op.normal, self.n_iter, self.tol, preconditioner
         )

@@ -115,6 +115,61 @@ def test_implicit_backward_stores_no_iterate(problem):
     assert len(volume_sized) <= 2  # z and the solution, whatever the iteration count
 
 
+@pytest.fixture(scope="module")
+def radial_problem():
+    """A 6^3, 3-coil radial SENSE operator in double precision, its dense normal matrix, and
+    a random ``z`` and ``E^H y``."""
+    from blockrecon.physics import Sense, radial_3d
+
+    g = torch.Generator().manual_seed(2)
+    shape = (6, 6, 6)
+    maps = torch.randn(3, *shape, dtype=torch.complex128, generator=g)
+    op = Sense(maps / maps.abs().square().sum(0).sqrt(), radial_3d(20, 6, image_size=6))
+    basis = torch.eye(216, dtype=torch.complex128).reshape(216, *shape)
+    dense = torch.stack([op.normal(b).flatten() for b in basis], dim=1)
+    z = torch.randn(shape, dtype=torch.complex128, generator=g)
+    aty = torch.randn(shape, dtype=torch.complex128, generator=g)
+    return op, dense, z, aty
+
+
+def test_preconditioned_cg_gradient_equals_that_of_the_exact_solve(radial_problem):
+    op, dense, z, aty = radial_problem
+    weights = torch.randn(z.shape, dtype=torch.complex128, generator=torch.Generator())
+
+    def loss(x):
+        return (weights.conj() * x).real.sum() + x.abs().pow(2).sum()
+
+    def gradients(solve, dc):
+        zz, aa = z.clone().requires_grad_(True), aty.clone().requires_grad_(True)
+        x = solve(zz, aa)
+        return x.detach(), torch.autograd.grad(loss(x), [zz, aa, dc.log_lam])
+
+    dc = ConjugateGradientDC(lam=0.05, n_iter=100, preconditioner="circulant").double()
+    ours = gradients(lambda zz, aa: dc(zz, aa, op), dc)
+
+    def exact(zz, aa):
+        system = dense + dc.lam * torch.eye(216, dtype=torch.complex128)
+        return torch.linalg.solve(system, (aa + dc.lam * zz).flatten()).reshape(z.shape)
+
+    reference = gradients(exact, dc)
+    assert (ours[0] - reference[0]).norm() / reference[0].norm() < 1e-9
+    for a, b in zip(ours[1], reference[1], strict=True):
+        assert b.abs().max() > 0
+        assert (a - b).norm() / b.norm() < 1e-8
+
+
+def test_preconditioner_reaches_the_solution_in_fewer_iterations(radial_problem):
+    op, dense, z, aty = radial_problem
+    exact = ConjugateGradientDC(lam=0.05, n_iter=200).double()(z, aty, op)
+
+    def error(n_iter, preconditioner):
+        dc = ConjugateGradientDC(lam=0.05, n_iter=n_iter, preconditioner=preconditioner)
+        return ((dc.double()(z, aty, op) - exact).norm() / exact.norm()).item()
+
+    assert error(8, "circulant") < 0.5 * error(8, None)
+    assert error(1, "none") == error(1, None)
+
+
 @pytest.mark.parametrize(
     "call,match",
     [
@@ -123,6 +178,11 @@ def test_implicit_backward_stores_no_iterate(problem):
         (lambda op, z, aty: GradientStepDC(step=-1), "step"),
         (lambda op, z, aty: ConjugateGradientDC(lam=0), "lam"),
         (lambda op, z, aty: ConjugateGradientDC(n_iter=0), "n_iter"),
+        (lambda op, z, aty: ConjugateGradientDC(preconditioner="ilu"), "preconditioner"),
+        (
+            lambda op, z, aty: ConjugateGradientDC(preconditioner="circulant")(z, aty, op),
+            "SENSE operator",
+        ),
     ],
 )
 def test_bad_input_raises_value_error(problem, call, match):

@@ -38,10 +38,18 @@ def conjugate_gradient(
     x0: torch.Tensor | None = None,
     progress: bool = True,
     desc: str = "CG",
+    preconditioner: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Solve ``normal(x) = rhs`` for a Hermitian positive (semi-)definite linear ``normal``.
 
-    Stops after ``n_iter`` iterations or when ``||r|| <= tol * ||rhs||``.
+    Stops after ``n_iter`` iterations or when ``||r|| <= tol * ||rhs||`` (``r = rhs -
+    normal(x)``, the residual of the system itself, with or without a preconditioner).
+
+    With a ``preconditioner`` ``M`` (Hermitian positive definite, e.g.
+    :class:`~blockrecon.physics.preconditioner.CirculantPreconditioner`) this is preconditioned
+    CG: the iterates minimise the same ``normal``-norm error over the Krylov space of ``M
+    normal``, so the solution is that of the unpreconditioned system and only the path to it
+    changes. One application of ``M`` per iteration.
 
     Args:
         normal: the linear operator, a function of a tensor shaped like ``rhs``.
@@ -51,23 +59,32 @@ def conjugate_gradient(
         x0: initial guess (zeros by default).
         progress: progress bar (only when stderr is a terminal).
         desc: progress-bar label.
+        preconditioner: ``M``, a Hermitian positive definite linear function of a tensor
+            shaped like ``rhs`` (``None``: plain CG).
 
     Returns:
         the solution estimate, shaped like ``rhs``.
     """
     x = torch.zeros_like(rhs) if x0 is None else x0.clone()
     residual = rhs - normal(x) if x0 is not None else rhs.clone()
-    direction = residual.clone()
+    direction = residual.clone() if preconditioner is None else preconditioner(residual)
     residual_sq = real_inner(residual, residual)
+    residual_dot = residual_sq if preconditioner is None else real_inner(residual, direction)
     stop_sq = (tol * real_inner(rhs, rhs).sqrt()) ** 2
     for _ in progress_bar(range(n_iter), desc, progress):
         if residual_sq <= stop_sq or residual_sq == 0:
             break
         normal_direction = normal(direction)
-        step = (residual_sq / real_inner(direction, normal_direction)).to(rhs.real.dtype)
+        step = (residual_dot / real_inner(direction, normal_direction)).to(rhs.real.dtype)
         x = x + step * direction
         residual = residual - step * normal_direction
-        new_residual_sq = real_inner(residual, residual)
-        direction = residual + (new_residual_sq / residual_sq).to(rhs.real.dtype) * direction
-        residual_sq = new_residual_sq
+        residual_sq = real_inner(residual, residual)
+        if preconditioner is None:
+            preconditioned, new_residual_dot = residual, residual_sq
+        else:
+            preconditioned = preconditioner(residual)
+            new_residual_dot = real_inner(residual, preconditioned)
+        ratio = (new_residual_dot / residual_dot).to(rhs.real.dtype)
+        direction = preconditioned + ratio * direction
+        residual_dot = new_residual_dot
     return x

@@ -24,7 +24,8 @@ def test_cg_sense_clearly_beats_gridding(moderate):
     assert nrmse(unweighted, acq.image) < 0.5 * nrmse(gridded, acq.image)
 
 
-def test_tikhonov_weight_matches_explicit_solution_in_2d():
+@pytest.mark.parametrize("preconditioner", [None, "circulant"])
+def test_tikhonov_weight_matches_explicit_solution_in_2d(preconditioner):
     generator = torch.Generator().manual_seed(1)
     maps = torch.randn(3, 8, 8, generator=generator, dtype=torch.complex64)
     coord = torch.rand(40, 2, generator=generator) * 8 - 4
@@ -34,7 +35,16 @@ def test_tikhonov_weight_matches_explicit_solution_in_2d():
     normal = torch.stack([pair.normal(b).flatten() for b in basis], dim=1)
     lamda = 0.3
     expected = torch.linalg.solve(normal + lamda * torch.eye(64), sense.adjoint(kspace).flatten())
-    result = cg_sense(kspace, coord, maps, n_iter=200, lamda=lamda, tol=1e-7, progress=False)
+    result = cg_sense(
+        kspace,
+        coord,
+        maps,
+        n_iter=200,
+        lamda=lamda,
+        tol=1e-7,
+        progress=False,
+        preconditioner=preconditioner,
+    )
     assert (result.flatten() - expected).norm() / expected.norm() < 1e-3
     eigenvalue = max_eigenvalue(sense, n_iter=100)
     assert eigenvalue == pytest.approx(torch.linalg.eigvalsh(normal).max().item(), rel=2e-2)
@@ -52,6 +62,7 @@ def test_tikhonov_weight_matches_explicit_solution_in_2d():
         (lambda a, d: cg_sense(a.kspace, a.coord, a.maps, n_iter=0), "n_iter"),
         (lambda a, d: cg_sense(a.kspace, a.coord, a.maps, lamda=-1.0), "lamda"),
         (lambda a, d: cg_sense(a.kspace, a.coord, a.maps, weights=-d), "non-negative"),
+        (lambda a, d: cg_sense(a.kspace, a.coord, a.maps, preconditioner="ilu"), "precondition"),
     ],
 )
 def test_bad_input_raises_value_error(high, call, message):
