@@ -39,6 +39,7 @@ def conjugate_gradient(
     progress: bool = True,
     desc: str = "CG",
     preconditioner: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    callback: Callable[[int, torch.Tensor, float], None] | None = None,
 ) -> torch.Tensor:
     """Solve ``normal(x) = rhs`` for a Hermitian positive (semi-)definite linear ``normal``.
 
@@ -61,6 +62,9 @@ def conjugate_gradient(
         desc: progress-bar label.
         preconditioner: ``M``, a Hermitian positive definite linear function of a tensor
             shaped like ``rhs`` (``None``: plain CG).
+        callback: called after each iteration ``i`` (from 1) with the iterate and the relative
+            residual ``||r|| / ||rhs||`` (e.g. to record convergence; it must not modify the
+            iterate).
 
     Returns:
         the solution estimate, shaped like ``rhs``.
@@ -70,8 +74,9 @@ def conjugate_gradient(
     direction = residual.clone() if preconditioner is None else preconditioner(residual)
     residual_sq = real_inner(residual, residual)
     residual_dot = residual_sq if preconditioner is None else real_inner(residual, direction)
-    stop_sq = (tol * real_inner(rhs, rhs).sqrt()) ** 2
-    for _ in progress_bar(range(n_iter), desc, progress):
+    rhs_norm = real_inner(rhs, rhs).sqrt()
+    stop_sq = (tol * rhs_norm) ** 2
+    for iteration in progress_bar(range(1, n_iter + 1), desc, progress):
         if residual_sq <= stop_sq or residual_sq == 0:
             break
         normal_direction = normal(direction)
@@ -87,4 +92,6 @@ def conjugate_gradient(
         ratio = (new_residual_dot / residual_dot).to(rhs.real.dtype)
         direction = preconditioned + ratio * direction
         residual_dot = new_residual_dot
+        if callback is not None:
+            callback(iteration, x, (residual_sq.sqrt() / rhs_norm).item())
     return x
