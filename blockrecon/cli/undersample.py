@@ -120,10 +120,11 @@ def _reference_method(args: argparse.Namespace, acq: Acquisition) -> str:
     return method
 
 
-def _reference(args: argparse.Namespace, acq: Acquisition, method: str) -> torch.Tensor:
-    """The reference image from all samples of ``acq`` by ``method`` (cg or l1), on the CPU."""
-    device = resolve_device(args.device)
-    backend = resolve_backend(args.backend, device)
+def _reference(
+    args: argparse.Namespace, acq: Acquisition, method: str, device: torch.device, backend: str
+) -> torch.Tensor:
+    """The reference image from all samples of ``acq`` by ``method`` (cg or l1), computed on
+    ``device`` with NUFFT ``backend``, returned on the CPU."""
     maps = coil_maps(args, acq)
     announce_backend(backend, device)
     print(f"Reference: {method} from all {acq.sample_shape[0]} spokes", file=sys.stderr)
@@ -156,13 +157,15 @@ def _provenance(
 
 def run(args: argparse.Namespace) -> int:
     _check_output(args)
+    device = resolve_device(args.device)
+    backend = resolve_backend(args.backend, device)
     acq = read_scan(args.input)
     check_calib_width(args.calib_width, acq.image_shape)
     method = _reference_method(args, acq)
     output = undersample_spokes(acq, args.factor, args.order, args.seed)
     kept = kept_spokes(acq.sample_shape[0], args.factor, args.order, args.seed)
     if method in ("cg", "l1"):
-        output = replace(output, image=_reference(args, acq, method))
+        output = replace(output, image=_reference(args, acq, method, device, backend))
     elif method == "none":
         output = replace(output, image=None)
     write_acquisition(args.out, output, attributes=_provenance(args, acq, method, kept))

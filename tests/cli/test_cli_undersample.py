@@ -138,6 +138,11 @@ def _flat_scan(folder, scan) -> str:
         (["--factor", "2", "--reference", "cg", "--iterations", "0"], "must be positive"),
         (["--factor", "2", "--calib-width", "20"], "--calib-width 20 exceeds"),
         (["--factor", "2", "--reference", "linear"], "invalid choice"),
+        pytest.param(
+            ["--factor", "2", "--reference", "cg", "--device", "cuda"],
+            "CUDA is not available",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present"),
+        ),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line_and_write_nothing(
