@@ -25,7 +25,10 @@ Data-consistency kinds (:mod:`blockrecon.dc`):
 ``gradient``
     :class:`~blockrecon.dc.GradientStepDC`: ``step``, ``learnable``.
 ``cg``
-    :class:`~blockrecon.dc.ConjugateGradientDC`: ``lam``, ``n_iter``, ``tol``, ``learnable``.
+    :class:`~blockrecon.dc.ConjugateGradientDC`: ``lam``, ``n_iter``, ``tol``, ``learnable``,
+    ``preconditioner`` (``"none"`` or ``"circulant"``: the same solution in fewer iterations,
+    so a different output at a fixed small ``n_iter``; a model keeps the one it was trained
+    with).
 
 The normal operator's algorithm (Toeplitz or NUFFT pair) belongs to the operator the network is
 called with (:class:`~blockrecon.physics.Sense`), not to the configuration.
@@ -62,7 +65,7 @@ REGULARIZER_DEFAULTS: dict[str, dict[str, Any]] = {
 #: Defaults of each data-consistency kind.
 DC_DEFAULTS: dict[str, dict[str, Any]] = {
     "gradient": {"step": 1.0, "learnable": True},
-    "cg": {"lam": 0.05, "n_iter": 10, "tol": 0.0, "learnable": True},
+    "cg": {"lam": 0.05, "n_iter": 10, "tol": 0.0, "learnable": True, "preconditioner": "none"},
 }
 
 #: The documented default configuration (see the module docstring).
@@ -86,8 +89,11 @@ def default_config() -> dict[str, Any]:
 
 
 def _check_value(where: str, value: Any, default: Any) -> None:
-    """``value`` must have the JSON type of ``default`` (bool, int, or number)."""
-    if isinstance(default, bool):
+    """``value`` must have the JSON type of ``default`` (bool, int, number or string)."""
+    if isinstance(default, str):
+        ok = isinstance(value, str)
+        expected = "a string"
+    elif isinstance(default, bool):
         ok = isinstance(value, bool)
         expected = "a bool"
     elif isinstance(default, int):

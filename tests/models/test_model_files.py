@@ -48,7 +48,14 @@ def test_default_config_is_complete_and_json_round_trips():
 def test_partial_config_takes_the_defaults_of_its_kind():
     resolved = resolve_config({"regularizer": {"kind": "unet"}, "dc": {"kind": "cg", "n_iter": 3}})
     assert resolved["regularizer"] == {"kind": "unet", "base_width": 8, "depth": 2}
-    assert resolved["dc"] == {"kind": "cg", "lam": 0.05, "n_iter": 3, "tol": 0.0, "learnable": True}
+    assert resolved["dc"] == {
+        "kind": "cg",
+        "lam": 0.05,
+        "n_iter": 3,
+        "tol": 0.0,
+        "learnable": True,
+        "preconditioner": "none",
+    }
     assert resolved["n_unrolls"] == DEFAULT_CONFIG["n_unrolls"]
 
 
@@ -59,10 +66,11 @@ def test_built_network_follows_the_config():
             "share_weights": False,
             "n_unrolls": 3,
             "patch_batch": 4,
-            "dc": {"kind": "cg", "lam": 0.1, "n_iter": 2},
+            "dc": {"kind": "cg", "lam": 0.1, "n_iter": 2, "preconditioner": "circulant"},
         }
     )
     assert model.n_unrolls == 3 and len(model.regularizers) == 3
+    assert model.dcs[0].preconditioner == "circulant"
     net = model.regularizers[0].net
     assert net.body[0].out_channels == 4 and net.margin == 2
     assert float(model.dcs[0].lam.detach()) == pytest.approx(0.1)
@@ -87,6 +95,8 @@ def test_built_network_follows_the_config():
         ({"regularizer": "resnet3d"}, "regularizer"),
         ({"regularizer": {"width": 0}}, "width"),
         ({"n_unrolls": 0}, "n_unrolls"),
+        ({"dc": {"kind": "cg", "preconditioner": "ilu"}}, "preconditioner"),
+        ({"dc": {"kind": "cg", "preconditioner": None}}, "preconditioner"),
     ],
 )
 def test_invalid_config_is_rejected_by_name(config, named):
