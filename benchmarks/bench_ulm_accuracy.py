@@ -1,13 +1,22 @@
-"""Jaccard and RMSE vs bubble concentration: conventional ULM and trained networks, one run.
+"""Jaccard and RMSE vs bubble concentration, and PALA's scores: conventional ULM and trained
+networks, one run.
 
 Every concentration gets one held-out simulation; conventional ULM (weighted centroid, all
 localizations and those kept by tracking) and each network are scored on the same frames with the
 same PALA rules (:func:`blockrecon.ulm.localization_scores`: TP within lambda/4, RMSE over pairs
 within lambda/2), networks decoded at their calibrated threshold (``--no-split``: without
-splitting merged discs). Two reference rows decode the training targets themselves (a perfect
-network's map), with and without the split: the ceiling the decoding sets. Without ``--model``
-only these and the conventional baseline run. The default 16x16 field at 2..64 bubbles/frame
-spans 0.008 to 0.25 bubbles per pixel, i.e. 32 to 1,024 bubbles/frame on a 64x64 field.
+splitting merged discs). PALA's scores (:mod:`blockrecon.ulm.pala_scores`) come with every row:
+the mean localization error (PALA's "RMSE"), the saturation of the 8x density map of the
+method's tracks, and the global score, whose gap is each method's on one held-out canal pair
+(:mod:`blockrecon.ulm.canals`: two canals whose wall-to-wall distance grows from 0 to 2 lambda
+across a field twice as wide as ``--shape``; measured on 0.125 to 1.875 lambda, away from the
+field's edges; 2048 frames by default, since PALA's gap needs canals filled by many tracks: on
+256 frames every method, conventional included, "resolved" the narrowest section between sparse
+tracks). Two reference rows decode the training targets
+themselves (a perfect network's map), with and without the split: the ceiling the decoding
+sets. Without ``--model`` only these and the conventional baseline run. The default 16x16 field
+at 2..64 bubbles/frame spans 0.008 to 0.25 bubbles per pixel, i.e. 32 to 1,024 bubbles/frame on
+a 64x64 field.
 
     for c in 2 4 8 16 32 64; do blockrecon ulm simulate --out train_c$c.h5 --shape 16 16 \
         --frames 512 --concentration $c --seed $c; done
@@ -23,10 +32,16 @@ import torch
 
 from blockrecon.atomic import atomic_write
 from blockrecon.cli.output import write_json
-from blockrecon.ulm import conventional_ulm, localization_scores, simulate_acquisition
+from blockrecon.ulm import conventional_ulm, simulate_acquisition, simulate_canal_pair
 from blockrecon.ulm.blocks import TARGET_RADIUS, acquisition_blocks
-from blockrecon.ulm.evaluation import evaluate_model, score_logits
+from blockrecon.ulm.evaluation import (
+    decode_blocks,
+    evaluate_model,
+    score_detections,
+    scored_frames,
+)
 from blockrecon.ulm.metrics import LocalizationScores
+from blockrecon.ulm.pala_scores import PalaScores, component_scores, global_score
 from blockrecon.ulm.training import load_model
 
 RESULTS = Path(__file__).parent / "results"
@@ -47,25 +62,25 @@ def _named_model(text: str) -> tuple[str, Path]:
     return name, Path(path)
 
 
-def ideal_map_scores(acquisition, split_radius) -> LocalizationScores:
-    """LocalizationScores of the training targets themselves (a perfect network's 8x map)
-    decoded with ``split_radius``: the ceiling the decoding puts on every network."""
+def ideal_map_scores(acquisition, split_radius) -> tuple[LocalizationScores, PalaScores]:
+    """Scores of the training targets themselves (a perfect network's 8x map) decoded with
+    ``split_radius``: the ceiling the decoding puts on every network."""
     blocks = acquisition_blocks(acquisition, BLOCK_FRAMES)
     logits = (
         torch.where(blocks.targets.select([i]).dense(8) > 0, 50.0, -50.0)
         for i in range(blocks.inputs.shape[0])
     )
-    return score_logits(logits, blocks, acquisition, 0.5, split_radius)
+    positions, frames = decode_blocks(logits, blocks, 0.5, split_radius)
+    return score_detections(acquisition, positions, frames, n_frames=scored_frames(blocks))
 
 
-def score_methods(acquisition, models: dict) -> dict:
-    """LocalizationScores of conventional ULM, of the ideal map (split and not) and of every
-    network on ``acquisition``."""
+def score_methods(acquisition, models: dict) -> dict[str, tuple[LocalizationScores, PalaScores]]:
+    """Localization and PALA scores of conventional ULM, of the ideal map (split and not) and of
+    every network on ``acquisition`` (on a canal pair, with the gap)."""
     conventional = conventional_ulm(acquisition.iq, acquisition.pixel_size, acquisition.frame_rate)
-    truth = acquisition.positions, acquisition.frames
     scores = {
-        "conventional": localization_scores(*truth, conventional.positions, conventional.frames),
-        "conventional tracked": localization_scores(*truth, *conventional.tracked()),
+        "conventional": score_detections(acquisition, conventional.positions, conventional.frames),
+        "conventional tracked": score_detections(acquisition, *conventional.tracked()),
         "ideal map": ideal_map_scores(acquisition, TARGET_RADIUS),
         "ideal map, no split": ideal_map_scores(acquisition, None),
     }
@@ -74,24 +89,34 @@ def score_methods(acquisition, models: dict) -> dict:
     return scores
 
 
+def with_gap(pala: PalaScores, gap: float) -> dict:
+    """``pala`` as a dict, with the canal pair's ``gap`` and the global score that includes it."""
+    row = asdict(pala)
+    components = {**pala.components, **component_scores({"gap": gap})}
+    return {**row, "gap": gap, "components": components, "global_score": global_score(components)}
+
+
 def save_plot(rows: list[dict], title: str, path: Path) -> None:
-    """Jaccard and RMSE against concentration, one line per method (log concentration axis)."""
+    """Jaccard, RMSE and PALA's global score against concentration, one line per method (log
+    concentration axis)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = [r for r in rows if r["method"] == method]
         style = {"linestyle": ":"} if method.startswith("ideal") else {"marker": "o"}
-        for ax, key in zip(axes, ("jaccard", "rmse"), strict=True):
-            ax.plot(
-                [r["concentration"] for r in mine], [r[key] for r in mine], label=method, **style
-            )
-    for ax, label in zip(
-        axes, ("Jaccard index", "RMSE (lambda), pairs within lambda/2"), strict=True
-    ):
+        values = {
+            "jaccard": [r["jaccard"] for r in mine],
+            "rmse": [r["rmse"] for r in mine],
+            "global": [r["pala"]["global_score"] for r in mine],
+        }
+        for ax, key in zip(axes, values, strict=True):
+            ax.plot([r["concentration"] for r in mine], values[key], label=method, **style)
+    labels = ("Jaccard index", "RMSE (lambda), pairs within lambda/2", "PALA global score")
+    for ax, label in zip(axes, labels, strict=True):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("bubbles per frame")
         ax.set_ylabel(label)
@@ -121,7 +146,18 @@ def run() -> int:
         help=f"frames per simulation, a multiple of {BLOCK_FRAMES}",
     )
     parser.add_argument("--concentrations", type=float, nargs="+", default=[2, 4, 8, 16, 32, 64])
-    parser.add_argument("--quick", action="store_true", help="two concentrations, 32 frames")
+    parser.add_argument(
+        "--canal-frames",
+        type=_frames,
+        default=2048,
+        help=f"frames of the canal pair (gap), a multiple of {BLOCK_FRAMES}",
+    )
+    parser.add_argument(
+        "--canal-concentration", type=float, default=8.0, help="bubbles per frame in the canals"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="two concentrations, 32 frames, 512 canal frames"
+    )
     parser.add_argument(
         "--no-split",
         action="store_true",
@@ -135,6 +171,7 @@ def run() -> int:
     args = parser.parse_args()
     if args.quick:
         args.frames, args.concentrations = 32, args.concentrations[:2]
+        args.canal_frames = 512
     models = {name: load_model(path).model for name, path in args.model}
     if args.no_split:
         for model in models.values():
@@ -144,24 +181,45 @@ def run() -> int:
             f"{name}: {model.kind} network, {len(model.history)} training steps, decoded at "
             f"occupancy > {model.threshold}, split radius {model.split_radius}"
         )
+    canal_shape = [*args.shape[:-1], 2 * args.shape[-1]]
+    canals = simulate_canal_pair(
+        canal_shape, args.canal_frames, args.canal_concentration, seed=999, progress=False
+    )
+    canal_scores = {name: pala for name, (_, pala) in score_methods(canals, models).items()}
+    gaps = {name: pala.gap for name, pala in canal_scores.items()}
+    print(
+        f"gap on the canal pair ({'x'.join(map(str, canal_shape))}, {args.canal_frames} frames, "
+        f"{args.canal_concentration:g}/frame): "
+        + ", ".join(f"{name} {gap:.3f}" for name, gap in gaps.items())
+    )
     rows = []
     print(
-        f"{'method':20s} {'conc':>6s} {'jaccard':>8s} {'rmse':>8s} {'precision':>9s} {'recall':>7s}"
+        f"{'method':20s} {'conc':>6s} {'jaccard':>8s} {'rmse':>8s} {'mean err':>8s} "
+        f"{'precision':>9s} {'recall':>7s} {'satur.':>7s} {'gap':>6s} {'global':>7s}"
     )
     for c in args.concentrations:
         acq = simulate_acquisition(
             args.shape, args.frames, c, seed=1000 + int(c), progress=False
         )  # seeds unused by the training files
-        for name, s in score_methods(acq, models).items():
-            rows.append({"method": name, "concentration": c, **asdict(s)})
+        for name, (s, pala) in score_methods(acq, models).items():
+            pala = with_gap(pala, gaps[name])
+            rows.append({"method": name, "concentration": c, **asdict(s), "pala": pala})
             print(
-                f"{name:20s} {c:6g} {s.jaccard:8.3f} {s.rmse:8.3f} {s.precision:9.3f} "
-                f"{s.recall:7.3f}"
+                f"{name:20s} {c:6g} {s.jaccard:8.3f} {s.rmse:8.3f} {s.mean_error:8.3f} "
+                f"{s.precision:9.3f} {s.recall:7.3f} {pala['saturation']:7.3f} "
+                f"{pala['gap']:6.3f} {pala['global_score']:7.1f}"
             )
     payload = {
         "shape": args.shape,
         "frames": args.frames,
         "rows": rows,
+        "canals": {
+            "shape": canal_shape,
+            "frames": args.canal_frames,
+            "concentration": args.canal_concentration,
+            "seed": 999,
+            "scores": {name: asdict(pala) for name, pala in canal_scores.items()},
+        },
         "models": {
             name: {
                 "file": str(path),
