@@ -1,15 +1,16 @@
 """Circulant preconditioner for the SENSE normal equations ``(E^H W E + lam I) x = b``.
 
 3D radial sampling puts its samples at a density that falls as ``1/|k|^2`` from the k-space
-centre, so the eigenvalues of ``E^H W E`` span several decades (the Fourier modes near the centre
-are sampled hundreds of times more densely than the edge of the k-space ball) and plain CG needs
-more iterations as the image grows. The Fourier modes nearly diagonalise ``E^H W E`` (exactly,
-for one coil of uniform sensitivity on an infinite grid), so
+centre, so the eigenvalues of ``E^H W E`` span several decades (Fourier modes near the centre
+are sampled hundreds of times more densely than the edge of the k-space ball, and the corners
+outside it not at all) and plain CG needs more iterations as the image grows. Fourier modes
+nearly diagonalise ``E^H W E`` (exactly, for one coil of uniform sensitivity on an infinite
+grid), so an approximate inverse applied with FFTs is
 
-    M = (D + lam)^{-1},   D = the diagonal of E^H W E in a Fourier basis,
+    P = (D + s)^{-1},   D = the diagonal of E^H W E in a Fourier basis,   s = max(lam, floor).
 
-is a Hermitian positive definite approximate inverse applied with FFTs. ``D`` is exact and
-cheap: for the plane wave ``f_k`` of frequency ``k`` (unit norm on the image grid),
+``D`` is exact and cheap: for the plane wave ``f_k`` of frequency ``k`` (unit norm on the image
+grid),
 
     <f_k, E^H W E f_k> = sum_d h(d) a(d) exp(-2 pi i k d),
     a(d) = 1/prod(N) sum_c sum_n conj(S_c(n + d)) S_c(n),
@@ -21,23 +22,36 @@ at the image grid's frequencies is T. Chan's optimal circulant approximation; th
 window narrower (the coils mix neighbouring Fourier modes), which is what the SENSE operator
 does to them.
 
-Two ways to apply it (``grid``):
+The k-space centre: every radial spoke passes through ``k = 0``, so its samples add a
+rank-``coils`` term whose eigenvalues dwarf those of its Fourier neighbours; ``D`` would smear
+it over every low frequency (the preconditioned spectrum then reached 22 at 32^3 instead of
+5). It is left out of ``D`` and added back exactly by the Woodbury identity
+(:class:`CirculantPreconditioner`).
+
+The shift: ``s = lam`` makes ``P`` the Fourier-diagonal inverse of the system itself (fastest
+to a tight tolerance), but the first iterates then weight the sparsely sampled edge of k-space
+as much as its well-sampled centre and overshoot; a larger ``s`` (``floor``, a multiple of the
+mean eigenvalue of ``E^H W E``, :data:`DEFAULT_FLOOR`) keeps the early iterates close to plain
+CG's ordering and still equalises the dense centre, which is what matters at the few
+iterations of an unrolled network. For ``lam = 0`` a floor is needed anyway: the unsampled
+corners have ``D = 0``.
+
+Two ways to apply ``P`` (``grid``):
 
 ``"2x"`` (default)
-    ``M x = crop(IFFT_2N(FFT_2N(pad(x)) / (D + lam)))`` with ``D`` at the frequencies of the 2x
-    grid: the same cost as one coil of the Toeplitz normal operator (``2^ndim`` FFT pairs of the
+    ``P x = crop(IFFT_2N(FFT_2N(pad(x)) / (D + s)))`` with ``D`` at the frequencies of the 2x
+    grid: the cost of one coil of the Toeplitz normal operator (``2^ndim`` FFT pairs of the
     image's size, :func:`~blockrecon.physics.toeplitz.apply_toeplitz`), about ``1/coils`` of a
-    SENSE normal. Fewer iterations than ``"1x"`` (measured in
-    ``benchmarks/bench_preconditioner.py``).
+    SENSE normal, and fewer iterations than ``"1x"``.
 ``"1x"``
-    ``M x = IFFT_N(FFT_N(x) / (D + lam))`` with ``D`` at the image grid's frequencies: one FFT
+    ``P x = IFFT_N(FFT_N(x) / (D + s))`` with ``D`` at the image grid's frequencies: one FFT
     pair of the image's size.
 
 Both are Hermitian positive definite for any positive shift (``crop`` and ``pad`` are each
-other's adjoint), so preconditioned CG (:func:`~blockrecon.physics.cg.conjugate_gradient`,
-``preconditioner=``) converges to the same solution as plain CG; only the path changes. ``D``
-vanishes at the corners of k-space that a radial trajectory leaves unsampled, so for ``lam = 0``
-(CG-SENSE without regularization) a floor replaces the shift there (:data:`DEFAULT_FLOOR`).
+other's adjoint), and so is the Woodbury-corrected ``M``: preconditioned CG
+(:func:`~blockrecon.physics.cg.conjugate_gradient`, ``preconditioner=``) converges to the
+solution of plain CG; only the path changes. Iterations and errors are measured in
+``benchmarks/bench_preconditioner.py`` (table in ``benchmarks/README.md``).
 """
 
 from __future__ import annotations
