@@ -143,7 +143,12 @@ def score_detections(
     pair = CanalPair.from_metadata(acquisition.metadata)
     if pair is not None:
         true_map = track_maps(
-            *truth, acquisition.track_ids[used], shape, pixel, 1.0, upsampling=upsampling
+            *truth,
+            acquisition.track_ids[used],
+            shape,
+            pixel,
+            acquisition.frame_rate,
+            upsampling=upsampling,
         )
         gap = canal_pair_gap(maps.density, true_map.density, pixel, upsampling, pair)
     return localization, pala_scores(localization, maps.density, gap)
