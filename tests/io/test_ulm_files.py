@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from blockrecon.io.ulm import read_ulm_acquisition, write_ulm_acquisition
+from blockrecon.io.ulm import read_ulm_acquisition, read_ulm_iq, write_ulm_acquisition
 from blockrecon.ulm import simulate_acquisition
 
 
@@ -67,3 +67,26 @@ def test_saved_with_the_documented_dtypes(tmp_path):
     assert back.iq.dtype == torch.complex64 and torch.equal(back.iq, acq.iq.conj())
     assert back.positions.dtype == torch.float32 and torch.equal(back.positions, acq.positions)
     assert back.amplitudes.dtype == torch.float32
+
+
+def test_iq_alone_is_read_without_a_ground_truth(tmp_path):
+    import h5py
+
+    iq = (np.arange(2 * 4 * 8) * (1 + 2j)).reshape(2, 4, 8).astype(np.complex64)
+    with h5py.File(tmp_path / "measured.h5", "w") as f:
+        f["iq"] = iq
+        f.attrs.update(pixel_size=[0.5, 0.25], frame_rate=500.0, wavelength=1e-4, metadata="{}")
+    acq = read_ulm_iq(tmp_path / "measured.h5")
+    np.testing.assert_array_equal(acq.iq.numpy(), iq)
+    assert acq.positions.shape == (0, 2) and acq.frames.shape == (0,)
+    assert (acq.pixel_size, acq.frame_rate, acq.wavelength) == ((0.5, 0.25), 500.0, 1e-4)
+    full = read_ulm_iq(write_ulm_acquisition(tmp_path / "acq.h5", _small()))
+    assert len(full.frames) == 0  # the truth is not read
+    for bad, message in (
+        (np.zeros((2, 4), np.complex64), r"must have shape \(frames, nz, nx\)"),
+        (np.zeros((2, 4, 4), np.float32), "must be complex, got float32"),
+    ):
+        with h5py.File(tmp_path / "bad.h5", "w") as f:
+            f["iq"] = bad
+        with pytest.raises(ValueError, match=message):
+            read_ulm_iq(tmp_path / "bad.h5")
