@@ -253,7 +253,8 @@ def _build(x: SparseTensor, geometry: Geometry) -> KernelMap:
         which, rows, targets = _strided_windows(x, geometry, out_shape)
     else:
         which, rows, targets = _strided_candidates(x, geometry, out_shape)
-    keys = linear_keys(torch.cat([x.coords[rows, :1], targets], dim=1), out_shape)
+    batch = x.coords[:, :1].index_select(0, rows)
+    keys = linear_keys(torch.cat([batch, targets], dim=1), out_shape)
     out_keys, out_rows = torch.unique(keys, sorted=True, return_inverse=True)
     counts = torch.bincount(which, minlength=geometry.volume).tolist()
     parts, start = [], 0
@@ -286,9 +287,9 @@ def _strided_windows(x: SparseTensor, geometry: Geometry, out_shape):
     for i, k in enumerate(geometry.kernel_size):
         offset = offset * k + (spatial[:, i] - parents[:, i] * k)
     rows = inside.nonzero().squeeze(1)
-    which, order = torch.sort(offset[rows], stable=True)
-    rows = rows[order]
-    return which, rows, parents[rows]
+    which, order = torch.sort(offset.index_select(0, rows), stable=True)
+    rows = rows.index_select(0, order)
+    return which, rows, parents.index_select(0, rows)
 
 
 def _strided_candidates(x: SparseTensor, geometry: Geometry, out_shape):
@@ -311,7 +312,7 @@ def _strided_candidates(x: SparseTensor, geometry: Geometry, out_shape):
     flat = valid.reshape(-1).nonzero().squeeze(1)
     n = max(x.num_sites, 1)
     which = torch.div(flat, n, rounding_mode="floor")
-    return which, flat - which * n, target.reshape(-1, x.ndim)[flat]
+    return which, flat - which * n, target.reshape(-1, x.ndim).index_select(0, flat)
 
 
 def _submanifold_parts(x: SparseTensor, geometry: Geometry):
@@ -343,7 +344,7 @@ def _submanifold_parts(x: SparseTensor, geometry: Geometry):
         flat = (neighbours >= 0).reshape(-1).nonzero().squeeze(1)
         which = torch.div(flat, n, rounding_mode="floor")
         out_rows = flat - which * n
-        in_rows = neighbours.reshape(-1)[flat]
+        in_rows = neighbours.reshape(-1).index_select(0, flat)
         start = 0
         for j, count in zip(
             searched, torch.bincount(which, minlength=len(searched)).tolist(), strict=True

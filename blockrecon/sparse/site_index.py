@@ -11,8 +11,10 @@ Two lookups, with identical results:
 - ``"dense"``: a flat int32 table over the padded grid (site row, -1 where empty): one gather
   per query. Used when the padded grid has at most ``max(DENSE_CELLS, DENSE_CELLS_PER_SITE * N)``
   cells (e.g. 130^3 cells = 8.8 MB for a 128^3 grid).
-- ``"sorted"``: binary search (``torch.searchsorted``) in the sorted padded keys, for grids too
-  large for a table next to few sites (e.g. the 8x finer ULM grids).
+- ``"hash"``: an open-addressing hash table (linear probing, at most a quarter full: about 1.2
+  probes per query) built and probed with vectorized rounds, for grids too large for a table
+  next to few sites (e.g. the 8x finer ULM grids: 56 M cells, 63 k sites). Which of two keys
+  racing for a slot wins may vary (CUDA), the row found for a key never does.
 
 Indexes are cached in the tensor's ``cache`` (shared by every tensor on the same sites) under
 their padding, so all layers on one site set share them.
@@ -31,7 +33,8 @@ from blockrecon.sparse.tensor import SparseTensor
 DENSE_CELLS = 2**22
 #: ... and beyond, while the grid has at most this many cells per active site.
 DENSE_CELLS_PER_SITE = 64
-LOOKUPS = ("dense", "sorted")
+LOOKUPS = ("dense", "hash")
+_EMPTY = -1
 
 
 @dataclass(eq=False)
@@ -43,14 +46,17 @@ class SiteIndex:
             grid, increasing with the row.
         weights: per-dimension key step (int), so a shift ``s`` moves a key by
             ``sum(s[i] * weights[i])``.
-        lookup_kind: ``"dense"`` or ``"sorted"``.
-        table: int32 (B * prod(S + pads),) site rows, -1 where empty (dense lookup only).
+        lookup_kind: ``"dense"`` or ``"hash"``.
+        table: dense: int32 (B * prod(S + pads),) site rows, -1 where empty; hash: int64 (M,)
+            the key held by each slot (-1: empty), M a power of two >= 4 N.
+        slot_rows: hash only: int64 (M,) the row of the key in each slot.
     """
 
     padded_keys: torch.Tensor
     weights: tuple[int, ...]
     lookup_kind: str
     table: torch.Tensor | None = None
+    slot_rows: torch.Tensor | None = None
 
     def delta(self, shift) -> int:
         """Key step of a per-dimension shift (ints, each within the padding)."""
@@ -59,19 +65,29 @@ class SiteIndex:
     def rows(self, queries: torch.Tensor) -> torch.Tensor:
         """int64 row of the site at each padded key of ``queries`` (any shape), -1 where no
         site is. Queries must lie in the padded grid."""
+        flat = queries.reshape(-1)
         if self.lookup_kind == "dense":
-            return self.table.take(queries).to(torch.int64)
-        keys = self.padded_keys
-        if keys.numel() == 0:
-            return torch.full_like(queries, -1)
-        pos = torch.searchsorted(keys, queries).clamp_(max=keys.numel() - 1)
-        return torch.where(keys.take(pos) == queries, pos, -1)
+            return self.table.index_select(0, flat).to(torch.int64).reshape(queries.shape)
+        result = torch.full_like(flat, -1)
+        mask = self.table.numel() - 1
+        active = torch.arange(flat.numel(), device=flat.device)
+        slots = _hash(flat, mask)
+        wanted = flat
+        while active.numel():
+            held = self.table.index_select(0, slots)
+            hit = (held == wanted).nonzero().squeeze(1)
+            rows = self.slot_rows.index_select(0, slots.index_select(0, hit))
+            result.index_copy_(0, active.index_select(0, hit), rows)
+            more = ((held != wanted) & (held != _EMPTY)).nonzero().squeeze(1)
+            active, wanted = active.index_select(0, more), wanted.index_select(0, more)
+            slots = (slots.index_select(0, more) + 1) & mask
+        return result.reshape(queries.shape)
 
 
 def site_index(x: SparseTensor, pad_low, pad_high, lookup: str | None = None) -> SiteIndex:
     """The (cached) :class:`SiteIndex` of ``x``'s sites for this padding (D ints >= 0 each).
 
-    ``lookup`` forces ``"dense"`` or ``"sorted"``; default: by grid size (module docstring).
+    ``lookup`` forces ``"dense"`` or ``"hash"``; default: by grid size (module docstring).
     """
     pad_low, pad_high = tuple(int(p) for p in pad_low), tuple(int(p) for p in pad_high)
     if len(pad_low) != x.ndim or len(pad_high) != x.ndim or min(pad_low + pad_high) < 0:
@@ -82,7 +98,7 @@ def site_index(x: SparseTensor, pad_low, pad_high, lookup: str | None = None) ->
     cells = x.batch_size * math.prod(padded)
     if lookup is None:
         small = cells <= max(DENSE_CELLS, DENSE_CELLS_PER_SITE * x.num_sites)
-        lookup = "dense" if small and cells < 2**31 else "sorted"
+        lookup = "dense" if small and cells < 2**31 else "hash"
     if lookup == "dense" and cells >= 2**31:
         raise ValueError(f"a dense site table of {cells} cells is too large for int32")
     key = ("site_index", pad_low, pad_high, lookup)
@@ -96,8 +112,41 @@ def _build(x: SparseTensor, pad_low, padded, cells: int, lookup: str) -> SiteInd
     keys = x.coords[:, 0] * math.prod(padded)
     for i, w in enumerate(weights):
         keys = keys + (x.coords[:, i + 1] + pad_low[i]) * w
-    table = None
-    if lookup == "dense":
-        table = torch.full((cells,), -1, dtype=torch.int32, device=x.device)
-        table[keys] = torch.arange(x.num_sites, dtype=torch.int32, device=x.device)
+    if lookup == "hash":
+        return SiteIndex(keys, weights, lookup, *_hash_table(keys))
+    table = torch.full((cells,), -1, dtype=torch.int32, device=x.device)
+    table.scatter_(0, keys, torch.arange(x.num_sites, dtype=torch.int32, device=x.device))
     return SiteIndex(keys, weights, lookup, table)
+
+
+def _hash(keys: torch.Tensor, mask: int) -> torch.Tensor:
+    """Slot of each key (int64 >= 0) in a table of ``mask + 1`` (a power of two) slots:
+    multiplicative (Fibonacci) hashing of the low 31 bits (the top bits of a 32-bit product),
+    xor the high bits; no product exceeds int64."""
+    shift = max(32 - mask.bit_length(), 0)
+    mixed = ((keys & 0x7FFFFFFF) * 2654435761 & 0xFFFFFFFF) >> shift
+    return (mixed ^ (keys >> 31) * 40503) & mask
+
+
+def _hash_table(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(slot keys, slot rows) of an open-addressing table holding ``keys`` (unique, >= 0)."""
+    size = 16
+    while size < 4 * keys.numel():
+        size *= 2
+    mask = size - 1
+    table = torch.full((size,), _EMPTY, dtype=torch.int64, device=keys.device)
+    slot_rows = torch.full((size,), -1, dtype=torch.int64, device=keys.device)
+    pending = torch.arange(keys.numel(), device=keys.device)
+    wanted = keys
+    slots = _hash(keys, mask)
+    while pending.numel():
+        free = (table.index_select(0, slots) == _EMPTY).nonzero().squeeze(1)
+        # keys racing for one slot: one of them lands
+        table.index_copy_(0, slots.index_select(0, free), wanted.index_select(0, free))
+        won = table.index_select(0, slots) == wanted
+        placed = won.nonzero().squeeze(1)
+        slot_rows.index_copy_(0, slots.index_select(0, placed), pending.index_select(0, placed))
+        lost = (~won).nonzero().squeeze(1)
+        pending, wanted = pending.index_select(0, lost), wanted.index_select(0, lost)
+        slots = (slots.index_select(0, lost) + 1) & mask
+    return table, slot_rows
