@@ -19,7 +19,8 @@ __all__ = ["Sense", "AUTO_COIL_VALUES"]
 
 #: With ``coil_batch=None``, coils per chunk are chosen so that a chunk of coil images holds at
 #: most this many values (128 MiB in complex64): small problems run in one call, a 3D volume of
-#: 256^3 or more one coil at a time.
+#: 256^3 or more one coil at a time (NUFFT calls; the Toeplitz normal sizes its own blocks, see
+#: :data:`blockrecon.physics.toeplitz.WORK_VALUES`).
 AUTO_COIL_VALUES = 2**24
 
 
@@ -61,8 +62,11 @@ class Sense(torch.nn.Module):
         backend: NUFFT backend (``"auto"``, ``"sigpy"``, ``"finufft"``, ``"cufinufft"``).
         normal: how ``normal`` is computed: ``"toeplitz"`` (one FFT convolution on the 2x grid,
             kernel built on first use) or ``"pair"`` (``adjoint(W forward(x))``).
-        coil_batch: process this many coils at a time to bound memory (``None``: automatic,
-            as many as keep a chunk within :data:`AUTO_COIL_VALUES` values, at least one).
+        coil_batch: process this many coils at a time to bound memory (the Toeplitz normal's
+            work buffers then hold at most ``coil_batch`` coil images each). ``None``:
+            automatic, as many coils per NUFFT call as keep a chunk within
+            :data:`AUTO_COIL_VALUES` values (at least one), and Toeplitz blocks of
+            :data:`~blockrecon.physics.toeplitz.WORK_VALUES` values.
         eps: NUFFT accuracy for FINUFFT backends (``None`` = default).
 
     Shapes: image ``(*batch, *image_shape)``; k-space ``(*batch, coils, *coord.shape[:-1])``.
@@ -166,7 +170,8 @@ class Sense(torch.nn.Module):
             return self._combine_coils(
                 lambda c: apply_toeplitz(self._coil_images(image, c), kernel)
             )
-        return apply_sense_toeplitz(image, kernel, [self.maps[c] for c in self._coil_chunks()])
+        # an explicit coil_batch bounds the work buffers to that many coil images
+        return apply_sense_toeplitz(image, kernel, self.maps, buffer_images=self.coil_batch)
 
     def _nufft_normal(self, image: torch.Tensor) -> torch.Tensor:
         def per_coil(coils: slice) -> torch.Tensor:

@@ -42,7 +42,9 @@ def test_calibration_approximates_cartesian_kspace_centre(acquisition):
     calibration = calibration_kspace(acquisition.kspace, acquisition.coord, SHAPE, 8)
     assert calibration.shape == (4, *SHAPE) and calibration.dtype == torch.complex64
     centre = (slice(None), *[slice(4, 12)] * 3)
-    assert calibration.abs().sum() == calibration[centre].abs().sum()  # zero outside the cube
+    outside = calibration.clone()
+    outside[centre] = 0
+    assert not outside.any()  # zero outside the cube
     cartesian = centred_fft(acquisition.maps * acquisition.image, 3)[centre]
     assert (calibration[centre] - cartesian).norm() / cartesian.norm() < ERROR_BOUND
 
