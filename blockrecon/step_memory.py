@@ -4,7 +4,10 @@ The step is what training does for one example: ``x = model(y, E)`` with the unr
 :func:`blockrecon.models.build_unrolled` (valid ResNet3d regularizer applied block-wise with
 checkpointed patches, learned gradient-step data consistency through the Sense operator's
 Toeplitz normal, ``init="adjoint"``), the relative-L2 loss against a target, and backward. The
-optimizer update (a few tens of thousands of parameters) is left out.
+optimizer update (a few tens of thousands of parameters) is left out. A self-supervised step
+(``loss_fraction`` set: :mod:`blockrecon.train.kspace_split`) reconstructs from the
+data-consistency readouts and takes the image to the held-out readouts (a NUFFT forward of the
+full volume, coil by coil) for a normalized L1+L2 k-space loss.
 
 Memory is reported in two parts:
 
@@ -90,6 +93,8 @@ class StepProblem:
         checkpoint_unrolls: block-wise runs also checkpoint each unroll, keeping one image per
             unroll instead of its data-consistency intermediates (full backpropagation never
             checkpoints).
+        loss_fraction: ``None`` for a supervised step; else a self-supervised step holding out
+            this fraction of the spokes, in (0, 1).
     """
 
     shape: tuple[int, int, int]
@@ -102,6 +107,7 @@ class StepProblem:
     coil_batch: int | None = 1
     backend: str = "auto"
     checkpoint_unrolls: bool = False
+    loss_fraction: float | None = None
 
     def __post_init__(self) -> None:
         shape = tuple(self.shape)
@@ -115,6 +121,18 @@ class StepProblem:
         for name in ("spokes", "readout", "coil_batch"):
             if getattr(self, name) is not None:
                 check_positive_int(getattr(self, name), name)
+        if self.loss_fraction is not None:
+            held = round(self.loss_fraction * self.n_spokes) if 0 < self.loss_fraction < 1 else 0
+            if not 1 <= held < self.n_spokes:
+                raise ValueError(
+                    f"the loss fraction must lie in (0, 1) and leave spokes in both sets, got "
+                    f"{self.loss_fraction} of {self.n_spokes} spokes"
+                )
+
+    @property
+    def held_out_spokes(self) -> int:
+        """Spokes held out for the loss (0 for a supervised step)."""
+        return 0 if self.loss_fraction is None else round(self.loss_fraction * self.n_spokes)
 
     @property
     def n_spokes(self) -> int:
@@ -201,9 +219,24 @@ class _MetaToeplitz(ToeplitzNormal):
         return self._kernels[key]
 
 
+class _MetaNufftForward(torch.autograd.Function):
+    """Stand-in for a NUFFT forward on meta: coil images ``(*batch, c, *N)`` -> empty k-space
+    ``(*batch, c, *samples)``; like the real one it saves nothing for backward."""
+
+    @staticmethod
+    def forward(ctx, coil_images: torch.Tensor, sample_shape: tuple[int, ...]) -> torch.Tensor:
+        ctx.image_shape = coil_images.shape
+        return coil_images.new_empty((*coil_images.shape[:-3], *sample_shape))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return grad.new_empty(ctx.image_shape), None
+
+
 class _MetaSense(Sense):
     """Sense on the meta device: ``normal`` runs the real Toeplitz code on meta tensors;
-    ``adjoint`` (a NUFFT, which has no meta kernel) returns an empty image of the right shape."""
+    ``adjoint`` and ``forward`` (NUFFTs, which have no meta kernel) return empty tensors of the
+    right shape, ``forward`` after making each coil chunk's images as the real one does."""
 
     def __init__(self, maps: torch.Tensor, coord: torch.Tensor, coil_batch: int | None) -> None:
         super().__init__(maps, coord, coil_batch=coil_batch)
@@ -214,14 +247,24 @@ class _MetaSense(Sense):
         batch = kspace.shape[: kspace.ndim - len(self.nufft.sample_shape) - 1]
         return torch.empty((*batch, *self.image_shape), dtype=kspace.dtype, device="meta")
 
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        shape = self.nufft.sample_shape
+        chunks = [
+            _MetaNufftForward.apply(self._coil_images(image, c), shape) for c in self._coil_chunks()
+        ]
+        return torch.cat(chunks, dim=image.ndim - len(self.image_shape))
+
 
 @dataclass
 class StepInputs:
-    """k-space ``(coils, spokes, readout)``, the operator and the target image."""
+    """k-space ``(coils, spokes, readout)``, the operator and the target image; for a
+    self-supervised step also the held-out k-space and its operator (``None`` otherwise)."""
 
     kspace: torch.Tensor
     op: Sense
     target: torch.Tensor
+    heldout_kspace: torch.Tensor | None = None
+    heldout_op: Sense | None = None
 
 
 def build_inputs(problem: StepProblem, device: torch.device | str = "cpu") -> StepInputs:
@@ -231,22 +274,39 @@ def build_inputs(problem: StepProblem, device: torch.device | str = "cpu") -> St
     golden-means 3D radial one of :func:`blockrecon.physics.simulate_radial`.
     """
     device = torch.device(device)
-    k_shape = (problem.coils, problem.n_spokes, problem.n_readout)
+    held = problem.held_out_spokes
+    spokes = (problem.n_spokes - held, held)
     if device.type == "meta":
-        coord = torch.empty((*k_shape[1:], 3), device=device)
         maps = torch.empty((problem.coils, *problem.shape), dtype=torch.complex64, device=device)
-        return StepInputs(
-            torch.empty(k_shape, dtype=torch.complex64, device=device),
-            _MetaSense(maps, coord, problem.coil_batch),
-            torch.empty(problem.shape, dtype=torch.complex64, device=device),
-        )
-    generator = torch.Generator().manual_seed(0)
-    coord = radial_coord(problem.n_spokes, problem.n_readout, problem.shape).to(device)
-    maps = birdcage_maps(problem.coils, problem.shape).to(device)
-    op = Sense(maps, coord, backend=problem.backend, coil_batch=problem.coil_batch)
-    kspace = torch.randn(k_shape, dtype=torch.complex64, generator=generator).to(device)
-    target = torch.randn(problem.shape, dtype=torch.complex64, generator=generator).to(device)
-    return StepInputs(kspace, op, target)
+        ops = [
+            _MetaSense(
+                maps, torch.empty((n, problem.n_readout, 3), device=device), problem.coil_batch
+            )
+            for n in spokes
+        ]
+        kspaces = [
+            torch.empty((problem.coils, n, problem.n_readout), dtype=torch.complex64, device=device)
+            for n in spokes
+        ]
+        target = torch.empty(problem.shape, dtype=torch.complex64, device=device)
+    else:
+        generator = torch.Generator().manual_seed(0)
+        coord = radial_coord(problem.n_spokes, problem.n_readout, problem.shape).to(device)
+        maps = birdcage_maps(problem.coils, problem.shape).to(device)
+        ops = [
+            Sense(maps, part, backend=problem.backend, coil_batch=problem.coil_batch)
+            for part in coord.split(spokes)
+        ]
+        kspace = torch.randn(
+            (problem.coils, problem.n_spokes, problem.n_readout),
+            dtype=torch.complex64,
+            generator=generator,
+        ).to(device)
+        kspaces = list(kspace.split(spokes, dim=1))
+        target = torch.randn(problem.shape, dtype=torch.complex64, generator=generator).to(device)
+    if not held:
+        return StepInputs(kspaces[0], ops[0], target)
+    return StepInputs(kspaces[0], ops[0], target, kspaces[1], ops[1])
 
 
 def relative_error(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -254,10 +314,22 @@ def relative_error(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     return (estimate - target).norm() / target.norm()
 
 
+def _kspace_loss(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The normalized L1+L2 k-space loss of self-supervised training, without a
+    data-dependent check (runs on meta)."""
+    residual = estimate - target
+    return relative_error(estimate, target) + residual.abs().sum() / target.abs().sum()
+
+
 def training_step(model: nn.Module, inputs: StepInputs) -> None:
-    """Forward, relative-L2 loss and backward; gradients replace the previous ones."""
+    """Forward, loss and backward; gradients replace the previous ones. Supervised: relative L2
+    against the target; self-supervised: the k-space loss of the held-out readouts."""
     model.zero_grad(set_to_none=True)
-    relative_error(model(inputs.kspace, inputs.op), inputs.target).backward()
+    image = model(inputs.kspace, inputs.op)
+    if inputs.heldout_op is None:
+        relative_error(image, inputs.target).backward()
+    else:
+        _kspace_loss(inputs.heldout_op(image), inputs.heldout_kspace).backward()
 
 
 def patch_activation_bytes(problem: StepProblem, patch: int) -> int:

@@ -45,6 +45,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="also checkpoint each unroll of the block-wise network",
     )
     memory.add_argument(
+        "--self-supervised",
+        action="store_true",
+        help="a self-supervised step: reconstruct from part of the spokes, loss on the others",
+    )
+    memory.add_argument(
+        "--loss-fraction",
+        type=float,
+        default=0.4,
+        help="with --self-supervised: fraction of the spokes held out for the loss",
+    )
+    memory.add_argument(
         "--estimate-only",
         action="store_true",
         help="meta-device estimate only: nothing is allocated or run",
@@ -81,6 +92,7 @@ def run_memory(args: argparse.Namespace) -> int:
         coil_batch=args.coil_batch,
         checkpoint_unrolls=args.checkpoint_unrolls,
         backend=backend,
+        loss_fraction=args.loss_fraction if args.self_supervised else None,
     )
     if not args.estimate_only:
         announce_backend(backend, args.device)

@@ -55,10 +55,19 @@ def test_estimate_only_json_is_consistent(tmp_path, capsys):
     assert "full" in capsys.readouterr().out
 
 
-def test_estimate_equals_cpu_count():
-    """The meta estimate counts exactly what a real CPU step holds (NUFFT adjoint included)."""
+@pytest.mark.parametrize("loss_fraction", [None, 0.4])
+def test_estimate_equals_cpu_count(loss_fraction):
+    """The meta estimate counts exactly what a real CPU step holds (NUFFT adjoint included),
+    supervised and self-supervised (held-out NUFFT forward included)."""
     problem = StepProblem(
-        (16, 12, 16), coils=3, unrolls=2, spokes=60, width=4, n_layers=2, coil_batch=2
+        (16, 12, 16),
+        coils=3,
+        unrolls=2,
+        spokes=60,
+        width=4,
+        n_layers=2,
+        coil_batch=2,
+        loss_fraction=loss_fraction,
     )
     for patch in (8, None):
         model, inputs = build_model(problem, patch), build_inputs(problem)
@@ -116,9 +125,18 @@ def test_measured_step_on_cpu(tmp_path):
     assert row["rss_bytes"] > 0 and row["seconds"] > 0
 
 
+@pytest.mark.parametrize("shape", [(32, 32, 32), (64, 64, 64)])
+def test_self_supervised_step_peak_within_1_2x_of_supervised(shape):
+    """Data plus step: holding out 40% of the spokes for a k-space loss costs at most 20%."""
+    problems = [StepProblem(shape, loss_fraction=f) for f in (None, 0.4)]
+    peaks = [sum(step_memory.data_bytes(p).values()) + estimate_step_bytes(p, 16) for p in problems]
+    assert peaks[1] <= 1.2 * peaks[0]
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
+        (["--patch", "8", "--self-supervised", "--loss-fraction", "1"], "loss fraction"),
         (["--patch", "32"], "larger than the volume"),
         (["--patch", "0"], "patch size must be a positive integer"),
         (["--patch", "8", "--coils", "0"], "coils must be a positive integer"),
