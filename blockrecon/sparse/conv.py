@@ -61,11 +61,67 @@ def _outer_sum(rows: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
     return blocks.cumsum(0)[-1] + tail
 
 
+#: Floats gathered at once by the neighbour-table form (rows x kernel volume x channels):
+#: 2^22 = 16 MiB of float32.
+CHUNK_FLOATS = 2**22
+
+
+def _row_chunks(rows: int, width: int) -> list[tuple[int, int]]:
+    """Row ranges of at most CHUNK_FLOATS / width rows (a multiple of OUTER_BLOCK)."""
+    step = max(CHUNK_FLOATS // max(width, 1) // OUTER_BLOCK, 1) * OUTER_BLOCK
+    return [(a, min(a + step, rows)) for a in range(0, rows, step)] or [(0, 0)]
+
+
+def _with_zero_row(feats: torch.Tensor) -> torch.Tensor:
+    """feats (N, C) with a row of zeros appended: the input a missing neighbour (index N) reads."""
+    return torch.cat([feats, feats.new_zeros(1, feats.shape[1])])
+
+
+def _gathered(extended: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:
+    """(R, K * C): row r holds the rows of ``extended`` (N + 1, C) of the K inputs of
+    neighbours[r] (K,) side by side."""
+    rows = extended.index_select(0, neighbours.reshape(-1))
+    return rows.reshape(neighbours.shape[0], -1)
+
+
+def _table_forward(feats, weight, neighbours):
+    """out[r] = sum_k feats[neighbours[r, k]] @ weight[k]: one gather, one matmul per chunk."""
+    flat = weight.reshape(-1, weight.shape[2])
+    out = feats.new_empty(neighbours.shape[0], weight.shape[2])
+    extended = _with_zero_row(feats)
+    for a, b in _row_chunks(neighbours.shape[0], flat.shape[0]):
+        torch.mm(_gathered(extended, neighbours[a:b]), flat, out=out[a:b])
+    return out
+
+
+def _table_backward(feats, weight, neighbours, grad_out, need_feats, need_weight):
+    """Gradients of :func:`_table_forward`. The map is submanifold with an odd kernel, so input
+    i reaches output j through offset k exactly when j reaches i through K-1-k: the feature
+    gradient is the same gather-matmul on grad_out with the flipped, transposed weight."""
+    grad_feats = grad_weight = None
+    chunks = _row_chunks(neighbours.shape[0], weight.shape[0] * max(weight.shape[1:]))
+    if need_feats:
+        flipped = weight.flip(0).transpose(1, 2).reshape(-1, weight.shape[1])
+        grad_feats = feats.new_empty(feats.shape)
+        extended = _with_zero_row(grad_out)
+        for a, b in chunks:
+            torch.mm(_gathered(extended, neighbours[a:b]), flipped, out=grad_feats[a:b])
+    if need_weight:
+        grad_weight = torch.zeros_like(weight).reshape(-1, weight.shape[2])
+        extended = _with_zero_row(feats)
+        for a, b in chunks:
+            grad_weight += _outer_sum(_gathered(extended, neighbours[a:b]), grad_out[a:b])
+        grad_weight = grad_weight.reshape(weight.shape)
+    return grad_feats, grad_weight
+
+
 class _SparseConvFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, feats, weight, kmap: KernelMap):
         ctx.save_for_backward(feats, weight)
         ctx.kmap = kmap
+        if kmap.neighbours is not None:
+            return _table_forward(feats, weight, kmap.neighbours)
         pairs = kmap.packed()
         out = feats.new_zeros(kmap.num_out, weight.shape[2])
         for group in _chunks(kmap, feats.device):
@@ -83,8 +139,13 @@ class _SparseConvFunction(torch.autograd.Function):
     def backward(ctx, grad_out):
         feats, weight = ctx.saved_tensors
         grad_out = grad_out.contiguous()
-        pairs = ctx.kmap.packed()
         need_feats, need_weight = ctx.needs_input_grad[:2]
+        if ctx.kmap.neighbours is not None:
+            grads = _table_backward(
+                feats, weight, ctx.kmap.neighbours, grad_out, need_feats, need_weight
+            )
+            return (*grads, None)
+        pairs = ctx.kmap.packed()
         grad_feats = torch.zeros_like(feats) if need_feats else None
         grad_weight = torch.zeros_like(weight) if need_weight else None
         for group in _chunks(ctx.kmap, feats.device):

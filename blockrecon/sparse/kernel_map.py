@@ -153,41 +153,66 @@ class PackedPairs:
 
 @dataclass(eq=False)
 class KernelMap:
-    """Input->output site pairs per kernel offset, and the output sites.
+    """Input->output site pairs per kernel offset, and the output sites, in one of two forms:
+
+    - pairs (``pairs``, :class:`PackedPairs`): the pairs of every offset, for sparse
+      neighbourhoods;
+    - neighbour table (``neighbours``, submanifold maps of odd kernels only): int32
+      (num_out, K), the input row each output site takes through each offset, ``num_in``
+      where there is none; for dense neighbourhoods (a convolution is then one gather and one
+      matrix product, see :mod:`.conv`).
 
     ``entries`` lists (offset index, in_idx, out_idx) for the offsets that connect any pair, in
     increasing offset order; in_idx/out_idx are int64 (P_k,) row indices, or None for the
-    identity (every site to itself, the centre of a submanifold kernel). :meth:`packed` gives
-    the same pairs as one pair of arrays (the entries are views into it when the map was
-    built here).
+    identity (every site to itself, the centre of a submanifold kernel). Derived on first use
+    from either form.
     """
 
     geometry: Geometry
-    entries: list[tuple[int, torch.Tensor | None, torch.Tensor | None]]
     num_in: int
     out_coords: torch.Tensor
     out_spatial_shape: tuple[int, ...]
     out_cache: dict = field(repr=False)
     pairs: PackedPairs | None = field(default=None, repr=False)
+    neighbours: torch.Tensor | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_entries(
+        cls, geometry: Geometry, entries, num_in: int, out_coords, out_spatial_shape, out_cache
+    ) -> KernelMap:
+        """Map in pairs form from per-offset (offset index, in rows, out rows) entries in
+        increasing offset order (None rows: identity; entries without pairs are dropped)."""
+        kept = [e for e in entries if e[1] is None or e[1].numel()]
+        pairs = _pack(kept, out_coords.device)
+        return cls(geometry, num_in, out_coords, tuple(out_spatial_shape), out_cache, pairs)
 
     @property
     def num_out(self) -> int:
         return self.out_coords.shape[0]
 
     def packed(self) -> PackedPairs:
-        """All pairs in two arrays (built from ``entries`` on first use if needed)."""
+        """All pairs in two arrays (derived from the neighbour table on first use if needed)."""
         if self.pairs is None:
-            self.pairs = _pack(self.entries, self.out_coords.device)
+            self.pairs = _pairs_from_neighbours(self.neighbours, self.num_in)
         return self.pairs
+
+    @property
+    def entries(self) -> list[tuple[int, torch.Tensor | None, torch.Tensor | None]]:
+        pairs = self.packed()
+        return [
+            (j, None, None) if a is None else (j, pairs.in_idx[a:b], pairs.out_idx[a:b])
+            for j, a, b in pairs.segments
+        ]
 
     @property
     def nbytes(self) -> int:
         """Bytes held by the index tensors (output coordinates included unless shared)."""
-        pairs = self.packed()
-        idx = sum(t.numel() * t.element_size() for t in (pairs.in_idx, pairs.out_idx))
-        if self.geometry.kind == "submanifold":
-            return idx
-        return idx + self.out_coords.numel() * self.out_coords.element_size()
+        held = [self.neighbours] if self.neighbours is not None else []
+        if self.pairs is not None:
+            held += [self.pairs.in_idx, self.pairs.out_idx]
+        if self.geometry.kind != "submanifold":
+            held.append(self.out_coords)
+        return sum(t.numel() * t.element_size() for t in held)
 
     def output(self, x: SparseTensor, feats: torch.Tensor) -> SparseTensor:
         """Sparse tensor on this map's output sites with ``feats`` (num_out, C)."""
@@ -199,6 +224,27 @@ class KernelMap:
             x.batch_size,
             self.out_cache,
         )
+
+
+def _pairs_from_neighbours(neighbours: torch.Tensor, num_in: int) -> PackedPairs:
+    """:class:`PackedPairs` of a neighbour table (num_out, K); an offset whose column is the
+    identity (row j takes row j) becomes the identity segment."""
+    num_out, volume = neighbours.shape
+    columns = neighbours.T
+    rows = torch.arange(num_out, device=neighbours.device)
+    flat = (columns < num_in).reshape(-1).nonzero().squeeze(1)
+    which = torch.div(flat, max(num_out, 1), rounding_mode="floor")
+    out_rows = flat - which * num_out
+    in_rows = columns.reshape(-1).index_select(0, flat).to(torch.int64)
+    entries, start = [], 0
+    for j, count in enumerate(torch.bincount(which, minlength=volume).tolist()):
+        in_j, out_j = in_rows[start : start + count], out_rows[start : start + count]
+        start += count
+        if count == num_out and torch.equal(in_j, rows):
+            entries.append((j, None, None))
+        elif count:
+            entries.append((j, in_j, out_j))
+    return _pack(entries, neighbours.device)
 
 
 def _pack(entries, device) -> PackedPairs:
@@ -216,17 +262,6 @@ def _pack(entries, device) -> PackedPairs:
     in_all = torch.cat(ins) if ins else empty
     out_all = torch.cat(outs) if outs else empty
     return PackedPairs(in_all, out_all, tuple(segments))
-
-
-def _packed_map(geometry, parts, num_in, out_coords, out_shape, out_cache) -> KernelMap:
-    """KernelMap whose entries are views into the packed arrays of ``parts``, a list of
-    (offset index, in rows, out rows) in increasing offset order (None rows: identity)."""
-    pairs = _pack([p for p in parts if p[1] is None or p[1].numel()], out_coords.device)
-    entries = [
-        (j, None, None) if a is None else (j, pairs.in_idx[a:b], pairs.out_idx[a:b])
-        for j, a, b in pairs.segments
-    ]
-    return KernelMap(geometry, entries, num_in, out_coords, out_shape, out_cache, pairs)
 
 
 def kernel_map(
@@ -247,8 +282,7 @@ def kernel_map(
 def _build(x: SparseTensor, geometry: Geometry) -> KernelMap:
     out_shape = geometry.out_shape(x.spatial_shape)
     if geometry.kind == "submanifold":
-        parts = _submanifold_parts(x, geometry)
-        return _packed_map(geometry, parts, x.num_sites, x.coords, out_shape, x.cache)
+        return _submanifold_map(x, geometry)
     if _one_window(geometry):
         which, rows, targets = _strided_windows(x, geometry, out_shape)
     else:
@@ -262,7 +296,9 @@ def _build(x: SparseTensor, geometry: Geometry) -> KernelMap:
         parts.append((j, rows[start : start + count], out_rows[start : start + count]))
         start += count
     out_coords = decode_keys(out_keys, out_shape)
-    return _packed_map(geometry, parts, x.num_sites, out_coords, out_shape, {"keys": out_keys})
+    return KernelMap.from_entries(
+        geometry, parts, x.num_sites, out_coords, out_shape, {"keys": out_keys}
+    )
 
 
 def _one_window(geometry: Geometry) -> bool:
@@ -315,10 +351,16 @@ def _strided_candidates(x: SparseTensor, geometry: Geometry, out_shape):
     return which, flat - which * n, target.reshape(-1, x.ndim).index_select(0, flat)
 
 
-def _submanifold_parts(x: SparseTensor, geometry: Geometry):
-    """Per offset (offset index, in rows, out rows) of a submanifold map, through a
-    :class:`SiteIndex`. For odd kernels offsets k and K-1-k have opposite shifts, so the second
-    half are the first half's pairs with in and out swapped: only half are looked up."""
+#: A submanifold map of an odd kernel takes the neighbour-table form when its pairs fill at
+#: least this fraction of the (sites x kernel volume) table (see :class:`KernelMap`).
+TABLE_FILL = 0.3
+
+
+def _submanifold_map(x: SparseTensor, geometry: Geometry, form: str | None = None) -> KernelMap:
+    """Submanifold map through a :class:`SiteIndex`. For odd kernels offsets k and K-1-k have
+    opposite shifts, so the second half are the first half's pairs with in and out swapped:
+    only half are looked up, and the other half too only for the neighbour-table form.
+    ``form`` forces ``"pairs"`` or ``"table"`` (odd kernels); default: by fill (TABLE_FILL)."""
     dims = zip(geometry.dilation, geometry.kernel_size, strict=True)
     left = tuple(d * (k - 1) // 2 for d, k in dims)
     right = tuple(
@@ -333,18 +375,33 @@ def _submanifold_parts(x: SparseTensor, geometry: Geometry):
     zero = (0,) * x.ndim
     centre = shifts.index(zero) if zero in shifts else None  # none for some even dilated kernels
     symmetric = all(k % 2 for k in geometry.kernel_size)
+    if form not in (None, "pairs", "table") or (form == "table" and not symmetric):
+        raise ValueError(f"form must be 'pairs' or 'table' (odd kernels only), got {form!r}")
     searched = [j for j in range(volume) if j != centre and (not symmetric or j < centre)]
-    found: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     n = x.num_sites
+    found: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     if searched and n:
         index = site_index(x, left, right)
-        deltas = torch.tensor([index.delta(shifts[j]) for j in searched], device=x.device)
-        # out site y takes the input at y + shift
-        neighbours = index.rows(index.padded_keys[None, :] + deltas[:, None])
-        flat = (neighbours >= 0).reshape(-1).nonzero().squeeze(1)
+
+        def lookup(offsets):  # (n, len(offsets)): out site y takes the input at y + shift
+            deltas = [index.delta(shifts[j]) for j in offsets]
+            deltas = torch.tensor(deltas, device=x.device)
+            return index.rows(index.padded_keys[:, None] + deltas[None, :])
+
+        neighbours = lookup(searched)
+        if form is None and symmetric:
+            pairs = 2 * int((neighbours >= 0).sum()) + n
+            form = "table" if pairs >= TABLE_FILL * n * volume else "pairs"
+        if form == "table":
+            rows = torch.arange(n, dtype=neighbours.dtype, device=x.device)[:, None]
+            table = torch.cat([neighbours, rows, lookup(range(centre + 1, volume))], dim=1)
+            table = torch.where(table >= 0, table, n)
+            return KernelMap(geometry, n, x.coords, x.spatial_shape, x.cache, None, table)
+        flat = (neighbours >= 0).T.reshape(-1).nonzero().squeeze(1)  # offset-major
         which = torch.div(flat, n, rounding_mode="floor")
         out_rows = flat - which * n
-        in_rows = neighbours.reshape(-1).index_select(0, flat)
+        in_rows = neighbours.reshape(-1).index_select(0, out_rows * len(searched) + which)
+        in_rows = in_rows.to(torch.int64)
         start = 0
         for j, count in zip(
             searched, torch.bincount(which, minlength=len(searched)).tolist(), strict=True
@@ -360,4 +417,4 @@ def _submanifold_parts(x: SparseTensor, geometry: Geometry):
         elif symmetric and volume - 1 - j in found:
             in_rows, out_rows = found[volume - 1 - j]
             parts.append((j, out_rows, in_rows))
-    return parts
+    return KernelMap.from_entries(geometry, parts, n, x.coords, x.spatial_shape, x.cache)

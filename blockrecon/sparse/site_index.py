@@ -6,14 +6,17 @@ cells before and ``pad_high[i]`` after every grid dimension, per batch item. A n
 item: a shift that leaves the grid lands on a padding cell, where no site is. So kernel maps
 need no bounds checks.
 
-Two lookups, with identical results:
+Three lookups, with identical results; with ``limit = max(DENSE_CELLS, DENSE_CELLS_PER_SITE *
+N)``:
 
-- ``"dense"``: a flat int32 table over the padded grid (site row, -1 where empty): one gather
-  per query. Used when the padded grid has at most ``max(DENSE_CELLS, DENSE_CELLS_PER_SITE * N)``
-  cells (e.g. 130^3 cells = 8.8 MB for a 128^3 grid).
-- ``"hash"``: an open-addressing hash table (linear probing, at most a quarter full: about 1.2
-  probes per query) built and probed with vectorized rounds, for grids too large for a table
-  next to few sites (e.g. the 8x finer ULM grids: 56 M cells, 63 k sites). Which of two keys
+- ``"dense"`` (padded grid of at most ``limit`` cells, e.g. 130^3 = 8.8 MB of int32 for a 128^3
+  grid): a flat int32 table over the grid (site row, -1 where empty); one gather per query.
+- ``"paged"`` (at most ``limit`` pages of 2^PAGE_BITS cells, e.g. the 8x finer ULM grids: 60 M
+  cells, 63 k sites): a page table (int32 page number per run of 2^PAGE_BITS cells of the
+  linear key, 0 for the shared empty page) and the pages holding sites (int32 rows); two
+  gathers per query, at most 2^PAGE_BITS int32 per site.
+- ``"hash"`` (larger grids): an open-addressing hash table (linear probing, at most a quarter
+  full: about 1.2 probes per query) built and probed with vectorized rounds. Which of two keys
   racing for a slot wins may vary (CUDA), the row found for a key never does.
 
 Indexes are cached in the tensor's ``cache`` (shared by every tensor on the same sites) under
@@ -33,7 +36,9 @@ from blockrecon.sparse.tensor import SparseTensor
 DENSE_CELLS = 2**22
 #: ... and beyond, while the grid has at most this many cells per active site.
 DENSE_CELLS_PER_SITE = 64
-LOOKUPS = ("dense", "hash")
+#: log2 of the cells per page of a paged lookup.
+PAGE_BITS = 5
+LOOKUPS = ("dense", "paged", "hash")
 _EMPTY = -1
 
 
@@ -46,28 +51,34 @@ class SiteIndex:
             grid, increasing with the row.
         weights: per-dimension key step (int), so a shift ``s`` moves a key by
             ``sum(s[i] * weights[i])``.
-        lookup_kind: ``"dense"`` or ``"hash"``.
-        table: dense: int32 (B * prod(S + pads),) site rows, -1 where empty; hash: int64 (M,)
-            the key held by each slot (-1: empty), M a power of two >= 4 N.
-        slot_rows: hash only: int64 (M,) the row of the key in each slot.
+        lookup_kind: ``"dense"``, ``"paged"`` or ``"hash"``.
+        table: dense: int32 (B * prod(S + pads),) site rows, -1 where empty; paged: int32 page
+            number of each run of 2^PAGE_BITS cells (0: empty); hash: int64 (M,) the key held
+            by each slot (-1: empty), M a power of two >= 4 N.
+        rows_of: paged: int32 ((pages + 1) * 2^PAGE_BITS,) site rows of the pages (-1 where
+            empty; page 0 empty); hash: int64 (M,) the row of the key in each slot.
     """
 
     padded_keys: torch.Tensor
     weights: tuple[int, ...]
     lookup_kind: str
-    table: torch.Tensor | None = None
-    slot_rows: torch.Tensor | None = None
+    table: torch.Tensor
+    rows_of: torch.Tensor | None = None
 
     def delta(self, shift) -> int:
         """Key step of a per-dimension shift (ints, each within the padding)."""
         return sum(int(s) * w for s, w in zip(shift, self.weights, strict=True))
 
     def rows(self, queries: torch.Tensor) -> torch.Tensor:
-        """int64 row of the site at each padded key of ``queries`` (any shape), -1 where no
-        site is. Queries must lie in the padded grid."""
+        """int32 row of the site at each padded key of ``queries`` (int64, any shape), -1 where
+        no site is. Queries must lie in the padded grid."""
         flat = queries.reshape(-1)
         if self.lookup_kind == "dense":
-            return self.table.index_select(0, flat).to(torch.int64).reshape(queries.shape)
+            return self.table.index_select(0, flat).reshape(queries.shape)
+        if self.lookup_kind == "paged":
+            page = self.table.index_select(0, flat >> PAGE_BITS).to(torch.int64)
+            slots = (page << PAGE_BITS) | (flat & (2**PAGE_BITS - 1))
+            return self.rows_of.index_select(0, slots).reshape(queries.shape)
         result = torch.full_like(flat, -1)
         mask = self.table.numel() - 1
         active = torch.arange(flat.numel(), device=flat.device)
@@ -76,18 +87,19 @@ class SiteIndex:
         while active.numel():
             held = self.table.index_select(0, slots)
             hit = (held == wanted).nonzero().squeeze(1)
-            rows = self.slot_rows.index_select(0, slots.index_select(0, hit))
+            rows = self.rows_of.index_select(0, slots.index_select(0, hit))
             result.index_copy_(0, active.index_select(0, hit), rows)
             more = ((held != wanted) & (held != _EMPTY)).nonzero().squeeze(1)
             active, wanted = active.index_select(0, more), wanted.index_select(0, more)
             slots = (slots.index_select(0, more) + 1) & mask
-        return result.reshape(queries.shape)
+        return result.to(torch.int32).reshape(queries.shape)
 
 
 def site_index(x: SparseTensor, pad_low, pad_high, lookup: str | None = None) -> SiteIndex:
     """The (cached) :class:`SiteIndex` of ``x``'s sites for this padding (D ints >= 0 each).
 
-    ``lookup`` forces ``"dense"`` or ``"hash"``; default: by grid size (module docstring).
+    ``lookup`` forces ``"dense"``, ``"paged"`` or ``"hash"``; default: by grid size (module
+    docstring).
     """
     pad_low, pad_high = tuple(int(p) for p in pad_low), tuple(int(p) for p in pad_high)
     if len(pad_low) != x.ndim or len(pad_high) != x.ndim or min(pad_low + pad_high) < 0:
@@ -96,11 +108,12 @@ def site_index(x: SparseTensor, pad_low, pad_high, lookup: str | None = None) ->
         raise ValueError(f"lookup must be one of {LOOKUPS}, got {lookup!r}")
     padded = tuple(s + a + b for s, a, b in zip(x.spatial_shape, pad_low, pad_high, strict=True))
     cells = x.batch_size * math.prod(padded)
+    limit = max(DENSE_CELLS, DENSE_CELLS_PER_SITE * x.num_sites)
+    pages = -(-cells // 2**PAGE_BITS)
     if lookup is None:
-        small = cells <= max(DENSE_CELLS, DENSE_CELLS_PER_SITE * x.num_sites)
-        lookup = "dense" if small and cells < 2**31 else "hash"
-    if lookup == "dense" and cells >= 2**31:
-        raise ValueError(f"a dense site table of {cells} cells is too large for int32")
+        lookup = "dense" if cells <= limit else "paged" if pages <= limit else "hash"
+    if lookup in ("dense", "paged") and max(cells, x.num_sites << PAGE_BITS) >= 2**31:
+        raise ValueError(f"a {lookup} site table of {cells} cells is too large for int32")
     key = ("site_index", pad_low, pad_high, lookup)
     if key not in x.cache:
         x.cache[key] = _build(x, pad_low, padded, cells, lookup)
@@ -114,9 +127,23 @@ def _build(x: SparseTensor, pad_low, padded, cells: int, lookup: str) -> SiteInd
         keys = keys + (x.coords[:, i + 1] + pad_low[i]) * w
     if lookup == "hash":
         return SiteIndex(keys, weights, lookup, *_hash_table(keys))
+    if lookup == "paged":
+        return SiteIndex(keys, weights, lookup, *_paged_table(keys, cells))
     table = torch.full((cells,), -1, dtype=torch.int32, device=x.device)
     table.scatter_(0, keys, torch.arange(x.num_sites, dtype=torch.int32, device=x.device))
     return SiteIndex(keys, weights, lookup, table)
+
+
+def _paged_table(keys: torch.Tensor, cells: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(page table, pages) of a paged lookup holding ``keys`` (sorted, unique, >= 0)."""
+    int32 = {"dtype": torch.int32, "device": keys.device}
+    pages, page_rows = torch.unique_consecutive(keys >> PAGE_BITS, return_inverse=True)
+    table = torch.zeros(-(-cells // 2**PAGE_BITS), **int32)
+    table.index_copy_(0, pages, torch.arange(1, pages.numel() + 1, **int32))
+    rows_of = torch.full(((pages.numel() + 1) << PAGE_BITS,), -1, **int32)
+    slots = ((page_rows + 1) << PAGE_BITS) | (keys & (2**PAGE_BITS - 1))
+    rows_of.index_copy_(0, slots, torch.arange(keys.numel(), **int32))
+    return table, rows_of
 
 
 def _hash(keys: torch.Tensor, mask: int) -> torch.Tensor:

@@ -71,7 +71,15 @@ class OccupancyTargets:
         keys = {}
         for scale, k in self.keys.items():
             per_item = int(np.prod(self.shape(scale)[1:]))
-            parts = [k[(k // per_item) == i] % per_item + n * per_item for n, i in enumerate(items)]
+            # keys are sorted: item i's are the run in [i * per_item, (i + 1) * per_item)
+            starts = torch.tensor(
+                [[i * per_item, (i + 1) * per_item] for i in items], dtype=k.dtype
+            )
+            bounds = torch.searchsorted(k, starts.reshape(-1).to(k.device)).tolist()
+            parts = [
+                k[bounds[2 * n] : bounds[2 * n + 1]] + (n - i) * per_item
+                for n, i in enumerate(items)
+            ]
             keys[scale] = torch.cat(parts) if parts else k[:0]
         return OccupancyTargets(self.grid, len(items), keys)
 

@@ -57,7 +57,8 @@ def site_bce(logits, keys: torch.Tensor, class_balanced: bool = False) -> torch.
         values, site_keys = logits.feats[:, 0], logits.keys()
         if site_keys.numel() == 0:
             return values.sum() * 0
-        labels = torch.isin(site_keys, keys).to(values.dtype)
+        pos = torch.searchsorted(keys, site_keys).clamp_(max=max(keys.numel() - 1, 0))
+        labels = (keys[pos] == site_keys if keys.numel() else site_keys < 0).to(values.dtype)
     else:
         values = logits.reshape(-1)
         labels = torch.zeros_like(values).index_fill_(0, keys, 1.0)

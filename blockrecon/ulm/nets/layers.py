@@ -203,7 +203,7 @@ class Upsample(nn.Module):
             if out_rows.numel():
                 entries.append((j, rows[out_rows], out_rows))
         geometry = make_geometry("transpose", x.ndim, self.conv.kernel_size, self.conv.stride)
-        kmap = KernelMap(
+        kmap = KernelMap.from_entries(
             geometry, entries, x.num_sites, target.coords, target.spatial_shape, target.cache
         )
         x.cache[key] = (target.cache, kmap)
