@@ -95,23 +95,24 @@ def _table_forward(feats, weight, neighbours):
 
 
 def _table_backward(feats, weight, neighbours, grad_out, need_feats, need_weight):
-    """Gradients of :func:`_table_forward`. The map is submanifold with an odd kernel, so input
-    i reaches output j through offset k exactly when j reaches i through K-1-k: the feature
-    gradient is the same gather-matmul on grad_out with the flipped, transposed weight."""
-    grad_feats = grad_weight = None
-    chunks = _row_chunks(neighbours.shape[0], weight.shape[0] * max(weight.shape[1:]))
-    if need_feats:
-        flipped = weight.flip(0).transpose(1, 2).reshape(-1, weight.shape[1])
-        grad_feats = feats.new_empty(feats.shape)
-        extended = _with_zero_row(grad_out)
-        for a, b in chunks:
-            torch.mm(_gathered(extended, neighbours[a:b]), flipped, out=grad_feats[a:b])
+    """Gradients of :func:`_table_forward`. The map is submanifold with an odd kernel, so output
+    j takes input i through offset k exactly when i takes j through K-1-k: with G (R, K * C_out)
+    the gathered grad_out rows of the neighbours, the feature gradient is G @ (flipped,
+    transposed weight) and the weight gradient feats^T @ G (flipped): one gather for both."""
+    volume, c_in, c_out = weight.shape
+    grad_feats = feats.new_empty(feats.shape) if need_feats else None
+    flipped = weight.flip(0).transpose(1, 2).reshape(-1, c_in)
+    total = torch.zeros(c_in, volume * c_out, dtype=weight.dtype, device=weight.device)
+    extended = _with_zero_row(grad_out)
+    for a, b in _row_chunks(neighbours.shape[0], volume * max(c_in, c_out)):
+        gathered = _gathered(extended, neighbours[a:b])
+        if need_feats:
+            torch.mm(gathered, flipped, out=grad_feats[a:b])
+        if need_weight:
+            total += _outer_sum(feats[a:b], gathered)
+    grad_weight = None
     if need_weight:
-        grad_weight = torch.zeros_like(weight).reshape(-1, weight.shape[2])
-        extended = _with_zero_row(feats)
-        for a, b in chunks:
-            grad_weight += _outer_sum(_gathered(extended, neighbours[a:b]), grad_out[a:b])
-        grad_weight = grad_weight.reshape(weight.shape)
+        grad_weight = total.reshape(c_in, volume, c_out).permute(1, 0, 2).flip(0).contiguous()
     return grad_feats, grad_weight
 
 
