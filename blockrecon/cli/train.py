@@ -27,6 +27,7 @@ from blockrecon.train import (
 from blockrecon.train.distributed import is_main_process
 from blockrecon.train.kspace_split import held_out_count
 from blockrecon.train.loop import METRICS_NAME, MODEL_NAME
+from blockrecon.train.simulated import SEEDED_PHANTOMS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--simulate",
         type=int,
         metavar="N",
-        help="train on N simulated random-ellipsoid acquisitions",
+        help="train on N simulated acquisitions (--phantom)",
     )
     parser.add_argument("--out", type=Path, required=True, help="run folder")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -117,6 +118,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     simulation.add_argument("--coils", type=int, default=4, help="birdcage coils")
     simulation.add_argument("--snr", type=snr_value, default=30.0, help="k-space SNR in dB")
+    simulation.add_argument(
+        "--phantom",
+        choices=SEEDED_PHANTOMS,
+        default="ellipsoids",
+        help="the object, drawn anew for every acquisition: random ellipsoids or the pulmonary "
+        "angiography phantom",
+    )
     parser.add_argument(
         "--device",
         choices=("cpu", "cuda"),
@@ -156,6 +164,7 @@ def _simulated(args: argparse.Namespace):
         density_weights=args.density_weights,
         backend=args.backend,
         compress_coils=args.compress_coils,
+        phantom=args.phantom,
     )
     train = SimulatedRadialPairs(args.simulate, seed=args.seed, **settings)
     val = (
@@ -172,6 +181,8 @@ def _simulated(args: argparse.Namespace):
         "coils": args.coils,
         "snr_db": args.snr,
     }
+    if args.phantom != "ellipsoids":  # absent otherwise, so that older runs resume
+        description["phantom"] = args.phantom
     return train, val, description
 
 
