@@ -381,23 +381,24 @@ def _submanifold_map(x: SparseTensor, geometry: Geometry, form: str | None = Non
     n = x.num_sites
     found: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     if searched and n:
-        index = site_index(x, left, right)
+        # one padding for every kernel of this reach, so that e.g. the (1, 3, 3, 3) and
+        # (3, 1, 1, 1) kernels of a factorized convolution share one index
+        reach = max(left + right)
+        index = site_index(x, (reach,) * x.ndim, (reach,) * x.ndim)
 
         def lookup(offsets):  # (n, len(offsets)): out site y takes the input at y + shift
             deltas = [index.delta(shifts[j]) for j in offsets]
-            deltas = torch.tensor(deltas, device=x.device)
+            deltas = torch.tensor(deltas, dtype=index.padded_keys.dtype, device=x.device)
             return index.rows(index.padded_keys[:, None] + deltas[None, :])
 
         neighbours = lookup(searched)
         if form is None and symmetric:
-            pairs = 2 * int((neighbours >= 0).sum()) + n
+            pairs = 2 * int((neighbours < n).sum()) + n
             form = "table" if pairs >= TABLE_FILL * n * volume else "pairs"
         if form == "table":
-            rows = torch.arange(n, dtype=neighbours.dtype, device=x.device)[:, None]
-            table = torch.cat([neighbours, rows, lookup(range(centre + 1, volume))], dim=1)
-            table = torch.where(table >= 0, table, n)
+            table = torch.cat([neighbours, lookup(range(centre, volume))], dim=1)
             return KernelMap(geometry, n, x.coords, x.spatial_shape, x.cache, None, table)
-        flat = (neighbours >= 0).T.reshape(-1).nonzero().squeeze(1)  # offset-major
+        flat = (neighbours < n).T.reshape(-1).nonzero().squeeze(1)  # offset-major
         which = torch.div(flat, n, rounding_mode="floor")
         out_rows = flat - which * n
         in_rows = neighbours.reshape(-1).index_select(0, out_rows * len(searched) + which)

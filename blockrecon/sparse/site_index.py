@@ -1,4 +1,4 @@
-"""Finding active sites by grid position: the row of each queried site, or -1 where none is.
+"""Finding active sites by grid position: the row of each queried site, or N where none is.
 
 A :class:`SiteIndex` numbers the sites of one coordinate set on a *padded* grid: ``pad_low[i]``
 cells before and ``pad_high[i]`` after every grid dimension, per batch item. A neighbour query
@@ -10,7 +10,7 @@ Three lookups, with identical results; with ``limit = max(DENSE_CELLS, DENSE_CEL
 N)``:
 
 - ``"dense"`` (padded grid of at most ``limit`` cells, e.g. 130^3 = 8.8 MB of int32 for a 128^3
-  grid): a flat int32 table over the grid (site row, -1 where empty); one gather per query.
+  grid): a flat int32 table over the grid (site row, N where empty); one gather per query.
 - ``"paged"`` (at most ``limit`` pages of 2^PAGE_BITS cells, e.g. the 8x finer ULM grids: 60 M
   cells, 63 k sites): a page table (int32 page number per run of 2^PAGE_BITS cells of the
   linear key, 0 for the shared empty page) and the pages holding sites (int32 rows); two
@@ -19,8 +19,10 @@ N)``:
   full: about 1.2 probes per query) built and probed with vectorized rounds. Which of two keys
   racing for a slot wins may vary (CUDA), the row found for a key never does.
 
-Indexes are cached in the tensor's ``cache`` (shared by every tensor on the same sites) under
-their padding, so all layers on one site set share them.
+A missing site reads as N (the number of sites), so that a lookup is directly a gather index
+into features with a row of zeros appended. Indexes are cached in the tensor's ``cache``
+(shared by every tensor on the same sites) under their padding, so all layers on one site set
+share them.
 """
 
 from __future__ import annotations
@@ -47,15 +49,15 @@ class SiteIndex:
     """Rows of the sites of one coordinate set, looked up by padded linear key.
 
     Attributes:
-        padded_keys: int64 (N,) row-major keys of the sites in the padded (B, *(S + pads))
-            grid, increasing with the row.
+        padded_keys: (N,) row-major keys of the sites in the padded (B, *(S + pads)) grid,
+            increasing with the row; int32 for the dense and paged lookups, else int64.
         weights: per-dimension key step (int), so a shift ``s`` moves a key by
             ``sum(s[i] * weights[i])``.
         lookup_kind: ``"dense"``, ``"paged"`` or ``"hash"``.
-        table: dense: int32 (B * prod(S + pads),) site rows, -1 where empty; paged: int32 page
+        table: dense: int32 (B * prod(S + pads),) site rows, N where empty; paged: int32 page
             number of each run of 2^PAGE_BITS cells (0: empty); hash: int64 (M,) the key held
             by each slot (-1: empty), M a power of two >= 4 N.
-        rows_of: paged: int32 ((pages + 1) * 2^PAGE_BITS,) site rows of the pages (-1 where
+        rows_of: paged: int32 ((pages + 1) * 2^PAGE_BITS,) site rows of the pages (N where
             empty; page 0 empty); hash: int64 (M,) the row of the key in each slot.
     """
 
@@ -70,16 +72,17 @@ class SiteIndex:
         return sum(int(s) * w for s, w in zip(shift, self.weights, strict=True))
 
     def rows(self, queries: torch.Tensor) -> torch.Tensor:
-        """int32 row of the site at each padded key of ``queries`` (int64, any shape), -1 where
-        no site is. Queries must lie in the padded grid."""
+        """int32 row of the site at each padded key of ``queries`` (any shape, the dtype of
+        ``padded_keys``), N (the number of sites) where none is. Queries must lie in the padded
+        grid."""
         flat = queries.reshape(-1)
         if self.lookup_kind == "dense":
             return self.table.index_select(0, flat).reshape(queries.shape)
         if self.lookup_kind == "paged":
-            page = self.table.index_select(0, flat >> PAGE_BITS).to(torch.int64)
+            page = self.table.index_select(0, flat >> PAGE_BITS)
             slots = (page << PAGE_BITS) | (flat & (2**PAGE_BITS - 1))
             return self.rows_of.index_select(0, slots).reshape(queries.shape)
-        result = torch.full_like(flat, -1)
+        result = torch.full_like(flat, self.padded_keys.numel())
         mask = self.table.numel() - 1
         active = torch.arange(flat.numel(), device=flat.device)
         slots = _hash(flat, mask)
@@ -128,10 +131,10 @@ def _build(x: SparseTensor, pad_low, padded, cells: int, lookup: str) -> SiteInd
     if lookup == "hash":
         return SiteIndex(keys, weights, lookup, *_hash_table(keys))
     if lookup == "paged":
-        return SiteIndex(keys, weights, lookup, *_paged_table(keys, cells))
-    table = torch.full((cells,), -1, dtype=torch.int32, device=x.device)
+        return SiteIndex(keys.to(torch.int32), weights, lookup, *_paged_table(keys, cells))
+    table = torch.full((cells,), x.num_sites, dtype=torch.int32, device=x.device)
     table.scatter_(0, keys, torch.arange(x.num_sites, dtype=torch.int32, device=x.device))
-    return SiteIndex(keys, weights, lookup, table)
+    return SiteIndex(keys.to(torch.int32), weights, lookup, table)
 
 
 def _paged_table(keys: torch.Tensor, cells: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -140,7 +143,7 @@ def _paged_table(keys: torch.Tensor, cells: int) -> tuple[torch.Tensor, torch.Te
     pages, page_rows = torch.unique_consecutive(keys >> PAGE_BITS, return_inverse=True)
     table = torch.zeros(-(-cells // 2**PAGE_BITS), **int32)
     table.index_copy_(0, pages, torch.arange(1, pages.numel() + 1, **int32))
-    rows_of = torch.full(((pages.numel() + 1) << PAGE_BITS,), -1, **int32)
+    rows_of = torch.full(((pages.numel() + 1) << PAGE_BITS,), keys.numel(), **int32)
     slots = ((page_rows + 1) << PAGE_BITS) | (keys & (2**PAGE_BITS - 1))
     rows_of.index_copy_(0, slots, torch.arange(keys.numel(), **int32))
     return table, rows_of
