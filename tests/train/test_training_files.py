@@ -109,3 +109,12 @@ def test_files_without_reference_images_train_only_self_supervised(folder, tmp_p
 def test_a_negative_budget_is_refused():
     with pytest.raises(ValueError, match="non-negative number of bytes"):
         PairCache(-1)
+
+
+def test_scans_of_different_shapes_train_together_in_one_batch(folder, tmp_path):
+    """Pairs are reconstructed one at a time, so a batch may mix image shapes."""
+    other = simulate_acquisition(radial_3d(40, 16), (16, 16, 16), n_coils=2, snr_db=40, seed=9)
+    write_acquisition(tmp_path / "other.h5", other)
+    data = AcquisitionFiles([folder / "scan0.h5", tmp_path / "other.h5"])
+    result = fit(CONFIG, data, tmp_path / "run", epochs=1, batch_size=2, progress=False)
+    assert result.history[0]["batches"] == 1 and result.history[0]["train_loss"] > 0
