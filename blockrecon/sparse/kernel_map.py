@@ -353,7 +353,7 @@ def _strided_candidates(x: SparseTensor, geometry: Geometry, out_shape):
 
 #: A submanifold map of an odd kernel takes the neighbour-table form when its pairs fill at
 #: least this fraction of the (sites x kernel volume) table (see :class:`KernelMap`).
-TABLE_FILL = 0.3
+TABLE_FILL = 0.18
 
 
 def _submanifold_map(x: SparseTensor, geometry: Geometry, form: str | None = None) -> KernelMap:
@@ -386,23 +386,23 @@ def _submanifold_map(x: SparseTensor, geometry: Geometry, form: str | None = Non
         reach = max(left + right)
         index = site_index(x, (reach,) * x.ndim, (reach,) * x.ndim)
 
-        def lookup(offsets):  # (n, len(offsets)): out site y takes the input at y + shift
+        def lookup(offsets):  # (len(offsets), n): out site y takes the input at y + shift
             deltas = [index.delta(shifts[j]) for j in offsets]
             deltas = torch.tensor(deltas, dtype=index.padded_keys.dtype, device=x.device)
-            return index.rows(index.padded_keys[:, None] + deltas[None, :])
+            return index.rows(index.padded_keys[None, :] + deltas[:, None])
 
         neighbours = lookup(searched)
+        found_mask = (neighbours < n).reshape(-1)
         if form is None and symmetric:
-            pairs = 2 * int((neighbours < n).sum()) + n
+            pairs = 2 * int(torch.count_nonzero(found_mask)) + n
             form = "table" if pairs >= TABLE_FILL * n * volume else "pairs"
         if form == "table":
-            table = torch.cat([neighbours, lookup(range(centre, volume))], dim=1)
+            table = torch.cat([neighbours, lookup(range(centre, volume))]).T.contiguous()
             return KernelMap(geometry, n, x.coords, x.spatial_shape, x.cache, None, table)
-        flat = (neighbours < n).T.reshape(-1).nonzero().squeeze(1)  # offset-major
+        flat = found_mask.nonzero().squeeze(1)  # offset-major
         which = torch.div(flat, n, rounding_mode="floor")
         out_rows = flat - which * n
-        in_rows = neighbours.reshape(-1).index_select(0, out_rows * len(searched) + which)
-        in_rows = in_rows.to(torch.int64)
+        in_rows = neighbours.reshape(-1).index_select(0, flat).to(torch.int64)
         start = 0
         for j, count in zip(
             searched, torch.bincount(which, minlength=len(searched)).tolist(), strict=True
