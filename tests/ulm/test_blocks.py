@@ -49,3 +49,20 @@ def test_disc_targets_are_nested_and_decode_to_the_bubble():
         occupancy_targets(
             pos, torch.tensor([0]), torch.tensor([0]), (1, 8, 8), 1, pixel, radius=-1.0
         )
+
+
+def test_selected_targets_are_the_items_dense_maps_in_the_given_order():
+    gen = torch.Generator().manual_seed(0)
+    pos = torch.rand(40, 2, generator=gen, dtype=torch.float64) * 3.5
+    frames, items = (
+        torch.randint(0, 2, (40,), generator=gen),
+        torch.randint(0, 5, (40,), generator=gen),
+    )
+    target = occupancy_targets(pos, frames, items, (2, 4, 4), 5, (0.5, 0.5), radius=0.2)
+    order = [3, 0, 3, 4]  # repeats and any order, as random batches draw them
+    chosen = target.select(order)
+    assert chosen.batch_size == len(order)
+    for scale in (1, 2, 4, 8):
+        assert torch.equal(chosen.dense(scale), target.dense(scale)[order])
+        keys = chosen.keys[scale]
+        assert bool((keys[1:] > keys[:-1]).all())  # still sorted and unique
