@@ -1,4 +1,16 @@
-"""Sparse convolution and transposed convolution: gather -> matmul -> index_add over the pairs.
+"""Sparse convolution and transposed convolution along a kernel map, in one of two forms.
+
+- Pairs form (sparse neighbourhoods, all strided and transposed maps): the pairs of many
+  offsets at once are gathered (one index_select), multiplied (one matmul per offset into one
+  buffer) and added to their outputs (one index_add_), in chunks of CHUNK_PAIRS pairs.
+- Neighbour-table form (submanifold maps of odd kernels with dense neighbourhoods): each
+  output gathers its K inputs side by side (missing ones read a zero row) and one matmul with
+  the (K * C_in, C_out) weight gives the output, in chunks of CHUNK_FLOATS floats. Backward
+  uses the mirrored offsets, so it gathers too and never scatters.
+
+Both sum in a fixed order: on the CPU index_add_ adds rows in index order, on CUDA each offset
+(whose rows are unique) is added alone; weight gradients are summed over fixed blocks of rows
+(:func:`_outer_sum`). Results therefore do not depend on the thread count.
 
 Weights are stored (kernel volume, C_in, C_out), kernel offsets in row-major order, so that
 ``weight[k]`` multiplies the input rows paired by offset k. ``dense_weight()`` returns torch's

@@ -13,7 +13,19 @@ kernel, per-dimension stride s, dilation d, padding p):
 
 Within one offset every input and every output site appears at most once, so accumulating
 offset by offset with index_add_ is deterministic on CPU and CUDA whatever the thread count.
-Maps are cached in the input tensor's ``cache`` under their full geometry.
+
+Submanifold maps look neighbours up in a :class:`~blockrecon.sparse.site_index.SiteIndex` (a
+dense table, a paged table or a hash of the padded site keys; no bounds checks), and for odd
+kernels look up only half the offsets when the neighbourhoods are sparse (offset k and K-1-k
+connect the same pairs, swapped). Dense neighbourhoods (at least TABLE_FILL of the sites x
+kernel table) get the neighbour-table form (see :class:`KernelMap`). Strided convolutions
+whose windows tile the grid (kernel == stride, pooling) map each input to its one window;
+other strided and transposed maps take all offsets at once and number the output sites with
+one ``torch.unique``.
+
+Maps, and the site indexes under them, are cached in the input tensor's ``cache`` (shared by
+every tensor on the same sites) under their full geometry: every layer on one site set
+reuses them.
 """
 
 from __future__ import annotations
