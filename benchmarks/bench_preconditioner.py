@@ -342,7 +342,7 @@ def figure(path: Path, rows: list[dict]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a 24^3 smoke run")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[32, 64, 96])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[32, 64, 96])
     parser.add_argument("--coils", type=int, default=8)
     parser.add_argument("--acceleration", type=float, default=8.0)
     parser.add_argument("--snr", type=float, default=40.0)
@@ -398,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     write_json(args.json, {"meta": meta, "solves": rows, "cost": costs, "model": studies})
+    if not rows:
+        print(f"wrote {args.json}", file=sys.stderr)
+        return 0
     path = args.figure or args.json.with_suffix(".png")
     figure(path, rows)
     print(f"wrote {args.json} and {path}", file=sys.stderr)
