@@ -10,8 +10,8 @@ undersampled training scans:
 * ``supervised (truth)``: relative L2 against the true images;
 * ``supervised (proxy)``: relative L2 against CG-SENSE of the fully sampled scans (the source's
   recipe for real data: well-sampled scans undersampled retrospectively);
-* ``self-supervised``: SSDU (:class:`blockrecon.train.SelfSupervised`) from the undersampled
-  scans alone, no image of any kind.
+* ``self-supervised``: multi-mask SSDU (:class:`blockrecon.train.SelfSupervised`, ``--splits``
+  seeded k-space splits per scan) from the undersampled scans alone, no image of any kind.
 
 They are compared on held-out scans with CG-SENSE and L1-wavelet CS of the same undersampled
 data, CS's lambda tuned on a separate scan (lowest object NRMSE, as in ``bench_recon.py``).
@@ -91,8 +91,10 @@ def config(args) -> dict:
 
 
 def train(args, pairs: list[TrainingPair], objective, folder: Path) -> tuple[torch.nn.Module, dict]:
-    """A network trained for ``args.steps`` optimizer steps (whole epochs over ``pairs``)."""
-    epochs = max(1, round(args.steps / len(pairs)))
+    """A network trained for ``args.steps`` optimizer steps (whole epochs over the objective's
+    view of ``pairs``: ``splits`` items per pair for the self-supervised one)."""
+    per_epoch = len(pairs) * getattr(objective, "splits", 1)
+    epochs = max(1, round(args.steps / per_epoch))
     started = time.perf_counter()
     result = fit(
         config(args),
@@ -107,7 +109,7 @@ def train(args, pairs: list[TrainingPair], objective, folder: Path) -> tuple[tor
     model = load_model(folder / "model.pt").model.eval()
     history = {
         "epochs": epochs,
-        "steps": epochs * len(pairs),
+        "steps": epochs * per_epoch,
         "seconds": time.perf_counter() - started,
         "train_loss": [h["train_loss"] for h in result.history],
     }
@@ -140,7 +142,7 @@ def run(args) -> dict:
     objectives = {
         "supervised (truth)": ("truth", Supervised()),
         "supervised (proxy)": ("proxy", Supervised()),
-        "self-supervised": ("none", SelfSupervised(args.loss_fraction)),
+        "self-supervised": ("none", SelfSupervised(args.loss_fraction, args.splits)),
     }
     with tempfile.TemporaryDirectory() as folder:
         for name, (kind, objective) in objectives.items():
@@ -236,7 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cg-dc-iterations", type=int, default=6)
     parser.add_argument("--patch", type=int, default=32)
     parser.add_argument("--loss-fraction", type=float, default=0.4)
-    parser.add_argument("--lambdas", type=float, nargs="+", default=[3e-3, 1e-2, 3e-2])
+    parser.add_argument(
+        "--splits", type=int, default=4, help="k-space splits per scan (multi-mask SSDU)"
+    )
+    parser.add_argument("--lambdas", type=float, nargs="+", default=[1e-3, 3e-3, 1e-2, 3e-2])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="16^3, 2 training scans, 8 steps")
@@ -249,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.size, args.train, args.test, args.steps, args.patch = 16, 2, 1, 8, 8
-        args.width, args.layers, args.unrolls = 4, 2, 2
+        args.width, args.layers, args.unrolls, args.splits = 4, 2, 2, 2
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.figure.parent.mkdir(parents=True, exist_ok=True)
     result = run(args)
