@@ -158,16 +158,24 @@ def test_preconditioned_cg_gradient_equals_that_of_the_exact_solve(radial_proble
         assert (a - b).norm() / b.norm() < 1e-8
 
 
-def test_preconditioner_reaches_the_solution_in_fewer_iterations(radial_problem):
-    op, dense, z, aty = radial_problem
-    exact = ConjugateGradientDC(lam=0.05, n_iter=200).double()(z, aty, op)
+def test_preconditioner_reaches_the_solution_in_fewer_iterations():
+    from blockrecon.physics import Sense, radial_3d, simulate_acquisition
+
+    # 16^3, 8 coils, 50 spokes (8x below Nyquist), 40 dB: small, yet radial in its spectrum
+    coord = radial_3d(50, 16, image_size=16)
+    acq = simulate_acquisition(coord, (16,) * 3, n_coils=8, phantom="ellipsoids", snr_db=40)
+    op = Sense(acq.maps, acq.coord)
+    z, aty = torch.zeros_like(acq.image), op.normal_rhs(acq.kspace)
+    exact = ConjugateGradientDC(lam=0.03, n_iter=300)(z, aty, op)
 
     def error(n_iter, preconditioner):
-        dc = ConjugateGradientDC(lam=0.05, n_iter=n_iter, preconditioner=preconditioner)
-        return ((dc.double()(z, aty, op) - exact).norm() / exact.norm()).item()
+        dc = ConjugateGradientDC(lam=0.03, n_iter=n_iter, preconditioner=preconditioner)
+        return ((dc(z, aty, op) - exact).norm() / exact.norm()).item()
 
-    assert error(8, "circulant") < 0.5 * error(8, None)
-    assert error(1, "none") == error(1, None)
+    for n_iter in (4, 8):
+        assert error(n_iter, "circulant") < 0.7 * error(n_iter, None)
+    assert error(6, "circulant") < error(8, "none")
+    assert error(2, "none") == error(2, None)
 
 
 @pytest.mark.parametrize(
