@@ -1,16 +1,17 @@
 """Sparse convolution and transposed convolution along a kernel map, in one of two forms.
 
 - Pairs form (sparse neighbourhoods, all strided and transposed maps): the pairs of many
-  offsets at once are gathered (one index_select), multiplied (one matmul per offset into one
-  buffer) and added to their outputs (one index_add_), in chunks of CHUNK_PAIRS pairs.
+  offsets at once are gathered (one index_select, chunks of CHUNK_PAIRS pairs), multiplied
+  (one matmul per offset into one buffer) and added to their outputs offset by offset
+  (index_add_: within an offset every row appears once).
 - Neighbour-table form (submanifold maps of odd kernels with dense neighbourhoods): each
   output gathers its K inputs side by side (missing ones read a zero row) and one matmul with
   the (K * C_in, C_out) weight gives the output, in chunks of CHUNK_FLOATS floats. Backward
   uses the mirrored offsets, so it gathers too and never scatters.
 
-Both sum in a fixed order: on the CPU index_add_ adds rows in index order, on CUDA each offset
-(whose rows are unique) is added alone; weight gradients are summed over fixed blocks of rows
-(:func:`_outer_sum`). Results therefore do not depend on the thread count.
+Both sum in a fixed order (offset by offset, each offset's rows unique, so also on CUDA);
+weight gradients are summed over fixed blocks of rows (:func:`_outer_sum`). Results therefore
+do not depend on the thread count.
 
 Weights are stored (kernel volume, C_in, C_out), kernel offsets in row-major order, so that
 ``weight[k]`` multiplies the input rows paired by offset k. ``dense_weight()`` returns torch's
@@ -30,17 +31,23 @@ from blockrecon.checks import check_positive_int
 from blockrecon.sparse.kernel_map import KernelMap, as_tuple, kernel_map
 from blockrecon.sparse.tensor import SparseTensor
 
-#: Pairs gathered at once on the CPU (one index_select, one matmul per offset, one index_add_
-#: for up to this many pairs): 2^17 pairs x 16 + 16 float32 channels = 16 MiB of temporaries.
+#: Pairs gathered at once (one index_select and one product buffer for up to this many pairs):
+#: 2^17 pairs x 16 + 16 float32 channels = 16 MiB of temporaries. Outputs are still added one
+#: offset at a time: one index_add_ over several offsets (repeated rows) was slower (1 thread:
+#: 15.5 ms against 9.4 ms for 26 x 5000 rows of 16 channels) and, with 2 threads on a loaded
+#: machine, 2-10x slower again.
 CHUNK_PAIRS = 2**17
 
 
-def _chunks(kmap: KernelMap, device: torch.device):
-    """Groups of segments processed together. On the CPU index_add_ adds rows in index order,
-    so one call over several offsets sums exactly as one call per offset would; CUDA adds with
-    atomics, so there each offset (whose rows are unique) is added alone, which is
-    deterministic."""
-    return kmap.packed().chunks(1 if device.type == "cuda" else CHUNK_PAIRS)
+def _chunks(kmap: KernelMap):
+    """Groups of consecutive segments gathered together (see CHUNK_PAIRS)."""
+    return kmap.packed().chunks(CHUNK_PAIRS)
+
+
+def _add_segments(out, index, values, segments, start) -> None:
+    """out[index[a:b]] += values[a - start : b - start] for each segment, in offset order."""
+    for _, a, b in segments:
+        out.index_add_(0, index[a:b], values[a - start : b - start])
 
 
 def _products(rows, weights, segments, start, transpose=False):
@@ -139,14 +146,14 @@ class _SparseConvFunction(torch.autograd.Function):
             return _table_forward(feats, weight, kmap.neighbours)
         pairs = kmap.packed()
         out = feats.new_zeros(kmap.num_out, weight.shape[2])
-        for group in _chunks(kmap, feats.device):
+        for group in _chunks(kmap):
             j, a, _ = group[0]
             if a is None:
                 out += feats @ weight[j]
                 continue
             b = group[-1][2]
             rows = feats.index_select(0, pairs.in_idx[a:b])
-            out.index_add_(0, pairs.out_idx[a:b], _products(rows, weight, group, a))
+            _add_segments(out, pairs.out_idx, _products(rows, weight, group, a), group, a)
         return out
 
     @staticmethod
@@ -163,7 +170,7 @@ class _SparseConvFunction(torch.autograd.Function):
         pairs = ctx.kmap.packed()
         grad_feats = torch.zeros_like(feats) if need_feats else None
         grad_weight = torch.zeros_like(weight) if need_weight else None
-        for group in _chunks(ctx.kmap, feats.device):
+        for group in _chunks(ctx.kmap):
             j, a, _ = group[0]
             if a is None:
                 if need_feats:
@@ -175,7 +182,7 @@ class _SparseConvFunction(torch.autograd.Function):
             grads = grad_out.index_select(0, pairs.out_idx[a:b])
             if need_feats:
                 products = _products(grads, weight, group, a, transpose=True)
-                grad_feats.index_add_(0, pairs.in_idx[a:b], products)
+                _add_segments(grad_feats, pairs.in_idx, products, group, a)
             if need_weight:
                 rows = feats.index_select(0, pairs.in_idx[a:b])
                 for k, s, e in group:
