@@ -38,7 +38,7 @@ import torch
 from blockrecon.cli.output import write_json
 from blockrecon.physics import Sense, radial_3d, simulate_acquisition
 from blockrecon.physics.cg import conjugate_gradient
-from blockrecon.physics.preconditioner import circulant_preconditioner
+from blockrecon.physics.preconditioner import DEFAULT_FLOOR, circulant_preconditioner
 from blockrecon.physics.trajectory import radial_spokes
 from blockrecon.progress import progress_bar
 from blockrecon.recon import nrmse
@@ -210,7 +210,7 @@ def model_study(args: argparse.Namespace, size: int) -> dict | None:
     lam = dc.lam.item()
     n = args.model_cg_iterations
     per_unroll = []
-    for unroll, (z, aty, op) in enumerate(captured):
+    for unroll, (z, aty, op) in enumerate(captured if args.model_replay else []):
 
         def system(v, op=op):
             return op.normal(v) + lam * v
@@ -261,7 +261,7 @@ def model_study(args: argparse.Namespace, size: int) -> dict | None:
         image = reconstruct_with_model(model, acq.kspace, acq.maps, acq.coord, extra)
         images.append(
             {
-                "method": f"circulant CG {iterations}",
+                "method": f"circulant CG {iterations} (floor {DEFAULT_FLOOR:g})",
                 "nrmse": nrmse(image, acq.image),
                 "seconds": time.perf_counter() - started,
             }
@@ -358,6 +358,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-precond-iterations", type=int, nargs="+", default=[3, 4, 6])
     parser.add_argument("--model-plain-iterations", type=int, nargs="*", default=[6, 24])
     parser.add_argument("--model-patch", type=int, default=32)
+    parser.add_argument(
+        "--model-replay",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="replay the model's CG solves (--no-model-replay: run the network only)",
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument(
