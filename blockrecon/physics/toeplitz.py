@@ -44,7 +44,6 @@ __all__ = [
     "work_split",
     "ToeplitzNormal",
     "WORK_VALUES",
-    "PARALLEL_GROUP_VALUES",
 ]
 
 #: Automatic work-buffer size of the Toeplitz normal, in values (4 MiB in complex64): as many
@@ -54,13 +53,6 @@ __all__ = [
 #: (measured, one thread: a 64^3 SENSE normal with 8 coils took 0.16 s with 4 MiB blocks and
 #: 0.33 s with 32 MiB blocks, 98k page faults a call).
 WORK_VALUES = 2**19
-
-#: The parity groups of a call run on single-threaded workers in parallel
-#: (:func:`~blockrecon.physics.threads.ordered_map`) when one group's coil images hold at least
-#: this many values, else on torch's own threads. Measured on 2 shared cores (load average
-#: 5-7, 8 coils, medians): 64^3 0.25 s in groups against 0.33 s per operation; 128^3 the same
-#: (4.2 / 4.0 s); at 32^3 (groups of 0.5M values) per operation was faster (0.03 / 0.04 s).
-PARALLEL_GROUP_VALUES = 2**21
 
 
 def toeplitz_kernel(
@@ -158,12 +150,13 @@ def _apply_polyphase(
     image-sized temporaries only). Sizes below :data:`WORK_VALUES` also let the allocator
     reuse freed buffers instead of mapping fresh pages on every call.
 
-    Without ``buffer_images`` on the CPU, and when a group's coil images hold at least
-    :data:`PARALLEL_GROUP_VALUES` values, the parity groups are shared out to
-    ``torch.get_num_threads()`` single-threaded workers
-    (:func:`~blockrecon.physics.threads.ordered_map`) and summed in order: no barrier inside a
-    group, so one busy core slows the call by its share of the groups only. An explicit
-    ``buffer_images`` (a memory bound) or an active dispatch mode (a memory or tracing tool,
+    Without ``buffer_images`` on the CPU, the parity groups are shared out to
+    ``torch.get_num_threads()`` concurrent workers
+    (:func:`~blockrecon.physics.threads.ordered_map`) and summed in order, so that the cores
+    stay busy while one group waits at an operation's barrier (on 2 shared cores at load
+    average 6, a 32^3 SENSE normal with 8 coils took 0.70 s with the groups one after another
+    and 0.04 s on 2 workers). An explicit ``buffer_images`` (a memory bound) or an active
+    dispatch mode (a memory or tracing tool,
     which sees only its own thread) runs the groups here, one at a time.
     """
     ndim = kernel.ndim
@@ -172,13 +165,8 @@ def _apply_polyphase(
     parities = list(itertools.product((0, 1), repeat=ndim))
     groups = [parities[first : first + parity_step] for first in range(0, 2**ndim, parity_step)]
     workers = 1
-    group_values = coils * parity_step * image.numel()
-    if (
-        buffer_images is None
-        and group_values >= PARALLEL_GROUP_VALUES
-        and _get_current_dispatch_mode() is None
-    ):
-        workers = min(worker_count(image.device), len(groups))
+    if buffer_images is None and _get_current_dispatch_mode() is None:
+        workers = worker_count(image.device)
     terms = ordered_map(
         partial(_parity_group_term, image, kernel, maps, coil_step), groups, workers
     )

@@ -1,4 +1,4 @@
-"""Parity groups on single-threaded workers: same order, same result, seen by memory tools."""
+"""Parity groups on worker threads: same order, same result, seen by memory tools."""
 
 import threading
 import time
@@ -12,18 +12,15 @@ from blockrecon.physics.sense import Sense
 from blockrecon.physics.threads import ordered_map
 
 
-def test_ordered_map_keeps_order_and_runs_single_threaded_workers():
-    main_threads = torch.get_num_threads()
-
+def test_ordered_map_keeps_order_on_worker_threads():
     def work(item):
         time.sleep(0.02 * (item % 3))  # later items may finish first
-        return item, threading.get_ident(), torch.get_num_threads(), torch.is_grad_enabled()
+        return item, threading.get_ident(), torch.is_grad_enabled()
 
     results = list(ordered_map(work, range(9), workers=2))
     assert [r[0] for r in results] == list(range(9))
-    assert {r[2] for r in results} == {1} and not any(r[3] for r in results)
+    assert not any(r[2] for r in results)  # no autograd in the workers
     assert threading.get_ident() not in {r[1] for r in results}
-    assert torch.get_num_threads() == main_threads
     assert list(ordered_map(lambda i: i * i, range(4), workers=1)) == [0, 1, 4, 9]
 
 
@@ -36,7 +33,6 @@ def _problem(rng):
 def test_parallel_groups_equal_one_at_a_time(monkeypatch, rng):
     op, x = _problem(rng)
     sequential = op.normal(x)
-    monkeypatch.setattr(toeplitz, "PARALLEL_GROUP_VALUES", 0)
     monkeypatch.setattr(toeplitz, "WORK_VALUES", 2 * x.numel())  # 2 coils, 8 groups
     monkeypatch.setattr(toeplitz, "worker_count", lambda device: 2)
     calls = []
