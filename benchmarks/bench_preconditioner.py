@@ -109,7 +109,7 @@ def solves(args: argparse.Namespace, size: int, lams: list[float]) -> tuple[list
         n_coils=args.coils,
         phantom="ellipsoids",
         snr_db=args.snr,
-        seed=TEST_SEED,
+        seed=args.seed,
     )
     op = Sense(acq.maps, acq.coord)
     aty = op.normal_rhs(acq.kspace)
@@ -198,7 +198,7 @@ def model_study(args: argparse.Namespace, size: int) -> dict | None:
         n_coils=args.coils,
         phantom="ellipsoids",
         snr_db=args.snr,
-        seed=TEST_SEED,
+        seed=args.seed,
     )
     dc = model.dcs[0]
     captured = []
@@ -346,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--coils", type=int, default=8)
     parser.add_argument("--acceleration", type=float, default=8.0)
     parser.add_argument("--snr", type=float, default=40.0)
+    parser.add_argument("--seed", type=int, default=TEST_SEED, help="phantom and noise seed")
     parser.add_argument("--lams", type=float, nargs="+", default=None, help="default: 0, model's")
     parser.add_argument("--floors", type=float, nargs="+", default=[1.0, 3.0])
     parser.add_argument("--one-x-up-to", type=int, default=64, help="largest size run on 1x")
@@ -398,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         "setting": {"coils": args.coils, "acceleration": args.acceleration, "snr_db": args.snr},
         "lams": lams,
         "threads": args.threads,
-        "seed": TEST_SEED,
+        "seed": args.seed,
         "reference_tol": args.reference_tol,
         "load_average": os.getloadavg()[0],
     }
