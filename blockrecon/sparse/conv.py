@@ -3,7 +3,7 @@
 - Pairs form (sparse neighbourhoods, all strided and transposed maps): the pairs of many
   offsets at once are gathered (one index_select, chunks of CHUNK_PAIRS pairs), multiplied
   (one matmul per offset into one buffer) and added to their outputs offset by offset
-  (index_add_: within an offset every row appears once).
+  (within an offset every row appears once: gather, add, write back).
 - Neighbour-table form (submanifold maps of odd kernels with dense neighbourhoods): each
   output gathers its K inputs side by side (missing ones read a zero row) and one matmul with
   the (K * C_in, C_out) weight gives the output, in chunks of CHUNK_FLOATS floats. Backward
@@ -33,9 +33,8 @@ from blockrecon.sparse.tensor import SparseTensor
 
 #: Pairs gathered at once (one index_select and one product buffer for up to this many pairs):
 #: 2^17 pairs x 16 + 16 float32 channels = 16 MiB of temporaries. Outputs are still added one
-#: offset at a time: one index_add_ over several offsets (repeated rows) was slower (1 thread:
-#: 15.5 ms against 9.4 ms for 26 x 5000 rows of 16 channels) and, with 2 threads on a loaded
-#: machine, 2-10x slower again.
+#: offset at a time (see :func:`_add_segments`): one index_add_ over several offsets (repeated
+#: rows) was slower (1 thread: 15.5 ms against 9.4 ms for 26 x 5000 rows of 16 channels).
 CHUNK_PAIRS = 2**17
 
 
@@ -45,9 +44,15 @@ def _chunks(kmap: KernelMap):
 
 
 def _add_segments(out, index, values, segments, start) -> None:
-    """out[index[a:b]] += values[a - start : b - start] for each segment, in offset order."""
+    """out[index[a:b]] += values[a - start : b - start] for each segment, in offset order.
+
+    A segment's rows are unique, so this reads, adds and writes back (index_select, add_,
+    index_copy_): the same single addition per row as index_add_, which in this torch build
+    goes through scatter_add_ and was 3.7x slower at 1 thread (26 x 5000 rows of 16 channels:
+    21 ms against 5.7 ms) and 3.8x slower with 2 threads on a loaded machine."""
     for _, a, b in segments:
-        out.index_add_(0, index[a:b], values[a - start : b - start])
+        rows = index[a:b]
+        out.index_copy_(0, rows, out.index_select(0, rows).add_(values[a - start : b - start]))
 
 
 def _products(rows, weights, segments, start, transpose=False):
