@@ -584,11 +584,15 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
                 if row["library"] == library and row.get(key) is not None
             ]
             if points:
-                ax.loglog(*zip(*points, strict=True), marker="o", label=library)
+                color = f"C{LIBRARIES.index(library)}"  # the same colour in every panel
+                ax.loglog(*zip(*points, strict=True), marker="o", color=color, label=library)
+        sizes = sorted({row["size"] for row in rows})
+        ax.set_xticks(sizes, [str(n) for n in sizes])
+        ax.minorticks_off()
+        ax.legend(fontsize=7)
         ax.set_xlabel("image size N (N^3 voxels)")
         ax.set_title(label)
         ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend()
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
