@@ -226,8 +226,13 @@ def reconstruct_with_model(
     )
     with torch.no_grad():
         image = model.solve(inputs.aty, inputs.op, inputs.aty_scale)
-        sensed = (maps != 0).any(dim=0)
-    return image.where(sensed, 0) / inputs.intensity_scale
+    return zero_where_unsensed(image, maps) / inputs.intensity_scale
+
+
+def zero_where_unsensed(image: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+    """``image`` (complex ``(*batch, *image_shape)``) set to 0 where every coil map
+    (``(coils, *image_shape)``) is 0: voxels no sample depends on."""
+    return image.where((maps != 0).any(dim=0), 0)
 
 
 class PatchSizeError(ValueError):

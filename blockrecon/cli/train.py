@@ -92,11 +92,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ssdu.add_argument(
         "--loss-fraction",
         type=float,
-        default=0.4,
+        default=None,
         help="fraction of the readouts held out for the loss, in (0, 1) (default 0.4)",
     )
     ssdu.add_argument(
-        "--splits", type=positive_int, default=1, help="random splits per scan (default 1)"
+        "--splits", type=positive_int, default=None, help="random splits per scan (default 1)"
     )
     architecture = parser.add_argument_group("architecture")
     architecture.add_argument("--patch", type=int, default=32, help="block-wise core size")
@@ -195,7 +195,14 @@ def data_memory_bytes(gib: float | None) -> int:
 
 def _files(args: argparse.Namespace):
     everything = AcquisitionFiles.from_folder(
-        args.data, require_image=not args.self_supervised, compress_coils=args.compress_coils
+        args.data,
+        require_image=not args.self_supervised,
+        memory_budget=data_memory_bytes(args.data_memory),
+        density_weights=args.density_weights,
+        backend=args.backend,
+        maps_method=args.maps_method,
+        calib_width=args.calib_width,
+        compress_coils=args.compress_coils,
     )
     if args.self_supervised:
         for info in everything.infos:
@@ -205,17 +212,8 @@ def _files(args: argparse.Namespace):
             f"--val {args.val} must leave training files: {args.data} holds {len(everything)}"
         )
     cut = len(everything) - args.val
-    settings = dict(
-        require_image=not args.self_supervised,
-        memory_budget=data_memory_bytes(args.data_memory),
-        density_weights=args.density_weights,
-        backend=args.backend,
-        maps_method=args.maps_method,
-        calib_width=args.calib_width,
-        compress_coils=args.compress_coils,
-    )
-    train = AcquisitionFiles(everything.paths[:cut], **settings)
-    val = AcquisitionFiles(everything.paths[cut:], **settings) if args.val else None
+    train = everything.subset(range(cut))  # one cache: one memory budget for both
+    val = everything.subset(range(cut, len(everything))) if args.val else None
     description = {
         "source": "files",
         "folder": str(args.data.resolve()),
@@ -238,8 +236,15 @@ def _data_memory(train) -> str:
 
 
 def _objective(args: argparse.Namespace):
+    """The objective; ``--loss-fraction`` and ``--splits`` are refused without
+    ``--self-supervised``, and take their defaults (0.4, 1) with it."""
     if not args.self_supervised:
+        for option, value in (("--loss-fraction", args.loss_fraction), ("--splits", args.splits)):
+            if value is not None:
+                raise ValueError(f"{option} applies only to --self-supervised training")
         return Supervised()
+    args.loss_fraction = 0.4 if args.loss_fraction is None else args.loss_fraction
+    args.splits = 1 if args.splits is None else args.splits
     return SelfSupervised(loss_fraction=args.loss_fraction, splits=args.splits)
 
 

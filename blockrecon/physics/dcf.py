@@ -66,4 +66,4 @@ def pipe_menon_dcf(
         for _ in progress_bar(range(n_iter), "Pipe-Menon DCF", progress):
             density = nufft.apply_forward(window * nufft.apply_adjoint(weights)).real.abs()
             weights = weights / density.clamp_min(torch.finfo(torch.float32).tiny)
-    return weights.real.to(torch.float32)
+    return weights.real.contiguous()  # float32 of its own, not a view of the complex storage

@@ -21,23 +21,29 @@ from blockrecon.train.data import TrainingPair
 __all__ = ["PairCache", "pair_nbytes"]
 
 
-def _operator_nbytes(op) -> int:
-    tensors = [op.maps, op.nufft.coord, op.weights]
-    total = sum(t.numel() * t.element_size() for t in tensors if t is not None)
-    if op.normal_kind == "toeplitz":  # its real float32 kernel on the 2x grid, once built
-        total += 4 * math.prod(2 * n for n in op.image_shape)
-    return total
+def _kernel_nbytes(op) -> int:
+    """The real float32 Toeplitz kernel on the 2x grid of a Toeplitz operator (built once)."""
+    if op.normal_kind != "toeplitz":
+        return 0
+    return 4 * math.prod(2 * n for n in op.image_shape)
 
 
 def pair_nbytes(pair: TrainingPair) -> int:
     """Bytes a built pair holds: k-space, target, operators (maps, trajectory, weights and the
-    float32 Toeplitz kernel of a Toeplitz operator) and held-out samples."""
+    float32 Toeplitz kernel of a Toeplitz operator) and held-out samples; tensors that share
+    storage (e.g. the maps of both operators) are counted once."""
+    ops = [pair.op] + ([] if pair.heldout is None else [pair.heldout.op])
     tensors: list[torch.Tensor | None] = [pair.kspace, pair.target]
-    total = _operator_nbytes(pair.op)
     if pair.heldout is not None:
         tensors.append(pair.heldout.kspace)
-        total += _operator_nbytes(pair.heldout.op)
-    return total + sum(t.numel() * t.element_size() for t in tensors if t is not None)
+    for op in ops:
+        tensors += [op.maps, op.nufft.coord, op.weights]
+    storages = {
+        (t.untyped_storage().data_ptr(), t.device): t.untyped_storage().nbytes()
+        for t in tensors
+        if t is not None
+    }
+    return sum(storages.values()) + sum(_kernel_nbytes(op) for op in ops)
 
 
 @dataclass

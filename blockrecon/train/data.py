@@ -81,13 +81,17 @@ def normalize_pair(
 
 
 def sense_to(op: Sense, device: torch.device) -> Sense:
-    """The same SENSE operator (maps, trajectory, weights, backend) on ``device``."""
+    """The same SENSE operator (maps, trajectory, weights, backend, normal, accuracy, coil
+    batch) on ``device``."""
     weights = op.weights
     return Sense(
         op.maps.to(device),
         op.nufft.coord.to(device),
         weights=None if weights is None else weights.to(device),
         backend=op.nufft.backend,
+        normal=op.normal_kind,
+        coil_batch=op.coil_batch,
+        eps=op.nufft.eps,
     )
 
 

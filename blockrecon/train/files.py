@@ -10,6 +10,7 @@ first needed, and keeps built pairs while they fit its budget
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from pathlib import Path
@@ -26,7 +27,7 @@ from blockrecon.train.data import TrainingPair, normalize_pair
 __all__ = ["SCAN_SUFFIXES", "AcquisitionFiles", "estimated_pair_bytes"]
 
 #: File name endings a training folder is searched for.
-SCAN_SUFFIXES = (".h5", ".mrd")
+SCAN_SUFFIXES = (".h5", ".hdf5", ".mrd")
 
 
 def estimated_pair_bytes(
@@ -100,6 +101,7 @@ class AcquisitionFiles(Dataset):
         self.maps_method, self.calib_width = maps_method, calib_width
         self.compress_coils = compress_coils
         self.cache = PairCache(memory_budget)
+        self._key = object()  # this dataset's keys in a cache it may share
 
     @classmethod
     def from_folder(cls, folder: str | os.PathLike[str], **kwargs) -> AcquisitionFiles:
@@ -117,6 +119,15 @@ class AcquisitionFiles(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
+    def subset(self, indices: range) -> AcquisitionFiles:
+        """The files ``indices`` with these settings, sharing this dataset's checked file
+        information and its cache (one memory budget for both), without reading any file."""
+        part = copy.copy(self)
+        part.paths = [self.paths[i] for i in indices]
+        part.infos = [self.infos[i] for i in indices]
+        part._key = object()
+        return part
+
     @property
     def readouts(self) -> list[int]:
         """Readouts (the first sample axis) of each file."""
@@ -132,7 +143,7 @@ class AcquisitionFiles(Dataset):
     def __getitem__(self, index: int) -> TrainingPair:
         if not 0 <= index < len(self.paths):
             raise IndexError(f"index {index} out of range for {len(self.paths)} files")
-        return self.cache.get(("files", index), lambda: self._build(index))
+        return self.cache.get((self._key, index), lambda: self._build(index))
 
     def _build(self, index: int) -> TrainingPair:
         acq = compress_acquisition(read_scan(self.paths[index]), self.compress_coils)

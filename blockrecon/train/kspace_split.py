@@ -159,6 +159,7 @@ class KspaceSplits(Dataset):
         if cache is None or cache is True:
             cache = PairCache()
         self.cache = PairCache(budget_bytes=0) if cache is False else cache
+        self._key = object()  # this view's keys in a cache it may share
 
     def __len__(self) -> int:
         return len(self.source) * self.splits
@@ -166,8 +167,7 @@ class KspaceSplits(Dataset):
     def __getitem__(self, index: int) -> TrainingPair:
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} splits")
-        key = ("splits", self.loss_fraction, self.splits, self.seed, index)
-        return self.cache.get(key, lambda: self._build(index))
+        return self.cache.get((self._key, index), lambda: self._build(index))
 
     def _build(self, index: int) -> TrainingPair:
         item, split = divmod(index, self.splits)

@@ -50,7 +50,7 @@ from torch.utils.data import Dataset, DistributedSampler
 
 from blockrecon.atomic import atomic_write
 from blockrecon.checks import check_positive, check_positive_int
-from blockrecon.inference import DataContract
+from blockrecon.inference import DataContract, zero_where_unsensed
 from blockrecon.models import build_unrolled, resolve_config, save_model
 from blockrecon.progress import progress_bar
 from blockrecon.recon import psnr
@@ -137,19 +137,27 @@ def _validate(
 ) -> dict[str, float]:
     """``val_loss``: the objective on ``val_view`` (the objective's view of ``val_data``);
     ``val_psnr_db``: the mean PSNR of ``val_data``'s pairs with a target, reconstructed from
-    all their samples (absent when none has a target)."""
-    pairs = [pair_to(val_view[i], device) for i in range(len(val_view))]
-    record = {"val_loss": evaluate(model, pairs, objective)}
-    full = [pair_to(val_data[i], device) for i in range(len(val_data))]
-    scores = [psnr(_reconstruct(model, p), p.target) for p in full if p.target is not None]
+    all their samples as ``recon`` does (absent when none has a target). One pair on the
+    device at a time."""
+    losses = [
+        evaluate(model, [pair_to(val_view[i], device)], objective) for i in range(len(val_view))
+    ]
+    record = {"val_loss": sum(losses) / len(losses)}
+    scores = []
+    for i in range(len(val_data)):
+        pair = val_data[i]
+        if pair.target is not None:
+            pair = pair_to(pair, device)
+            scores.append(psnr(_reconstruct(model, pair), pair.target))
     if scores:
         record["val_psnr_db"] = sum(scores) / len(scores)
     return record
 
 
 def _reconstruct(model: torch.nn.Module, pair) -> torch.Tensor:
+    """The network's image of a pair, zero where no coil senses (as at reconstruction)."""
     with torch.no_grad():
-        return model(pair.kspace, pair.op)
+        return zero_where_unsensed(model(pair.kspace, pair.op), pair.op.maps)
 
 
 def _write_metrics(path: Path, history: list[dict]) -> None:

@@ -78,6 +78,13 @@ def test_bad_self_supervised_settings_exit_2_and_write_nothing(
     assert not run.exists()
 
 
+@pytest.mark.parametrize("option", [["--loss-fraction", "0.3"], ["--splits", "2"]])
+def test_split_options_without_self_supervised_exit_2(raw_folder, tmp_path, capsys, option):
+    assert _train(raw_folder, tmp_path / "run", *option) == 2
+    assert "applies only to --self-supervised" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_simulated_spokes_too_few_to_split_exit_2(tmp_path, capsys):
     options = ["--simulate", "1", "--size", "8", "--spokes", "2", "--coils", "1"]
     command = ["train", *options, "--self-supervised", "--loss-fraction", "0.1"]

@@ -8,6 +8,7 @@ from dataclasses import replace
 import h5py
 import numpy as np
 import pytest
+import torch
 
 from blockrecon.io import read_acquisition, write_acquisition
 from blockrecon.io.hdf5 import read_acquisition_info
@@ -118,3 +119,21 @@ def test_scans_of_different_shapes_train_together_in_one_batch(folder, tmp_path)
     data = AcquisitionFiles([folder / "scan0.h5", tmp_path / "other.h5"])
     result = fit(CONFIG, data, tmp_path / "run", epochs=1, batch_size=2, progress=False)
     assert result.history[0]["batches"] == 1 and result.history[0]["train_loss"] > 0
+
+
+def test_subsets_share_one_budget_and_keep_their_own_pairs(folder):
+    one_pair = estimated_pair_bytes(read_acquisition_info(folder / "scan0.h5"))
+    everything = AcquisitionFiles.from_folder(folder, memory_budget=one_pair + 10)
+    train, val = everything.subset(range(2)), everything.subset(range(2, 3))
+    assert train.cache is val.cache is everything.cache
+    assert torch.equal(val[0].kspace, everything[2].kspace)
+    assert not torch.equal(train[0].kspace, val[0].kspace)  # index 0 of each: two pairs
+    assert everything.cache.held_bytes <= one_pair + 10
+
+
+def test_split_views_sharing_a_cache_keep_their_own_pairs(folder):
+    data = AcquisitionFiles.from_folder(folder)
+    first, second = data.subset(range(1)), data.subset(range(1, 2))
+    views = [SelfSupervised(0.4).data(d, seed=0) for d in (first, second)]
+    assert views[0].cache is views[1].cache
+    assert not torch.equal(views[0][0].kspace, views[1][0].kspace)
