@@ -20,8 +20,10 @@ A stored density compensation is dropped (it belongs to the full trajectory). Th
 root attributes record how it was made: ``reference_method`` (``input``, ``cg``, ``l1`` or
 ``none``), ``reference_maps`` (``file``, ``espirit``, ``jsense`` or ``none``),
 ``reference_iterations`` and ``reference_lamda`` (for ``cg``/``l1``), ``undersampling_factor``,
-``undersampling_order``, ``undersampling_seed``, ``source_file``, ``source_spokes`` (the
-input's spoke count) and ``kept_spokes`` (the input's indices of the kept spokes, ascending).
+``undersampling_order``, ``undersampling_seed``, ``source_file`` and ``source_spokes`` (the
+input's spoke count). The kept spokes are
+``blockrecon.physics.kept_spokes(source_spokes, factor, order, seed)`` (not stored: an HDF5
+attribute holds at most 64 KiB, about 8000 indices).
 """
 
 from __future__ import annotations
@@ -132,9 +134,7 @@ def _reference(
     return reconstruct(settings, acq.to(device), maps.to(device), backend).cpu()
 
 
-def _provenance(
-    args: argparse.Namespace, acq: Acquisition, method: str, kept: torch.Tensor
-) -> dict[str, object]:
+def _provenance(args: argparse.Namespace, acq: Acquisition, method: str) -> dict[str, object]:
     """The output's attributes (module docstring)."""
     computed = method in ("cg", "l1")
     maps = "none" if not computed else "file" if acq.maps is not None else args.maps_method
@@ -146,7 +146,6 @@ def _provenance(
         "undersampling_seed": int(args.seed),
         "source_file": args.input.name,
         "source_spokes": int(acq.sample_shape[0]),
-        "kept_spokes": kept.numpy(),
     }
     if computed:
         attributes["reference_iterations"] = args.iterations or DEFAULT_ITERATIONS[method]
@@ -168,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
         output = replace(output, image=_reference(args, acq, method, device, backend))
     elif method == "none":
         output = replace(output, image=None)
-    write_acquisition(args.out, output, attributes=_provenance(args, acq, method, kept))
+    write_acquisition(args.out, output, attributes=_provenance(args, acq, method))
     print(
         f"Wrote {args.out}: {len(kept)} of {acq.sample_shape[0]} spokes (R = {args.factor:g}, "
         f"{args.order}), reference: {method}",
