@@ -196,3 +196,24 @@ def test_preconditioner_reaches_the_solution_in_fewer_iterations():
 def test_bad_input_raises_value_error(problem, call, match):
     with pytest.raises(ValueError, match=match):
         call(*problem)
+
+
+def test_preconditioned_backward_solves_with_the_same_preconditioner(radial_problem):
+    """At 3 iterations (far from converged) the backward is the same preconditioned CG solve
+    of the incoming gradient, not the plain one."""
+    from blockrecon.physics.cg import conjugate_gradient
+    from blockrecon.physics.preconditioner import circulant_preconditioner
+
+    op, _, z, aty = radial_problem
+    grad = torch.randn(z.shape, dtype=torch.complex128, generator=torch.Generator().manual_seed(5))
+    dc = ConjugateGradientDC(lam=0.05, n_iter=3, preconditioner="circulant").double()
+    aa = aty.clone().requires_grad_(True)
+    (ours,) = torch.autograd.grad(dc(z, aa, op), [aa], grad)
+    lam = dc.lam.item()
+    system = lambda v: op.normal(v) + lam * v  # noqa: E731
+    prec = circulant_preconditioner(op).shifted(lam, torch.float64)
+    solve = dict(n_iter=3, progress=False)
+    expected = conjugate_gradient(system, grad, preconditioner=prec, **solve)
+    plain = conjugate_gradient(system, grad, **solve)
+    assert (ours - expected).norm() / expected.norm() < 1e-10
+    assert (ours - plain).norm() / plain.norm() > 1e-3

@@ -161,6 +161,11 @@ def centre_weight(coord: torch.Tensor, weights: torch.Tensor | None = None) -> f
     return float((weights.detach().expand(at_centre.shape) * at_centre).sum())
 
 
+#: Shifted preconditioners kept per preconditioner (a learnable lam changes every step; an
+#: unrolled network with a lam per unroll uses a few at a time).
+SHIFTS_KEPT = 4
+
+
 class CirculantPreconditioner:
     """``M = (P^{-1} + U G U^H)^{-1}`` with ``P = (D + max(lam, floor))^{-1}`` applied with
     FFTs (see the module docstring) and ``U G U^H`` the k-space centre's samples.
@@ -204,7 +209,9 @@ class CirculantPreconditioner:
         if diagonal.is_complex() or diagonal.ndim not in (2, 3):
             raise ValueError(f"diagonal must be a real 2D or 3D tensor, got {diagonal.dtype}")
         self.image_shape = tuple(n // 2 for n in diagonal.shape)
-        if centre_weight < 0 or (centre_weight > 0 and maps is None):
+        if centre_weight < 0:
+            raise ValueError(f"centre_weight must be >= 0, got {centre_weight}")
+        if centre_weight > 0 and maps is None:
             raise ValueError("a positive centre_weight needs the coil maps")
         if maps is not None and tuple(maps.shape[1:]) != self.image_shape:
             raise ValueError(f"maps {tuple(maps.shape)} do not match diagonal {self.image_shape}")
@@ -218,7 +225,7 @@ class CirculantPreconditioner:
         self.min_shift = float(floor) * mean_eigenvalue
         self.maps = None if centre_weight == 0 else maps.detach()
         self.centre_weight = float(centre_weight)
-        self._last: tuple[tuple, Callable[[torch.Tensor], torch.Tensor]] | None = None
+        self._shifted: dict[tuple, Callable[[torch.Tensor], torch.Tensor]] = {}
 
     def circulant(
         self, lam: float | torch.Tensor, dtype: torch.dtype = torch.float32
@@ -243,9 +250,11 @@ class CirculantPreconditioner:
     ) -> Callable[[torch.Tensor], torch.Tensor]:
         """``M`` for the system ``E^H W E + lam I``, for images of real dtype ``dtype``."""
         key = (float(lam), dtype)
-        if self._last is None or self._last[0] != key:
-            self._last = (key, self._build(*key))
-        return self._last[1]
+        if key not in self._shifted:  # one per lam: unrolls with their own lam reuse theirs
+            if len(self._shifted) >= SHIFTS_KEPT:
+                self._shifted.pop(next(iter(self._shifted)))
+            self._shifted[key] = self._build(*key)
+        return self._shifted[key]
 
     def _build(self, lam: float, dtype: torch.dtype) -> Callable[[torch.Tensor], torch.Tensor]:
         circulant = self.circulant(lam, dtype)

@@ -28,6 +28,7 @@ share them.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -67,7 +68,7 @@ class SiteIndex:
     table: torch.Tensor
     rows_of: torch.Tensor | None = None
 
-    def delta(self, shift) -> int:
+    def delta(self, shift: Sequence[int]) -> int:
         """Key step of a per-dimension shift (ints, each within the padding)."""
         return sum(int(s) * w for s, w in zip(shift, self.weights, strict=True))
 
@@ -98,7 +99,9 @@ class SiteIndex:
         return result.to(torch.int32).reshape(queries.shape)
 
 
-def site_index(x: SparseTensor, pad_low, pad_high, lookup: str | None = None) -> SiteIndex:
+def site_index(
+    x: SparseTensor, pad_low: Sequence[int], pad_high: Sequence[int], lookup: str | None = None
+) -> SiteIndex:
     """The (cached) :class:`SiteIndex` of ``x``'s sites for this padding (D ints >= 0 each).
 
     ``lookup`` forces ``"dense"``, ``"paged"`` or ``"hash"``; default: by grid size (module

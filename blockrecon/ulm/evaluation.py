@@ -180,7 +180,8 @@ def evaluate_model(
     model: UlmModel, acquisition: UlmAcquisition, block_frames: int, progress: bool = True
 ) -> tuple[LocalizationScores, PalaScores]:
     """Detect bubbles in every block of ``acquisition`` (decoded at ``model.threshold``) and
-    score them against its truth (:func:`score_detections`, on the 8x grid).
+    score them against its truth (:func:`score_detections`, on the 8x grid): the localization
+    scores and PALA's scores (:mod:`blockrecon.ulm.pala_scores`), as a tuple.
 
     Positions are converted to lambda with the acquisition's pixel size; only the frames covered
     by whole blocks of ``block_frames`` are scored.
