@@ -589,7 +589,8 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
         sizes = sorted({row["size"] for row in rows})
         ax.set_xticks(sizes, [str(n) for n in sizes])
         ax.minorticks_off()
-        ax.legend(fontsize=7)
+        if ax.lines:
+            ax.legend(fontsize=7)
         ax.set_xlabel("image size N (N^3 voxels)")
         ax.set_title(label)
         ax.grid(True, which="both", alpha=0.3)
