@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -190,7 +191,13 @@ class KernelMap:
 
     @classmethod
     def from_entries(
-        cls, geometry: Geometry, entries, num_in: int, out_coords, out_spatial_shape, out_cache
+        cls,
+        geometry: Geometry,
+        entries: Sequence[tuple[int, torch.Tensor | None, torch.Tensor | None]],
+        num_in: int,
+        out_coords: torch.Tensor,
+        out_spatial_shape: Sequence[int],
+        out_cache: dict,
     ) -> KernelMap:
         """Map in pairs form from per-offset (offset index, in rows, out rows) entries in
         increasing offset order (None rows: identity; entries without pairs are dropped)."""
