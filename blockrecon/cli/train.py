@@ -223,15 +223,18 @@ def _files(args: argparse.Namespace):
     return train, val, description
 
 
+def _size(nbytes: float) -> str:
+    """A byte count in MiB below 1 GiB, in GiB above."""
+    return f"{nbytes / 2**20:.1f} MiB" if nbytes < 2**30 else f"{nbytes / 2**30:.2f} GiB"
+
+
 def _data_memory(train) -> str:
     """``; training data ...`` for files: their built size, what stayed in memory, the budget."""
     if not isinstance(train, AcquisitionFiles):
         return ""
-    gib = 2.0**30
     return (
-        f"; training data {train.estimated_bytes() / gib:.2f} GiB built, "
-        f"{train.cache.held_bytes / gib:.2f} GiB kept in memory "
-        f"(budget {train.cache.budget_bytes / gib:.2f} GiB)"
+        f"; training data {_size(train.estimated_bytes())} built, "
+        f"{_size(train.cache.held_bytes)} kept in memory (budget {_size(train.cache.budget_bytes)})"
     )
 
 
