@@ -243,29 +243,17 @@ def model_study(args: argparse.Namespace, size: int) -> dict | None:
             "seconds": plain_seconds,
         }
     ]
-    for iterations in args.model_plain_iterations:
-        dc.n_iter = iterations
+    runs = [(None, n, f"plain CG {n}") for n in args.model_plain_iterations]
+    runs += [
+        ("circulant", n, f"circulant CG {n} (floor {DEFAULT_FLOOR:g})")
+        for n in args.model_precond_iterations
+    ]
+    for preconditioner, iterations, method in runs:
+        dc.preconditioner, dc.n_iter = preconditioner, iterations
         started = time.perf_counter()
         image = reconstruct_with_model(model, acq.kspace, acq.maps, acq.coord, extra)
-        images.append(
-            {
-                "method": f"plain CG {iterations}",
-                "nrmse": nrmse(image, acq.image),
-                "seconds": time.perf_counter() - started,
-            }
-        )
-    dc.preconditioner = "circulant"
-    for iterations in args.model_precond_iterations:
-        dc.n_iter = iterations
-        started = time.perf_counter()
-        image = reconstruct_with_model(model, acq.kspace, acq.maps, acq.coord, extra)
-        images.append(
-            {
-                "method": f"circulant CG {iterations} (floor {DEFAULT_FLOOR:g})",
-                "nrmse": nrmse(image, acq.image),
-                "seconds": time.perf_counter() - started,
-            }
-        )
+        seconds = time.perf_counter() - started
+        images.append({"method": method, "nrmse": nrmse(image, acq.image), "seconds": seconds})
     return {"size": size, "lam": lam, "cg_iterations": n, "solves": per_unroll, "images": images}
 
 
