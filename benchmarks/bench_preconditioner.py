@@ -101,9 +101,11 @@ def summarize(record: dict, plain: dict, key: str, checkpoints: list[int]) -> di
     return out
 
 
-def solves(args: argparse.Namespace, size: int, lams: list[float]) -> tuple[list[dict], dict]:
+def simulate(args: argparse.Namespace, size: int):
+    """The benchmark's scan of a random-ellipsoid phantom at ``size``^3 (``args``: coils,
+    acceleration, SNR, seed)."""
     coord = radial_3d(radial_spokes(size, args.acceleration), size)
-    acq = simulate_acquisition(
+    return simulate_acquisition(
         coord,
         (size,) * 3,
         n_coils=args.coils,
@@ -111,6 +113,10 @@ def solves(args: argparse.Namespace, size: int, lams: list[float]) -> tuple[list
         snr_db=args.snr,
         seed=args.seed,
     )
+
+
+def solves(args: argparse.Namespace, size: int, lams: list[float]) -> tuple[list[dict], dict]:
+    acq = simulate(args, size)
     op = Sense(acq.maps, acq.coord)
     aty = op.normal_rhs(acq.kspace)
     rows = []
@@ -191,15 +197,7 @@ def model_study(args: argparse.Namespace, size: int) -> dict | None:
         )
     except FileNotFoundError:
         return None
-    coord = radial_3d(radial_spokes(size, args.acceleration), size)
-    acq = simulate_acquisition(
-        coord,
-        (size,) * 3,
-        n_coils=args.coils,
-        phantom="ellipsoids",
-        snr_db=args.snr,
-        seed=args.seed,
-    )
+    acq = simulate(args, size)
     dc = model.dcs[0]
     captured = []
     hook = dc.register_forward_pre_hook(lambda _, a: captured.append([t for t in a[:3]]))

@@ -94,8 +94,12 @@ def test_simulated_spokes_too_few_to_split_exit_2(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_ismrmrd_32_channels_trains_self_supervised_compressed_and_beats_gridding(tmp_path):
-    """32-channel ISMRMRD files without maps: SSDU training on 8 virtual coils, then MBDL."""
+@pytest.mark.parametrize("backend", ["finufft", "sigpy"])
+def test_ismrmrd_32_channels_trains_self_supervised_compressed_and_beats_gridding(
+    tmp_path, backend
+):
+    """32-channel ISMRMRD files without maps: SSDU training on 8 virtual coils, then MBDL, on
+    each CPU NUFFT backend."""
     shape = (16, 16, 16)
     data, truth = tmp_path / "data", {}
     data.mkdir()
@@ -105,13 +109,15 @@ def test_ismrmrd_32_channels_trains_self_supervised_compressed_and_beats_griddin
         write_ismrmrd(data / f"scan{i}.mrd", acq)
     run = tmp_path / "run"
     options = ["--self-supervised", "--splits", "2", "--compress-coils", "8", "--dc", "cg"]
+    options += ["--backend", backend]
     wider = ["--width", "8", "--layers", "3", "--epochs", "6", "--lr", "3e-3"]
     assert _train(data, run, *options, *wider) == 0
     images = {}
     for method, extra in (("grid", []), ("mbdl", ["--model", str(run / "model.pt")])):
         out = tmp_path / f"{method}.h5"
         command = ["recon", str(data / "scan1.mrd"), "--method", method, "--out", str(out)]
-        assert main([*command, "--compress-coils", "8", "--no-progress", *extra]) == 0
+        command += ["--compress-coils", "8", "--backend", backend, "--no-progress"]
+        assert main([*command, *extra]) == 0
         with h5py.File(out) as f:
             images[method] = torch.from_numpy(f["image"][()])
     grid, mbdl = (psnr(images[m], truth[1]) for m in ("grid", "mbdl"))
