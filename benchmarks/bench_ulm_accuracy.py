@@ -14,7 +14,9 @@ field's edges; 2048 frames by default, since PALA's gap needs canals filled by m
 256 frames every method, conventional included, "resolved" the narrowest section between sparse
 tracks). Two reference rows decode the training targets
 themselves (a perfect network's map), with and without the split: the ceiling the decoding
-sets. Without ``--model`` only these and the conventional baseline run. The default 16x16 field
+sets. Without ``--model`` the network shipped with blockrecon for the dimensionality of
+``--shape`` runs (:mod:`blockrecon.ulm.pretrained`, named ``shipped``); with ``--no-network``
+only the reference rows and the conventional baseline run. The default 16x16 field
 at 2..64 bubbles/frame spans 0.008 to 0.25 bubbles per pixel, i.e. 32 to 1,024 bubbles/frame on
 a 64x64 field.
 
@@ -22,6 +24,7 @@ a 64x64 field.
         --frames 512 --concentration $c --seed $c; done
     blockrecon ulm train --data train_c*.h5 --kind sparse --steps 3000 --out s.pt
     python benchmarks/bench_ulm_accuracy.py --model sparse=s.pt [--model dense=d.pt] [--quick]
+    python benchmarks/bench_ulm_accuracy.py [--shape 12 12 12]     # the shipped network
 """
 
 import argparse
@@ -42,6 +45,7 @@ from blockrecon.ulm.evaluation import (
 )
 from blockrecon.ulm.metrics import LocalizationScores
 from blockrecon.ulm.pala_scores import PalaScores, component_scores, global_score
+from blockrecon.ulm.pretrained import pretrained_ulm_path
 from blockrecon.ulm.training import load_model
 
 RESULTS = Path(__file__).parent / "results"
@@ -128,6 +132,20 @@ def save_plot(rows: list[dict], title: str, path: Path) -> None:
     plt.close(fig)
 
 
+def load_models(args: argparse.Namespace) -> dict:
+    """The networks of ``--model`` (default: the shipped one of ``--shape``'s dimensionality,
+    recorded in ``args.model``; none with ``--no-network``), checked against ``--shape``."""
+    if not args.model and not args.no_network:
+        args.model = [("shipped", pretrained_ulm_path(len(args.shape)))]
+    models = {name: load_model(path).model for name, path in args.model}
+    shape = " ".join(map(str, args.shape))
+    for name, model in models.items():
+        model.net.config.check_data(
+            (args.frames, *args.shape), BLOCK_FRAMES, f"--shape {shape} (network {name})"
+        )
+    return models
+
+
 def run() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -136,7 +154,13 @@ def run() -> int:
         action="append",
         default=[],
         metavar="NAME=FILE",
-        help="trained network (repeatable)",
+        help="trained network (repeatable; default: the shipped network of --shape's "
+        "dimensionality, named 'shipped')",
+    )
+    parser.add_argument(
+        "--no-network",
+        action="store_true",
+        help="no network: only conventional ULM and the ideal maps",
     )
     parser.add_argument("--shape", type=int, nargs="+", default=[16, 16])
     parser.add_argument(
@@ -172,7 +196,12 @@ def run() -> int:
     if args.quick:
         args.frames, args.concentrations = 32, args.concentrations[:2]
         args.canal_frames = 512
-    models = {name: load_model(path).model for name, path in args.model}
+    if args.no_network and args.model:
+        parser.error("--no-network and --model exclude each other")
+    try:
+        models = load_models(args)
+    except (FileNotFoundError, ValueError) as err:
+        parser.error(str(err))
     if args.no_split:
         for model in models.values():
             model.split_radius = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -316,10 +317,21 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- evaluate
+def _add_model_option(p: argparse.ArgumentParser) -> None:
+    """``--model`` of ``ulm evaluate`` and ``ulm map`` (optional: see :func:`_model_and_data`)."""
+    p.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="model file from 'ulm train' (default: the network shipped with blockrecon for "
+        "data of this dimensionality, blockrecon.ulm.pretrained)",
+    )
+
+
 def _register_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="detect bubbles with a model and score them")
     p.add_argument("--data", type=Path, required=True, help="acquisition .h5 file")
-    p.add_argument("--model", type=Path, required=True, help="model file from 'ulm train'")
+    _add_model_option(p)
     p.add_argument(
         "--block-frames", type=positive_int, default=16, help="frames per block (as in training)"
     )
@@ -327,23 +339,40 @@ def _register_evaluate(sub) -> None:
     p.set_defaults(func=_evaluate)
 
 
+def _model_and_data(path: Path | None, read: Callable, data: Path, block_frames: int):
+    """``(model, model file, acquisition)`` of ``ulm evaluate`` and ``ulm map``: the model
+    file at ``path`` (read first, so that its errors come first), or, when ``path`` is None,
+    the shipped network of the data's dimensionality; ``read(data)`` reads the data. The
+    network is checked against the data before any work."""
+    from blockrecon.ulm.pretrained import pretrained_ulm_path
+    from blockrecon.ulm.training import load_model
+
+    model = None if path is None else load_model(path).model
+    acq = read(data)
+    if model is None:
+        path = pretrained_ulm_path(acq.iq.ndim - 1)
+        print(f"Using the shipped network {path}", file=sys.stderr)
+        model = load_model(path).model
+    model.net.config.check_data(tuple(acq.iq.shape), block_frames, str(data))
+    return model, path, acq
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from blockrecon.io.ulm import read_ulm_acquisition
     from blockrecon.ulm.evaluation import evaluate_model
-    from blockrecon.ulm.training import load_model
 
     if args.json is not None:
         check_output_file(args.json, "--json")
-    model = load_model(args.model).model
-    acq = read_ulm_acquisition(args.data)
-    model.net.config.check_data(tuple(acq.iq.shape), args.block_frames, str(args.data))
+    model, model_file, acq = _model_and_data(
+        args.model, read_ulm_acquisition, args.data, args.block_frames
+    )
     localization, pala = evaluate_model(model, acq, args.block_frames, progress=show_progress(args))
     scores, pala = asdict(localization), asdict(pala)
     print("  ".join(f"{k} {v:.4g}" for k, v in scores.items()))
     print(_pala_line(pala))
     if args.json is not None:
         write_json(
-            args.json, {"data": str(args.data), "model": str(args.model), **scores, "pala": pala}
+            args.json, {"data": str(args.data), "model": str(model_file), **scores, "pala": pala}
         )
     return 0
 
@@ -368,7 +397,7 @@ def _register_map(sub) -> None:
         "accumulate their density (and mean velocity) on a grid finer than the image; write "
         "NIfTI (fine voxel size in mm in the header) and a maximum-intensity projection PNG.",
     )
-    p.add_argument("--model", type=Path, required=True, help="model file from 'ulm train'")
+    _add_model_option(p)
     p.add_argument(
         "--data", type=Path, required=True, help="acquisition .h5 file (only /iq is needed)"
     )
@@ -433,7 +462,6 @@ def _map(args: argparse.Namespace) -> int:
     from blockrecon.ulm.evaluation import NETWORK_SCALE, detect_bubbles
     from blockrecon.ulm.maps import track_maps
     from blockrecon.ulm.track import MAX_GAP, MAX_LINKING_DISTANCE, MIN_LENGTH, link_tracks
-    from blockrecon.ulm.training import load_model
 
     _map_outputs(args)
     if NETWORK_SCALE % args.fine_factor:
@@ -444,9 +472,7 @@ def _map(args: argparse.Namespace) -> int:
     max_gap = MAX_GAP if args.max_gap is None else args.max_gap
     if max_gap < 0:
         raise ValueError(f"--max-gap must be >= 0, got {max_gap}")
-    model = load_model(args.model).model
-    acq = read_ulm_iq(args.data)
-    model.net.config.check_data(tuple(acq.iq.shape), args.block_frames, str(args.data))
+    model, _, acq = _model_and_data(args.model, read_ulm_iq, args.data, args.block_frames)
     blocks = acquisition_blocks(acq, args.block_frames)
     positions, frames = detect_bubbles(model, blocks, progress=show_progress(args))
     track_ids = link_tracks(

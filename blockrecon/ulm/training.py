@@ -17,6 +17,7 @@ waiting for the coarse heads to pass 0.5. Long runs write checkpoints and resume
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -327,13 +328,24 @@ def _build(kind: str, net: dict[str, Any], sparsifier: dict[str, Any] | None) ->
     return build_model(kind, UlmNetConfig(**net), input_sparsifier)
 
 
-def save_model(path: str | os.PathLike[str], model: UlmModel) -> Path:
+def save_model(
+    path: str | os.PathLike[str], model: UlmModel, metadata: Mapping[str, Any] | None = None
+) -> Path:
     """Write ``model`` atomically (:mod:`blockrecon.atomic`).
+
+    Args:
+        metadata: plain data stored with the model's own entries in the file's ``extra``
+            (returned by :func:`load_model`), e.g. how it was trained and scored.
 
     Raises:
         FileNotFoundError: if the folder of ``path`` does not exist.
+        ValueError: ``metadata`` names an entry the model itself stores.
     """
-    return save_model_file(path, *_model_parts(model), ULM_FILE)
+    state, config, extra = _model_parts(model)
+    clash = sorted(set(metadata or {}) & set(extra))
+    if clash:
+        raise ValueError(f"metadata may not replace the model's own entries {clash}")
+    return save_model_file(path, state, config, {**extra, **(metadata or {})}, ULM_FILE)
 
 
 def load_model(path: str | os.PathLike[str], device: Any = None) -> LoadedModel:

@@ -1,0 +1,264 @@
+"""Train the ULM detection networks shipped as ``blockrecon/ulm/pretrained_ulm{2,3}d.pt``.
+
+Reproducible from its seed on a CPU, about a quarter of an hour per network: the settings
+(:data:`SETTINGS`) are those of the best measured figures of benchmarks/README.md ("ULM"),
+shortened to fit that time. Both networks are sparse (a 2D dense one scored about the same for
+several times the training time; no dense 3D network trains in an hour on a CPU):
+
+* 2D: 16x16 fields at lambda/2 pixels, channels 8/16/32, fine tail 8, 3000 steps, lr 1e-2;
+* 3D: 12^3 fields, channels 16/32/64, fine tail 8, 400 steps, lr 3e-3 (the "wide" network).
+
+Training data: one simulation (:func:`blockrecon.ulm.simulate_acquisition`, random vessel
+trees, SNR 30 dB) of 512 frames per concentration 2, 4, ..., 64 bubbles/frame, seeds
+``seed + c``; training by :func:`blockrecon.ulm.run.train_model_file` (what ``blockrecon ulm
+train`` runs: batch 4 of 16-frame blocks, Adam with a cosine decay, multi-scale Dice plus
+class-balanced cross-entropy, then the decoding threshold calibrated on the training data).
+Held out: one simulation of 128 frames per concentration, seeds ``seed + 1000 + c`` (with seed
+0 the held-out data of ``benchmarks/bench_ulm_accuracy.py``), scored for the network and for
+conventional ULM by the same PALA rules (:func:`blockrecon.ulm.evaluation.score_detections`:
+TP within lambda/4, RMSE over pairs within lambda/2). The table is printed, written as JSON to
+``benchmarks/results/ulm_pretrained_{2,3}d.json``, and stored with the settings, seed and
+training time in the model file's metadata (``extra``, see
+:func:`blockrecon.ulm.pretrained.load_pretrained_ulm`).
+
+    python scripts/train_ulm_models.py                # both shipped models, 2 threads
+    python scripts/train_ulm_models.py --dims 3       # only the 3D one
+    python scripts/train_ulm_models.py --quick        # smoke run, writes under benchmarks/results
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from blockrecon.cli.output import write_json
+from blockrecon.ulm import conventional_ulm, simulate_acquisition
+from blockrecon.ulm.evaluation import evaluate_model, score_detections
+from blockrecon.ulm.learned_mask import INPUT_THRESHOLD
+from blockrecon.ulm.nets import UlmNetConfig
+from blockrecon.ulm.pretrained import PRETRAINED_FILES, pretrained_ulm_folder
+from blockrecon.ulm.run import checkpoint_for, train_model_file
+from blockrecon.ulm.training import build_model, save_model
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+HELD_OUT_OFFSET = 1000
+SCORES = ("jaccard", "precision", "recall", "rmse")
+
+#: Settings of each shipped network, by number of spatial axes.
+SETTINGS = {
+    2: {
+        "shape": [16, 16],
+        "channels": [8, 16, 32],
+        "fine_channels": 8,
+        "steps": 3000,
+        "lr": 1e-2,
+    },
+    3: {
+        "shape": [12, 12, 12],
+        "channels": [16, 32, 64],
+        "fine_channels": 8,
+        "steps": 400,
+        "lr": 3e-3,
+    },
+}
+#: Settings both networks share.
+COMMON = {
+    "kind": "sparse",
+    "sparsifier": ["threshold", INPUT_THRESHOLD],
+    "batch_size": 4,
+    "block_frames": 16,
+    "train_frames": 512,
+    "held_out_frames": 128,
+    "concentrations": [2, 4, 8, 16, 32, 64],
+    "snr_db": 30.0,
+}
+#: What ``--quick`` changes: a few steps on small data.
+QUICK = {
+    2: {"shape": [8, 8], "steps": 3},
+    3: {"shape": [4, 4, 4], "steps": 2},
+    "common": {"train_frames": 32, "held_out_frames": 16, "concentrations": [4, 16]},
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dims", type=int, nargs="+", choices=(2, 3), default=[2, 3])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        default=None,
+        help="folder of the model files (default: the package, blockrecon/ulm)",
+    )
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=RESULTS,
+        help="folder of the JSON tables, the training checkpoint and the trained model "
+        "before scoring",
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue an interrupted run from its checkpoint"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny smoke run: models and JSON under RESULTS_DIR/ulm_models_quick",
+    )
+    args = parser.parse_args(argv)
+    if args.threads < 1:
+        parser.error("--threads must be >= 1")
+    if args.quick:
+        args.results_dir = args.results_dir / "ulm_models_quick"
+        args.out_dir = args.out_dir or args.results_dir
+    args.out_dir = args.out_dir or pretrained_ulm_folder()
+    return args
+
+
+def settings_for(dims: int, quick: bool) -> dict:
+    """The training settings of the ``dims``-D network (:data:`SETTINGS`, :data:`COMMON`)."""
+    settings = {**COMMON, **SETTINGS[dims], "spatial_dims": dims}
+    if quick:
+        settings.update({**QUICK["common"], **QUICK[dims]})
+    return settings
+
+
+def simulations(settings: dict, frames: int, seed: int) -> list:
+    """One simulation per concentration of ``settings``, seed ``seed + c``."""
+    return [
+        simulate_acquisition(
+            settings["shape"],
+            frames,
+            c,
+            seed=seed + c,
+            snr_db=settings["snr_db"],
+            progress=False,
+        )
+        for c in settings["concentrations"]
+    ]
+
+
+def held_out_rows(model, settings: dict, seed: int) -> list[dict]:
+    """Scores of the network and of conventional ULM on each held-out simulation (rows of
+    method, concentration and :class:`~blockrecon.ulm.metrics.LocalizationScores`)."""
+    rows = []
+    frames = settings["held_out_frames"]
+    for c, acq in zip(
+        settings["concentrations"],
+        simulations(settings, frames, seed + HELD_OUT_OFFSET),
+        strict=True,
+    ):
+        network, _ = evaluate_model(model, acq, settings["block_frames"], progress=False)
+        conv = conventional_ulm(acq.iq, acq.pixel_size, acq.frame_rate)
+        conventional, _ = score_detections(acq, conv.positions, conv.frames)
+        for method, scores in (("network", network), ("conventional", conventional)):
+            rows.append({"method": method, "concentration": c, **asdict(scores)})
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    """Per concentration, Jaccard / precision / recall / RMSE of the network and of
+    conventional ULM."""
+    lines = [
+        f"{'bubbles/frame':>13s}  {'network J / P / R / RMSE':>29s}  "
+        f"{'conventional J / P / R / RMSE':>29s}"
+    ]
+    by = {(r["concentration"], r["method"]): r for r in rows}
+    for c in dict.fromkeys(r["concentration"] for r in rows):
+        cells = [
+            " / ".join(f"{by[c, method][k]:.3f}" for k in SCORES)
+            for method in ("network", "conventional")
+        ]
+        lines.append(f"{c:13g}  {cells[0]:>29s}  {cells[1]:>29s}")
+    return "\n".join(lines)
+
+
+def train_one(dims: int, args: argparse.Namespace) -> dict:
+    """Train, calibrate and score the ``dims``-D network and write its model file with its
+    metadata; returns the report written as JSON."""
+    settings = settings_for(dims, args.quick)
+    out = args.out_dir / PRETRAINED_FILES[dims]
+    trained = args.results_dir / f"ulm{dims}d_trained.pt"
+    checkpoint = checkpoint_for(trained, None, args.resume)
+    config = UlmNetConfig(dims, tuple(settings["channels"]), settings["fine_channels"])
+    acquisitions = simulations(settings, settings["train_frames"], args.seed)
+    print(
+        f"{dims}D: {settings['kind']} network {settings['channels']} / "
+        f"{settings['fine_channels']}, {settings['steps']} steps on "
+        f"{len(acquisitions)} simulations of {'x'.join(map(str, settings['shape']))} x "
+        f"{settings['train_frames']} frames",
+        file=sys.stderr,
+        flush=True,
+    )
+    start = time.perf_counter()
+    run = train_model_file(
+        trained,
+        acquisitions,
+        lambda blocks: build_model(settings["kind"], config),
+        block_frames=settings["block_frames"],
+        steps=settings["steps"],
+        checkpoint=checkpoint,
+        seed=args.seed,
+        resume=args.resume,
+        lr=settings["lr"],
+        batch_size=settings["batch_size"],
+    )
+    train_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    rows = held_out_rows(run.model, settings, args.seed)
+    score_seconds = time.perf_counter() - start
+    print(
+        f"\n{dims}D held out ({'x'.join(map(str, settings['shape']))} x "
+        f"{settings['held_out_frames']} frames per concentration, seeds "
+        f"{args.seed + HELD_OUT_OFFSET} + c); threshold {run.model.threshold}:"
+    )
+    print(format_table(rows), flush=True)
+    means = {
+        method: {
+            k: sum(r[k] for r in rows if r["method"] == method) / len(settings["concentrations"])
+            for k in SCORES
+        }
+        for method in ("network", "conventional")
+    }
+    metadata = {
+        "seed": args.seed,
+        "settings": settings,
+        "train_seconds": round(train_seconds, 1),
+        "threads": args.threads,
+        "torch": str(torch.__version__),
+        "final_loss": sum(run.losses[-20:]) / len(run.losses[-20:]),
+        "training_jaccard": run.jaccard,
+        "held_out": {"seeds": f"{args.seed + HELD_OUT_OFFSET} + c", "rows": rows, "means": means},
+        "script": "scripts/train_ulm_models.py" + (" --quick" if args.quick else ""),
+    }
+    save_model(out, run.model, metadata)
+    report = {**metadata, "score_seconds": round(score_seconds, 1), "model": str(out)}
+    write_json(args.results_dir / f"ulm_pretrained_{dims}d.json", report)
+    print(
+        f"{dims}D: trained and calibrated in {train_seconds:.0f} s, scored in "
+        f"{score_seconds:.0f} s; wrote {out} ({out.stat().st_size / 1e6:.2f} MB)",
+        file=sys.stderr,
+        flush=True,
+    )
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    for folder in (args.out_dir, args.results_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    for dims in args.dims:
+        train_one(dims, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
