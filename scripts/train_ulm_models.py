@@ -92,6 +92,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="training steps of every network instead of its own (timing runs; with "
+        "--out-dir, to leave the shipped files alone)",
+    )
+    parser.add_argument(
         "--out-dir",
         type=Path,
         default=None,
@@ -113,8 +120,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="tiny smoke run: models and JSON under RESULTS_DIR/ulm_models_quick",
     )
     args = parser.parse_args(argv)
-    if args.threads < 1:
-        parser.error("--threads must be >= 1")
+    if args.threads < 1 or (args.steps is not None and args.steps < 1):
+        parser.error("--threads and --steps must be >= 1")
     if args.quick:
         args.results_dir = args.results_dir / "ulm_models_quick"
         args.out_dir = args.out_dir or args.results_dir
@@ -122,11 +129,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def settings_for(dims: int, quick: bool) -> dict:
-    """The training settings of the ``dims``-D network (:data:`SETTINGS`, :data:`COMMON`)."""
+def settings_for(dims: int, quick: bool, steps: int | None = None) -> dict:
+    """The training settings of the ``dims``-D network (:data:`SETTINGS`, :data:`COMMON`;
+    :data:`QUICK` if ``quick``; ``steps`` if given)."""
     settings = {**COMMON, **SETTINGS[dims], "spatial_dims": dims}
     if quick:
         settings.update({**QUICK["common"], **QUICK[dims]})
+    if steps is not None:
+        settings["steps"] = steps
     return settings
 
 
@@ -183,7 +193,7 @@ def format_table(rows: list[dict]) -> str:
 def train_one(dims: int, args: argparse.Namespace) -> dict:
     """Train, calibrate and score the ``dims``-D network and write its model file with its
     metadata; returns the report written as JSON."""
-    settings = settings_for(dims, args.quick)
+    settings = settings_for(dims, args.quick, args.steps)
     out = args.out_dir / PRETRAINED_FILES[dims]
     trained = args.results_dir / f"ulm{dims}d_trained.pt"
     checkpoint = checkpoint_for(trained, None, args.resume)
