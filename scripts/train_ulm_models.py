@@ -39,7 +39,7 @@ import torch
 from blockrecon.cli.output import write_json
 from blockrecon.ulm import conventional_ulm, simulate_acquisition
 from blockrecon.ulm.evaluation import evaluate_model, score_detections
-from blockrecon.ulm.learned_mask import INPUT_THRESHOLD
+from blockrecon.ulm.learned_mask import INPUT_THRESHOLD, InputSparsifier
 from blockrecon.ulm.nets import UlmNetConfig
 from blockrecon.ulm.pretrained import PRETRAINED_FILES, pretrained_ulm_folder
 from blockrecon.ulm.run import checkpoint_for, train_model_file
@@ -211,7 +211,9 @@ def train_one(dims: int, args: argparse.Namespace) -> dict:
     run = train_model_file(
         trained,
         acquisitions,
-        lambda blocks: build_model(settings["kind"], config),
+        lambda blocks: build_model(
+            settings["kind"], config, InputSparsifier(*settings["sparsifier"])
+        ),
         block_frames=settings["block_frames"],
         steps=settings["steps"],
         checkpoint=checkpoint,
