@@ -69,6 +69,8 @@ def test_quick_run_writes_loadable_models_with_their_held_out_scores(quick, dims
     settings = script.settings_for(dims, quick=True)
     assert model.kind == "sparse" and model.net.config.spatial_dims == dims
     assert list(model.net.config.channels) == settings["channels"]
+    sparsifier = loaded.config["sparsifier"]
+    assert [sparsifier["kind"], sparsifier["value"]] == settings["sparsifier"]
     assert extra["seed"] == 0 and extra["settings"] == settings
     assert len(extra["history"]) == settings["steps"] and extra["train_seconds"] > 0
     report = json.loads((folder / f"ulm_pretrained_{dims}d.json").read_text())
