@@ -29,6 +29,9 @@ from blockrecon.physics import LinearOperator
 from blockrecon.physics.cg import conjugate_gradient
 from blockrecon.physics.preconditioner import check_preconditioner, circulant_preconditioner
 
+#: How :class:`ConjugateGradientDC` differentiates its solve.
+BACKWARDS = ("implicit", "unrolled")
+
 Normal = Callable[[torch.Tensor], torch.Tensor]
 Preconditioner = Callable[[torch.Tensor], torch.Tensor] | None
 
@@ -156,9 +159,17 @@ class ConjugateGradientDC(nn.Module):
             (:func:`~blockrecon.physics.preconditioner.circulant_preconditioner` of the
             operator, which must then be a :class:`~blockrecon.physics.Sense`; built once per
             operator and ``lam``).
+        backward: ``"implicit"`` (default) or ``"unrolled"`` (:data:`BACKWARDS`).
 
-    CG starts from ``z``. Gradients with respect to ``z``, ``E^H y`` and ``lam`` come from a
-    second CG solve (the system is Hermitian), exact to the CG tolerance. A preconditioner
+    CG starts from ``z``. ``backward="implicit"``: gradients with respect to ``z``, ``E^H y``
+    and ``lam`` come from a second CG solve (the system is Hermitian), exact to the CG
+    tolerance, i.e. the derivative of the exact solution; no iterate is stored. Right when CG
+    (nearly) converges; with one or two iterations the forward is far from the solution and
+    that gradient is not the derivative of what was computed (training then diverged).
+    ``backward="unrolled"``: autograd through the ``n_iter`` iterations, the exact derivative
+    of the forward, storing a few images per iteration; for a few (preconditioned)
+    iterations per unroll, e.g. ``n_iter=1``: a preconditioned steepest-descent step with
+    exact line search, two normal operations, stable at any image size. A preconditioner
     changes neither the solution nor these gradients, only how many iterations reach a given
     accuracy, so it changes the output of a fixed, small ``n_iter``: a network trained without
     one is not guaranteed to keep its quality with one.
@@ -171,8 +182,12 @@ class ConjugateGradientDC(nn.Module):
         tol: float = 0.0,
         learnable: bool = True,
         preconditioner: str | None = None,
+        backward: str = "implicit",
     ) -> None:
         super().__init__()
+        if backward not in BACKWARDS:
+            raise ValueError(f"backward must be one of {BACKWARDS}, got {backward!r}")
+        self.backward = backward
         log_lam = torch.tensor(math.log(check_positive(lam, "lam")))
         self.log_lam = nn.Parameter(log_lam) if learnable else log_lam
         check_positive_int(n_iter, "n_iter")
@@ -192,6 +207,16 @@ class ConjugateGradientDC(nn.Module):
         preconditioner = None
         if self.preconditioner is not None:
             preconditioner = circulant_preconditioner(op).shifted(lam.item(), z.real.dtype)
+        if self.backward == "unrolled":
+            return conjugate_gradient(
+                lambda v: op.normal(v) + lam * v,
+                aty + lam * z,
+                self.n_iter,
+                self.tol,
+                x0=z,
+                progress=False,
+                preconditioner=preconditioner,
+            )
         return _ConjugateGradientSolve.apply(
             z, aty, lam, op.normal, self.n_iter, self.tol, preconditioner
         )

@@ -187,6 +187,7 @@ def test_preconditioner_reaches_the_solution_in_fewer_iterations():
         (lambda op, z, aty: ConjugateGradientDC(lam=0), "lam"),
         (lambda op, z, aty: ConjugateGradientDC(n_iter=0), "n_iter"),
         (lambda op, z, aty: ConjugateGradientDC(preconditioner="ilu"), "preconditioner"),
+        (lambda op, z, aty: ConjugateGradientDC(backward="autograd"), "backward"),
         (
             lambda op, z, aty: ConjugateGradientDC(preconditioner="circulant")(z, aty, op),
             "SENSE operator",
@@ -217,3 +218,42 @@ def test_preconditioned_backward_solves_with_the_same_preconditioner(radial_prob
     plain = conjugate_gradient(system, grad, **solve)
     assert (ours - expected).norm() / expected.norm() < 1e-10
     assert (ours - plain).norm() / plain.norm() > 1e-3
+
+
+def test_unrolled_backward_is_the_derivative_of_a_few_preconditioned_iterations(radial_problem):
+    """``backward="unrolled"`` differentiates what the forward computed (finite differences
+    in double precision), where the implicit backward, the derivative of the exact solve,
+    differs after one iteration."""
+    op, _, z, aty = radial_problem
+    direction = torch.randn(z.shape, dtype=torch.complex128, generator=torch.Generator())
+    weights = torch.randn(z.shape, dtype=torch.complex128, generator=torch.Generator())
+
+    def loss(dc, zz):
+        return (weights.conj() * dc(zz, aty, op)).real.sum()
+
+    def directional(backward):
+        dc = ConjugateGradientDC(
+            lam=0.05, n_iter=1, preconditioner="circulant", backward=backward
+        ).double()
+        zz = z.clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(loss(dc, zz), [zz])
+        return torch.vdot(grad.flatten(), direction.flatten()).real.item(), dc
+
+    unrolled, dc = directional("unrolled")
+    h = 1e-6
+    with torch.no_grad():
+        numeric = (loss(dc, z + h * direction) - loss(dc, z - h * direction)).item() / (2 * h)
+    assert unrolled == pytest.approx(numeric, rel=1e-6)
+    implicit, _ = directional("implicit")
+    assert abs(implicit - numeric) > 1e-2 * abs(numeric)
+
+
+def test_unrolled_and_implicit_forwards_agree(radial_problem):
+    op, _, z, aty = radial_problem
+    outputs = [
+        ConjugateGradientDC(lam=0.05, n_iter=2, preconditioner="circulant", backward=b).double()(
+            z, aty, op
+        )
+        for b in ("implicit", "unrolled")
+    ]
+    assert torch.allclose(outputs[0], outputs[1], rtol=0, atol=1e-12)

@@ -28,7 +28,8 @@ Data-consistency kinds (:mod:`blockrecon.dc`):
     :class:`~blockrecon.dc.ConjugateGradientDC`: ``lam``, ``n_iter``, ``tol``, ``learnable``,
     ``preconditioner`` (``"none"`` or ``"circulant"``: the same solution in fewer iterations,
     so a different output at a fixed small ``n_iter``; a model keeps the one it was trained
-    with).
+    with), ``backward`` (``"implicit"``: a second CG solve; ``"unrolled"``: autograd through
+    the iterations, for one or two preconditioned iterations per unroll).
 
 The normal operator's algorithm (Toeplitz or NUFFT pair) belongs to the operator the network is
 called with (:class:`~blockrecon.physics.Sense`), not to the configuration.
@@ -65,7 +66,14 @@ REGULARIZER_DEFAULTS: dict[str, dict[str, Any]] = {
 #: Defaults of each data-consistency kind.
 DC_DEFAULTS: dict[str, dict[str, Any]] = {
     "gradient": {"step": 1.0, "learnable": True},
-    "cg": {"lam": 0.05, "n_iter": 10, "tol": 0.0, "learnable": True, "preconditioner": "none"},
+    "cg": {
+        "lam": 0.05,
+        "n_iter": 10,
+        "tol": 0.0,
+        "learnable": True,
+        "preconditioner": "none",
+        "backward": "implicit",
+    },
 }
 
 #: The documented default configuration (see the module docstring).

@@ -55,6 +55,7 @@ def test_partial_config_takes_the_defaults_of_its_kind():
         "tol": 0.0,
         "learnable": True,
         "preconditioner": "none",
+        "backward": "implicit",
     }
     assert resolved["n_unrolls"] == DEFAULT_CONFIG["n_unrolls"]
 
@@ -97,6 +98,7 @@ def test_built_network_follows_the_config():
         ({"n_unrolls": 0}, "n_unrolls"),
         ({"dc": {"kind": "cg", "preconditioner": "ilu"}}, "preconditioner"),
         ({"dc": {"kind": "cg", "preconditioner": None}}, "preconditioner"),
+        ({"dc": {"kind": "cg", "backward": "finite"}}, "backward"),
     ],
 )
 def test_invalid_config_is_rejected_by_name(config, named):
