@@ -8,6 +8,8 @@ kooshball with readout N, ``--acceleration``-fold angular undersampling, k-space
 * L1-wavelet CS (FISTA, density weights) with 30 and 100 iterations, its lambda chosen on a
   separate tuning volume (another phantom seed) as the lowest NRMSE over ``--lambdas`` at 30
   iterations;
+* SigPy's ``L1WaveletRecon`` (NUFFT pairs; the same objective as ours, so the same lambda)
+  with ``--sigpy-iterations``, the CS baseline of the block-wise MBDL paper;
 * BART ``pics -e -l1`` (when the ``bart`` program is installed), 30 and 100 iterations, its own
   lambda tuned the same way on the tuning volume; the true coil maps are given to BART as .cfl;
 * the shipped block-wise MBDL model (:func:`blockrecon.models.load_pretrained`, data prepared
@@ -132,6 +134,27 @@ def tune(
     return best, scores
 
 
+def sigpy_l1_wavelet(
+    acq: Acquisition, weights: torch.Tensor, lamda: float, n_iter: int
+) -> torch.Tensor:
+    """SigPy's own L1-wavelet CS (``sigpy.mri.app.L1WaveletRecon``: NUFFT pairs, 30 power
+    iterations for its step, then ``n_iter`` accelerated proximal-gradient iterations, db4).
+    Its objective, ``1/2 ||W^(1/2)(E x - y)||^2 + lamda ||Psi x||_1`` with unitary NUFFTs, is
+    that of :func:`~blockrecon.recon.l1_wavelet`, so it takes the lambda tuned for ours."""
+    from sigpy.mri.app import L1WaveletRecon
+
+    recon = L1WaveletRecon(
+        acq.kspace.numpy(),
+        acq.maps.numpy(),
+        lamda,
+        weights=weights.numpy(),
+        coord=acq.coord.numpy(),
+        max_iter=n_iter,
+        show_pbar=False,
+    )
+    return torch.from_numpy(recon.run()).to(torch.complex64)
+
+
 def load_mbdl(patch: int, cg_iterations: int | None = None):
     """The shipped model applied on ``patch``-sized cores (exact at any patch size) with its CG
     data consistency run for ``cg_iterations`` (``None``: as trained), its configuration and
@@ -178,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         nargs="+",
         default=[6, 9, 12, 15],
-        help="CG iterations of the MBDL data consistency to tune (trained: 6)",
+        help="CG iterations to tune, for a model with CG data consistency",
     )
     parser.add_argument(
         "--mbdl-patch",
@@ -188,6 +211,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--no-bart", action="store_true")
+    parser.add_argument(
+        "--sigpy-iterations",
+        type=int,
+        nargs="+",
+        default=[30],
+        help="iterations of SigPy's L1WaveletRecon rows",
+    )
+    parser.add_argument("--no-sigpy", action="store_true", help="leave out SigPy's rows")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/bench_recon.json"))
     parser.add_argument(
         "--figure",
@@ -261,7 +292,8 @@ def tune_all(args: argparse.Namespace, tuning: Acquisition, tmp: Path, use_bart:
             args.bart_lambdas, lambda lamda: bart.pics(lamda, CS_TUNING_ITERATIONS).image, tuning
         )
         result["bart"] = {"best": best, "nrmse": scores}
-    if load_mbdl(args.mbdl_patch)[0] is not None:
+    loaded = load_mbdl(args.mbdl_patch)[0]
+    if loaded is not None and loaded[1]["dc"]["kind"] == "cg":
         print("Tuning the MBDL data-consistency CG iterations", file=sys.stderr)
         best, scores = tune(
             args.mbdl_iterations,
@@ -298,6 +330,14 @@ def test_methods(args: argparse.Namespace, acq: Acquisition, meta: dict, bart: B
         "CG-SENSE": lambda: cg_sense(acq.kspace, acq.coord, acq.maps, n_iter=20, progress=False),
     }
     methods.update({f"L1-wavelet {n}": l1(n) for n in args.iterations})
+    if not args.no_sigpy:
+        lamda = meta["tuning"]["l1_wavelet"]["best"]
+        methods.update(
+            {
+                f"SigPy L1-wavelet {n}": (lambda n=n: sigpy_l1_wavelet(acq, dcf["w"], lamda, n))
+                for n in args.sigpy_iterations
+            }
+        )
     if bart is not None:
         lamda = meta["tuning"]["bart"]["best"]
         methods.update(
@@ -326,7 +366,7 @@ def ratios(rows: list[dict]) -> dict:
     mbdl = by_name["MBDL"]
     out: dict = {"summary": []}
     for name, row in by_name.items():
-        if not name.startswith(("L1-wavelet", "BART")):
+        if not name.startswith(("L1-wavelet", "SigPy", "BART")):
             continue
         entry = {
             "time_cs_over_mbdl": row["seconds"] / mbdl["seconds"],
