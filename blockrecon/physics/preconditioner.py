@@ -262,9 +262,8 @@ class CirculantPreconditioner:
             return circulant
         coils = self.maps.shape[0]
         maps = self.maps.to(dtype.to_complex()).reshape(coils, -1)  # U^H = maps (coils, n)
-        with torch.no_grad():
-            pu = torch.stack([circulant(u.reshape(self.image_shape)) for u in maps.conj()])
-        pu = pu.reshape(coils, -1)
+        with torch.no_grad():  # P U, the coils as one batch
+            pu = circulant(maps.conj().reshape(coils, *self.image_shape)).reshape(coils, -1)
         small = maps.to(torch.complex128) @ pu.to(torch.complex128).T  # U^H P U
         small.diagonal().add_(math.prod(self.image_shape) / self.centre_weight)  # + G^{-1}
         inverse = torch.linalg.inv(small).to(maps.dtype)
