@@ -15,8 +15,9 @@ kooshball with readout N, ``--acceleration``-fold angular undersampling, k-space
 * the shipped block-wise MBDL model (:func:`blockrecon.models.load_pretrained`, data prepared
   as it was trained; normalization counted in its time), when it is installed, on
   ``--mbdl-patch`` cores. Its CG data-consistency iterations are tuned on the tuning volume like
-  the lambdas (``--mbdl-iterations``): radial ``E^H E`` is worse conditioned at larger sizes, so
-  the 6 iterations of its 32^3 training leave a 96^3 image blurred, while too many fit noise.
+  the lambdas (``--mbdl-iterations``, default: the trained number and the 3 above it): radial
+  ``E^H E`` is worse conditioned at larger sizes, so the iterations of its 32^3 training solve
+  less of a 96^3 problem, while too many fit noise.
 
 The Pipe-Menon weights are computed once, in the gridding row's time, and reused by L1-wavelet
 CS and by an MBDL model that takes density weights.
@@ -200,8 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         "--mbdl-iterations",
         type=int,
         nargs="+",
-        default=[6, 9, 12, 15],
-        help="CG iterations to tune, for a model with CG data consistency",
+        default=None,
+        help="CG iterations of the MBDL data consistency to tune (default: the trained "
+        "number and the 3 above it)",
     )
     parser.add_argument(
         "--mbdl-patch",
@@ -295,8 +297,9 @@ def tune_all(args: argparse.Namespace, tuning: Acquisition, tmp: Path, use_bart:
     loaded = load_mbdl(args.mbdl_patch)[0]
     if loaded is not None and loaded[1]["dc"]["kind"] == "cg":
         print("Tuning the MBDL data-consistency CG iterations", file=sys.stderr)
+        trained = loaded[1]["dc"]["n_iter"]
         best, scores = tune(
-            args.mbdl_iterations,
+            args.mbdl_iterations or list(range(trained, trained + 4)),
             lambda n: mbdl_run(load_mbdl(args.mbdl_patch, n)[0], tuning, dcf)(),
             tuning,
             "CG iterations",

@@ -5,7 +5,10 @@ Reproducible from its seed on a CPU in minutes: random-ellipsoid phantoms (train
 trajectory (:func:`~blockrecon.physics.trajectory.radial_spokes`, readout N) with birdcage
 coils, simulated from a 2x finer grid with k-space noise. The network (configuration
 :data:`CONFIG`) is trained block-wise: its regularizer runs on checkpointed patches, data
-consistency (CG, implicit backward) on the full volume. ``--density-weights`` trains data
+consistency on the full volume: 3 iterations of CG with the circulant preconditioner
+(:mod:`blockrecon.physics.preconditioner`) per unroll, differentiated through those
+iterations. Preconditioned, 3 iterations do at 96^3 what 12 plain ones did, so the network
+needs no retuning of its iterations at larger sizes. ``--density-weights`` trains data
 consistency on the density-weighted problem (``E^H W E``, Pipe-Menon ``W``): better
 conditioned, but it amplifies the noise. Loss: relative L2; Adam with a step decay.
 
@@ -14,7 +17,7 @@ At the end the model is compared with gridding, CG-SENSE and L1-wavelet CS (as
 and on the demo's Shepp-Logan volume; the table (PSNR, SSIM, NRMSE, time) is printed and written
 to JSON, and the held-out means go into the model file's metadata.
 
-    python scripts/train_pretrained.py                 # the shipped model (about 30 minutes)
+    python scripts/train_pretrained.py --n-test 4 --demo-size 0   # the shipped model (11 min)
     python scripts/train_pretrained.py --quick         # smoke run, writes to benchmarks/results
 """
 
@@ -49,7 +52,15 @@ HELD_OUT_OFFSET = 10_000
 #: Architecture of the shipped model.
 CONFIG = {
     "regularizer": {"kind": "resnet3d", "width": 16, "n_layers": 5, "kernel_size": 3},
-    "dc": {"kind": "cg", "lam": 0.05, "n_iter": 6, "tol": 0.0, "learnable": True},
+    "dc": {
+        "kind": "cg",
+        "lam": 0.05,
+        "n_iter": 3,
+        "tol": 0.0,
+        "learnable": True,
+        "preconditioner": "circulant",
+        "backward": "unrolled",
+    },
     "n_unrolls": 4,
     "share_weights": True,
     "init": "adjoint",
@@ -73,7 +84,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--demo-size", type=int, default=48, help="size of the Shepp-Logan evaluation (0 skips it)"
     )
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="JSON file of configuration entries replacing those of CONFIG (architecture trials)",
+    )
     parser.add_argument(
         "--density-weights",
         action="store_true",
@@ -176,7 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    config = resolve_config(CONFIG)
+    config = resolve_config(
+        {**CONFIG, **(json.loads(args.config.read_text()) if args.config else {})}
+    )
     model = build_unrolled(config)
     start = time.perf_counter()
     losses = train(args, model)
