@@ -19,7 +19,8 @@ def test_l1_wavelet_beats_cg_sense_at_high_undersampling(high):
     assert ssim(sparse, acq.image) > ssim(sense, acq.image) + 0.01
 
 
-def test_l1_wavelet_matches_sigpys_l1_wavelet_recon(high):
+@pytest.mark.parametrize("backend", ["finufft", "sigpy"])
+def test_l1_wavelet_matches_sigpys_l1_wavelet_recon(high, backend):
     """The same objective (unitary NUFFT, density weights, db4, the same lambda) solved by
     SigPy's ``L1WaveletRecon`` (NUFFT pairs, its own FISTA and power iteration): an
     independent implementation lands on the same image."""
@@ -27,7 +28,14 @@ def test_l1_wavelet_matches_sigpys_l1_wavelet_recon(high):
 
     acq, dcf = high
     ours = l1_wavelet(
-        acq.kspace, acq.coord, acq.maps, lamda=1e-3, n_iter=10, weights=dcf, progress=False
+        acq.kspace,
+        acq.coord,
+        acq.maps,
+        lamda=1e-3,
+        n_iter=10,
+        weights=dcf,
+        backend=backend,
+        progress=False,
     )
     theirs = L1WaveletRecon(
         acq.kspace.numpy(),
