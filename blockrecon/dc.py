@@ -105,6 +105,11 @@ class GradientStepDC(nn.Module):
         return _GradientStep.apply(z, aty, self.step.to(z.real.dtype), op.normal)
 
 
+def _regularized(normal: Normal, lam: torch.Tensor) -> Normal:
+    """``v -> N v + lam v``, the system matrix of the CG data consistency."""
+    return lambda v: normal(v) + lam * v
+
+
 class _ConjugateGradientSolve(torch.autograd.Function):
     """``x = (N + lam I)^{-1} (aty + lam z)`` with an implicit (CG) backward; both solves use
     the same preconditioner (``None``: plain CG)."""
@@ -113,9 +118,7 @@ class _ConjugateGradientSolve(torch.autograd.Function):
     def forward(
         ctx, z, aty, lam, normal: Normal, n_iter: int, tol: float, preconditioner: Preconditioner
     ):
-        def system(v: torch.Tensor) -> torch.Tensor:
-            return normal(v) + lam * v
-
+        system = _regularized(normal, lam)
         with torch.no_grad():
             x = conjugate_gradient(
                 system,
@@ -209,7 +212,7 @@ class ConjugateGradientDC(nn.Module):
             preconditioner = circulant_preconditioner(op).shifted(lam.item(), z.real.dtype)
         if self.backward == "unrolled":
             return conjugate_gradient(
-                lambda v: op.normal(v) + lam * v,
+                _regularized(op.normal, lam),
                 aty + lam * z,
                 self.n_iter,
                 self.tol,
