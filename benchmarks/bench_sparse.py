@@ -50,7 +50,8 @@ def _index_bytes(x: SparseTensor) -> int:
     cached on ``x``'s sites; duck-typed, so that the script also times older code trees."""
     total = 0
     for value in x.cache.values():
-        for t in (getattr(value, "padded_keys", None), getattr(value, "table", None)):
+        tables = ("padded_keys", "table", "rows_of", "occupied")
+        for t in (getattr(value, name, None) for name in tables):
             if t is not None:
                 total += t.numel() * t.element_size()
     return total

@@ -405,23 +405,18 @@ def _submanifold_map(x: SparseTensor, geometry: Geometry, form: str | None = Non
         reach = max(left + right)
         index = site_index(x, (reach,) * x.ndim, (reach,) * x.ndim)
 
-        def lookup(offsets):  # (len(offsets), n): out site y takes the input at y + shift
-            deltas = [index.delta(shifts[j]) for j in offsets]
-            deltas = torch.tensor(deltas, dtype=index.padded_keys.dtype, device=x.device)
-            return index.rows(index.padded_keys[None, :] + deltas[:, None])
-
-        neighbours = lookup(searched)
-        found_mask = (neighbours < n).reshape(-1)
+        # out site y takes the input at y + shift
+        deltas = [index.delta(shifts[j]) for j in searched]
+        hit = index.occupancy(deltas)
         if form is None and symmetric:
-            pairs = 2 * int(torch.count_nonzero(found_mask)) + n
+            pairs = 2 * int(torch.count_nonzero(hit)) + n
             form = "table" if pairs >= TABLE_FILL * n * volume else "pairs"
         if form == "table":
-            table = torch.cat([neighbours, lookup(range(centre, volume))]).T.contiguous()
+            deltas = [index.delta(shift) for shift in shifts]
+            table = index.neighbour_rows(deltas)
             return KernelMap(geometry, n, x.coords, x.spatial_shape, x.cache, None, table)
-        flat = found_mask.nonzero().squeeze(1)  # offset-major
-        which = torch.div(flat, n, rounding_mode="floor")
-        out_rows = flat - which * n
-        in_rows = neighbours.reshape(-1).index_select(0, flat).to(torch.int64)
+        which, out_rows, rows = index.pairs(hit, deltas)
+        in_rows = rows.to(torch.int64)
         start = 0
         for j, count in zip(
             searched, torch.bincount(which, minlength=len(searched)).tolist(), strict=True

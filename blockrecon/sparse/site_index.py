@@ -10,7 +10,12 @@ Three lookups, with identical results; with ``limit = max(DENSE_CELLS, DENSE_CEL
 N)``:
 
 - ``"dense"`` (padded grid of at most ``limit`` cells, e.g. 130^3 = 8.8 MB of int32 for a 128^3
-  grid): a flat int32 table over the grid (site row, N where empty); one gather per query.
+  grid): a bool occupancy table over the grid and an int32 table of site rows, written at
+  the sites and filled with N elsewhere only when whole rows are looked up (the neighbour
+  table of dense neighbourhoods). :meth:`SiteIndex.occupancy` reads the occupancy, a quarter
+  of the size and so mostly in cache, and :meth:`SiteIndex.pairs` the rows only where a site
+  is (measured, 1 thread, 1.36 M queries at 5% occupancy of 130^3: 1.1 ms for the bool
+  gather, 4.1 ms for an int32 one; filling the table took as long as writing its sites).
 - ``"paged"`` (at most ``limit`` pages of 2^PAGE_BITS cells, e.g. the 8x finer ULM grids: 60 M
   cells, 63 k sites): a page table (int32 page number per run of 2^PAGE_BITS cells of the
   linear key, 0 for the shared empty page) and the pages holding sites (int32 rows); two
@@ -39,6 +44,9 @@ from blockrecon.sparse.tensor import SparseTensor
 DENSE_CELLS = 2**22
 #: ... and beyond, while the grid has at most this many cells per active site.
 DENSE_CELLS_PER_SITE = 64
+#: Sites per block of :meth:`SiteIndex.neighbour_rows` (the block's lookups, offset-major,
+#: stay in cache until transposed into the site-major result).
+ROW_CHUNK = 2**15
 #: log2 of the cells per page of a paged lookup.
 PAGE_BITS = 5
 LOOKUPS = ("dense", "paged", "hash")
@@ -55,11 +63,15 @@ class SiteIndex:
         weights: per-dimension key step (int), so a shift ``s`` moves a key by
             ``sum(s[i] * weights[i])``.
         lookup_kind: ``"dense"``, ``"paged"`` or ``"hash"``.
-        table: dense: int32 (B * prod(S + pads),) site rows, N where empty; paged: int32 page
+        table: dense: int32 (B * prod(S + pads),) site rows where ``occupied``, elsewhere N
+            once ``filled`` (written only at the sites at first, and filled by the first
+            lookup of whole rows, :meth:`rows` or :meth:`neighbour_rows`); paged: int32 page
             number of each run of 2^PAGE_BITS cells (0: empty); hash: int64 (M,) the key held
             by each slot (-1: empty), M a power of two >= 4 N.
         rows_of: paged: int32 ((pages + 1) * 2^PAGE_BITS,) site rows of the pages (N where
             empty; page 0 empty); hash: int64 (M,) the row of the key in each slot.
+        occupied: dense: bool (B * prod(S + pads),), True where a site is; else None.
+        filled: whether the dense table holds N in its empty cells.
     """
 
     padded_keys: torch.Tensor
@@ -67,10 +79,70 @@ class SiteIndex:
     lookup_kind: str
     table: torch.Tensor
     rows_of: torch.Tensor | None = None
+    occupied: torch.Tensor | None = None
+    filled: bool = False
 
     def delta(self, shift: Sequence[int]) -> int:
         """Key step of a per-dimension shift (ints, each within the padding)."""
         return sum(int(s) * w for s, w in zip(shift, self.weights, strict=True))
+
+    def occupancy(self, deltas: Sequence[int]) -> torch.Tensor:
+        """bool ``(len(deltas), N)``: whether a site is at ``padded key + delta`` of every
+        site, for each key step of ``deltas`` (from :meth:`delta`, shifts within the padding)."""
+        if self.occupied is None:
+            queries = self.padded_keys[None, :] + self._steps(deltas)[:, None]
+            return self.rows(queries) < self.padded_keys.numel()
+        return self._shifted(self.occupied, deltas)
+
+    def neighbour_rows(self, deltas: Sequence[int]) -> torch.Tensor:
+        """int32 ``(N, len(deltas))``: the row of the site at ``padded key + delta`` of every
+        site, N where none is (deltas as in :meth:`occupancy`)."""
+        if self.occupied is None:
+            return self.rows(self.padded_keys[:, None] + self._steps(deltas)[None, :])
+        self._fill_table()
+        n = self.padded_keys.numel()
+        out = torch.empty(n, len(deltas), dtype=torch.int32, device=self.table.device)
+        for start in range(0, n, ROW_CHUNK):  # site-major through a cache-sized buffer
+            rows = self._shifted(self.table, deltas, self.padded_keys[start : start + ROW_CHUNK])
+            out[start : start + ROW_CHUNK] = rows.T
+        return out
+
+    def pairs(
+        self, found: torch.Tensor, deltas: Sequence[int]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The true entries of ``found = occupancy(deltas)`` as ``(which, sites, rows)``,
+        ordered by delta index, then site: int64 index into ``deltas``, int64 row of the
+        querying site, int32 row of the site found."""
+        n = self.padded_keys.numel()
+        positions = found.reshape(-1).nonzero().squeeze(1)
+        which = torch.div(positions, max(n, 1), rounding_mode="floor")
+        sites = positions - which * n
+        keys = self.padded_keys.index_select(0, sites) + self._steps(deltas).index_select(0, which)
+        if self.occupied is None:
+            return which, sites, self.rows(keys)
+        return which, sites, self.table.index_select(0, keys)
+
+    def _steps(self, deltas: Sequence[int]) -> torch.Tensor:
+        return torch.tensor(deltas, dtype=self.padded_keys.dtype, device=self.table.device)
+
+    def _shifted(
+        self, cells: torch.Tensor, deltas: Sequence[int], keys: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``cells[key + delta]`` ``(len(deltas), len(keys))`` (default keys: every site's):
+        one gather per delta from the shifted view ``cells[delta - low:]`` at ``key + low``
+        (``low = min(deltas)``), so that no query keys are formed."""
+        low = min(deltas)
+        base = (self.padded_keys if keys is None else keys) + low
+        out = torch.empty(len(deltas), base.numel(), dtype=cells.dtype, device=cells.device)
+        for j, step in enumerate(deltas):
+            torch.index_select(cells[step - low :], 0, base, out=out[j])
+        return out
+
+    def _fill_table(self) -> None:
+        """Write N into the dense table's empty cells (once; only full-row lookups need it)."""
+        if not self.filled:
+            self.table.masked_fill_(self.occupied.logical_not(), self.padded_keys.numel())
+            self.filled = True
 
     def rows(self, queries: torch.Tensor) -> torch.Tensor:
         """int32 row of the site at each padded key of ``queries`` (any shape, the dtype of
@@ -78,6 +150,7 @@ class SiteIndex:
         grid."""
         flat = queries.reshape(-1)
         if self.lookup_kind == "dense":
+            self._fill_table()
             return self.table.index_select(0, flat).reshape(queries.shape)
         if self.lookup_kind == "paged":
             page = self.table.index_select(0, flat >> PAGE_BITS)
@@ -135,9 +208,11 @@ def _build(x: SparseTensor, pad_low, padded, cells: int, lookup: str) -> SiteInd
         return SiteIndex(keys, weights, lookup, *_hash_table(keys))
     if lookup == "paged":
         return SiteIndex(keys.to(torch.int32), weights, lookup, *_paged_table(keys, cells))
-    table = torch.full((cells,), x.num_sites, dtype=torch.int32, device=x.device)
+    table = torch.empty(cells, dtype=torch.int32, device=x.device)
     table.scatter_(0, keys, torch.arange(x.num_sites, dtype=torch.int32, device=x.device))
-    return SiteIndex(keys.to(torch.int32), weights, lookup, table)
+    occupied = torch.zeros(cells, dtype=torch.bool, device=x.device)
+    occupied.index_fill_(0, keys, True)
+    return SiteIndex(keys.to(torch.int32), weights, lookup, table, occupied=occupied)
 
 
 def _paged_table(keys: torch.Tensor, cells: int) -> tuple[torch.Tensor, torch.Tensor]:

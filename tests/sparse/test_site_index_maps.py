@@ -71,6 +71,33 @@ def test_site_lookup_matches_a_dense_grid_on_every_padded_cell(lookup, pattern, 
     assert site_index(x, low, high, lookup) is index  # cached on the sites
 
 
+@pytest.mark.parametrize("lookup", LOOKUPS)
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_neighbour_queries_match_the_dense_grid(lookup, pattern):
+    """occupancy / neighbour_rows / pairs of shifted sites against a brute-force grid, shifts
+    reaching the padding on every side (where no site is)."""
+    x = random_sparse(SHAPES[3], 2, pattern, density=0.4, seed=7)
+    index = site_index(x, (1,) * 3, (2,) * 3, lookup)
+    shifts = [(-1, 0, 2), (0, 0, 0), (1, -1, -1), (2, 2, 2), (0, 1, 0)]
+    deltas = [index.delta(s) for s in shifts]
+    grid = row_grid(x)
+    expected = torch.full((len(shifts), x.num_sites), x.num_sites, dtype=torch.int64)
+    for j, shift in enumerate(shifts):
+        for row, site in enumerate(x.coords.tolist()):
+            moved = [c + s for c, s in zip(site[1:], shift, strict=True)]
+            if all(0 <= m < n for m, n in zip(moved, x.spatial_shape, strict=True)):
+                found = int(grid[(site[0], *moved)])
+                expected[j, row] = found if found >= 0 else x.num_sites
+    listed = (expected < x.num_sites).nonzero()
+    for _ in range(2):  # before and after neighbour_rows fills the dense table
+        hit = index.occupancy(deltas)
+        assert torch.equal(hit, expected < x.num_sites)
+        which, sites, rows = index.pairs(hit, deltas)
+        assert torch.equal(which, listed[:, 0]) and torch.equal(sites, listed[:, 1])
+        assert torch.equal(rows.to(torch.int64), expected[listed[:, 0], listed[:, 1]])
+        assert torch.equal(index.neighbour_rows(deltas).to(torch.int64), expected.T)
+
+
 def test_default_lookup_follows_the_grid_size():
     small = random_sparse((6, 6, 6), 1, density=0.3)
     assert site_index(small, (1,) * 3, (1,) * 3).lookup_kind == "dense"
