@@ -5,12 +5,15 @@ target's folder and moves it onto the target with ``os.replace`` only once the w
 succeeded. If the write raises (including ``KeyboardInterrupt``), the temporary file is removed
 and the target is left exactly as it was: absent, or the previous version.
 
-Two forms::
+Three forms::
 
     with atomic_path("out.h5") as tmp:          # any code that writes to a path
         with h5py.File(tmp, "w") as f: ...
 
     atomic_write("ckpt.pt", lambda tmp: torch.save(state, tmp))
+
+    with atomic_paths(["map.nii.gz", "mip.png"]) as (nii, png):   # all or none
+        ...
 
 The temporary name keeps the target's suffixes (``.vol-1a2b3c4d.partial.nii.gz`` for
 ``vol.nii.gz``), so libraries that pick the format from the extension (nibabel, matplotlib) write
@@ -27,11 +30,11 @@ from __future__ import annotations
 import errno
 import os
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["NotWritableError", "atomic_path", "atomic_write", "check_writable"]
+__all__ = ["NotWritableError", "atomic_path", "atomic_paths", "atomic_write", "check_writable"]
 
 _PARTIAL_TAG = ".partial"
 
@@ -118,21 +121,54 @@ def atomic_path(path: str | os.PathLike[str], *, durable: bool = True) -> Iterat
             temporary file fails for that reason).
         Whatever the body raises; the temporary file is then removed and ``path`` is untouched.
     """
-    target = Path(path)
-    _check_target(target)
-    temporary = _create_temporary(target)
-    try:
+    with atomic_paths([path], durable=durable) as (temporary,):
         yield temporary
-        if durable:
-            _fsync(temporary)
-        os.replace(temporary, target)
+
+
+@contextmanager
+def atomic_paths(
+    paths: Sequence[str | os.PathLike[str]], *, durable: bool = True
+) -> Iterator[list[Path]]:
+    """Several files written as one output: a temporary path per target, all moved onto their
+    targets once the body has succeeded.
+
+    If the body raises, every temporary file is removed and no target is touched, so a command
+    writing several files leaves all of them or none. Each move is atomic, the set of moves is
+    not: a crash between two moves leaves the first targets new and the others old.
+
+    Args:
+        paths: the final files (distinct); each folder must exist.
+        durable: as for :func:`atomic_path`.
+
+    Yields:
+        one empty temporary ``pathlib.Path`` per target, in order, each next to its target.
+
+    Raises:
+        ValueError: a file is named twice.
+        The errors of :func:`atomic_path`, naming the target concerned.
+    """
+    targets = [Path(p) for p in paths]
+    if len({t.resolve() for t in targets}) != len(targets):
+        raise ValueError(f"the output files must be distinct, got {[str(t) for t in targets]}")
+    for target in targets:
+        _check_target(target)
+    temporaries: list[Path] = []
+    try:
+        temporaries.extend(_create_temporary(target) for target in targets)
+        yield list(temporaries)
+        for temporary, target in zip(temporaries, targets, strict=True):
+            if durable:
+                _fsync(temporary)
+            os.replace(temporary, target)
     except BaseException as err:
-        temporary.unlink(missing_ok=True)
-        if _about_temporary(err, temporary):
-            raise _not_writable(target, err) from err
+        for temporary, target in zip(temporaries, targets, strict=False):
+            temporary.unlink(missing_ok=True)
+            if _about_temporary(err, temporary):
+                raise _not_writable(target, err) from err
         raise
     if durable and os.name == "posix":
-        _fsync(target.parent)
+        for folder in dict.fromkeys(target.parent for target in targets):
+            _fsync(folder)
 
 
 def _about_temporary(err: BaseException, temporary: Path) -> bool:

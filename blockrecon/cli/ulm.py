@@ -457,7 +457,7 @@ def _map_outputs(args: argparse.Namespace) -> list[Path]:
 
 def _map(args: argparse.Namespace) -> int:
     from blockrecon.io.ulm import read_ulm_iq
-    from blockrecon.io.ulm_maps import voxel_size_mm, write_mip_png, write_track_maps
+    from blockrecon.io.ulm_maps import voxel_size_mm, write_track_maps
     from blockrecon.ulm.blocks import acquisition_blocks
     from blockrecon.ulm.evaluation import NETWORK_SCALE, detect_bubbles
     from blockrecon.ulm.maps import track_maps
@@ -491,10 +491,8 @@ def _map(args: argparse.Namespace) -> int:
         acq.frame_rate,
         upsampling=args.fine_factor,
     )
-    written = write_track_maps(args.out, maps, acq.wavelength, velocity=args.velocity)
+    written = write_track_maps(args.out, maps, acq.wavelength, velocity=args.velocity, mip=args.mip)
     size = voxel_size_mm(maps, acq.wavelength)
-    if args.mip is not None:
-        written.append(write_mip_png(args.mip, maps.density, (size[0], size[2])))
     n_tracks = int(track_ids.max()) + 1 if len(track_ids) else 0
     print(
         f"{len(frames)} detections in {blocks.inputs.shape[0]} blocks, {n_tracks} tracks "

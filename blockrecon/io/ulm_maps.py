@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from blockrecon.atomic import atomic_write
+from blockrecon.atomic import atomic_paths, atomic_write
 from blockrecon.io.nifti import write_nifti, write_nifti_vector
 from blockrecon.ulm.maps import TrackMaps
 
@@ -60,25 +60,36 @@ def _volume(image: torch.Tensor) -> torch.Tensor:
 
 
 def write_track_maps(
-    path: str | os.PathLike[str], maps: TrackMaps, wavelength: float, velocity: bool = False
+    path: str | os.PathLike[str],
+    maps: TrackMaps,
+    wavelength: float,
+    velocity: bool = False,
+    mip: str | os.PathLike[str] | None = None,
 ) -> list[Path]:
-    """Write the density of ``maps`` to ``path`` (NIfTI) and, with ``velocity``, the mean
-    velocity to :func:`velocity_path` (see the module docstring); returns the paths written.
+    """Write the density of ``maps`` to ``path`` (NIfTI), with ``velocity`` the mean velocity
+    to :func:`velocity_path`, and with ``mip`` the density's maximum-intensity projection PNG
+    there (see the module docstring): all of these files or, if one fails, none of them
+    (:func:`blockrecon.atomic.atomic_paths`). Returns the paths written.
 
     Args:
         wavelength: lambda in metres (mm = lambda * wavelength * 1000).
     """
+    targets = [Path(path)] + ([velocity_path(path)] if velocity else [])
+    targets += [Path(mip)] if mip is not None else []
     size = voxel_size_mm(maps, wavelength)
-    written = [write_nifti(path, _volume(maps.density), size)]
-    if velocity:
-        components = maps.velocity * (wavelength * 1e3)  # lambda/s -> mm/s, (ndim, *fine)
-        if components.shape[0] == 2:  # (z, x) -> (z, y = 0, x)
-            components = torch.stack(
-                [components[0], torch.zeros_like(components[0]), components[1]]
-            )
-        field = torch.stack([_volume(c) for c in components])
-        written.append(write_nifti_vector(velocity_path(path), field, size))
-    return written
+    with atomic_paths(targets, durable=True) as staged:
+        write_nifti(staged[0], _volume(maps.density), size)
+        if velocity:
+            components = maps.velocity * (wavelength * 1e3)  # lambda/s -> mm/s, (ndim, *fine)
+            if components.shape[0] == 2:  # (z, x) -> (z, y = 0, x)
+                components = torch.stack(
+                    [components[0], torch.zeros_like(components[0]), components[1]]
+                )
+            field = torch.stack([_volume(c) for c in components])
+            write_nifti_vector(staged[1], field, size)
+        if mip is not None:
+            write_mip_png(staged[-1], maps.density, (size[0], size[2]))
+    return targets
 
 
 def write_mip_png(

@@ -95,6 +95,22 @@ def test_map_writes_the_fine_grid_and_counts_every_track_point(files, tmp_path, 
     assert mip.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_map_failing_on_its_last_file_leaves_no_output(files, tmp_path, monkeypatch, capsys):
+    """The density, velocity and MIP are one output: the MIP writer failing after the NIfTI
+    files were written leaves none of them, and no temporary file."""
+    import blockrecon.io.ulm_maps as ulm_maps
+
+    def broken_png(path, *args, **kwargs):
+        raise OSError("disk full while writing the PNG")
+
+    monkeypatch.setattr(ulm_maps, "write_mip_png", broken_png)
+    out, mip = tmp_path / "map.nii.gz", tmp_path / "map.png"
+    args = ["map", "--model", str(files["model"]), "--data", str(files["data"]), "--out", str(out)]
+    assert main([*CLI, *args, "--velocity", "--mip", str(mip)]) != 0
+    assert "disk full" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 def _write_iq(path, iq):
     with h5py.File(path, "w") as f:
         f["iq"] = iq
