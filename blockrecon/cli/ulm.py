@@ -298,9 +298,10 @@ def _register_calibrate(sub) -> None:
 def _calibrate(args: argparse.Namespace) -> int:
     from blockrecon.io.ulm import read_ulm_acquisition
     from blockrecon.ulm.evaluation import calibrate_threshold
-    from blockrecon.ulm.training import load_model, save_model
+    from blockrecon.ulm.training import file_metadata, load_model, save_model
 
-    model = load_model(args.model).model
+    loaded = load_model(args.model)
+    model = loaded.model
     acquisitions = [read_ulm_acquisition(p) for p in args.data]
     for path, acq in zip(args.data, acquisitions, strict=True):
         model.net.config.check_data(tuple(acq.iq.shape), args.block_frames, str(path))
@@ -310,7 +311,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         args.block_frames,
         progress=show_progress(args),
     )
-    save_model(args.model, model)
+    save_model(args.model, model, file_metadata(loaded))
     print("  ".join(f"{t:g}: {j:.3f}" for t, j in jaccard.items()))
     print(f"Wrote {args.model}: decoding threshold {model.threshold}", file=sys.stderr)
     return 0

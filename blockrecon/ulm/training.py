@@ -89,12 +89,16 @@ def training_loss(
     targets: OccupancyTargets,
     bce_weight: float = 1.0,
     class_balanced: bool | None = None,
+    keep_margin: int = 0,
 ) -> tuple[torch.Tensor, dict]:
     """(loss, logits per scale) of one training step on a batch (B, 2, T, *S): multi-scale Dice
     plus ``bce_weight`` times the per-site cross-entropy (class-balanced if ``class_balanced``;
     default: for a sparse model, whose heads prune, not for a dense one); a sparse model keeps
-    the (nested) target cells through pruning."""
-    keep = None if model.sparsifier is None else targets.keys
+    the (nested) target cells through pruning, and with ``keep_margin`` every cell within that
+    many cells of one (:meth:`OccupancyTargets.dilated`), see :func:`train_ulm`."""
+    keep = None
+    if model.sparsifier is not None:
+        keep = targets.dilated(keep_margin, [s for s in targets.keys if s != max(targets.keys)])
     if class_balanced is None:
         class_balanced = model.sparsifier is not None
     outputs = model(inputs, keep)
@@ -113,6 +117,7 @@ def _training_settings(
     seed: int,
     bce_weight: float,
     class_balanced: bool | None,
+    keep_margin: int,
 ) -> dict:
     """What a training run is started with, as plain data (compared when it is resumed): the
     arguments of :func:`train_ulm`, the network and sparsifier, and a fingerprint of the
@@ -125,6 +130,7 @@ def _training_settings(
         "seed": seed,
         "bce_weight": bce_weight,
         "class_balanced": class_balanced,
+        **({"keep_margin": keep_margin} if keep_margin else {}),
         "kind": model.kind,
         "config": model.net.config.to_dict(),
         "sparsifier": None if sparsifier is None else [sparsifier.kind, sparsifier.value],
@@ -146,6 +152,7 @@ def train_ulm(
     checkpoint: str | os.PathLike[str] | None = None,
     checkpoint_every: int = 100,
     resume: bool = False,
+    keep_margin: int = 0,
 ) -> list[float]:
     """Adam on the multi-scale Dice loss over random batches of ``blocks``, learning rate ``lr``
     decaying to 0 along a cosine over the ``steps`` (loss: :func:`training_loss`); returns the
@@ -157,6 +164,13 @@ def train_ulm(
         resume: continue the run saved in ``checkpoint`` (same arguments, blocks and
             architecture; the weights, optimizer, schedule and batch draws are restored, so
             the result equals the uninterrupted run's).
+        keep_margin: a sparse network keeps, through its pruning, the target cells and every
+            cell within ``keep_margin`` cells of one (per scale and axis). With 0 the sites
+            its fine stages see in training are the target cells' children: every one of them
+            is near a bubble, so the fine heads learn that a site present is occupied and paint
+            every site the coarse heads pass at inference. With 1 they also see the
+            neighbouring empty cells and must tell them apart (measured in 3D:
+            benchmarks/README.md, "The shipped ULM networks").
 
     Raises:
         ValueError: bad arguments, or a checkpoint whose settings differ from these.
@@ -165,13 +179,14 @@ def train_ulm(
     check_positive_int(batch_size, "batch_size")
     check_positive(lr, "lr")
     check_positive_int(checkpoint_every, "checkpoint_every")
+    check_positive_int(keep_margin, "keep_margin", allow_zero=True)
     if resume and checkpoint is None:
         raise ValueError("resume needs the checkpoint file to continue from")
     settings = (
         None
         if checkpoint is None
         else _training_settings(
-            model, blocks, steps, lr, batch_size, seed, bce_weight, class_balanced
+            model, blocks, steps, lr, batch_size, seed, bce_weight, class_balanced, keep_margin
         )
     )
     generator = torch.Generator().manual_seed(seed)
@@ -203,6 +218,7 @@ def train_ulm(
             blocks.targets.select(items.tolist()),
             bce_weight,
             class_balanced,
+            keep_margin,
         )
         optimizer.zero_grad()
         loss.backward()
@@ -346,6 +362,13 @@ def save_model(
     if clash:
         raise ValueError(f"metadata may not replace the model's own entries {clash}")
     return save_model_file(path, state, config, {**extra, **(metadata or {})}, ULM_FILE)
+
+
+def file_metadata(loaded: LoadedModel) -> dict[str, Any]:
+    """The entries of a loaded model file's ``extra`` that came from ``metadata`` in
+    :func:`save_model` (not the model's own), to be passed on when the model is saved again."""
+    own = _model_parts(loaded.model)[2]
+    return {k: v for k, v in loaded.extra.items() if k not in own}
 
 
 def load_model(path: str | os.PathLike[str], device: Any = None) -> LoadedModel:

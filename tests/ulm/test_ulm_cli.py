@@ -8,6 +8,7 @@ import torch
 
 import blockrecon.ulm.training as training
 from blockrecon.cli import main
+from blockrecon.ulm.training import load_model, save_model
 
 
 @pytest.fixture(scope="module")
@@ -63,12 +64,17 @@ def test_simulate_train_evaluate(acquisition, tmp_path):
         )
         == 0
     )
+    trained = load_model(model)
+    save_model(model, trained.model, {"seed": 7, "note": "kept by calibrate"})
     assert (
         main(
             ["ulm", "--no-progress", "calibrate", "--model", str(model), "--data", str(acquisition)]
         )
         == 0
     )
+    calibrated = load_model(model)
+    assert calibrated.extra["seed"] == 7 and calibrated.extra["note"] == "kept by calibrate"
+    assert calibrated.extra["history"] == trained.extra["history"]
     scores = tmp_path / "s.json"
     assert (
         main(
