@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from blockrecon.checks import check_positive_int
+from blockrecon.sparse.tensor import decode_keys, linear_keys
 from blockrecon.ulm.acquisition import UlmAcquisition
 
 #: Target radius (lambda) of :func:`acquisition_blocks`: lambda/8.
@@ -65,6 +66,32 @@ class OccupancyTargets:
         flat = torch.zeros(int(np.prod(self.shape(scale))))
         flat[self.keys[scale]] = 1.0
         return flat.reshape(self.shape(scale))
+
+    def dilated(self, margin: int, scales: Sequence[int] | None = None) -> dict[int, torch.Tensor]:
+        """Keys {scale: sorted unique int64} of the occupied cells and of every cell within
+        ``margin`` cells of one along each spatial axis (same frame; a (2 margin + 1)^D
+        neighbourhood, clipped to the grid), for ``scales`` (default all). ``margin=0``: the
+        :attr:`keys` themselves."""
+        margin = check_positive_int(margin, "margin", allow_zero=True)
+        scales = list(self.keys) if scales is None else list(scales)
+        if margin == 0:
+            return {s: self.keys[s] for s in scales}
+        out = {}
+        for scale in scales:
+            keys = self.keys[scale]
+            shape = torch.tensor(self.shape(scale))
+            coords = decode_keys(keys, tuple(shape.tolist())[1:])
+            d = len(self.grid) - 1
+            span = torch.arange(-margin, margin + 1)
+            offsets = torch.stack(
+                [g.reshape(-1) for g in torch.meshgrid(*[span] * d, indexing="ij")], dim=1
+            )
+            moved = coords[:, None, :].repeat(1, len(offsets), 1)
+            moved[..., 2:] += offsets
+            moved = moved.reshape(-1, coords.shape[1])
+            moved = moved[((moved[:, 2:] >= 0) & (moved[:, 2:] < shape[2:])).all(1)]
+            out[scale] = torch.unique(linear_keys(moved, tuple(shape.tolist())[1:]), sorted=True)
+        return out
 
     def select(self, items: Sequence[int]) -> OccupancyTargets:
         """Targets of the blocks ``items`` (renumbered 0..len-1)."""

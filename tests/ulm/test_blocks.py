@@ -66,3 +66,27 @@ def test_selected_targets_are_the_items_dense_maps_in_the_given_order():
         assert torch.equal(chosen.dense(scale), target.dense(scale)[order])
         keys = chosen.keys[scale]
         assert bool((keys[1:] > keys[:-1]).all())  # still sorted and unique
+
+
+@pytest.mark.parametrize("d", [2, 3])
+def test_dilated_keys_are_the_targets_grown_per_frame(d):
+    """The cells within ``margin`` of an occupied one, in the same frame and block, equal the
+    occupancy maps max-pooled over a (2 margin + 1)^d window (clipped at the grid's edges)."""
+    gen = torch.Generator().manual_seed(d)
+    pos = torch.rand(12, d, generator=gen, dtype=torch.float64) * 1.75  # 4 voxels of 0.5
+    pos[0] = 0.0  # a bubble in the corner: the neighbourhood is clipped
+    frames = torch.randint(0, 3, (12,), generator=gen)
+    items = torch.randint(0, 2, (12,), generator=gen)
+    target = occupancy_targets(pos, frames, items, (3,) + (4,) * d, 2, (0.5,) * d, radius=0.1)
+    pool = torch.nn.functional.max_pool3d if d == 3 else torch.nn.functional.max_pool2d
+    for margin in (0, 1, 2):
+        grown = target.dilated(margin, scales=(1, 2, 4))
+        assert sorted(grown) == [1, 2, 4]
+        for scale, keys in grown.items():
+            occupied = target.dense(scale)
+            frames_first = occupied.reshape(-1, 1, *occupied.shape[2:])
+            window = 2 * margin + 1
+            expected = pool(frames_first, window, stride=1, padding=margin).reshape(-1)
+            assert torch.equal(keys, expected.nonzero().squeeze(1))
+    with pytest.raises(ValueError, match="margin"):
+        target.dilated(-1)
