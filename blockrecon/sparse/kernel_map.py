@@ -15,10 +15,12 @@ Within one offset every input and every output site appears at most once, so acc
 offset by offset with index_add_ is deterministic on CPU and CUDA whatever the thread count.
 
 Submanifold maps look neighbours up in a :class:`~blockrecon.sparse.site_index.SiteIndex` (a
-dense table, a paged table or a hash of the padded site keys; no bounds checks), and for odd
-kernels look up only half the offsets when the neighbourhoods are sparse (offset k and K-1-k
-connect the same pairs, swapped). Dense neighbourhoods (at least TABLE_FILL of the sites x
-kernel table) get the neighbour-table form (see :class:`KernelMap`). Strided convolutions
+dense table, a paged table or a hash of the padded site keys; no bounds checks): first which
+(site, offset) pairs find a site (``SiteIndex.occupancy``, a bool table), then the rows of
+those only (``SiteIndex.pairs``). For odd kernels only half the offsets are looked up when the
+neighbourhoods are sparse (offset k and K-1-k connect the same pairs, swapped). Dense
+neighbourhoods (at least TABLE_FILL of the sites x kernel table) get the neighbour-table form
+(see :class:`KernelMap`, ``SiteIndex.neighbour_rows``). Strided convolutions
 whose windows tile the grid (kernel == stride, pooling) map each input to its one window;
 other strided and transposed maps take all offsets at once and number the output sites with
 one ``torch.unique``.
