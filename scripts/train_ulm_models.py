@@ -6,7 +6,10 @@ shortened to fit that time. Both networks are sparse (a 2D dense one scored abou
 several times the training time; no dense 3D network trains in an hour on a CPU):
 
 * 2D: 16x16 fields at lambda/2 pixels, channels 8/16/32, fine tail 8, 3000 steps, lr 1e-2;
-* 3D: 12^3 fields, channels 16/32/64, fine tail 8, 400 steps, lr 3e-3 (the "wide" network).
+* 3D: 12^3 fields, channels 16/32/64, fine tail 8, 400 steps, lr 3e-3 (the "wide" network),
+  with the target cells kept through pruning together with their neighbours within one cell
+  (``keep_margin`` of :func:`blockrecon.ulm.training.train_ulm`: the fine heads learn to reject
+  empty sites next to a bubble instead of painting every site they are given).
 
 Training data: one simulation (:func:`blockrecon.ulm.simulate_acquisition`, random vessel
 trees, SNR 30 dB) of 512 frames per concentration 2, 4, ..., 64 bubbles/frame, seeds
@@ -65,6 +68,7 @@ SETTINGS = {
         "fine_channels": 8,
         "steps": 400,
         "lr": 3e-3,
+        "keep_margin": 1,
     },
 }
 #: Settings both networks share.
@@ -221,6 +225,7 @@ def train_one(dims: int, args: argparse.Namespace) -> dict:
         resume=args.resume,
         lr=settings["lr"],
         batch_size=settings["batch_size"],
+        keep_margin=settings.get("keep_margin", 0),
     )
     train_seconds = time.perf_counter() - start
     start = time.perf_counter()

@@ -1,6 +1,6 @@
 """Training by deep supervision improves Dice on a tiny 2D toy (dense, and sparse with its fine
-stages fed the target cells), model files round-trip (threshold calibration: test_evaluation.py,
-input sparsifiers: test_learned_mask.py)."""
+stages fed the target cells, and their empty neighbours with a keep margin), model files
+round-trip (threshold calibration: test_evaluation.py, input sparsifiers: test_learned_mask.py)."""
 
 import pytest
 import torch
@@ -11,7 +11,13 @@ from blockrecon.ulm.blocks import acquisition_blocks
 from blockrecon.ulm.dice import dice_score
 from blockrecon.ulm.learned_mask import InputSparsifier, LearnedMask
 from blockrecon.ulm.simulate import simulate_acquisition
-from blockrecon.ulm.training import build_model, load_model, save_model, train_ulm
+from blockrecon.ulm.training import (
+    build_model,
+    load_model,
+    save_model,
+    train_ulm,
+    training_loss,
+)
 
 
 def _dice(model, blocks):
@@ -96,3 +102,31 @@ def test_damaged_model_file_is_named(tmp_path, damage):
     torch.save(payload, path)
     with pytest.raises(ValueError, match="damaged ULM model file"):
         load_model(path)
+
+
+@pytest.mark.parametrize("margin", [0, 1])
+def test_keep_margin_feeds_the_empty_neighbours_of_the_targets(blocks, margin):
+    """With heads that pass nothing, the sites of each stage are the children of the kept
+    cells: exactly the target cells grown by ``keep_margin`` (plus each item's most likely
+    site), so that with a margin the fine heads also see empty cells next to every bubble."""
+    torch.manual_seed(0)
+    model = build_model("sparse", CONFIG)
+    with torch.no_grad():
+        for head in model.net.heads:
+            head.conv.bias.fill_(-1e3)  # occupancy 0: only the kept keys survive pruning
+    batch = blocks.targets.select([0, 1])
+    _, out = training_loss(model, blocks.inputs[:2], batch, keep_margin=margin)
+    grown = batch.dilated(margin, scales=(4,))[4]
+    parents = out[8].coords.clone()
+    parents[:, 2:] //= 2
+    parent_keys = torch.unique(linear_keys(parents, out[4].spatial_shape))
+    kept = parent_keys[torch.isin(parent_keys, out[4].keys())]
+    reached = torch.isin(grown, out[4].keys())  # grown cells the input sites reach
+    assert bool(torch.isin(grown[reached], kept).all())  # every one is kept
+    extra = kept[~torch.isin(kept, grown)]
+    assert extra.numel() <= 2  # besides them only the most likely site of each item
+    empty = ~torch.isin(kept, batch.keys[4])
+    if margin:
+        assert int(empty.sum()) > int((~empty).sum())  # more empty neighbours than targets
+    else:
+        assert int(empty.sum()) <= 2
