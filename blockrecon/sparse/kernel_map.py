@@ -16,7 +16,7 @@ offset by offset with index_add_ is deterministic on CPU and CUDA whatever the t
 
 Submanifold maps look neighbours up in a :class:`~blockrecon.sparse.site_index.SiteIndex` (a
 dense table, a paged table or a hash of the padded site keys; no bounds checks): first which
-(site, offset) pairs find a site (``SiteIndex.occupancy``, a bool table), then the rows of
+(site, offset) pairs find a site (``SiteIndex.lookup``, a bool table), then the rows of
 those only (``SiteIndex.pairs``). For odd kernels only half the offsets are looked up when the
 neighbourhoods are sparse (offset k and K-1-k connect the same pairs, swapped). Dense
 neighbourhoods (at least TABLE_FILL of the sites x kernel table) get the neighbour-table form
@@ -408,16 +408,14 @@ def _submanifold_map(x: SparseTensor, geometry: Geometry, form: str | None = Non
         index = site_index(x, (reach,) * x.ndim, (reach,) * x.ndim)
 
         # out site y takes the input at y + shift
-        deltas = [index.delta(shifts[j]) for j in searched]
-        hit = index.occupancy(deltas)
+        looked_up = index.lookup([index.delta(shifts[j]) for j in searched])
         if form is None and symmetric:
-            pairs = 2 * int(torch.count_nonzero(hit)) + n
+            pairs = 2 * int(torch.count_nonzero(looked_up.found)) + n
             form = "table" if pairs >= TABLE_FILL * n * volume else "pairs"
         if form == "table":
-            deltas = [index.delta(shift) for shift in shifts]
-            table = index.neighbour_rows(deltas)
+            table = index.neighbour_rows([index.delta(shift) for shift in shifts], looked_up)
             return KernelMap(geometry, n, x.coords, x.spatial_shape, x.cache, None, table)
-        which, out_rows, rows = index.pairs(hit, deltas)
+        which, out_rows, rows = index.pairs(looked_up)
         in_rows = rows.to(torch.int64)
         start = 0
         for j, count in zip(

@@ -12,7 +12,7 @@ N)``:
 - ``"dense"`` (padded grid of at most ``limit`` cells, e.g. 130^3 = 8.8 MB of int32 for a 128^3
   grid): a bool occupancy table over the grid and an int32 table of site rows, written at
   the sites and filled with N elsewhere only when whole rows are looked up (the neighbour
-  table of dense neighbourhoods). :meth:`SiteIndex.occupancy` reads the occupancy, a quarter
+  table of dense neighbourhoods). :meth:`SiteIndex.lookup` reads the occupancy, a quarter
   of the size and so mostly in cache, and :meth:`SiteIndex.pairs` the rows only where a site
   is (measured, 1 thread, 1.36 M queries at 5% occupancy of 130^3: 1.1 ms for the bool
   gather, 4.1 ms for an int32 one; filling the table took as long as writing its sites).
@@ -53,6 +53,23 @@ LOOKUPS = ("dense", "paged", "hash")
 _EMPTY = -1
 
 
+@dataclass(frozen=True, eq=False)
+class Neighbours:
+    """A neighbour lookup of every site (:meth:`SiteIndex.lookup`).
+
+    Attributes:
+        deltas: the key steps looked up, one per row.
+        found: bool ``(len(deltas), N)``: whether a site is at ``padded key + delta``.
+        rows: int32 ``(len(deltas), N)``, the row of that site (N where none), from lookups
+            that read rows anyway (paged and hash); None where only the occupancy was read
+            (dense: the rows of the hits are read by :meth:`SiteIndex.pairs`).
+    """
+
+    deltas: tuple[int, ...]
+    found: torch.Tensor
+    rows: torch.Tensor | None
+
+
 @dataclass(eq=False)
 class SiteIndex:
     """Rows of the sites of one coordinate set, looked up by padded linear key.
@@ -86,41 +103,50 @@ class SiteIndex:
         """Key step of a per-dimension shift (ints, each within the padding)."""
         return sum(int(s) * w for s, w in zip(shift, self.weights, strict=True))
 
-    def occupancy(self, deltas: Sequence[int]) -> torch.Tensor:
-        """bool ``(len(deltas), N)``: whether a site is at ``padded key + delta`` of every
-        site, for each key step of ``deltas`` (from :meth:`delta`, shifts within the padding)."""
-        if self.occupied is None:
-            queries = self.padded_keys[None, :] + self._steps(deltas)[:, None]
-            return self.rows(queries) < self.padded_keys.numel()
-        return self._shifted(self.occupied, deltas)
+    def lookup(self, deltas: Sequence[int]) -> Neighbours:
+        """Which sites are at ``padded key + delta`` of every site, for each key step of
+        ``deltas`` (from :meth:`delta`, shifts within the padding); see :class:`Neighbours`."""
+        if self.occupied is not None:
+            return Neighbours(tuple(deltas), self._shifted(self.occupied, deltas), None)
+        rows = self.rows(self.padded_keys[None, :] + self._steps(deltas)[:, None])
+        return Neighbours(tuple(deltas), rows < self.padded_keys.numel(), rows)
 
-    def neighbour_rows(self, deltas: Sequence[int]) -> torch.Tensor:
-        """int32 ``(N, len(deltas))``: the row of the site at ``padded key + delta`` of every
-        site, N where none is (deltas as in :meth:`occupancy`)."""
-        if self.occupied is None:
-            return self.rows(self.padded_keys[:, None] + self._steps(deltas)[None, :])
-        self._fill_table()
+    def pairs(self, found: Neighbours) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The (delta, site) pairs of ``found`` that find a site as ``(which, sites, rows)``,
+        ordered by delta index, then site: int64 index into its deltas, int64 row of the
+        querying site, int32 row of the site found."""
         n = self.padded_keys.numel()
+        positions = found.found.reshape(-1).nonzero().squeeze(1)
+        which = torch.div(positions, max(n, 1), rounding_mode="floor")
+        sites = positions - which * n
+        if found.rows is not None:
+            return which, sites, found.rows.reshape(-1).index_select(0, positions)
+        keys = self.padded_keys.index_select(0, sites)
+        keys += self._steps(found.deltas).index_select(0, which)
+        if self.lookup_kind == "dense":
+            return which, sites, self.table.index_select(0, keys)
+        return which, sites, self.rows(keys)
+
+    def neighbour_rows(
+        self, deltas: Sequence[int], first: Neighbours | None = None
+    ) -> torch.Tensor:
+        """int32 ``(N, len(deltas))``: the row of the site at ``padded key + delta`` of every
+        site, N where none is (deltas as in :meth:`lookup`). ``first``: a lookup of the
+        leading deltas, whose rows are reused where it has them."""
+        n = self.padded_keys.numel()
+        if self.occupied is None:
+            known = []
+            if first is not None and first.rows is not None:
+                if first.deltas == tuple(deltas[: len(first.deltas)]):
+                    known, deltas = [first.rows], deltas[len(first.deltas) :]
+            queries = self.padded_keys[None, :] + self._steps(deltas)[:, None]
+            return torch.cat([*known, self.rows(queries)]).T.contiguous()
+        self._fill_table()
         out = torch.empty(n, len(deltas), dtype=torch.int32, device=self.table.device)
         for start in range(0, n, ROW_CHUNK):  # site-major through a cache-sized buffer
             rows = self._shifted(self.table, deltas, self.padded_keys[start : start + ROW_CHUNK])
             out[start : start + ROW_CHUNK] = rows.T
         return out
-
-    def pairs(
-        self, found: torch.Tensor, deltas: Sequence[int]
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The true entries of ``found = occupancy(deltas)`` as ``(which, sites, rows)``,
-        ordered by delta index, then site: int64 index into ``deltas``, int64 row of the
-        querying site, int32 row of the site found."""
-        n = self.padded_keys.numel()
-        positions = found.reshape(-1).nonzero().squeeze(1)
-        which = torch.div(positions, max(n, 1), rounding_mode="floor")
-        sites = positions - which * n
-        keys = self.padded_keys.index_select(0, sites) + self._steps(deltas).index_select(0, which)
-        if self.occupied is None:
-            return which, sites, self.rows(keys)
-        return which, sites, self.table.index_select(0, keys)
 
     def _steps(self, deltas: Sequence[int]) -> torch.Tensor:
         return torch.tensor(deltas, dtype=self.padded_keys.dtype, device=self.table.device)

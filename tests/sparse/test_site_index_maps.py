@@ -74,7 +74,7 @@ def test_site_lookup_matches_a_dense_grid_on_every_padded_cell(lookup, pattern, 
 @pytest.mark.parametrize("lookup", LOOKUPS)
 @pytest.mark.parametrize("pattern", PATTERNS)
 def test_neighbour_queries_match_the_dense_grid(lookup, pattern):
-    """occupancy / neighbour_rows / pairs of shifted sites against a brute-force grid, shifts
+    """lookup / pairs / neighbour_rows of shifted sites against a brute-force grid, shifts
     reaching the padding on every side (where no site is)."""
     x = random_sparse(SHAPES[3], 2, pattern, density=0.4, seed=7)
     index = site_index(x, (1,) * 3, (2,) * 3, lookup)
@@ -90,12 +90,15 @@ def test_neighbour_queries_match_the_dense_grid(lookup, pattern):
                 expected[j, row] = found if found >= 0 else x.num_sites
     listed = (expected < x.num_sites).nonzero()
     for _ in range(2):  # before and after neighbour_rows fills the dense table
-        hit = index.occupancy(deltas)
-        assert torch.equal(hit, expected < x.num_sites)
-        which, sites, rows = index.pairs(hit, deltas)
+        found = index.lookup(deltas)
+        assert found.deltas == tuple(deltas)
+        assert torch.equal(found.found, expected < x.num_sites)
+        which, sites, rows = index.pairs(found)
         assert torch.equal(which, listed[:, 0]) and torch.equal(sites, listed[:, 1])
         assert torch.equal(rows.to(torch.int64), expected[listed[:, 0], listed[:, 1]])
         assert torch.equal(index.neighbour_rows(deltas).to(torch.int64), expected.T)
+        head = index.lookup(deltas[:2])  # rows of a lookup of the leading deltas reused
+        assert torch.equal(index.neighbour_rows(deltas, head).to(torch.int64), expected.T)
 
 
 def test_default_lookup_follows_the_grid_size():
