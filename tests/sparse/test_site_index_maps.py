@@ -9,6 +9,7 @@ import torch
 from sparse_reference import conv_nd, random_sparse
 from torch.nn import functional as F
 
+import blockrecon.sparse.site_index as site_index_module
 from blockrecon.sparse import SparseConv, SparseTensor, kernel_map, sparse_conv
 from blockrecon.sparse.kernel_map import _submanifold_map, make_geometry
 from blockrecon.sparse.site_index import LOOKUPS, SiteIndex, site_index
@@ -71,11 +72,13 @@ def test_site_lookup_matches_a_dense_grid_on_every_padded_cell(lookup, pattern, 
     assert site_index(x, low, high, lookup) is index  # cached on the sites
 
 
+@pytest.mark.parametrize("chunk", [7, 2**18])
 @pytest.mark.parametrize("lookup", LOOKUPS)
 @pytest.mark.parametrize("pattern", PATTERNS)
-def test_neighbour_queries_match_the_dense_grid(lookup, pattern):
+def test_neighbour_queries_match_the_dense_grid(lookup, pattern, chunk, monkeypatch):
     """lookup / pairs / neighbour_rows of shifted sites against a brute-force grid, shifts
-    reaching the padding on every side (where no site is)."""
+    reaching the padding on every side (where no site is); queries in blocks of ``chunk``."""
+    monkeypatch.setattr(site_index_module, "QUERY_CHUNK", chunk)
     x = random_sparse(SHAPES[3], 2, pattern, density=0.4, seed=7)
     index = site_index(x, (1,) * 3, (2,) * 3, lookup)
     shifts = [(-1, 0, 2), (0, 0, 0), (1, -1, -1), (2, 2, 2), (0, 1, 0)]
