@@ -156,6 +156,16 @@ def _register_train(sub) -> None:
         "--mask-steps", type=positive_int, default=100, help="training steps of the learned mask"
     )
     p.add_argument(
+        "--keep-margin",
+        type=int,
+        default=None,
+        help="sparse: keep the target cells and every cell within this many cells of one "
+        "through the network's pruning, so that its fine heads learn to reject empty cells "
+        "next to a bubble (default: 1 for 3D data, as the shipped 3D network was trained; 0 "
+        "for 2D). At 32^3 x 16 frames and 300 bubbles/frame a step with 1 took 5 s and "
+        "4 GB against 1.3 s and 0.8 GB with 0",
+    )
+    p.add_argument(
         "--checkpoint",
         type=Path,
         default=None,
@@ -222,6 +232,17 @@ def _initial_model(args: argparse.Namespace, blocks):
     return build_model(args.kind, config, sparsifier)
 
 
+def _keep_margin(args: argparse.Namespace, spatial_dims: int) -> int:
+    """``--keep-margin``, or its default for the kind of network and data."""
+    if args.keep_margin is None:
+        return 1 if args.kind == "sparse" and spatial_dims == 3 else 0
+    if args.keep_margin < 0:
+        raise ValueError(f"--keep-margin must be >= 0, got {args.keep_margin}")
+    if args.keep_margin and args.kind != "sparse":
+        raise ValueError("--keep-margin applies to sparse networks (--kind sparse)")
+    return args.keep_margin
+
+
 def _train(args: argparse.Namespace) -> int:
     from blockrecon.io.ulm import read_ulm_acquisition
     from blockrecon.ulm.run import TrainingInterrupted, checkpoint_for, train_model_file
@@ -234,6 +255,7 @@ def _train(args: argparse.Namespace) -> int:
     config = init.net.config if init is not None else _config(args, acquisitions[0].iq.ndim - 1)
     for path, acq in zip(args.data, acquisitions, strict=True):
         config.check_data(tuple(acq.iq.shape), args.block_frames, str(path))
+    keep_margin = _keep_margin(args, config.spatial_dims)
     try:
         run = train_model_file(
             args.out,
@@ -250,6 +272,7 @@ def _train(args: argparse.Namespace) -> int:
             batch_size=args.batch,
             bce_weight=args.bce_weight,
             class_balanced=False if args.plain_bce else None,
+            keep_margin=keep_margin,
         )
     except TrainingInterrupted as stop:
         if stop.checkpoint is not None:

@@ -260,6 +260,15 @@ def test_bench_memory(tmp_path):
         ),
         (["simulate", "--out", "{tmp}/a.txt"], "must end in .h5"),
         (
+            ["train", "--data", "{acq}", "--out", "{tmp}/m.pt", "--kind", "dense"]
+            + ["--keep-margin", "1"],
+            "applies to sparse networks",
+        ),
+        (
+            ["train", "--data", "{acq}", "--out", "{tmp}/m.pt", "--keep-margin", "-1"],
+            "--keep-margin must be >= 0",
+        ),
+        (
             ["train", "--data", "{acq}", "--out", "{tmp}/m.pt", "--checkpoint", "{tmp}/m.pt"],
             "is the --out model file",
         ),
@@ -270,3 +279,26 @@ def test_bad_input_exits_2(acquisition, tmp_path, capsys, args, message):
     assert main(["ulm", "--no-progress", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("shape", "extra", "expected"),
+    [((4, 4, 4), [], 1), ((8, 8), [], 0), ((4, 4, 4), ["--keep-margin", "0"], 0)],
+)
+def test_train_keep_margin_defaults_to_the_shipped_settings(
+    tmp_path, monkeypatch, shape, extra, expected
+):
+    """3D sparse networks train with keep margin 1 (as the shipped one), 2D with 0."""
+    data = tmp_path / "a.h5"
+    simulate = ["ulm", "--no-progress", "simulate", "--out", str(data), "--frames", "16"]
+    assert main([*simulate, "--shape", *map(str, shape)]) == 0
+    seen = {}
+
+    def record(*args, **kwargs):
+        seen.update(kwargs)
+        raise ValueError("stopped before training")
+
+    monkeypatch.setattr("blockrecon.ulm.run.train_model_file", record)
+    train = ["ulm", "--no-progress", "train", "--data", str(data), "--out", str(tmp_path / "m.pt")]
+    assert main([*train, *extra]) == 2
+    assert seen["keep_margin"] == expected
