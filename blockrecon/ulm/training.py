@@ -212,19 +212,22 @@ def train_ulm(
     )
     for step in bar:
         items = torch.randint(blocks.inputs.shape[0], (batch_size,), generator=generator)
-        loss, _ = training_loss(
+        # only the loss is kept: the outputs' site sets (with their maps: gigabytes on the 8x
+        # grids of 3D blocks) go before the next step builds its own
+        loss = training_loss(
             model,
             blocks.inputs[items],
             blocks.targets.select(items.tolist()),
             bce_weight,
             class_balanced,
             keep_margin,
-        )
+        )[0]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         schedule.step()
         losses.append(float(loss.detach()))
+        del loss
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
         if checkpoint is not None and ((step + 1) % checkpoint_every == 0 or step + 1 == steps):
             save_training_state(

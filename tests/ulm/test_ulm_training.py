@@ -2,6 +2,9 @@
 stages fed the target cells, and their empty neighbours with a keep margin), model files
 round-trip (threshold calibration: test_evaluation.py, input sparsifiers: test_learned_mask.py)."""
 
+import gc
+import weakref
+
 import pytest
 import torch
 from ulm_cases import CONFIG
@@ -130,3 +133,27 @@ def test_keep_margin_feeds_the_empty_neighbours_of_the_targets(blocks, margin):
         assert int(empty.sum()) > int((~empty).sum())  # more empty neighbours than targets
     else:
         assert int(empty.sum()) <= 2
+
+
+def test_a_training_step_frees_the_previous_steps_outputs(blocks, monkeypatch):
+    """The outputs of a step (sparse tensors with their kernel maps: gigabytes on 3D blocks)
+    are gone, without the cyclic garbage collector, before the next step's forward."""
+    torch.manual_seed(0)
+    model = build_model("sparse", CONFIG)
+    forward = type(model.net).forward
+    previous: list[weakref.ref] = []
+
+    def watch(net, x, keep_keys=None):
+        assert [ref() for ref in previous] == [None] * len(previous)
+        out = forward(net, x, keep_keys)
+        previous[:] = [weakref.ref(t) for t in out.values()]
+        return out
+
+    monkeypatch.setattr(type(model.net), "forward", watch)
+    gc.collect()
+    gc.disable()
+    try:
+        train_ulm(model, blocks, steps=3, batch_size=2, progress=False)
+    finally:
+        gc.enable()
+    assert len(previous) > 0
