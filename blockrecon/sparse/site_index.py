@@ -165,8 +165,9 @@ class SiteIndex:
         n = self.padded_keys.numel()
         steps = self._steps(deltas)[:, None]
         out = torch.empty(len(deltas), n, dtype=torch.int32, device=self.table.device)
-        for start in range(0, n, max(1, QUERY_CHUNK // len(deltas))):
-            keys = self.padded_keys[start : start + QUERY_CHUNK // len(deltas)]
+        block = max(1, QUERY_CHUNK // len(deltas))
+        for start in range(0, n, block):
+            keys = self.padded_keys[start : start + block]
             out[:, start : start + keys.numel()] = self.rows(keys[None, :] + steps)
         return out
 

@@ -72,7 +72,7 @@ def test_site_lookup_matches_a_dense_grid_on_every_padded_cell(lookup, pattern, 
     assert site_index(x, low, high, lookup) is index  # cached on the sites
 
 
-@pytest.mark.parametrize("chunk", [7, 2**18])
+@pytest.mark.parametrize("chunk", [3, 7, 2**18])  # 3: fewer queries than deltas
 @pytest.mark.parametrize("lookup", LOOKUPS)
 @pytest.mark.parametrize("pattern", PATTERNS)
 def test_neighbour_queries_match_the_dense_grid(lookup, pattern, chunk, monkeypatch):
