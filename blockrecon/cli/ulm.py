@@ -162,8 +162,8 @@ def _register_train(sub) -> None:
         help="sparse: keep the target cells and every cell within this many cells of one "
         "through the network's pruning, so that its fine heads learn to reject empty cells "
         "next to a bubble (default: 1 for 3D data, as the shipped 3D network was trained; 0 "
-        "for 2D). At 32^3 x 16 frames and 300 bubbles/frame a step with 1 took 5 s and "
-        "4 GB against 1.3 s and 0.8 GB with 0",
+        "for 2D). It costs time and memory: at 32^3 x 16 frames up to 6x and 3x a step "
+        "(benchmarks/README.md)",
     )
     p.add_argument(
         "--checkpoint",

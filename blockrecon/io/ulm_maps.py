@@ -77,7 +77,7 @@ def write_track_maps(
     targets = [Path(path)] + ([velocity_path(path)] if velocity else [])
     targets += [Path(mip)] if mip is not None else []
     size = voxel_size_mm(maps, wavelength)
-    with atomic_paths(targets, durable=True) as staged:
+    with atomic_paths(targets) as staged:
         write_nifti(staged[0], _volume(maps.density), size)
         if velocity:
             components = maps.velocity * (wavelength * 1e3)  # lambda/s -> mm/s, (ndim, *fine)
