@@ -1,23 +1,28 @@
 """Train the ULM detection networks shipped as ``blockrecon/ulm/pretrained_ulm{2,3}d.pt``.
 
-Reproducible from its seed on a CPU, about a quarter of an hour per network: the settings
-(:data:`SETTINGS`) are those of the best measured figures of benchmarks/README.md ("ULM"),
-shortened to fit that time. Both networks are sparse (a 2D dense one scored about the same for
-several times the training time; no dense 3D network trains in an hour on a CPU):
+Reproducible from its seed on a CPU (2 threads: about a quarter of an hour for the 2D network,
+about an hour for the 3D one): the settings (:data:`SETTINGS`) are those of the best measured
+figures of benchmarks/README.md ("ULM"). Both networks are sparse (a 2D dense one scored about
+the same for several times the training time; no dense 3D network trains in an hour on a CPU):
 
-* 2D: 16x16 fields at lambda/2 pixels, channels 8/16/32, fine tail 8, 3000 steps, lr 1e-2;
-* 3D: 12^3 fields, channels 16/32/64, fine tail 8, 400 steps, lr 3e-3 (the "wide" network),
-  with the target cells kept through pruning together with their neighbours within one cell
+* 2D: 16x16 fields at lambda/2 pixels, channels 8/16/32, fine tail 8, 3000 steps, lr 1e-2,
+  batch 4; one simulation of 512 frames per concentration 2, 4, ..., 64 bubbles/frame;
+* 3D: the source's 32^3 block at lambda/2 voxels, channels 16/32/64, fine tail 8, 800 steps,
+  lr 3e-3, batch 1 (a step at the highest concentration holds about 4 GiB); one simulation
+  of 256 frames per concentration 4 and 38, 76, ..., 1214 bubbles/frame (2, 4, ..., 64 on a
+  12^3 field scaled to the 32^3 volume; 4 adds blocks whose brightest bubble is dim), with the
+  target cells kept through pruning together with their neighbours within one cell
   (``keep_margin`` of :func:`blockrecon.ulm.training.train_ulm`: the fine heads learn to reject
-  empty sites next to a bubble instead of painting every site they are given).
+  empty sites next to a bubble instead of painting every site they are given); the decoding
+  threshold is calibrated on the first 64 frames of each simulation.
 
-Training data: one simulation (:func:`blockrecon.ulm.simulate_acquisition`, random vessel
-trees, SNR 30 dB) of 512 frames per concentration 2, 4, ..., 64 bubbles/frame, seeds
-``seed + c``; training by :func:`blockrecon.ulm.run.train_model_file` (what ``blockrecon ulm
-train`` runs: batch 4 of 16-frame blocks, Adam with a cosine decay, multi-scale Dice plus
+Training data: simulations by :func:`blockrecon.ulm.simulate_acquisition` (random vessel trees,
+SNR 30 dB), seeds ``seed + c``; training by :func:`blockrecon.ulm.run.train_model_file` (what
+``blockrecon ulm train`` runs: 16-frame blocks, Adam with a cosine decay, multi-scale Dice plus
 class-balanced cross-entropy, then the decoding threshold calibrated on the training data).
-Held out: one simulation of 128 frames per concentration, seeds ``seed + 1000 + c`` (with seed
-0 the held-out data of ``benchmarks/bench_ulm_accuracy.py``), scored for the network and for
+Held out: one simulation per concentration (128 frames in 2D, 64 in 3D), seeds ``seed + 1000 +
+c`` (with seed 0 the held-out data of ``benchmarks/bench_ulm_accuracy.py``), scored for the
+network and for
 conventional ULM by the same PALA rules (:func:`blockrecon.ulm.evaluation.score_detections`:
 TP within lambda/4, RMSE over pairs within lambda/2). The table is printed, written as JSON to
 ``benchmarks/results/ulm_pretrained_{2,3}d.json``, and stored with the settings, seed and
@@ -63,12 +68,17 @@ SETTINGS = {
         "lr": 1e-2,
     },
     3: {
-        "shape": [12, 12, 12],
+        "shape": [32, 32, 32],
         "channels": [16, 32, 64],
         "fine_channels": 8,
-        "steps": 400,
+        "steps": 800,
         "lr": 3e-3,
         "keep_margin": 1,
+        "batch_size": 1,
+        "train_frames": 256,
+        "calibration_frames": 64,
+        "held_out_frames": 64,
+        "concentrations": [4, 38, 76, 152, 303, 607, 1214],
     },
 }
 #: Settings both networks share.
@@ -85,7 +95,7 @@ COMMON = {
 #: What ``--quick`` changes: a few steps on small data.
 QUICK = {
     2: {"shape": [8, 8], "steps": 3},
-    3: {"shape": [4, 4, 4], "steps": 2},
+    3: {"shape": [4, 4, 4], "steps": 2, "calibration_frames": 16},
     "common": {"train_frames": 32, "held_out_frames": 16, "concentrations": [4, 16]},
 }
 
@@ -226,6 +236,7 @@ def train_one(dims: int, args: argparse.Namespace) -> dict:
         lr=settings["lr"],
         batch_size=settings["batch_size"],
         keep_margin=settings.get("keep_margin", 0),
+        calibration_frames=settings.get("calibration_frames"),
     )
     train_seconds = time.perf_counter() - start
     start = time.perf_counter()

@@ -11,12 +11,12 @@ Files: :mod:`blockrecon.io.ulm` reads and writes acquisitions (HDF5).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 
-from blockrecon.checks import check_positive
+from blockrecon.checks import check_positive, check_positive_int
 from blockrecon.ulm._checks import check_iq, check_points
 
 
@@ -79,3 +79,23 @@ class UlmAcquisition:
     @property
     def spatial_shape(self) -> tuple[int, ...]:
         return tuple(self.iq.shape[1:])
+
+    def first_frames(self, n_frames: int) -> UlmAcquisition:
+        """The acquisition's frames ``0 .. n_frames - 1`` with their truth (all of it when
+        ``n_frames`` is at least :attr:`n_frames`).
+
+        Raises:
+            ValueError: ``n_frames`` is not a positive integer.
+        """
+        n_frames = check_positive_int(n_frames, "n_frames")
+        if n_frames >= self.n_frames:
+            return self
+        kept = self.frames < n_frames
+        return replace(
+            self,
+            iq=self.iq[:n_frames],
+            positions=self.positions[kept],
+            frames=self.frames[kept],
+            track_ids=self.track_ids[kept],
+            amplitudes=self.amplitudes[kept],
+        )

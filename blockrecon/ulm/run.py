@@ -86,6 +86,7 @@ def train_model_file(
     resume: bool = False,
     checkpoint_every: int = 100,
     progress: bool = True,
+    calibration_frames: int | None = None,
     **training: Any,
 ) -> TrainedModel:
     """Train a model on the blocks of ``acquisitions``, calibrate its decoding threshold on
@@ -97,13 +98,22 @@ def train_model_file(
         make_model: the initial model for the blocks (called after seeding torch with
             ``seed``).
         checkpoint: from :func:`checkpoint_for`.
+        calibration_frames: calibrate on the first this many frames of each acquisition
+            (default all: on large blocks decoding every frame at each threshold takes longer
+            than much of the training).
         training: further arguments of :func:`~blockrecon.ulm.training.train_ulm` (``lr``,
             ``batch_size``, ``bce_weight``, ``class_balanced``).
 
     Raises:
         TrainingInterrupted: on KeyboardInterrupt.
-        ValueError: see :func:`~blockrecon.ulm.training.train_ulm`.
+        ValueError: ``calibration_frames`` shorter than a block; see
+            :func:`~blockrecon.ulm.training.train_ulm`.
     """
+    if calibration_frames is not None and calibration_frames < block_frames:
+        raise ValueError(
+            f"calibration_frames ({calibration_frames}) must hold at least one block of "
+            f"{block_frames} frames"
+        )
     blocks = concat_blocks([acquisition_blocks(a, block_frames) for a in acquisitions])
     torch.manual_seed(seed)
     model = make_model(blocks)
@@ -121,6 +131,8 @@ def train_model_file(
         )
     except KeyboardInterrupt:
         raise TrainingInterrupted(checkpoint if checkpoint.is_file() else None) from None
+    if calibration_frames is not None:
+        acquisitions = [a.first_frames(calibration_frames) for a in acquisitions]
     jaccard = calibrate_threshold(model, acquisitions, block_frames, progress=progress)
     save_model(out, model)
     checkpoint.unlink(missing_ok=True)

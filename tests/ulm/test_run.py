@@ -135,6 +135,24 @@ def test_run_blocks_every_acquisition_and_seeds_the_model(acquisition, tmp_path)
     assert runs[0].losses == runs[1].losses
 
 
+def test_calibration_on_the_first_frames_scores_only_those(acquisition, tmp_path, monkeypatch):
+    import blockrecon.ulm.run as run_module
+
+    calibrated = []
+    real = run_module.calibrate_threshold
+
+    def spy(model, acquisitions, block_frames, **kwargs):
+        calibrated.extend(a.n_frames for a in acquisitions)
+        return real(model, acquisitions, block_frames, **kwargs)
+
+    monkeypatch.setattr(run_module, "calibrate_threshold", spy)
+    run = _train(tmp_path / "m.pt", [acquisition], tmp_path / "c.pt", calibration_frames=16)
+    assert calibrated == [16] and run.n_blocks == 2  # trained on both blocks
+    with pytest.raises(ValueError, match="calibration_frames .* at least one block of 16"):
+        _train(tmp_path / "n.pt", [acquisition], tmp_path / "d.pt", calibration_frames=8)
+    assert not (tmp_path / "n.pt").exists()
+
+
 def test_bad_training_argument_writes_nothing(acquisition, tmp_path):
     out = tmp_path / "m.pt"
     with pytest.raises(ValueError, match="lr"):

@@ -25,3 +25,19 @@ def test_inconsistent_point_tables_are_refused():
         dataclasses.replace(acq, frames=beyond)
     with pytest.raises(ValueError, match="pixel_size"):
         dataclasses.replace(acq, pixel_size=(float("nan"),) * len(acq.pixel_size))
+
+
+def test_first_frames_keep_those_frames_and_their_truth():
+    acq = _small(3)
+    head = acq.first_frames(20)
+    assert head.n_frames == 20 and head.spatial_shape == acq.spatial_shape
+    kept = acq.frames < 20
+    assert 0 < int(kept.sum()) < len(acq.frames)
+    assert bool((head.iq == acq.iq[:20]).all())
+    for name in ("positions", "frames", "track_ids", "amplitudes"):
+        assert bool((getattr(head, name) == getattr(acq, name)[kept]).all()), name
+    assert head.pixel_size == acq.pixel_size and head.metadata == acq.metadata
+    assert acq.first_frames(acq.n_frames + 5) is acq
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="n_frames"):
+            acq.first_frames(bad)
