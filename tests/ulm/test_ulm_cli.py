@@ -8,6 +8,7 @@ import torch
 
 import blockrecon.ulm.training as training
 from blockrecon.cli import main
+from blockrecon.ulm.evaluation import calibrate_threshold
 from blockrecon.ulm.training import load_model, save_model
 
 
@@ -272,6 +273,10 @@ def test_bench_memory(tmp_path):
             ["train", "--data", "{acq}", "--out", "{tmp}/m.pt", "--checkpoint", "{tmp}/m.pt"],
             "is the --out model file",
         ),
+        (
+            ["train", "--data", "{acq}", "--out", "{tmp}/m.pt", "--calibration-frames", "8"],
+            "calibration_frames (8) must hold at least one block of 16 frames",
+        ),
     ],
 )
 def test_bad_input_exits_2(acquisition, tmp_path, capsys, args, message):
@@ -302,3 +307,18 @@ def test_train_keep_margin_defaults_to_the_shipped_settings(
     train = ["ulm", "--no-progress", "train", "--data", str(data), "--out", str(tmp_path / "m.pt")]
     assert main([*train, *extra]) == 2
     assert seen["keep_margin"] == expected
+    assert seen["calibration_frames"] is None  # calibrated on every frame unless asked
+
+
+def test_train_calibrates_on_the_frames_asked_for(acquisition, tmp_path, monkeypatch):
+    seen = []
+    real = calibrate_threshold
+
+    def spy(model, acquisitions, block_frames, **kwargs):
+        seen.extend(a.n_frames for a in acquisitions)
+        return real(model, acquisitions, block_frames, **kwargs)
+
+    monkeypatch.setattr("blockrecon.ulm.run.calibrate_threshold", spy)
+    args = ["train", "--data", str(acquisition), "--out", str(tmp_path / "m.pt"), "--steps", "1"]
+    assert main(["ulm", "--no-progress", *args, "--calibration-frames", "16"]) == 0
+    assert seen == [16] and (tmp_path / "m.pt").is_file()
