@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from scipy import ndimage
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from blockrecon.checks import check_positive, check_positive_int
@@ -83,23 +85,62 @@ def _peaks(box: np.ndarray, radius: np.ndarray) -> np.ndarray:
     return np.asarray(centres, dtype=np.float64).reshape(count, box.ndim)
 
 
+def _neighbour_offsets(ndim: int) -> np.ndarray:
+    """The (3^ndim - 1) / 2 offsets (k, ndim) of full connectivity whose first non-zero entry
+    is positive (each neighbour pair is found once, from its lower cell)."""
+    grid = np.stack(np.meshgrid(*[np.arange(-1, 2)] * ndim, indexing="ij"), -1).reshape(-1, ndim)
+    first = np.take_along_axis(grid, np.argmax(grid != 0, axis=1)[:, None], axis=1)[:, 0]
+    return grid[first > 0]
+
+
+def _components(cells: np.ndarray) -> np.ndarray:
+    """Connected-component index (m,) of the cells (m, D) (distinct, non-negative), with full
+    connectivity (8 neighbours in 2D, 26 in 3D), numbered as :func:`scipy.ndimage.label`
+    numbers them minus one: in raster order of each component's first cell. Only the cells are
+    visited (a frame's cells can span the whole fine grid: 256^3 at 32^3 x 8)."""
+    m, ndim = cells.shape
+    dims = cells.max(0) + 3  # cells moved by +1 so that every neighbour is inside the grid
+    keys = np.ravel_multi_index(tuple((cells + 1).T), dims)
+    order = np.argsort(keys)
+    ordered = keys[order]
+    unit = np.array([int(np.prod(dims[d + 1 :])) for d in range(ndim)])  # raster strides
+    rows, cols = [np.arange(m)], [np.arange(m)]
+    for offset in _neighbour_offsets(ndim):
+        target = keys + int(offset @ unit)
+        at = np.minimum(np.searchsorted(ordered, target), m - 1)
+        hit = ordered[at] == target
+        rows.append(np.flatnonzero(hit))
+        cols.append(order[at[hit]])
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    graph = coo_matrix((np.ones(len(rows), np.int8), (rows, cols)), shape=(m, m))
+    _, labels = connected_components(graph, directed=False)
+    first = np.full(labels.max() + 1, np.iinfo(np.int64).max)
+    np.minimum.at(first, labels, keys)
+    rank = np.empty_like(first)
+    rank[np.argsort(first)] = np.arange(len(first))
+    return rank[labels]
+
+
 def _split_merged(
-    group: np.ndarray, local: np.ndarray, box: np.ndarray, labels: np.ndarray, radius: np.ndarray
+    group: np.ndarray, local: np.ndarray, prob: np.ndarray, radius: np.ndarray
 ) -> np.ndarray:
     """Bubble index of every cell: ``group`` (its component), with each component larger than
     one disc that holds several peaks split between them (each cell to its nearest peak)."""
     group = group.copy()
-    sizes = np.bincount(group, minlength=labels.max())
+    sizes = np.bincount(group)
     next_group, disc = len(sizes), _ball(radius).sum()
-    for i, where in enumerate(ndimage.find_objects(labels)):
-        if sizes[i] <= disc:
-            continue
-        peaks = _peaks(np.where(labels[where] == i + 1, box[where], 0.0), radius)
+    order = np.argsort(group, kind="stable")
+    bounds = np.r_[0, np.cumsum(sizes)]
+    for i in np.flatnonzero(sizes > disc):
+        members = order[bounds[i] : bounds[i + 1]]
+        cells = local[members]
+        low = cells.min(0)
+        box = np.zeros(tuple(cells.max(0) - low + 1))
+        box[tuple((cells - low).T)] = prob[members]
+        peaks = _peaks(box, radius)
         if len(peaks) < 2:
             continue
-        members = group == i
-        offset = local[members] - np.array([w.start for w in where])
-        _, nearest = cKDTree(peaks / radius).query(offset / radius)
+        _, nearest = cKDTree(peaks / radius).query((cells - low) / radius)
         group[members] = next_group + nearest
         next_group += len(peaks)
     return group
@@ -111,15 +152,12 @@ def _frame_centroids(cells: np.ndarray, prob: np.ndarray, radius: np.ndarray | N
     separation in cells per axis; None: never split)."""
     low = cells.min(0)
     local = cells - low
-    box = np.zeros(tuple(local.max(0) + 1))
-    box[tuple(local.T)] = prob
-    labels, _ = ndimage.label(box > 0, ndimage.generate_binary_structure(box.ndim, box.ndim))
-    group = labels[tuple(local.T)] - 1
+    group = _components(local)
     if radius is not None:
-        group = _split_merged(group, local, box, labels, radius)
+        group = _split_merged(group, local, prob, radius)
     _, group = np.unique(group, return_inverse=True)
     weight = np.bincount(group, weights=prob)
-    centres = [np.bincount(group, weights=prob * local[:, d]) / weight for d in range(box.ndim)]
+    centres = [np.bincount(group, weights=prob * axis) / weight for axis in local.T]
     return np.stack(centres, axis=1) + low
 
 

@@ -1,11 +1,13 @@
 """Decoding of hand-built occupancy maps into bubble positions."""
 
+import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from blockrecon.sparse import SparseTensor
 from blockrecon.ulm.blocks import cell_centres, occupancy_targets
-from blockrecon.ulm.decode import decode_occupancy
+from blockrecon.ulm.decode import _components, decode_occupancy
 
 BIG = 50.0  # logit whose sigmoid is 1 to float64 rounding
 
@@ -77,3 +79,18 @@ def test_scalar_pixel_size_is_every_axis():
     assert torch.equal(
         decode_occupancy(logits, 0.5).positions, decode_occupancy(logits, (0.5, 0.5)).positions
     )
+
+
+@pytest.mark.parametrize("shape", [(40, 40), (12, 14, 16)])
+@pytest.mark.parametrize("fill", [0.03, 0.1, 0.2])
+def test_components_of_the_cells_are_those_of_scipy_label(shape, fill):
+    """Connected components found from the cells alone equal scipy's labelling of the dense
+    grid (full connectivity), numbering included."""
+    rng = np.random.default_rng(int(fill * 100) + len(shape))
+    grid = rng.random(shape) < fill
+    labels, count = ndimage.label(grid, ndimage.generate_binary_structure(len(shape), len(shape)))
+    cells = np.argwhere(grid)
+    order = rng.permutation(len(cells))  # any cell order
+    found = _components(cells[order])
+    assert count > 1
+    np.testing.assert_array_equal(found, labels[tuple(cells[order].T)] - 1)
