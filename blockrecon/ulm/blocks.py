@@ -29,6 +29,10 @@ from blockrecon.ulm.acquisition import UlmAcquisition
 
 #: Target radius (lambda) of :func:`acquisition_blocks`: lambda/8.
 TARGET_RADIUS = 0.125
+#: :func:`iq_channels`: a block's scale is at least :data:`SCALE_FLOOR` times this quantile
+#: of the acquisition's frame maxima (a frame with a bright bubble).
+REFERENCE_QUANTILE = 0.9
+SCALE_FLOOR = 0.5
 
 
 def cell_indices(positions: torch.Tensor, pixel_size: Sequence[float], scale: int) -> torch.Tensor:
@@ -177,13 +181,23 @@ def occupancy_targets(
     return OccupancyTargets(grid, batch_size, keys)
 
 
-def iq_channels(iq: torch.Tensor) -> torch.Tensor:
-    """Complex blocks (B, T, *S) -> float32 (B, 2, T, *S) (real, imag), each block divided by
-    the mean over its frames of the frame's largest magnitude (a typical bright bubble ~ 1)."""
+def iq_channels(iq: torch.Tensor, scale_floor: float = SCALE_FLOOR) -> torch.Tensor:
+    """Complex blocks (B, T, *S) of one acquisition -> float32 (B, 2, T, *S) (real, imag).
+
+    Each block is divided by its scale: the mean over its frames of the frame's largest
+    magnitude (a typical bright bubble ~ 1), but at least ``scale_floor`` times the
+    :data:`REFERENCE_QUANTILE` quantile of the frame maxima of all the blocks. Without the
+    floor a block with no bubble (a pause in a sparse acquisition) would be scaled until its
+    noise peaks reach 1, and the sparse network would take its noise for bubbles; 0 disables it.
+    """
     if not isinstance(iq, torch.Tensor) or not iq.is_complex() or iq.ndim not in (4, 5):
         raise ValueError("iq must be a complex tensor (B, T, *S) with 2 or 3 spatial axes")
-    magnitude = iq.abs().flatten(2).amax(2).mean(1)  # (B,)
-    scale = torch.where(magnitude > 0, magnitude, torch.ones_like(magnitude))
+    if not 0 <= scale_floor <= 1:
+        raise ValueError(f"scale_floor must be in [0, 1], got {scale_floor}")
+    frame_max = iq.abs().flatten(2).amax(2)  # (B, T)
+    floor = scale_floor * torch.quantile(frame_max.flatten().double(), REFERENCE_QUANTILE)
+    scale = torch.maximum(frame_max.mean(1), floor.to(frame_max.dtype))  # (B,)
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
     iq = iq / scale.reshape(-1, *(1,) * (iq.ndim - 1))
     return torch.stack([iq.real, iq.imag], dim=1).to(torch.float32)
 

@@ -1,4 +1,4 @@
-"""Grid convention and disc occupancy targets of ULM blocks."""
+"""Grid convention, disc occupancy targets and input scaling of ULM blocks."""
 
 import pytest
 import torch
@@ -6,9 +6,11 @@ import torch
 from blockrecon.ulm.blocks import (
     cell_centres,
     cell_indices,
+    iq_channels,
     occupancy_targets,
 )
 from blockrecon.ulm.decode import decode_occupancy
+from blockrecon.ulm.learned_mask import InputSparsifier
 
 BIG = 50.0  # logit whose sigmoid is 1 to float64 rounding
 
@@ -90,3 +92,33 @@ def test_dilated_keys_are_the_targets_grown_per_frame(d):
             assert torch.equal(keys, expected.nonzero().squeeze(1))
     with pytest.raises(ValueError, match="margin"):
         target.dilated(-1)
+
+
+def _bubble_and_empty_blocks(spatial: tuple[int, ...]) -> torch.Tensor:
+    """Complex (2, 16, *spatial): noise (std 0.01) everywhere, plus one unit bubble voxel in
+    every frame of block 0; block 1 is noise only."""
+    generator = torch.Generator().manual_seed(0)
+    shape = (2, 16, *spatial)
+    iq = 0.01 * torch.complex(
+        torch.randn(shape, generator=generator), torch.randn(shape, generator=generator)
+    )
+    iq[(0, slice(None)) + (1,) * len(spatial)] = 1.0
+    return iq
+
+
+@pytest.mark.parametrize("spatial", [(16, 16), (8, 8, 8)])
+def test_a_block_without_bubbles_keeps_the_noise_level_of_the_acquisition(spatial):
+    iq = _bubble_and_empty_blocks(spatial)
+    channels = iq_channels(iq)
+    noise = channels[1].square().sum(0).sqrt()
+    assert float(noise.max()) < 0.2  # its noise is not scaled up to bubble level
+    kept = InputSparsifier().keep(channels).flatten(1).float().mean(1)
+    assert float(kept[1]) <= float(kept[0])
+    unfloored = iq_channels(iq, scale_floor=0.0)[1].square().sum(0).sqrt()
+    assert float(unfloored.max()) > 0.9  # what the floor prevents
+
+
+@pytest.mark.parametrize("floor", [-0.1, 1.5])
+def test_iq_channels_rejects_a_scale_floor_outside_0_1(floor):
+    with pytest.raises(ValueError, match="scale_floor"):
+        iq_channels(torch.zeros(1, 16, 4, 4, dtype=torch.complex64), scale_floor=floor)
