@@ -1,7 +1,8 @@
 """The trained ULM detection networks shipped inside the package, one per dimensionality.
 
 ``pretrained_ulm2d.pt`` (a sparse network trained on 16x16 fields at lambda/2 pixels) and
-``pretrained_ulm3d.pt`` (a sparse network trained on 12^3 fields) are ordinary ULM model files
+``pretrained_ulm3d.pt`` (a sparse network trained on the source's 32^3 block at lambda/2 voxels,
+16-frame blocks) are ordinary ULM model files
 (:mod:`blockrecon.ulm.training`), produced from a fixed seed by ``scripts/train_ulm_models.py``;
 their ``extra`` metadata holds the seed, the training settings and time, and the held-out scores
 against conventional ULM. They are found through :mod:`importlib.resources`, so they work from
