@@ -46,12 +46,12 @@ import torch
 
 from blockrecon.cli.output import write_json
 from blockrecon.ulm import conventional_ulm, simulate_acquisition
-from blockrecon.ulm.evaluation import evaluate_model, score_detections
+from blockrecon.ulm.evaluation import calibrate_threshold, evaluate_model, score_detections
 from blockrecon.ulm.learned_mask import INPUT_THRESHOLD, InputSparsifier
 from blockrecon.ulm.nets import UlmNetConfig
 from blockrecon.ulm.pretrained import PRETRAINED_FILES, pretrained_ulm_folder
 from blockrecon.ulm.run import checkpoint_for, train_model_file
-from blockrecon.ulm.training import build_model, save_model
+from blockrecon.ulm.training import build_model, load_model, save_model
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -129,6 +129,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--resume", action="store_true", help="continue an interrupted run from its checkpoint"
     )
     parser.add_argument(
+        "--rescore",
+        action="store_true",
+        help="do not train: calibrate the decoding threshold of the model files in OUT_DIR "
+        "again and score them (after a change to decoding); their training metadata is kept",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="tiny smoke run: models and JSON under RESULTS_DIR/ulm_models_quick",
@@ -204,11 +210,9 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def train_one(dims: int, args: argparse.Namespace) -> dict:
-    """Train, calibrate and score the ``dims``-D network and write its model file with its
-    metadata; returns the report written as JSON."""
-    settings = settings_for(dims, args.quick, args.steps)
-    out = args.out_dir / PRETRAINED_FILES[dims]
+def train(dims: int, settings: dict, args: argparse.Namespace) -> tuple:
+    """Train and calibrate the ``dims``-D network: ``(model, training metadata)`` (final loss,
+    training Jaccard per threshold, training seconds, threads)."""
     trained = args.results_dir / f"ulm{dims}d_trained.pt"
     checkpoint = checkpoint_for(trained, None, args.resume)
     config = UlmNetConfig(dims, tuple(settings["channels"]), settings["fine_channels"])
@@ -238,14 +242,46 @@ def train_one(dims: int, args: argparse.Namespace) -> dict:
         keep_margin=settings.get("keep_margin", 0),
         calibration_frames=settings.get("calibration_frames"),
     )
-    train_seconds = time.perf_counter() - start
+    return run.model, {
+        "train_seconds": round(time.perf_counter() - start, 1),
+        "threads": args.threads,
+        "final_loss": sum(run.losses[-20:]) / len(run.losses[-20:]),
+        "training_jaccard": run.jaccard,
+    }
+
+
+def recalibrate(out: Path, settings: dict, args: argparse.Namespace) -> tuple:
+    """The trained model of file ``out`` with its threshold calibrated again on the training
+    data's calibration frames, as :func:`train` returns it (the training figures from the
+    file's metadata)."""
+    loaded = load_model(out)
+    acquisitions = simulations(settings, settings["train_frames"], args.seed)
+    frames = settings.get("calibration_frames")
+    if frames is not None:
+        acquisitions = [a.first_frames(frames) for a in acquisitions]
+    jaccard = calibrate_threshold(
+        loaded.model, acquisitions, settings["block_frames"], progress=False
+    )
+    kept = {k: loaded.extra[k] for k in ("train_seconds", "threads", "final_loss")}
+    return loaded.model, {**kept, "training_jaccard": jaccard}
+
+
+def train_one(dims: int, args: argparse.Namespace) -> dict:
+    """Train (or, with ``--rescore``, recalibrate), calibrate and score the ``dims``-D network
+    and write its model file with its metadata; returns the report written as JSON."""
+    settings = settings_for(dims, args.quick, args.steps)
+    out = args.out_dir / PRETRAINED_FILES[dims]
+    if args.rescore:
+        model, training = recalibrate(out, settings, args)
+    else:
+        model, training = train(dims, settings, args)
     start = time.perf_counter()
-    rows = held_out_rows(run.model, settings, args.seed)
+    rows = held_out_rows(model, settings, args.seed)
     score_seconds = time.perf_counter() - start
     print(
         f"\n{dims}D held out ({'x'.join(map(str, settings['shape']))} x "
         f"{settings['held_out_frames']} frames per concentration, seeds "
-        f"{args.seed + HELD_OUT_OFFSET} + c); threshold {run.model.threshold}:"
+        f"{args.seed + HELD_OUT_OFFSET} + c); threshold {model.threshold}:"
     )
     print(format_table(rows), flush=True)
     means = {
@@ -258,19 +294,17 @@ def train_one(dims: int, args: argparse.Namespace) -> dict:
     metadata = {
         "seed": args.seed,
         "settings": settings,
-        "train_seconds": round(train_seconds, 1),
-        "threads": args.threads,
+        **training,
         "torch": str(torch.__version__),
-        "final_loss": sum(run.losses[-20:]) / len(run.losses[-20:]),
-        "training_jaccard": run.jaccard,
         "held_out": {"seeds": f"{args.seed + HELD_OUT_OFFSET} + c", "rows": rows, "means": means},
         "script": "scripts/train_ulm_models.py" + (" --quick" if args.quick else ""),
     }
-    save_model(out, run.model, metadata)
+    save_model(out, model, metadata)
     report = {**metadata, "score_seconds": round(score_seconds, 1), "model": str(out)}
     write_json(args.results_dir / f"ulm_pretrained_{dims}d.json", report)
     print(
-        f"{dims}D: trained and calibrated in {train_seconds:.0f} s, scored in "
+        f"{dims}D: {'recalibrated' if args.rescore else 'trained and calibrated'} "
+        f"(training {training['train_seconds']:.0f} s), scored in "
         f"{score_seconds:.0f} s; wrote {out} ({out.stat().st_size / 1e6:.2f} MB)",
         file=sys.stderr,
         flush=True,

@@ -30,8 +30,9 @@ from blockrecon.ulm.pala_scores import PalaScores, pala_scores
 from blockrecon.ulm.track import MAX_GAP, MAX_LINKING_DISTANCE, MIN_LENGTH, link_tracks
 from blockrecon.ulm.training import UlmModel, predict
 
-#: Thresholds tried by :func:`calibrate_threshold`.
-DECODE_THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+#: Thresholds tried by :func:`calibrate_threshold`. Both shipped networks are best at 0.01-0.02
+#: (their occupancy falls off slowly away from a bubble), below 0.01 no better.
+DECODE_THRESHOLDS = (0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 #: Refinement of the networks' finest occupancy map.
 NETWORK_SCALE = 8
 

@@ -212,3 +212,26 @@ def test_shipped_3d_network_tells_empty_neighbours_from_bubbles(seed):
     occupied = torch.isin(fine.keys(), targets.keys[8])
     assert occupied.any() and (~occupied).any()
     assert float(occupancy[~occupied].mean()) < 0.5 * float(occupancy[occupied].mean())
+
+
+def test_rescore_recalibrates_the_trained_file_without_training(quick, tmp_path):
+    script, folder = quick
+    original = load_model(folder / "pretrained_ulm2d.pt")
+    detuned = original.model
+    detuned.threshold = 0.9
+    own = ("history", "threshold", "split_radius")  # entries the model itself stores
+    metadata = {k: v for k, v in original.extra.items() if k not in own}
+    save_model(tmp_path / "pretrained_ulm2d.pt", detuned, metadata)
+    _run_quick(script, tmp_path / "results", "--dims", "2", "--rescore", "--out-dir", str(tmp_path))
+    again = load_model(tmp_path / "pretrained_ulm2d.pt")
+    assert again.model.threshold == load_model(folder / "pretrained_ulm2d.pt").model.threshold
+    for (name, a), b in zip(
+        original.model.net.state_dict().items(),
+        again.model.net.state_dict().values(),
+        strict=True,
+    ):
+        assert torch.equal(a, b), name
+    for key in ("train_seconds", "threads", "final_loss", "history", "training_jaccard"):
+        assert again.extra[key] == original.extra[key], key
+    held_out = (json.dumps(m.extra["held_out"]) for m in (again, original))  # NaN == NaN
+    assert next(held_out) == next(held_out)
