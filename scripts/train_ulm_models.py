@@ -1,7 +1,7 @@
 """Train the ULM detection networks shipped as ``blockrecon/ulm/pretrained_ulm{2,3}d.pt``.
 
-Reproducible from its seed on a CPU (2 threads: about a quarter of an hour for the 2D network,
-about an hour for the 3D one): the settings (:data:`SETTINGS`) are those of the best measured
+Reproducible from its seed on a CPU (2 threads: about 5 minutes for the 2D network, about
+45 minutes for the 3D one): the settings (:data:`SETTINGS`) are those of the best measured
 figures of benchmarks/README.md ("ULM"). Both networks are sparse (a 2D dense one scored about
 the same for several times the training time; no dense 3D network trains in an hour on a CPU):
 
@@ -32,6 +32,7 @@ training time in the model file's metadata (``extra``, see
     python scripts/train_ulm_models.py                # both shipped models, 2 threads
     python scripts/train_ulm_models.py --dims 3       # only the 3D one
     python scripts/train_ulm_models.py --quick        # smoke run, writes under benchmarks/results
+    python scripts/train_ulm_models.py --rescore      # recalibrate and score, no training
 """
 
 from __future__ import annotations
