@@ -1,5 +1,7 @@
 """Grid convention, disc occupancy targets and input scaling of ULM blocks."""
 
+import math
+
 import pytest
 import torch
 
@@ -7,6 +9,7 @@ from blockrecon.ulm.blocks import (
     cell_centres,
     cell_indices,
     iq_channels,
+    noise_median,
     occupancy_targets,
 )
 from blockrecon.ulm.decode import decode_occupancy
@@ -97,11 +100,7 @@ def test_dilated_keys_are_the_targets_grown_per_frame(d):
 def _bubble_and_empty_blocks(spatial: tuple[int, ...]) -> torch.Tensor:
     """Complex (2, 16, *spatial): noise (std 0.01) everywhere, plus one unit bubble voxel in
     every frame of block 0; block 1 is noise only."""
-    generator = torch.Generator().manual_seed(0)
-    shape = (2, 16, *spatial)
-    iq = 0.01 * torch.complex(
-        torch.randn(shape, generator=generator), torch.randn(shape, generator=generator)
-    )
+    iq = _complex_noise((2, 16, *spatial), std=0.01)
     iq[(0, slice(None)) + (1,) * len(spatial)] = 1.0
     return iq
 
@@ -114,11 +113,40 @@ def test_a_block_without_bubbles_keeps_the_noise_level_of_the_acquisition(spatia
     assert float(noise.max()) < 0.2  # its noise is not scaled up to bubble level
     kept = InputSparsifier().keep(channels).flatten(1).float().mean(1)
     assert float(kept[1]) <= float(kept[0])
-    unfloored = iq_channels(iq, scale_floor=0.0)[1].square().sum(0).sqrt()
+    unfloored = iq_channels(iq, scale_floor=0.0, noise_floor=0.0)[1].square().sum(0).sqrt()
     assert float(unfloored.max()) > 0.9  # what the floor prevents
 
 
-@pytest.mark.parametrize("floor", [-0.1, 1.5])
-def test_iq_channels_rejects_a_scale_floor_outside_0_1(floor):
-    with pytest.raises(ValueError, match="scale_floor"):
-        iq_channels(torch.zeros(1, 16, 4, 4, dtype=torch.complex64), scale_floor=floor)
+@pytest.mark.parametrize(
+    "floors, name",
+    [({"scale_floor": -0.1}, "scale_floor"), ({"scale_floor": 1.5}, "scale_floor")]
+    + [({"noise_floor": v}, "noise_floor") for v in (-1.0, float("inf"), float("nan"))],
+)
+def test_iq_channels_rejects_bad_floors(floors, name):
+    with pytest.raises(ValueError, match=name):
+        iq_channels(torch.zeros(1, 16, 4, 4, dtype=torch.complex64), **floors)
+
+
+def _complex_noise(shape: tuple[int, ...], std: float, seed: int = 0) -> torch.Tensor:
+    """Complex Gaussian noise, each of the real and imaginary parts of std ``std``."""
+    generator = torch.Generator().manual_seed(seed)
+    return std * torch.complex(
+        torch.randn(shape, generator=generator), torch.randn(shape, generator=generator)
+    )
+
+
+@pytest.mark.parametrize("bubble_fraction", [0.0, 0.02])
+def test_noise_median_is_the_rayleigh_median_under_bright_voxels(bubble_fraction):
+    noise = _complex_noise((200_000,), std=0.3).abs()
+    noise[: int(bubble_fraction * noise.numel())] += 10.0  # bright voxels
+    truth = 0.3 * math.sqrt(2 * math.log(2))  # median of |n|, n complex Gaussian
+    assert float(noise_median(noise)) == pytest.approx(truth, rel=0.03)
+
+
+@pytest.mark.parametrize("spatial", [(16, 16), (8, 8, 8)])
+def test_an_acquisition_of_noise_alone_is_not_scaled_to_bubble_level(spatial):
+    iq = _complex_noise((2, 16, *spatial), std=0.01)
+    kept = InputSparsifier().keep(iq_channels(iq)).float().mean()
+    assert float(kept) < 0.02  # about 1 % by construction of the noise floor
+    unfloored = iq_channels(iq, scale_floor=0.0, noise_floor=0.0)
+    assert float(InputSparsifier().keep(unfloored).float().mean()) > 0.5
