@@ -17,7 +17,6 @@ an 8x-finer 3D+t target costs a few bytes per bubble instead of a dense grid.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,6 +26,7 @@ import torch
 from blockrecon.checks import check_positive_int
 from blockrecon.sparse.tensor import decode_keys, linear_keys
 from blockrecon.ulm.acquisition import UlmAcquisition
+from blockrecon.ulm.localize import noise_median
 
 #: Target radius (lambda) of :func:`acquisition_blocks`: lambda/8.
 TARGET_RADIUS = 0.125
@@ -40,11 +40,6 @@ SCALE_FLOOR = 0.5
 #: Simulations with bubbles (SNR 30 dB, 2-256 bubbles/frame in 2D, 2-1214 in 3D) measure
 #: 36-260 times the noise median; pure noise 3-4.
 NOISE_FLOOR = 26.0
-#: The noise's median magnitude is read from this low quantile of |iq| (bubbles rarely
-#: reach it), divided by its ratio to the median for Rayleigh magnitudes,
-#: sqrt(ln(1 / 0.95) / ln 2).
-NOISE_QUANTILE = 0.05
-RAYLEIGH_QUANTILE_TO_MEDIAN = math.sqrt(math.log(1 / (1 - NOISE_QUANTILE)) / math.log(2))
 
 
 def cell_indices(positions: torch.Tensor, pixel_size: Sequence[float], scale: int) -> torch.Tensor:
@@ -193,17 +188,6 @@ def occupancy_targets(
     return OccupancyTargets(grid, batch_size, keys)
 
 
-def noise_median(magnitude: torch.Tensor) -> torch.Tensor:
-    """Median magnitude of the complex Gaussian noise under ``magnitude`` (any shape, real):
-    its :data:`NOISE_QUANTILE` quantile over Rayleigh's ratio of that quantile to the median.
-    Bright voxels on a fraction f of the grid bias it up by
-    sqrt(ln(1 - q / (1 - f)) / ln(1 - q)), q = :data:`NOISE_QUANTILE`: 1.01 at f = 0.02, 1.12
-    at f = 0.2."""
-    values = magnitude.flatten()
-    k = max(1, round(NOISE_QUANTILE * values.numel()))
-    return torch.kthvalue(values, k).values / RAYLEIGH_QUANTILE_TO_MEDIAN
-
-
 def iq_channels(
     iq: torch.Tensor, scale_floor: float = SCALE_FLOOR, noise_floor: float = NOISE_FLOOR
 ) -> torch.Tensor:
@@ -212,10 +196,11 @@ def iq_channels(
     Each block is divided by its scale: the mean over its frames of the frame's largest
     magnitude (a typical bright bubble ~ 1), but at least ``scale_floor`` times the
     :data:`REFERENCE_QUANTILE` quantile of the frame maxima of all the blocks, and at least
-    ``noise_floor`` times the noise's median magnitude (:func:`noise_median` of all the
-    blocks). Without the floors a block with no bubble (a pause in a sparse acquisition, or a
-    whole acquisition before the bolus) would be scaled until its noise peaks reach 1, and the
-    sparse network would take its noise for bubbles; 0 disables a floor.
+    ``noise_floor`` times the noise's median magnitude
+    (:func:`blockrecon.ulm.localize.noise_median` of all the blocks). Without the floors a
+    block with no bubble (a pause in a sparse acquisition, or a whole acquisition before the
+    bolus) would be scaled until its noise peaks reach 1, and the sparse network would take
+    its noise for bubbles; 0 disables a floor.
     """
     if not isinstance(iq, torch.Tensor) or not iq.is_complex() or iq.ndim not in (4, 5):
         raise ValueError("iq must be a complex tensor (B, T, *S) with 2 or 3 spatial axes")

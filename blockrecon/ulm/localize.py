@@ -23,6 +23,7 @@ Positions are in lambda, voxel ``i`` along axis ``d`` centred at ``i * pixel_siz
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -41,6 +42,26 @@ def noise_level(iq: torch.Tensor) -> float:
     voxels hold only noise."""
     amplitude = np.abs(check_iq(iq))
     return float(np.median(amplitude) / np.sqrt(np.log(2.0)))
+
+
+#: The noise's median magnitude is read from this low quantile of |iq| (bubbles rarely
+#: reach it), divided by its ratio to the median for Rayleigh magnitudes,
+#: sqrt(ln(1 / 0.95) / ln 2).
+NOISE_QUANTILE = 0.05
+RAYLEIGH_QUANTILE_TO_MEDIAN = math.sqrt(math.log(1 / (1 - NOISE_QUANTILE)) / math.log(2))
+
+
+def noise_median(magnitude: torch.Tensor) -> torch.Tensor:
+    """Median magnitude of the complex Gaussian noise under ``magnitude`` (any shape, real):
+    its :data:`NOISE_QUANTILE` quantile over Rayleigh's ratio of that quantile to the median.
+    Unlike :func:`noise_level` (the median) it holds when bubbles fill most of a small field
+    (16x16 at 64 bubbles/frame: the median is 5 times the noise's).
+    Bright voxels on a fraction f of the grid bias it up by
+    sqrt(ln(1 - q / (1 - f)) / ln(1 - q)), q = :data:`NOISE_QUANTILE`: 1.01 at f = 0.02, 1.12
+    at f = 0.2."""
+    values = magnitude.flatten()
+    k = max(1, round(NOISE_QUANTILE * values.numel()))
+    return torch.kthvalue(values, k).values / RAYLEIGH_QUANTILE_TO_MEDIAN
 
 
 def detect_peaks(iq: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:

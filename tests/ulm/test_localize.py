@@ -1,10 +1,13 @@
 """Detection and sub-pixel localization on rendered bubbles (SVD filter: test_clutter.py)."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
 
 from blockrecon.ulm import detect_peaks, localize, noise_level, svd_clutter_filter
+from blockrecon.ulm.localize import noise_median
 from blockrecon.ulm.render import render_bubbles
 
 FWHM = (0.65, 1.25)
@@ -131,3 +134,13 @@ def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="psf_fwhm"):
         localize(iq, 0.5, method="radial_symmetry", psf_fwhm=(1.0,))
     assert torch.equal(svd_clutter_filter(iq, np.int64(1)), svd_clutter_filter(iq, 1))
+
+
+@pytest.mark.parametrize("bubble_fraction", [0.0, 0.02])
+def test_noise_median_is_the_rayleigh_median_under_bright_voxels(bubble_fraction):
+    generator = torch.Generator().manual_seed(0)
+    parts = torch.randn(2, 200_000, generator=generator)
+    noise = 0.3 * torch.complex(parts[0], parts[1]).abs()
+    noise[: int(bubble_fraction * noise.numel())] += 10.0  # bright voxels
+    truth = 0.3 * math.sqrt(2 * math.log(2))  # median of |n|, n complex Gaussian
+    assert float(noise_median(noise)) == pytest.approx(truth, rel=0.03)
