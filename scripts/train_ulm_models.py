@@ -47,11 +47,11 @@ import torch
 
 from blockrecon.cli.output import write_json
 from blockrecon.ulm import conventional_ulm, simulate_acquisition
-from blockrecon.ulm.evaluation import calibrate_threshold, evaluate_model, score_detections
+from blockrecon.ulm.evaluation import evaluate_model, score_detections
 from blockrecon.ulm.learned_mask import INPUT_THRESHOLD, InputSparsifier
 from blockrecon.ulm.nets import UlmNetConfig
 from blockrecon.ulm.pretrained import PRETRAINED_FILES, pretrained_ulm_folder
-from blockrecon.ulm.run import checkpoint_for, train_model_file
+from blockrecon.ulm.run import calibrate_on_training_data, checkpoint_for, train_model_file
 from blockrecon.ulm.training import build_model, load_model, save_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -255,13 +255,15 @@ def recalibrate(out: Path, settings: dict, args: argparse.Namespace) -> tuple:
     """The trained model of file ``out`` with its threshold calibrated again on the training
     data's calibration frames, as :func:`train` returns it (the training figures from the
     file's metadata)."""
+    if not out.is_file():
+        raise SystemExit(f"--rescore: no model file {out} (train it first)")
     loaded = load_model(out)
-    acquisitions = simulations(settings, settings["train_frames"], args.seed)
-    frames = settings.get("calibration_frames")
-    if frames is not None:
-        acquisitions = [a.first_frames(frames) for a in acquisitions]
-    jaccard = calibrate_threshold(
-        loaded.model, acquisitions, settings["block_frames"], progress=False
+    jaccard = calibrate_on_training_data(
+        loaded.model,
+        simulations(settings, settings["train_frames"], args.seed),
+        settings["block_frames"],
+        settings.get("calibration_frames"),
+        progress=False,
     )
     kept = {k: loaded.extra[k] for k in ("train_seconds", "threads", "final_loss")}
     return loaded.model, {**kept, "training_jaccard": jaccard}

@@ -74,6 +74,21 @@ def checkpoint_for(
     return path
 
 
+def calibrate_on_training_data(
+    model: UlmModel,
+    acquisitions: Sequence[UlmAcquisition],
+    block_frames: int,
+    calibration_frames: int | None = None,
+    progress: bool = True,
+) -> dict[float, float]:
+    """Calibrate ``model``'s decoding threshold on the first ``calibration_frames`` frames of
+    each training acquisition (None: all of them); returns {threshold: Jaccard}
+    (:func:`~blockrecon.ulm.evaluation.calibrate_threshold`)."""
+    if calibration_frames is not None:
+        acquisitions = [a.first_frames(calibration_frames) for a in acquisitions]
+    return calibrate_threshold(model, acquisitions, block_frames, progress=progress)
+
+
 def train_model_file(
     out: str | os.PathLike[str],
     acquisitions: Sequence[UlmAcquisition],
@@ -131,9 +146,9 @@ def train_model_file(
         )
     except KeyboardInterrupt:
         raise TrainingInterrupted(checkpoint if checkpoint.is_file() else None) from None
-    if calibration_frames is not None:
-        acquisitions = [a.first_frames(calibration_frames) for a in acquisitions]
-    jaccard = calibrate_threshold(model, acquisitions, block_frames, progress=progress)
+    jaccard = calibrate_on_training_data(
+        model, acquisitions, block_frames, calibration_frames, progress
+    )
     save_model(out, model)
     checkpoint.unlink(missing_ok=True)
     return TrainedModel(model, losses, jaccard, blocks.inputs.shape[0])
