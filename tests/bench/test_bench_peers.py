@@ -7,7 +7,10 @@ import json
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
+
+import pytest
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_peers.py"
 
@@ -45,3 +48,15 @@ def test_quick_run_skips_missing_peers(tmp_path):
     assert toeplitz["cg_psnr"] > 10 and "cg_s" not in pair
     assert result["threads"] == 1 and png.stat().st_size > 0
     assert "skipped: no mrpro here" in done.stdout
+
+
+def test_sigpy_is_skipped_where_its_toeplitz_setup_cannot_fit(monkeypatch):
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import bench_peers
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    monkeypatch.setattr(bench_peers, "available_bytes", lambda: 16e9)
+    problem = types.SimpleNamespace(size=128)
+    with pytest.raises(bench_peers.TooLarge, match="more than 19 GB here, 16 GB available"):
+        bench_peers.sigpy_case(problem)
