@@ -335,24 +335,14 @@ class TooLarge(Exception):
     """A library's case would not fit in this machine's memory."""
 
 
-def available_bytes() -> int:
-    """Memory available to a new allocation without swapping (Linux), else physical memory."""
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
 def sigpy_case(p: Problem):
-    need = SIGPY_TOEPLITZ_BYTES_128 * (p.size / 128) ** 3
-    if need > available_bytes():
+    from blockrecon.memory import available_memory_bytes
+
+    need, available = SIGPY_TOEPLITZ_BYTES_128 * (p.size / 128) ** 3, available_memory_bytes()
+    if need > available:
         raise TooLarge(
             f"SigPy's Toeplitz setup needs more than {need / 1e9:.0f} GB here, "
-            f"{available_bytes() / 1e9:.0f} GB available"
+            f"{available / 1e9:.0f} GB available"
         )
     import numpy as np
     import sigpy as sp

@@ -56,7 +56,7 @@ def test_sigpy_is_skipped_where_its_toeplitz_setup_cannot_fit(monkeypatch):
         import bench_peers
     finally:
         sys.path.remove(str(SCRIPT.parent))
-    monkeypatch.setattr(bench_peers, "available_bytes", lambda: 16e9)
+    monkeypatch.setattr("blockrecon.memory.available_memory_bytes", lambda: 16e9)
     problem = types.SimpleNamespace(size=128)
     with pytest.raises(bench_peers.TooLarge, match="more than 19 GB here, 16 GB available"):
         bench_peers.sigpy_case(problem)
