@@ -170,8 +170,9 @@ def _register_train(sub) -> None:
         type=positive_int,
         default=None,
         help="choose the decoding threshold on the first this many frames of each "
-        "acquisition (default: all of them; decoding at 10 thresholds costs about 20 s per "
-        "32^3 x 16-frame block)",
+        "acquisition (default: all of them; decoding at the 13 thresholds of the calibration "
+        "grid costs 0.6 s at 38 bubbles/frame to 24 s at 1214/frame per 32^3 x 16-frame "
+        "block, 2 threads)",
     )
     p.add_argument(
         "--checkpoint",
