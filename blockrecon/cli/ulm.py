@@ -15,6 +15,9 @@ import torch
 from blockrecon.cli.options import positive_float, positive_int, show_progress
 from blockrecon.cli.output import check_output_file, write_json
 
+#: Detection methods of ``ulm evaluate`` and ``ulm map``.
+METHODS = ("network", "conventional")
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -362,10 +365,24 @@ def _add_model_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_method_option(p: argparse.ArgumentParser) -> None:
+    """``--method`` of ``ulm evaluate`` and ``ulm map``."""
+    p.add_argument(
+        "--method",
+        choices=METHODS,
+        default="network",
+        help="network: the detections of --model; conventional: conventional ULM (local "
+        "maxima above the noise, weighted centroids; blockrecon.ulm.conventional_ulm with its "
+        "defaults), which needs no model and beats the shipped 3D network on sparse data "
+        "(benchmarks/README.md, 'The shipped ULM networks')",
+    )
+
+
 def _register_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="detect bubbles with a model and score them")
     p.add_argument("--data", type=Path, required=True, help="acquisition .h5 file")
     _add_model_option(p)
+    _add_method_option(p)
     p.add_argument(
         "--block-frames", type=positive_int, default=16, help="frames per block (as in training)"
     )
@@ -373,40 +390,72 @@ def _register_evaluate(sub) -> None:
     p.set_defaults(func=_evaluate)
 
 
-def _model_and_data(path: Path | None, read: Callable, data: Path, block_frames: int):
-    """``(model, model file, acquisition)`` of ``ulm evaluate`` and ``ulm map``: the model
-    file at ``path`` (read first, so that its errors come first), or, when ``path`` is None,
-    the shipped network of the data's dimensionality; ``read(data)`` reads the data. The
-    network is checked against the data before any work."""
+def _model_and_data(args: argparse.Namespace, read: Callable):
+    """``(loaded model or None, model file or None, acquisition)`` of ``ulm evaluate`` and
+    ``ulm map``. With ``--method network``: the model file ``--model`` (read first, so that
+    its errors come first), or without it the shipped network of the data's dimensionality,
+    checked against the data (``read(--data)``) before any work. With ``--method
+    conventional``: no model (``--model`` is refused)."""
     from blockrecon.ulm.pretrained import pretrained_ulm_path
     from blockrecon.ulm.training import load_model
 
-    model = None if path is None else load_model(path).model
-    acq = read(data)
-    if model is None:
+    if args.method == "conventional":
+        if args.model is not None:
+            raise ValueError("--model is for --method network; conventional ULM uses no model")
+        return None, None, read(args.data)
+    path = args.model
+    loaded = None if path is None else load_model(path)
+    acq = read(args.data)
+    if loaded is None:
         path = pretrained_ulm_path(acq.iq.ndim - 1)
         print(f"Using the shipped network {path}", file=sys.stderr)
-        model = load_model(path).model
-    model.net.config.check_data(tuple(acq.iq.shape), block_frames, str(data))
-    return model, path, acq
+        loaded = load_model(path)
+    loaded.model.net.config.check_data(tuple(acq.iq.shape), args.block_frames, str(args.data))
+    return loaded, path, acq
+
+
+def _detections(args: argparse.Namespace, loaded, acq) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """``(positions, frames, scored frames)`` of ``--method``: the network's detections in
+    whole blocks of ``--block-frames`` (with a warning on stderr when their density lies where
+    conventional ULM scored better on the model's held-out data,
+    :func:`blockrecon.ulm.held_out.density_advice`), or conventional ULM's localizations in
+    every frame."""
+    from blockrecon.ulm import conventional_ulm
+    from blockrecon.ulm.blocks import acquisition_blocks
+    from blockrecon.ulm.evaluation import detect_bubbles, scored_frames
+    from blockrecon.ulm.held_out import HeldOutTable, density_advice
+
+    if loaded is None:
+        found = conventional_ulm(acq.iq, acq.pixel_size, acq.frame_rate)
+        return found.positions, found.frames, acq.n_frames
+    blocks = acquisition_blocks(acq, args.block_frames)
+    positions, frames = detect_bubbles(loaded.model, blocks, progress=show_progress(args))
+    n_frames = scored_frames(blocks)
+    advice = density_advice(
+        HeldOutTable.from_extra(loaded.extra), len(frames), n_frames, acq.spatial_shape
+    )
+    if advice is not None:
+        print(advice, file=sys.stderr)
+    return positions, frames, n_frames
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from blockrecon.io.ulm import read_ulm_acquisition
-    from blockrecon.ulm.evaluation import evaluate_model
+    from blockrecon.ulm.evaluation import score_detections
 
     if args.json is not None:
         check_output_file(args.json, "--json")
-    model, model_file, acq = _model_and_data(
-        args.model, read_ulm_acquisition, args.data, args.block_frames
-    )
-    localization, pala = evaluate_model(model, acq, args.block_frames, progress=show_progress(args))
+    loaded, model_file, acq = _model_and_data(args, read_ulm_acquisition)
+    positions, frames, n_frames = _detections(args, loaded, acq)
+    localization, pala = score_detections(acq, positions, frames, n_frames=n_frames)
     scores, pala = asdict(localization), asdict(pala)
     print("  ".join(f"{k} {v:.4g}" for k, v in scores.items()))
     print(_pala_line(pala))
     if args.json is not None:
+        model = None if model_file is None else str(model_file)
         write_json(
-            args.json, {"data": str(args.data), "model": str(model_file), **scores, "pala": pala}
+            args.json,
+            {"data": str(args.data), "method": args.method, "model": model, **scores, "pala": pala},
         )
     return 0
 
@@ -427,11 +476,13 @@ def _register_map(sub) -> None:
     p = sub.add_parser(
         "map",
         help="density (and velocity) map of IQ data from a trained network (NIfTI, PNG)",
-        description="Detect bubbles with a trained network block by block, track them and "
-        "accumulate their density (and mean velocity) on a grid finer than the image; write "
-        "NIfTI (fine voxel size in mm in the header) and a maximum-intensity projection PNG.",
+        description="Detect bubbles with a trained network block by block (or with "
+        "conventional ULM), track them and accumulate their density (and mean velocity) on a "
+        "grid finer than the image; write NIfTI (fine voxel size in mm in the header) and a "
+        "maximum-intensity projection PNG.",
     )
     _add_model_option(p)
+    _add_method_option(p)
     p.add_argument(
         "--data", type=Path, required=True, help="acquisition .h5 file (only /iq is needed)"
     )
@@ -492,8 +543,7 @@ def _map_outputs(args: argparse.Namespace) -> list[Path]:
 def _map(args: argparse.Namespace) -> int:
     from blockrecon.io.ulm import read_ulm_iq
     from blockrecon.io.ulm_maps import voxel_size_mm, write_track_maps
-    from blockrecon.ulm.blocks import acquisition_blocks
-    from blockrecon.ulm.evaluation import NETWORK_SCALE, detect_bubbles
+    from blockrecon.ulm.evaluation import NETWORK_SCALE
     from blockrecon.ulm.maps import track_maps
     from blockrecon.ulm.track import MAX_GAP, MAX_LINKING_DISTANCE, MIN_LENGTH, link_tracks
 
@@ -506,9 +556,8 @@ def _map(args: argparse.Namespace) -> int:
     max_gap = MAX_GAP if args.max_gap is None else args.max_gap
     if max_gap < 0:
         raise ValueError(f"--max-gap must be >= 0, got {max_gap}")
-    model, _, acq = _model_and_data(args.model, read_ulm_iq, args.data, args.block_frames)
-    blocks = acquisition_blocks(acq, args.block_frames)
-    positions, frames = detect_bubbles(model, blocks, progress=show_progress(args))
+    loaded, _, acq = _model_and_data(args, read_ulm_iq)
+    positions, frames, _ = _detections(args, loaded, acq)
     track_ids = link_tracks(
         positions,
         frames,
@@ -529,7 +578,7 @@ def _map(args: argparse.Namespace) -> int:
     size = voxel_size_mm(maps, acq.wavelength)
     n_tracks = int(track_ids.max()) + 1 if len(track_ids) else 0
     print(
-        f"{len(frames)} detections in {blocks.inputs.shape[0]} blocks, {n_tracks} tracks "
+        f"{len(frames)} detections ({args.method}), {n_tracks} tracks "
         f"({int((track_ids >= 0).sum())} detections); fine grid "
         f"{'x'.join(map(str, maps.density.shape))}, voxel "
         f"{' x '.join(f'{v * 1e3:.4g}' for v in size)} um",

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from blockrecon.cli import main
-from blockrecon.io.ulm import read_ulm_iq
+from blockrecon.io.ulm import read_ulm_acquisition, read_ulm_iq
+from blockrecon.ulm import conventional_ulm
 from blockrecon.ulm.blocks import acquisition_blocks
-from blockrecon.ulm.evaluation import detect_bubbles
+from blockrecon.ulm.evaluation import detect_bubbles, score_detections
 from blockrecon.ulm.maps import track_maps
 from blockrecon.ulm.nets import UlmNetConfig
 from blockrecon.ulm.track import MAX_GAP, MAX_LINKING_DISTANCE, link_tracks
@@ -137,6 +138,7 @@ BAD_MAPS = [
     (["--out", "{tmp}/map.txt"], "must end in .nii or .nii.gz"),
     (["--mip", "{tmp}/map.jpg"], "must end in .png"),
     (["--mip", "{tmp}/read-only/map.png"], "cannot write"),
+    (["--method", "conventional"], "--model is for --method network"),
 ]
 
 
@@ -216,3 +218,66 @@ def test_evaluate_writes_palas_scores(files, tmp_path):
     parts = pala["components"]
     by_hand = 100 * sum(weights[k] * v for k, v in parts.items()) / sum(weights[k] for k in parts)
     assert pala["global_score"] == pytest.approx(by_hand)
+
+
+def test_conventional_map_is_conventional_ulms_localizations_tracked(files, tmp_path):
+    """``--method conventional`` needs no model: its density is that of conventional ULM's
+    localizations, tracked and accumulated as the network's are."""
+    out = tmp_path / "map.nii.gz"
+    args = ["map", "--method", "conventional", "--data", str(files["data"]), "--out", str(out)]
+    assert main([*CLI, *args, "--min-length", MIN_LENGTH, "--fine-factor", "4"]) == 0
+    acq = read_ulm_iq(files["data"])
+    found = conventional_ulm(acq.iq, acq.pixel_size, acq.frame_rate)
+    ids = link_tracks(
+        found.positions, found.frames, MAX_LINKING_DISTANCE, max_gap=MAX_GAP, min_length=2
+    )
+    assert (ids >= 0).sum() > 20
+    maps = track_maps(
+        found.positions, found.frames, ids, (8, 8), acq.pixel_size, acq.frame_rate, upsampling=4
+    )
+    counts = np.asarray(nib.load(out).dataobj)
+    np.testing.assert_array_equal(counts[:, 0, :], maps.density.numpy().T)
+
+
+def test_evaluate_scores_conventional_ulm_without_a_model(files, tmp_path):
+    out = tmp_path / "s.json"
+    args = ["evaluate", "--method", "conventional", "--data", str(files["data"])]
+    assert main([*CLI, *args, "--json", str(out)]) == 0
+    scores = json.loads(out.read_text())
+    acq = read_ulm_acquisition(files["data"])
+    found = conventional_ulm(acq.iq, acq.pixel_size, acq.frame_rate)
+    expected, _ = score_detections(acq, found.positions, found.frames)
+    assert (scores["method"], scores["model"]) == ("conventional", None)
+    assert scores["jaccard"] == expected.jaccard and scores["rmse"] == expected.rmse
+
+
+def _held_out_rows(network, conventional, concentrations=(10.0, 400.0, 1600.0)):
+    rows = []
+    for c, net, conv in zip(concentrations, network, conventional, strict=True):
+        common = {"concentration": c, "precision": 0.5, "recall": 0.5}
+        rows += [{"method": "network", "jaccard": net, **common}]
+        rows += [{"method": "conventional", "jaccard": conv, **common}]
+    return rows
+
+
+@pytest.mark.parametrize(
+    "network, warned",
+    [((0.1, 0.1, 0.9), True), ((0.9, 0.9, 0.9), False)],
+    ids=["conventional-better-here", "network-better-everywhere"],
+)
+def test_map_warns_where_the_models_held_out_table_favours_conventional_ulm(
+    files, tmp_path, capsys, network, warned
+):
+    """A model file carrying a held-out table (as the shipped ones do): the density of its
+    detections (the few-step network makes about 120 per frame on the 8x8 field: between the
+    table's 10 and 400 at precision = recall) is compared with the table's crossing."""
+    model = tmp_path / "m.pt"
+    table = {"held_out": {"rows": _held_out_rows(network, (0.5, 0.5, 0.5))}}
+    save_model(model, load_model(files["model"]).model, {**table, "settings": {"shape": [8, 8]}})
+    out = tmp_path / "map.nii.gz"
+    args = ["map", "--model", str(model), "--data", str(files["data"]), "--out", str(out)]
+    assert main([*CLI, *args, "--min-length", MIN_LENGTH]) == 0
+    err = capsys.readouterr().err
+    assert ("--method conventional may give the better map" in err) == warned
+    if warned:
+        assert "only from 1600 bubbles/frame" in err
