@@ -10,6 +10,12 @@ one disc with several peaks is split between them (each cell goes to its nearest
 one bubble per part. Positions
 are converted to lambda with the grid convention of :mod:`blockrecon.ulm.blocks`. Dense maps and
 sparse ones (only their sites) decode alike.
+
+With ``smoothing`` each frame's occupancy is first convolved with a Gaussian (sites a sparse
+map does not hold count 0): the shipped 3D network spreads one bubble over fragments a few fine
+cells apart, which decode as duplicates, and smoothing joins them. It also joins bubbles that
+are truly that close, so it pays at low concentrations and costs at high ones (measured:
+benchmarks/README.md, "The shipped ULM networks").
 """
 
 from __future__ import annotations
@@ -146,6 +152,22 @@ def _split_merged(
     return group
 
 
+def _smoothed(
+    cells: np.ndarray, prob: np.ndarray, sigma: np.ndarray, grid: Sequence[int], threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cells (k, D) and occupancy (k,) above ``threshold`` of one frame's occupancy (the
+    ``cells`` (m, D) of a ``grid``, zero elsewhere) convolved with a Gaussian of standard
+    deviation ``sigma`` cells per axis (truncated at 3 sigma, zero outside the grid)."""
+    margin = np.ceil(3 * sigma).astype(int)
+    low = np.maximum(cells.min(0) - margin, 0)
+    high = np.minimum(cells.max(0) + margin + 1, np.asarray(grid))
+    box = np.zeros(tuple(high - low), np.float32)
+    box[tuple((cells - low).T)] = prob
+    box = ndimage.gaussian_filter(box, sigma, mode="constant", truncate=3.0)
+    kept = np.argwhere(box > threshold)
+    return kept + low, box[tuple(kept.T)].astype(np.float64)
+
+
 def _frame_centroids(cells: np.ndarray, prob: np.ndarray, radius: np.ndarray | None) -> np.ndarray:
     """Weighted centroids (k, D) of the bubbles in the cells (m, D) of one frame: one per
     connected component, or per peak of a component with several (``radius``: peak
@@ -168,6 +190,7 @@ def decode_occupancy(
     threshold: float = 0.5,
     first_frames: torch.Tensor | None = None,
     split_radius: float | None = TARGET_RADIUS,
+    smoothing: float | None = None,
 ) -> Detections:
     """Bubble positions from occupancy logits on a grid ``scale`` x finer than the input.
 
@@ -180,13 +203,18 @@ def decode_occupancy(
         first_frames: int64 (B,) frame offset of each block (default 0).
         split_radius: bubble disc radius (lambda) the network was trained with: a component
             with several peaks this far apart is split; None: one bubble per component.
+        smoothing: standard deviation (lambda) of a Gaussian that each frame's occupancy is
+            convolved with before ``threshold`` applies (see the module docstring; None: none).
     """
     if not 0 < threshold < 1:
         raise ValueError(f"threshold must be in (0, 1), got {threshold}")
     if split_radius is not None:
         check_positive(split_radius, "split_radius")
+    if smoothing is not None:
+        check_positive(smoothing, "smoothing")
     scale = check_positive_int(scale, "scale")
-    coords, prob, grid = _active_cells(logits, threshold)
+    # with smoothing every site counts: occupancy below the threshold adds to its neighbours'
+    coords, prob, grid = _active_cells(logits, threshold if smoothing is None else 0.0)
     ndim = len(grid) - 1
     pixel_size = tuple(check_per_axis("pixel_size", pixel_size, ndim))
     batch = logits.batch_size if isinstance(logits, SparseTensor) else logits.shape[0]
@@ -197,11 +225,9 @@ def decode_occupancy(
                 f"first_frames must have shape ({batch},) (one offset per block), "
                 f"got {tuple(first_frames.shape)}"
             )
-    radius = (
-        None
-        if split_radius is None
-        else np.maximum(split_radius * scale / np.asarray(pixel_size, dtype=np.float64), 1.0)
-    )
+    cells_per_lambda = scale / np.asarray(pixel_size, dtype=np.float64)
+    radius = None if split_radius is None else np.maximum(split_radius * cells_per_lambda, 1.0)
+    sigma = None if smoothing is None else smoothing * cells_per_lambda
     positions, frames, items = (
         [np.zeros((0, ndim))],
         [np.zeros(0, np.int64)],
@@ -213,7 +239,12 @@ def decode_occupancy(
         coords, prob, frame_ids = coords[order], prob[order], frame_ids[order]
         starts = np.flatnonzero(np.r_[True, frame_ids[1:] != frame_ids[:-1], True])
         for lo, hi in zip(starts[:-1], starts[1:], strict=True):
-            centres = _frame_centroids(coords[lo:hi, 2:], prob[lo:hi], radius)
+            cells, occupancy = coords[lo:hi, 2:], prob[lo:hi]
+            if sigma is not None:
+                cells, occupancy = _smoothed(cells, occupancy, sigma, grid[1:], threshold)
+                if not len(cells):
+                    continue
+            centres = _frame_centroids(cells, occupancy, radius)
             positions.append(centres)
             frames.append(np.full(len(centres), coords[lo, 1]))
             items.append(np.full(len(centres), coords[lo, 0]))

@@ -94,3 +94,25 @@ def test_components_of_the_cells_are_those_of_scipy_label(shape, fill):
     found = _components(cells[order])
     assert count > 1
     np.testing.assert_array_equal(found, labels[tuple(cells[order].T)] - 1)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_smoothing_joins_the_fragments_of_one_bubble_not_distant_bubbles(sparse):
+    """One bubble painted as two fragments 3 fine cells (0.19 lambda) apart decodes as two
+    bubbles; smoothed with sigma = 1.5 cells, as one at their midpoint, while a bubble 20 cells
+    away stays on its own."""
+    pixel = (0.5, 0.5, 0.5)
+    logits = torch.full((1, 1, 64, 64, 64), -BIG)
+    fragment = float(np.log(0.6 / 0.4))  # occupancy 0.6
+    logits[0, 0, 20, 20, 20] = logits[0, 0, 20, 20, 23] = fragment
+    logits[0, 0, 40, 40, 40] = 2.0
+    if sparse:
+        logits = SparseTensor.from_dense(logits.unsqueeze(1), threshold=-BIG / 2)
+    plain = decode_occupancy(logits, pixel, scale=8, threshold=0.5)
+    assert plain.positions.shape == (3, 3)
+    smooth = decode_occupancy(logits, pixel, scale=8, threshold=1e-3, smoothing=1.5 / 16)
+    expected = cell_centres(torch.tensor([[20.0, 20.0, 21.5], [40.0, 40.0, 40.0]]), pixel, 8)
+    got = smooth.positions[torch.argsort(smooth.positions[:, 0])]
+    torch.testing.assert_close(got, expected.float(), rtol=0, atol=1e-4)
+    with pytest.raises(ValueError, match="smoothing"):
+        decode_occupancy(logits, pixel, scale=8, smoothing=0.0)

@@ -1,0 +1,122 @@
+"""Decoding a ULM network's 8x occupancy with and without Gaussian smoothing, per concentration.
+
+The network runs once per held-out simulation (those of ``bench_ulm_accuracy.py``, seed
+1000 + c); its 8x maps are decoded (:func:`blockrecon.ulm.decode.decode_occupancy`) at each
+``SIGMA@THRESHOLD`` variant (SIGMA: the smoothing's standard deviation in lambda, 0 for none;
+THRESHOLD: the occupancy a smoothed cell must pass) and scored by PALA's rules. The table gives
+detections per frame (observable without the truth), Jaccard, precision and recall.
+
+    python benchmarks/bench_ulm_decoding.py --shape 32 32 32 --frames 64 \\
+        --concentrations 4 38 76 152 303 607 1214
+"""
+
+import argparse
+from pathlib import Path
+
+import torch
+from bench_ulm_accuracy import BLOCK_FRAMES, _frames
+
+from blockrecon.cli.output import write_json
+from blockrecon.ulm import simulate_acquisition
+from blockrecon.ulm.blocks import acquisition_blocks
+from blockrecon.ulm.decode import decode_occupancy
+from blockrecon.ulm.evaluation import NETWORK_SCALE, score_detections, scored_frames
+from blockrecon.ulm.pretrained import load_pretrained_ulm
+from blockrecon.ulm.training import load_model
+
+RESULTS = Path(__file__).parent / "results"
+#: Default variants: none at the model's threshold, then 0.7, 1 and 1.5 fine cells at lambda/2
+#: pixels (lambda/16 cells) at the thresholds that suited each in probes.
+VARIANTS = ("0@model", "0.044@0.005", "0.0625@0.002", "0.094@0.001")
+
+
+def _variant(text: str) -> tuple[float, str]:
+    sigma, sep, threshold = text.partition("@")
+    try:
+        if not sep or float(sigma) < 0 or (threshold != "model" and not 0 < float(threshold) < 1):
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected SIGMA@THRESHOLD (SIGMA >= 0 lambda, THRESHOLD in (0, 1) or 'model'), "
+            f"got {text!r}"
+        ) from None
+    return float(sigma), threshold
+
+
+def decoded_scores(model, acq, variants) -> list[dict]:
+    """One row per variant: detections per frame, Jaccard, precision, recall."""
+    blocks = acquisition_blocks(acq, BLOCK_FRAMES)
+    model.net.eval()
+    with torch.no_grad():
+        maps = [model(blocks.inputs[i : i + 1])[NETWORK_SCALE] for i in range(len(blocks.inputs))]
+    n_frames = scored_frames(blocks)
+    rows = []
+    for sigma, threshold in variants:
+        found = [
+            decode_occupancy(
+                logits,
+                blocks.pixel_size,
+                NETWORK_SCALE,
+                model.threshold if threshold == "model" else float(threshold),
+                first_frames=blocks.first_frames[i : i + 1],
+                split_radius=model.split_radius,
+                smoothing=sigma or None,
+            )
+            for i, logits in enumerate(maps)
+        ]
+        positions = torch.cat([f.positions for f in found])
+        frames = torch.cat([f.frames for f in found])
+        scores, _ = score_detections(acq, positions, frames, n_frames=n_frames)
+        rows.append(
+            {
+                "smoothing": sigma,
+                "threshold": model.threshold if threshold == "model" else float(threshold),
+                "detections_per_frame": len(frames) / n_frames,
+                "jaccard": scores.jaccard,
+                "precision": scores.precision,
+                "recall": scores.recall,
+            }
+        )
+    return rows
+
+
+def run() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--model", type=Path, default=None, help="model file (default: the shipped network)"
+    )
+    parser.add_argument("--shape", type=int, nargs="+", default=[32, 32, 32])
+    parser.add_argument("--frames", type=_frames, default=64, help=f"a multiple of {BLOCK_FRAMES}")
+    parser.add_argument(
+        "--concentrations", type=float, nargs="+", default=[4, 38, 76, 152, 303, 607, 1214]
+    )
+    parser.add_argument(
+        "--variants", type=_variant, nargs="+", default=list(map(_variant, VARIANTS))
+    )
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path, default=RESULTS / "ulm_decoding.json")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    loaded = load_pretrained_ulm(len(args.shape)) if args.model is None else load_model(args.model)
+    print(
+        f"{'conc':>5s} | " + " | ".join(f"{s:g}@{t}: det/frame J / P / R" for s, t in args.variants)
+    )
+    table = []
+    for c in args.concentrations:
+        acq = simulate_acquisition(args.shape, args.frames, c, seed=1000 + int(c), progress=False)
+        rows = decoded_scores(loaded.model, acq, args.variants)
+        table += [{"concentration": c, **row} for row in rows]
+        cells = [
+            f"{r['detections_per_frame']:.0f} {r['jaccard']:.3f} / {r['precision']:.3f} / "
+            f"{r['recall']:.3f}"
+            for r in rows
+        ]
+        print(f"{c:5g} | " + " | ".join(cells), flush=True)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    write_json(args.json, {"shape": args.shape, "frames": args.frames, "rows": table})
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run())
