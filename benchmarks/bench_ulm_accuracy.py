@@ -59,6 +59,34 @@ def _frames(text: str) -> int:
     return value
 
 
+def add_held_out_arguments(parser: argparse.ArgumentParser, concentrations: list[float]) -> None:
+    """``--model`` (default: the shipped network of the shape's dimensionality), ``--shape``,
+    ``--frames``, ``--concentrations`` and ``--threads`` of the scripts that probe one network
+    on the held-out simulations (seed 1000 + c)."""
+    parser.add_argument(
+        "--model", type=Path, default=None, help="model file (default: the shipped network)"
+    )
+    parser.add_argument("--shape", type=int, nargs="+", default=[32, 32, 32])
+    parser.add_argument("--frames", type=_frames, default=64, help=f"a multiple of {BLOCK_FRAMES}")
+    parser.add_argument("--concentrations", type=float, nargs="+", default=concentrations)
+    parser.add_argument("--threads", type=int, default=2)
+
+
+def held_out_network(args: argparse.Namespace):
+    """The network of :func:`add_held_out_arguments`' options (``--threads`` set for torch)."""
+    torch.set_num_threads(args.threads)
+    if args.model is None:
+        return load_model(pretrained_ulm_path(len(args.shape))).model
+    return load_model(args.model).model
+
+
+def held_out_simulations(args: argparse.Namespace):
+    """(concentration, held-out acquisition) for each of ``--concentrations``."""
+    for c in args.concentrations:
+        seed = 1000 + int(c)
+        yield c, simulate_acquisition(args.shape, args.frames, c, seed=seed, progress=False)
+
+
 def _named_model(text: str) -> tuple[str, Path]:
     name, sep, path = text.partition("=")
     if not sep or not name or not path:

@@ -14,15 +14,17 @@ import argparse
 from pathlib import Path
 
 import torch
-from bench_ulm_accuracy import BLOCK_FRAMES, _frames
+from bench_ulm_accuracy import (
+    BLOCK_FRAMES,
+    add_held_out_arguments,
+    held_out_network,
+    held_out_simulations,
+)
 
 from blockrecon.cli.output import write_json
-from blockrecon.ulm import simulate_acquisition
 from blockrecon.ulm.blocks import acquisition_blocks
 from blockrecon.ulm.decode import decode_occupancy
 from blockrecon.ulm.evaluation import NETWORK_SCALE, score_detections, scored_frames
-from blockrecon.ulm.pretrained import load_pretrained_ulm
-from blockrecon.ulm.training import load_model
 
 RESULTS = Path(__file__).parent / "results"
 #: Default variants: none at the model's threshold, then 0.7, 1 and 1.5 fine cells at lambda/2
@@ -82,29 +84,19 @@ def decoded_scores(model, acq, variants) -> list[dict]:
 
 def run() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--model", type=Path, default=None, help="model file (default: the shipped network)"
-    )
-    parser.add_argument("--shape", type=int, nargs="+", default=[32, 32, 32])
-    parser.add_argument("--frames", type=_frames, default=64, help=f"a multiple of {BLOCK_FRAMES}")
-    parser.add_argument(
-        "--concentrations", type=float, nargs="+", default=[4, 38, 76, 152, 303, 607, 1214]
-    )
+    add_held_out_arguments(parser, [4, 38, 76, 152, 303, 607, 1214])
     parser.add_argument(
         "--variants", type=_variant, nargs="+", default=list(map(_variant, VARIANTS))
     )
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=RESULTS / "ulm_decoding.json")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    loaded = load_pretrained_ulm(len(args.shape)) if args.model is None else load_model(args.model)
+    model = held_out_network(args)
     print(
         f"{'conc':>5s} | " + " | ".join(f"{s:g}@{t}: det/frame J / P / R" for s, t in args.variants)
     )
     table = []
-    for c in args.concentrations:
-        acq = simulate_acquisition(args.shape, args.frames, c, seed=1000 + int(c), progress=False)
-        rows = decoded_scores(loaded.model, acq, args.variants)
+    for c, acq in held_out_simulations(args):
+        rows = decoded_scores(model, acq, args.variants)
         table += [{"concentration": c, **row} for row in rows]
         cells = [
             f"{r['detections_per_frame']:.0f} {r['jaccard']:.3f} / {r['precision']:.3f} / "

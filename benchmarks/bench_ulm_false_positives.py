@@ -21,16 +21,17 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import torch
-from bench_ulm_accuracy import BLOCK_FRAMES, _frames
+from bench_ulm_accuracy import (
+    BLOCK_FRAMES,
+    add_held_out_arguments,
+    held_out_network,
+    held_out_simulations,
+)
 
 from blockrecon.cli.output import write_json
-from blockrecon.ulm import simulate_acquisition
 from blockrecon.ulm.blocks import acquisition_blocks
 from blockrecon.ulm.evaluation import detect_bubbles, scored_frames
 from blockrecon.ulm.metrics import pair_greedy
-from blockrecon.ulm.pretrained import load_pretrained_ulm
-from blockrecon.ulm.training import load_model
 
 RESULTS = Path(__file__).parent / "results"
 OFFSETS = (-2, -1, 0, 1, 2)
@@ -136,17 +137,10 @@ def false_positive_row(model, acq) -> dict:
 
 def run() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--model", type=Path, default=None, help="model file (default: the shipped network)"
-    )
-    parser.add_argument("--shape", type=int, nargs="+", default=[32, 32, 32])
-    parser.add_argument("--frames", type=_frames, default=64, help=f"a multiple of {BLOCK_FRAMES}")
-    parser.add_argument("--concentrations", type=float, nargs="+", default=[4, 38, 152, 607])
-    parser.add_argument("--threads", type=int, default=2)
+    add_held_out_arguments(parser, [4, 38, 152, 607])
     parser.add_argument("--json", type=Path, default=RESULTS / "ulm_false_positives.json")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    loaded = load_pretrained_ulm(len(args.shape)) if args.model is None else load_model(args.model)
+    model = held_out_network(args)
     header = " ".join(f"{o:+d}".rjust(5) for o in OFFSETS)
     print(
         f"{'conc':>5s} {'dets':>6s} {'FP':>6s} {'FP<0.5':>6s} {'missed':>6s} | median distance "
@@ -155,9 +149,8 @@ def run() -> int:
         "detections within 0.5 lambda by speed quartile"
     )
     rows = []
-    for c in args.concentrations:
-        acq = simulate_acquisition(args.shape, args.frames, c, seed=1000 + int(c), progress=False)
-        row = {"concentration": c, **false_positive_row(loaded.model, acq)}
+    for c, acq in held_out_simulations(args):
+        row = {"concentration": c, **false_positive_row(model, acq)}
         rows.append(row)
         shares = " ".join(f"{v:5.2f}" for v in row["median_distance"].values())
         speeds = ", ".join(
