@@ -87,6 +87,13 @@ def held_out_simulations(args: argparse.Namespace):
         yield c, simulate_acquisition(args.shape, args.frames, c, seed=seed, progress=False)
 
 
+def write_held_out_rows(args: argparse.Namespace, rows: list[dict]) -> None:
+    """Write the rows of a held-out probe with its ``--shape`` and ``--frames`` to ``--json``."""
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    write_json(args.json, {"shape": args.shape, "frames": args.frames, "rows": rows})
+    print(f"wrote {args.json}")
+
+
 def _named_model(text: str) -> tuple[str, Path]:
     name, sep, path = text.partition("=")
     if not sep or not name or not path:

@@ -19,9 +19,9 @@ from bench_ulm_accuracy import (
     add_held_out_arguments,
     held_out_network,
     held_out_simulations,
+    write_held_out_rows,
 )
 
-from blockrecon.cli.output import write_json
 from blockrecon.ulm.blocks import acquisition_blocks
 from blockrecon.ulm.decode import decode_occupancy
 from blockrecon.ulm.evaluation import NETWORK_SCALE, score_detections, scored_frames
@@ -104,9 +104,7 @@ def run() -> int:
             for r in rows
         ]
         print(f"{c:5g} | " + " | ".join(cells), flush=True)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    write_json(args.json, {"shape": args.shape, "frames": args.frames, "rows": table})
-    print(f"wrote {args.json}")
+    write_held_out_rows(args, table)
     return 0
 
 

@@ -26,9 +26,9 @@ from bench_ulm_accuracy import (
     add_held_out_arguments,
     held_out_network,
     held_out_simulations,
+    write_held_out_rows,
 )
 
-from blockrecon.cli.output import write_json
 from blockrecon.ulm.blocks import acquisition_blocks
 from blockrecon.ulm.evaluation import detect_bubbles, scored_frames
 from blockrecon.ulm.metrics import pair_greedy
@@ -168,9 +168,7 @@ def run() -> int:
             f"{shares} | "
             f"{row['ghost_fraction']:6.2f} | {speeds}"
         )
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    write_json(args.json, {"shape": args.shape, "frames": args.frames, "rows": rows})
-    print(f"wrote {args.json}")
+    write_held_out_rows(args, rows)
     return 0
 
 
