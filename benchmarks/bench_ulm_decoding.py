@@ -1,13 +1,16 @@
 """Decoding a ULM network's 8x occupancy with and without Gaussian smoothing, per concentration.
 
 The network runs once per held-out simulation (those of ``bench_ulm_accuracy.py``, seed
-1000 + c); its 8x maps are decoded (:func:`blockrecon.ulm.decode.decode_occupancy`) at each
-``SIGMA@THRESHOLD`` variant (SIGMA: the smoothing's standard deviation in lambda, 0 for none;
-THRESHOLD: the occupancy a smoothed cell must pass) and scored by PALA's rules. The table gives
-detections per frame (observable without the truth), Jaccard, precision and recall.
+1000 + c), at each input threshold asked for (``--input-thresholds``; default the model's); its
+8x maps are decoded (:func:`blockrecon.ulm.decode.decode_occupancy`) at each variant:
+``model``, the model's own decoding (its threshold, and its gated smoothing of the blocks with
+few detections), or ``SIGMA@THRESHOLD`` (SIGMA: the smoothing's standard deviation in lambda, 0
+for none, applied to every block; THRESHOLD: the occupancy a cell must pass, ``model`` for the
+model's), and scored by PALA's rules. The table gives detections per frame (observable without
+the truth), Jaccard, precision and recall.
 
     python benchmarks/bench_ulm_decoding.py --shape 32 32 32 --frames 64 \\
-        --concentrations 4 38 76 152 303 607 1214
+        --concentrations 4 38 76 152 303 607 1214 --input-thresholds 0.01 0.0025
 """
 
 import argparse
@@ -24,23 +27,30 @@ from bench_ulm_accuracy import (
 
 from blockrecon.ulm.blocks import acquisition_blocks
 from blockrecon.ulm.decode import decode_occupancy
-from blockrecon.ulm.evaluation import NETWORK_SCALE, score_detections, scored_frames
+from blockrecon.ulm.evaluation import (
+    NETWORK_SCALE,
+    decode_blocks,
+    score_detections,
+    scored_frames,
+)
 
 RESULTS = Path(__file__).parent / "results"
 #: Default variants: none at the model's threshold, then 0.7, 1 and 1.5 fine cells at lambda/2
 #: pixels (lambda/16 cells) at the thresholds that suited each in probes.
-VARIANTS = ("0@model", "0.044@0.005", "0.0625@0.002", "0.094@0.001")
+VARIANTS = ("model", "0@model", "0.0625@0.002", "0.094@0.001")
 
 
-def _variant(text: str) -> tuple[float, str]:
+def _variant(text: str) -> tuple[float, str] | str:
+    if text == "model":
+        return text
     sigma, sep, threshold = text.partition("@")
     try:
         if not sep or float(sigma) < 0 or (threshold != "model" and not 0 < float(threshold) < 1):
             raise ValueError
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected SIGMA@THRESHOLD (SIGMA >= 0 lambda, THRESHOLD in (0, 1) or 'model'), "
-            f"got {text!r}"
+            "expected 'model' or SIGMA@THRESHOLD (SIGMA >= 0 lambda, THRESHOLD in (0, 1) or "
+            f"'model'), got {text!r}"
         ) from None
     return float(sigma), threshold
 
@@ -53,26 +63,35 @@ def decoded_scores(model, acq, variants) -> list[dict]:
         maps = [model(blocks.inputs[i : i + 1])[NETWORK_SCALE] for i in range(len(blocks.inputs))]
     n_frames = scored_frames(blocks)
     rows = []
-    for sigma, threshold in variants:
-        found = [
-            decode_occupancy(
-                logits,
-                blocks.pixel_size,
-                NETWORK_SCALE,
-                model.threshold if threshold == "model" else float(threshold),
-                first_frames=blocks.first_frames[i : i + 1],
-                split_radius=model.split_radius,
-                smoothing=sigma or None,
+    for variant in variants:
+        if variant == "model":
+            positions, frames = decode_blocks(
+                maps, blocks, model.threshold, model.split_radius, model.smoothing
             )
-            for i, logits in enumerate(maps)
-        ]
-        positions = torch.cat([f.positions for f in found])
-        frames = torch.cat([f.frames for f in found])
+            sigma, threshold = "gated", model.threshold
+        else:
+            sigma, threshold = variant
+            threshold = model.threshold if threshold == "model" else float(threshold)
+            found = [
+                decode_occupancy(
+                    logits,
+                    blocks.pixel_size,
+                    NETWORK_SCALE,
+                    threshold,
+                    first_frames=blocks.first_frames[i : i + 1],
+                    split_radius=model.split_radius,
+                    smoothing=sigma or None,
+                )
+                for i, logits in enumerate(maps)
+            ]
+            positions = torch.cat([f.positions for f in found])
+            frames = torch.cat([f.frames for f in found])
         scores, _ = score_detections(acq, positions, frames, n_frames=n_frames)
         rows.append(
             {
+                "input_threshold": model.sparsifier.value,
                 "smoothing": sigma,
-                "threshold": model.threshold if threshold == "model" else float(threshold),
+                "threshold": threshold,
                 "detections_per_frame": len(frames) / n_frames,
                 "jaccard": scores.jaccard,
                 "precision": scores.precision,
@@ -82,28 +101,46 @@ def decoded_scores(model, acq, variants) -> list[dict]:
     return rows
 
 
+def _name(variant) -> str:
+    return variant if variant == "model" else f"{variant[0]:g}@{variant[1]}"
+
+
 def run() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_held_out_arguments(parser, [4, 38, 76, 152, 303, 607, 1214])
     parser.add_argument(
         "--variants", type=_variant, nargs="+", default=list(map(_variant, VARIANTS))
     )
+    parser.add_argument(
+        "--input-thresholds",
+        type=float,
+        nargs="+",
+        default=None,
+        help="thresholds on |x|^2 of the normalized block that select the network's input "
+        "sites (default: the model's)",
+    )
     parser.add_argument("--json", type=Path, default=RESULTS / "ulm_decoding.json")
     args = parser.parse_args()
     model = held_out_network(args)
-    print(
-        f"{'conc':>5s} | " + " | ".join(f"{s:g}@{t}: det/frame J / P / R" for s, t in args.variants)
-    )
+    if model.sparsifier is None or model.sparsifier.kind != "threshold":
+        parser.error("the network must be sparse with a threshold sparsifier")
+    if args.input_thresholds is not None and min(args.input_thresholds) <= 0:
+        parser.error("--input-thresholds must be > 0")
+    inputs = args.input_thresholds or [model.sparsifier.value]
+    names = " | ".join(f"{_name(v)}: det/frame J / P / R" for v in args.variants)
+    print(f"{'conc':>5s} {'input':>7s} | {names}")
     table = []
     for c, acq in held_out_simulations(args):
-        rows = decoded_scores(model, acq, args.variants)
-        table += [{"concentration": c, **row} for row in rows]
-        cells = [
-            f"{r['detections_per_frame']:.0f} {r['jaccard']:.3f} / {r['precision']:.3f} / "
-            f"{r['recall']:.3f}"
-            for r in rows
-        ]
-        print(f"{c:5g} | " + " | ".join(cells), flush=True)
+        for value in inputs:
+            model.sparsifier.value = value
+            rows = decoded_scores(model, acq, args.variants)
+            table += [{"concentration": c, **row} for row in rows]
+            cells = [
+                f"{r['detections_per_frame']:.0f} {r['jaccard']:.3f} / {r['precision']:.3f} / "
+                f"{r['recall']:.3f}"
+                for r in rows
+            ]
+            print(f"{c:5g} {value:7g} | " + " | ".join(cells), flush=True)
     write_held_out_rows(args, table)
     return 0
 

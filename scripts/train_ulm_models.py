@@ -47,11 +47,16 @@ import torch
 
 from blockrecon.cli.output import write_json
 from blockrecon.ulm import conventional_ulm, simulate_acquisition
-from blockrecon.ulm.evaluation import evaluate_model, score_detections
+from blockrecon.ulm.evaluation import (
+    calibrate_smoothing,
+    calibrate_threshold,
+    evaluate_model,
+    score_detections,
+)
 from blockrecon.ulm.learned_mask import INPUT_THRESHOLD, InputSparsifier
 from blockrecon.ulm.nets import UlmNetConfig
 from blockrecon.ulm.pretrained import PRETRAINED_FILES, pretrained_ulm_folder
-from blockrecon.ulm.run import calibrate_on_training_data, checkpoint_for, train_model_file
+from blockrecon.ulm.run import checkpoint_for, train_model_file
 from blockrecon.ulm.training import build_model, load_model, save_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,6 +85,8 @@ SETTINGS = {
         "calibration_frames": 64,
         "held_out_frames": 64,
         "concentrations": [4, 38, 76, 152, 303, 607, 1214],
+        "input_thresholds": [0.01, 0.0025],
+        "smoothing": True,
     },
 }
 #: Settings both networks share.
@@ -243,12 +250,46 @@ def train(dims: int, settings: dict, args: argparse.Namespace) -> tuple:
         keep_margin=settings.get("keep_margin", 0),
         calibration_frames=settings.get("calibration_frames"),
     )
-    return run.model, {
+    training = {
         "train_seconds": round(time.perf_counter() - start, 1),
         "threads": args.threads,
         "final_loss": sum(run.losses[-20:]) / len(run.losses[-20:]),
-        "training_jaccard": run.jaccard,
     }
+    return run.model, {**training, **calibrate_decoding(run.model, settings, acquisitions)}
+
+
+def calibrate_decoding(model, settings: dict, acquisitions: list) -> dict:
+    """Choose ``model``'s input threshold (of ``settings["input_thresholds"]``, default the
+    trained one), decoding threshold and, with ``settings["smoothing"]``, gated smoothing
+    (:func:`blockrecon.ulm.evaluation.calibrate_smoothing`) of largest Jaccard on the
+    calibration frames of the training ``acquisitions``; returns the metadata of the choice:
+    ``training_jaccard`` per decoding threshold at the chosen input threshold and
+    ``calibration``, one row per input threshold."""
+    frames = settings.get("calibration_frames")
+    calibration = [a.first_frames(frames) if frames else a for a in acquisitions]
+    rows, best = [], None
+    for value in settings.get("input_thresholds", [model.sparsifier.value]):
+        model.sparsifier.value = value
+        jaccard = calibrate_threshold(model, calibration, settings["block_frames"], progress=False)
+        model.smoothing, score = None, jaccard[model.threshold]
+        if settings.get("smoothing"):
+            smoothed = calibrate_smoothing(
+                model, calibration, settings["block_frames"], progress=False
+            )
+            score = smoothed[model.smoothing]
+        smoothing = None if model.smoothing is None else model.smoothing.to_dict()
+        rows.append(
+            {
+                "input_threshold": value,
+                "threshold": model.threshold,
+                "smoothing": smoothing,
+                "jaccard": score,
+            }
+        )
+        if best is None or score > best[0]:
+            best = score, value, model.threshold, model.smoothing, jaccard
+    _, model.sparsifier.value, model.threshold, model.smoothing, jaccard = best
+    return {"training_jaccard": jaccard, "calibration": rows}
 
 
 def recalibrate(out: Path, settings: dict, args: argparse.Namespace) -> tuple:
@@ -258,15 +299,9 @@ def recalibrate(out: Path, settings: dict, args: argparse.Namespace) -> tuple:
     if not out.is_file():
         raise SystemExit(f"--rescore: no model file {out} (train it first)")
     loaded = load_model(out)
-    jaccard = calibrate_on_training_data(
-        loaded.model,
-        simulations(settings, settings["train_frames"], args.seed),
-        settings["block_frames"],
-        settings.get("calibration_frames"),
-        progress=False,
-    )
+    acquisitions = simulations(settings, settings["train_frames"], args.seed)
     kept = {k: loaded.extra[k] for k in ("train_seconds", "threads", "final_loss")}
-    return loaded.model, {**kept, "training_jaccard": jaccard}
+    return loaded.model, {**kept, **calibrate_decoding(loaded.model, settings, acquisitions)}
 
 
 def train_one(dims: int, args: argparse.Namespace) -> dict:
@@ -284,7 +319,8 @@ def train_one(dims: int, args: argparse.Namespace) -> dict:
     print(
         f"\n{dims}D held out ({'x'.join(map(str, settings['shape']))} x "
         f"{settings['held_out_frames']} frames per concentration, seeds "
-        f"{args.seed + HELD_OUT_OFFSET} + c); threshold {model.threshold}:"
+        f"{args.seed + HELD_OUT_OFFSET} + c); input threshold {model.sparsifier.value}, "
+        f"threshold {model.threshold}, smoothing {model.smoothing}:"
     )
     print(format_table(rows), flush=True)
     means = {

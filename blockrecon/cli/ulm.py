@@ -328,12 +328,18 @@ def _register_calibrate(sub) -> None:
     p.add_argument(
         "--block-frames", type=positive_int, default=16, help="frames per block (as in training)"
     )
+    p.add_argument(
+        "--smoothing",
+        action="store_true",
+        help="then choose the smoothing of blocks with few detections too (sigma, smoothed "
+        "threshold and density limit; none if no candidate scores better)",
+    )
     p.set_defaults(func=_calibrate)
 
 
 def _calibrate(args: argparse.Namespace) -> int:
     from blockrecon.io.ulm import read_ulm_acquisition
-    from blockrecon.ulm.evaluation import calibrate_threshold
+    from blockrecon.ulm.evaluation import calibrate_smoothing, calibrate_threshold
     from blockrecon.ulm.training import file_metadata, load_model, save_model
 
     loaded = load_model(args.model)
@@ -347,9 +353,17 @@ def _calibrate(args: argparse.Namespace) -> int:
         args.block_frames,
         progress=show_progress(args),
     )
-    save_model(args.model, model, file_metadata(loaded))
     print("  ".join(f"{t:g}: {j:.3f}" for t, j in jaccard.items()))
-    print(f"Wrote {args.model}: decoding threshold {model.threshold}", file=sys.stderr)
+    if args.smoothing:
+        smoothed = calibrate_smoothing(
+            model, acquisitions, args.block_frames, progress=show_progress(args)
+        )
+        print(f"smoothing {model.smoothing}: {smoothed[model.smoothing]:.3f}")
+    save_model(args.model, model, file_metadata(loaded))
+    print(
+        f"Wrote {args.model}: decoding threshold {model.threshold}, smoothing {model.smoothing}",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -15,7 +15,8 @@ With ``smoothing`` each frame's occupancy is first convolved with a Gaussian (si
 map does not hold count 0): the shipped 3D network spreads one bubble over fragments a few fine
 cells apart, which decode as duplicates, and smoothing joins them. It also joins bubbles that
 are truly that close, so it pays at low concentrations and costs at high ones (measured:
-benchmarks/README.md, "The shipped ULM networks").
+benchmarks/README.md, "The shipped ULM networks"). :class:`GatedSmoothing` therefore smooths
+only the blocks where the unsmoothed decoding finds few bubbles.
 """
 
 from __future__ import annotations
@@ -44,6 +45,37 @@ class Detections:
     positions: torch.Tensor
     frames: torch.Tensor
     items: torch.Tensor
+
+
+@dataclass(frozen=True)
+class GatedSmoothing:
+    """Smoothing of the 8x map where bubbles are sparse.
+
+    A block whose unsmoothed decoding finds fewer than ``below`` detections per frame and input
+    voxel (a density; no ground truth needed) is decoded again, with a Gaussian of standard
+    deviation ``sigma`` (lambda) at occupancy ``threshold`` (the ``smoothing`` and
+    ``threshold`` of :func:`decode_occupancy`; smoothed occupancy is lower, so is its
+    threshold). Chosen on training data by
+    :func:`blockrecon.ulm.evaluation.calibrate_smoothing`.
+    """
+
+    sigma: float
+    threshold: float
+    below: float
+
+    def __post_init__(self) -> None:
+        check_positive(self.sigma, "smoothing sigma")
+        check_positive(self.below, "smoothing density limit")
+        if not 0 < self.threshold < 1:
+            raise ValueError(f"smoothed threshold must be in (0, 1), got {self.threshold}")
+
+    def applies(self, detections: int, sites: int) -> bool:
+        """Whether a block of ``sites`` (frames x input voxels) in which the unsmoothed decoding
+        found ``detections`` bubbles is decoded smoothed."""
+        return detections < self.below * sites
+
+    def to_dict(self) -> dict[str, float]:
+        return {"sigma": self.sigma, "threshold": self.threshold, "below": self.below}
 
 
 def _active_cells(logits, threshold: float) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:

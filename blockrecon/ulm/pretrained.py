@@ -60,7 +60,7 @@ def load_pretrained_ulm(spatial_dims: int, device: Any = None) -> LoadedModel:
 
     Returns:
         ``(model, config, extra)``: the :class:`~blockrecon.ulm.training.UlmModel` (its decoding
-        threshold and split radius set), its architecture, and its metadata (``seed``,
+        threshold, split radius and smoothing set), its architecture, and its metadata (``seed``,
         ``settings``, ``train_seconds``, ``held_out`` scores, ...; see the training script).
 
     Raises:

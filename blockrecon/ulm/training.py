@@ -4,7 +4,8 @@ A model file has the layout of every blockrecon model file (:mod:`blockrecon.tor
 ``config`` holds the network kind (``"dense"`` or ``"sparse"``), its :class:`UlmNetConfig`
 (``net``) and the input sparsifier (kind, value, learned-mask shape); ``state_dict`` the
 network's weights (``net.*``) and the learned mask's (``mask.*``); ``extra`` the training
-history, the decoding threshold and the split radius.
+history, the decoding threshold, the split radius and the gated smoothing (``smoothing``: sigma,
+threshold, density limit, or null).
 
 Recipe: Adam with a cosine learning-rate decay to 0 on multi-scale Dice plus per-site
 cross-entropy, class-balanced for a sparse network, whose heads prune at occupancy 0.5 (see
@@ -39,6 +40,7 @@ from blockrecon.torch_file import (
 )
 from blockrecon.ulm.blocks import TARGET_RADIUS, OccupancyTargets, UlmBlocks
 from blockrecon.ulm.checkpoint import TrainingState, load_training_state, save_training_state
+from blockrecon.ulm.decode import GatedSmoothing
 from blockrecon.ulm.dice import multiscale_dice_loss
 from blockrecon.ulm.learned_mask import InputSparsifier, LearnedMask
 from blockrecon.ulm.nets import DenseUlmNet, SparseUlmNet, UlmNetConfig
@@ -52,13 +54,15 @@ class UlmModel:
     occupancy above which its 8x map is decoded into bubbles (see
     :func:`blockrecon.ulm.evaluation.calibrate_threshold`) and the disc radius (lambda) at
     whose peaks merged bubbles are split (the training targets' radius; None: no split; see
-    :func:`blockrecon.ulm.decode.decode_occupancy`)."""
+    :func:`blockrecon.ulm.decode.decode_occupancy`), and the smoothing of the blocks with few
+    bubbles (:class:`~blockrecon.ulm.decode.GatedSmoothing`; None: none)."""
 
     net: DenseUlmNet | SparseUlmNet
     sparsifier: InputSparsifier | None = None
     history: list[float] = field(default_factory=list)
     threshold: float = 0.5
     split_radius: float | None = TARGET_RADIUS
+    smoothing: GatedSmoothing | None = None
 
     @property
     def kind(self) -> str:
@@ -276,6 +280,7 @@ def _model_parts(model: UlmModel) -> tuple[dict[str, Any], dict[str, Any], dict[
         "history": list(model.history),
         "threshold": model.threshold,
         "split_radius": model.split_radius,
+        "smoothing": None if model.smoothing is None else model.smoothing.to_dict(),
     }
     return state, config, extra
 
@@ -324,14 +329,17 @@ def _prefixed(state: dict[str, Any], prefix: str) -> dict[str, Any]:
 
 
 def _set_weights(model: UlmModel, file: ModelFile) -> None:
-    """Set ``model``'s weights (network, learned mask), history, threshold and split radius
-    from a file of the same architecture."""
+    """Set ``model``'s weights (network, learned mask), history, threshold, split radius and
+    smoothing (none in files written before it existed) from a file of the same
+    architecture."""
     model.net.load_state_dict(_prefixed(file.state, "net."))
     if model.sparsifier is not None and model.sparsifier.mask is not None:
         model.sparsifier.mask.load_state_dict(_prefixed(file.state, "mask."))
     model.history[:] = file.extra["history"]
     model.threshold = float(file.extra["threshold"])
     model.split_radius = file.extra["split_radius"]
+    smoothing = file.extra.get("smoothing")
+    model.smoothing = None if smoothing is None else GatedSmoothing(**smoothing)
 
 
 def _build(kind: str, net: dict[str, Any], sparsifier: dict[str, Any] | None) -> UlmModel:

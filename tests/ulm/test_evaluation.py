@@ -1,27 +1,84 @@
-"""Evaluation: the calibrated decoding threshold is the best of its grid and is saved."""
+"""Evaluation: the calibrated decoding threshold and gated smoothing are the best of their
+candidates and are saved; the smoothing applies only to blocks of few detections."""
 
 import pytest
 import torch
 from ulm_cases import CONFIG
 
-from blockrecon.ulm.evaluation import calibrate_threshold, evaluate_model
+from blockrecon.ulm.decode import GatedSmoothing
+from blockrecon.ulm.evaluation import (
+    NETWORK_SCALE,
+    calibrate_smoothing,
+    calibrate_threshold,
+    decode_blocks,
+    evaluate_model,
+)
 from blockrecon.ulm.training import build_model, load_model, save_model, train_ulm
 
 
-def test_calibrated_threshold_is_the_best_of_the_grid_and_is_saved(blocks, acquisition, tmp_path):
+@pytest.fixture
+def trained(blocks):
+    """A dense model after 10 training steps on ``blocks``."""
     torch.manual_seed(0)
     model = build_model("dense", CONFIG)
     train_ulm(model, blocks, steps=10, lr=2e-2, batch_size=2, progress=False)
-    jaccard = calibrate_threshold(
-        model, [acquisition], 16, thresholds=(0.1, 0.5, 0.9), progress=False
-    )
-    chosen = model.threshold
-    for threshold, value in jaccard.items():  # each figure is that threshold's evaluation
-        model.threshold = threshold
+    return model
+
+
+def _check_calibration(model, acquisition, jaccard: dict, attribute: str, tmp_path) -> None:
+    """Each figure of ``jaccard`` is the evaluation of ``model`` with ``attribute`` set to its
+    key; the model keeps the best, and its file saves it."""
+    chosen = getattr(model, attribute)
+    for value, figure in jaccard.items():
+        setattr(model, attribute, value)
         scores, _ = evaluate_model(model, acquisition, 16, progress=False)
-        assert scores.jaccard == pytest.approx(value)
-    model.threshold = chosen
+        assert scores.jaccard == pytest.approx(figure)
+    setattr(model, attribute, chosen)
     assert jaccard[chosen] == max(jaccard.values())
-    assert load_model(save_model(tmp_path / "m.pt", model)).model.threshold == model.threshold
+    assert getattr(load_model(save_model(tmp_path / "m.pt", model)).model, attribute) == chosen
+
+
+def test_calibrated_threshold_is_the_best_of_the_grid_and_is_saved(trained, acquisition, tmp_path):
+    jaccard = calibrate_threshold(
+        trained, [acquisition], 16, thresholds=(0.1, 0.5, 0.9), progress=False
+    )
+    _check_calibration(trained, acquisition, jaccard, "threshold", tmp_path)
     with pytest.raises(ValueError, match="thresholds"):
-        calibrate_threshold(model, [acquisition], 16, thresholds=(1.5,), progress=False)
+        calibrate_threshold(trained, [acquisition], 16, thresholds=(1.5,), progress=False)
+
+
+def test_calibrated_smoothing_is_the_best_candidate_and_is_saved(trained, acquisition, tmp_path):
+    calibrate_threshold(trained, [acquisition], 16, progress=False)
+    never = GatedSmoothing(0.1, 0.002, 1e-9)  # no block has fewer detections: plain decoding
+    candidates = [GatedSmoothing(0.1, 0.002, 1.0), GatedSmoothing(0.05, 0.01, 1.0), never]
+    jaccard = calibrate_smoothing(trained, [acquisition], 16, candidates, progress=False)
+    assert list(jaccard) == [None, *candidates]
+    assert jaccard[never] == pytest.approx(jaccard[None])
+    _check_calibration(trained, acquisition, jaccard, "smoothing", tmp_path)
+    assert trained.smoothing is not never  # a tie keeps None
+    with pytest.raises(ValueError, match="candidate"):
+        calibrate_smoothing(trained, [acquisition], 16, [], progress=False)
+
+
+def test_gated_smoothing_joins_fragments_only_in_blocks_of_few_detections(blocks):
+    """Every frame of block 0 holds one bubble painted as two fragments 3 fine cells apart; of
+    block 1, eight such pairs. Plainly decoded, block 0 has 2 detections per frame (2 / 64 per
+    input voxel), block 1 has 16 (0.25); with a gate at 0.1 only block 0 is smoothed, its pair
+    joined into one bubble."""
+    frames = blocks.inputs.shape[2]
+    fine = [NETWORK_SCALE * n for n in blocks.inputs.shape[3:]]
+    maps = [torch.full((1, frames, *fine), -50.0) for _ in range(2)]
+    maps[0][:, :, 10, 10] = maps[0][:, :, 10, 13] = 2.0
+    for row in range(4):
+        for col in range(2):
+            y, x = 8 + 14 * row, 8 + 30 * col
+            maps[1][:, :, y, x] = maps[1][:, :, y, x + 3] = 2.0
+    sigma = 1.5 * blocks.pixel_size[0] / NETWORK_SCALE
+    gate = GatedSmoothing(sigma, 0.01, 0.1)
+    _, plain = decode_blocks(maps, blocks, 0.5, None)
+    _, gated = decode_blocks(maps, blocks, 0.5, None, gate)
+    first = int(blocks.first_frames[1])
+    assert (plain < first).sum() == 2 * frames and (plain >= first).sum() == 16 * frames
+    assert (gated < first).sum() == frames and (gated >= first).sum() == 16 * frames
+    with pytest.raises(ValueError, match="density"):
+        GatedSmoothing(sigma, 0.01, 0.0)

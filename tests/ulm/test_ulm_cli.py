@@ -8,7 +8,8 @@ import torch
 
 import blockrecon.ulm.training as training
 from blockrecon.cli import main
-from blockrecon.ulm.evaluation import calibrate_threshold
+from blockrecon.io.ulm import read_ulm_acquisition
+from blockrecon.ulm.evaluation import calibrate_smoothing, calibrate_threshold
 from blockrecon.ulm.training import load_model, save_model
 
 
@@ -76,6 +77,15 @@ def test_simulate_train_evaluate(acquisition, tmp_path):
     calibrated = load_model(model)
     assert calibrated.extra["seed"] == 7 and calibrated.extra["note"] == "kept by calibrate"
     assert calibrated.extra["history"] == trained.extra["history"]
+    assert calibrated.model.smoothing is None
+    calibrate = ["ulm", "--no-progress", "calibrate", "--model", str(model)]
+    assert main([*calibrate, "--data", str(acquisition), "--smoothing"]) == 0
+    smoothed = load_model(model).model  # what the library chooses for the calibrated model
+    jaccard = calibrate_smoothing(
+        calibrated.model, [read_ulm_acquisition(acquisition)], 16, progress=False
+    )
+    assert smoothed.smoothing == calibrated.model.smoothing
+    assert jaccard[smoothed.smoothing] == max(jaccard.values())
     scores = tmp_path / "s.json"
     assert (
         main(

@@ -11,6 +11,7 @@ from ulm_cases import CONFIG
 
 from blockrecon.sparse.tensor import linear_keys
 from blockrecon.ulm.blocks import acquisition_blocks
+from blockrecon.ulm.decode import GatedSmoothing
 from blockrecon.ulm.dice import dice_score
 from blockrecon.ulm.learned_mask import InputSparsifier, LearnedMask
 from blockrecon.ulm.simulate import simulate_acquisition
@@ -72,10 +73,12 @@ def test_model_file_round_trip(blocks, tmp_path):
     mask = LearnedMask(2)
     model = build_model("sparse", CONFIG, InputSparsifier("learned", mask=mask))
     model.threshold, model.split_radius = 0.3, None
+    model.smoothing = GatedSmoothing(0.1, 0.002, 0.01)
     path = save_model(tmp_path / "m.pt", model)
     again = load_model(path).model
     assert again.kind == "sparse" and again.sparsifier.kind == "learned"
     assert (again.threshold, again.split_radius) == (0.3, None)
+    assert again.smoothing == model.smoothing
     x = blocks.inputs[:1]
     torch.testing.assert_close(again(x)[8].feats, model(x)[8].feats)
     saved = path.read_bytes()
