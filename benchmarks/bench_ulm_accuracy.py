@@ -181,6 +181,13 @@ def load_models(args: argparse.Namespace) -> dict:
     return models
 
 
+def _input_threshold(model) -> float | None:
+    """The threshold on |x|^2 that selects a sparse network's input sites (None: dense or
+    another sparsifier)."""
+    sparsifier = model.sparsifier
+    return sparsifier.value if sparsifier is not None and sparsifier.kind == "threshold" else None
+
+
 def run() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -242,8 +249,10 @@ def run() -> int:
             model.split_radius = None
     for name, model in models.items():
         print(
-            f"{name}: {model.kind} network, {len(model.history)} training steps, decoded at "
-            f"occupancy > {model.threshold}, split radius {model.split_radius}"
+            f"{name}: {model.kind} network, {len(model.history)} training steps, input sites "
+            f"{_input_threshold(model)}, decoded at occupancy > {model.threshold}, split radius "
+            f"{model.split_radius}, smoothing {model.smoothing}",
+            flush=True,
         )
     canal_shape = [*args.shape[:-1], 2 * args.shape[-1]]
     canals = simulate_canal_pair(
@@ -271,7 +280,8 @@ def run() -> int:
             print(
                 f"{name:20s} {c:6g} {s.jaccard:8.3f} {s.rmse:8.3f} {s.mean_error:8.3f} "
                 f"{s.precision:9.3f} {s.recall:7.3f} {pala['saturation']:7.3f} "
-                f"{pala['gap']:6.3f} {pala['global_score']:7.1f}"
+                f"{pala['gap']:6.3f} {pala['global_score']:7.1f}",
+                flush=True,
             )
     payload = {
         "shape": args.shape,
@@ -291,6 +301,10 @@ def run() -> int:
                 "steps": len(models[name].history),
                 "threshold": models[name].threshold,
                 "split_radius": models[name].split_radius,
+                "input_threshold": _input_threshold(models[name]),
+                "smoothing": None
+                if models[name].smoothing is None
+                else models[name].smoothing.to_dict(),
             }
             for name, path in args.model
         },
