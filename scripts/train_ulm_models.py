@@ -48,6 +48,7 @@ import torch
 from blockrecon.cli.output import write_json
 from blockrecon.ulm import conventional_ulm, simulate_acquisition
 from blockrecon.ulm.evaluation import (
+    DECODE_THRESHOLDS,
     calibrate_smoothing,
     calibrate_threshold,
     evaluate_model,
@@ -85,7 +86,8 @@ SETTINGS = {
         "calibration_frames": 64,
         "held_out_frames": 64,
         "concentrations": [4, 38, 76, 152, 303, 607, 1214],
-        "input_thresholds": [0.01, 0.0025],
+        "input_thresholds": [0.0025],
+        "decode_thresholds": [0.01, 0.02, 0.05],
         "smoothing": True,
     },
 }
@@ -270,7 +272,13 @@ def calibrate_decoding(model, settings: dict, acquisitions: list) -> dict:
     rows, best = [], None
     for value in settings.get("input_thresholds", [model.sparsifier.value]):
         model.sparsifier.value = value
-        jaccard = calibrate_threshold(model, calibration, settings["block_frames"], progress=False)
+        jaccard = calibrate_threshold(
+            model,
+            calibration,
+            settings["block_frames"],
+            settings.get("decode_thresholds", DECODE_THRESHOLDS),
+            progress=False,
+        )
         model.smoothing, score = None, jaccard[model.threshold]
         if settings.get("smoothing"):
             smoothed = calibrate_smoothing(

@@ -39,9 +39,9 @@ DECODE_THRESHOLDS = (0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 
 #: input voxel) that :func:`calibrate_smoothing` tries by default. On the shipped 3D network's
 #: held-out data smoothing pays up to about 0.014 (303 bubbles/frame in a 32^3 block) and costs
 #: from about 0.023 (1214/frame) (benchmarks/README.md, "The shipped ULM networks").
-SMOOTHING_SIGMAS = (0.0625, 0.094, 0.125)
-SMOOTHED_THRESHOLDS = (0.001, 0.002, 0.003)
-SMOOTHING_LIMITS = (0.005, 0.01, 0.015, 0.02)
+SMOOTHING_SIGMAS = (0.0625, 0.094)
+SMOOTHED_THRESHOLDS = (0.001, 0.002)
+SMOOTHING_LIMITS = (0.005, 0.01, 0.015)
 #: Refinement of the networks' finest occupancy map.
 NETWORK_SCALE = 8
 
