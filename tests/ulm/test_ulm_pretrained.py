@@ -22,7 +22,7 @@ from blockrecon.ulm import pretrained as shipped
 from blockrecon.ulm.blocks import acquisition_blocks
 from blockrecon.ulm.evaluation import evaluate_model, score_detections
 from blockrecon.ulm.nets import UlmNetConfig
-from blockrecon.ulm.training import build_model, load_model, save_model
+from blockrecon.ulm.training import build_model, file_metadata, load_model, save_model
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = ["ulm", "--no-progress"]
@@ -71,7 +71,9 @@ def test_quick_run_writes_loadable_models_with_their_held_out_scores(quick, dims
     assert model.kind == "sparse" and model.net.config.spatial_dims == dims
     assert list(model.net.config.channels) == settings["channels"]
     sparsifier = loaded.config["sparsifier"]
-    assert [sparsifier["kind"], sparsifier["value"]] == settings["sparsifier"]
+    inputs = settings.get("input_thresholds", [settings["sparsifier"][1]])  # calibrated
+    assert sparsifier["kind"] == settings["sparsifier"][0] and sparsifier["value"] in inputs
+    assert [row["input_threshold"] for row in extra["calibration"]] == inputs
     assert extra["seed"] == 0 and extra["settings"] == settings
     assert len(extra["history"]) == settings["steps"] and extra["train_seconds"] > 0
     report = json.loads((folder / f"ulm_pretrained_{dims}d.json").read_text())
@@ -219,9 +221,7 @@ def test_rescore_recalibrates_the_trained_file_without_training(quick, tmp_path)
     original = load_model(folder / "pretrained_ulm2d.pt")
     detuned = original.model
     detuned.threshold = 0.9
-    own = ("history", "threshold", "split_radius")  # entries the model itself stores
-    metadata = {k: v for k, v in original.extra.items() if k not in own}
-    save_model(tmp_path / "pretrained_ulm2d.pt", detuned, metadata)
+    save_model(tmp_path / "pretrained_ulm2d.pt", detuned, file_metadata(original))
     _run_quick(script, tmp_path / "results", "--dims", "2", "--rescore", "--out-dir", str(tmp_path))
     again = load_model(tmp_path / "pretrained_ulm2d.pt")
     assert again.model.threshold == load_model(folder / "pretrained_ulm2d.pt").model.threshold
