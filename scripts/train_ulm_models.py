@@ -13,8 +13,13 @@ the same for several times the training time; no dense 3D network trains in an h
   12^3 field scaled to the 32^3 volume; 4 adds blocks whose brightest bubble is dim), with the
   target cells kept through pruning together with their neighbours within one cell
   (``keep_margin`` of :func:`blockrecon.ulm.training.train_ulm`: the fine heads learn to reject
-  empty sites next to a bubble instead of painting every site they are given); the decoding
-  threshold is calibrated on the first 64 frames of each simulation.
+  empty sites next to a bubble instead of painting every site they are given); trained with
+  input sites |x|^2 > 0.01, then its decoding is calibrated on the first 16 frames (one block)
+  of each simulation: the input threshold (``input_thresholds``), the decoding threshold
+  (``decode_thresholds``) and the smoothing of blocks with few detections
+  (:func:`blockrecon.ulm.evaluation.calibrate_smoothing`). Decoding a 32^3 block at 1214
+  bubbles/frame with input sites above 0.0025 takes minutes, so the calibration grids are
+  short.
 
 Training data: simulations by :func:`blockrecon.ulm.simulate_acquisition` (random vessel trees,
 SNR 30 dB), seeds ``seed + c``; training by :func:`blockrecon.ulm.run.train_model_file` (what
@@ -83,7 +88,7 @@ SETTINGS = {
         "keep_margin": 1,
         "batch_size": 1,
         "train_frames": 256,
-        "calibration_frames": 64,
+        "calibration_frames": 16,
         "held_out_frames": 64,
         "concentrations": [4, 38, 76, 152, 303, 607, 1214],
         "input_thresholds": [0.0025],
