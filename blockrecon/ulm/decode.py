@@ -16,7 +16,10 @@ map does not hold count 0): the shipped 3D network spreads one bubble over fragm
 cells apart, which decode as duplicates, and smoothing joins them. It also joins bubbles that
 are truly that close, so it pays at low concentrations and costs at high ones (measured:
 benchmarks/README.md, "The shipped ULM networks"). :class:`GatedSmoothing` therefore smooths
-only the blocks where the unsmoothed decoding finds few bubbles.
+only the blocks where the unsmoothed decoding finds few bubbles, and there also merges the
+detections of one frame that lie closer than a bubble's size (:func:`merge_close`): fragments
+farther apart than smoothing joins, which would otherwise count as one true and one false
+positive.
 """
 
 from __future__ import annotations
@@ -40,11 +43,13 @@ from blockrecon.ulm.blocks import TARGET_RADIUS, cell_centres
 @dataclass(frozen=True)
 class Detections:
     """Decoded bubbles: positions float32 (n, D) lambda, frames int64 (n,) (block-local plus the
-    block's first frame), items int64 (n,) block index, sorted by (item, frame)."""
+    block's first frame), items int64 (n,) block index, masses float64 (n,) the summed
+    occupancy of each bubble's cells; sorted by (item, frame)."""
 
     positions: torch.Tensor
     frames: torch.Tensor
     items: torch.Tensor
+    masses: torch.Tensor
 
 
 @dataclass(frozen=True)
@@ -55,19 +60,23 @@ class GatedSmoothing:
     voxel (a density; no ground truth needed) is decoded again, with a Gaussian of standard
     deviation ``sigma`` (lambda) at occupancy ``threshold`` (the ``smoothing`` and
     ``threshold`` of :func:`decode_occupancy`; smoothed occupancy is lower, so is its
-    threshold). Chosen on training data by
+    threshold), and its detections closer than ``merge`` (lambda; 0: none) in one frame are
+    merged (:func:`merge_close`). Chosen on training data by
     :func:`blockrecon.ulm.evaluation.calibrate_smoothing`.
     """
 
     sigma: float
     threshold: float
     below: float
+    merge: float = 0.0
 
     def __post_init__(self) -> None:
         check_positive(self.sigma, "smoothing sigma")
         check_positive(self.below, "smoothing density limit")
         if not 0 < self.threshold < 1:
             raise ValueError(f"smoothed threshold must be in (0, 1), got {self.threshold}")
+        if not (np.isfinite(self.merge) and self.merge >= 0):
+            raise ValueError(f"merge radius must be >= 0 (lambda), got {self.merge}")
 
     def applies(self, detections: int, sites: int) -> bool:
         """Whether a block of ``sites`` (frames x input voxels) in which the unsmoothed decoding
@@ -75,7 +84,12 @@ class GatedSmoothing:
         return detections < self.below * sites
 
     def to_dict(self) -> dict[str, float]:
-        return {"sigma": self.sigma, "threshold": self.threshold, "below": self.below}
+        return {
+            "sigma": self.sigma,
+            "threshold": self.threshold,
+            "below": self.below,
+            "merge": self.merge,
+        }
 
 
 def _active_cells(logits, threshold: float) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
@@ -200,10 +214,12 @@ def _smoothed(
     return kept + low, box[tuple(kept.T)].astype(np.float64)
 
 
-def _frame_centroids(cells: np.ndarray, prob: np.ndarray, radius: np.ndarray | None) -> np.ndarray:
-    """Weighted centroids (k, D) of the bubbles in the cells (m, D) of one frame: one per
-    connected component, or per peak of a component with several (``radius``: peak
-    separation in cells per axis; None: never split)."""
+def _frame_centroids(
+    cells: np.ndarray, prob: np.ndarray, radius: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted centroids (k, D) and masses (k,) (summed occupancy) of the bubbles in the cells
+    (m, D) of one frame: one per connected component, or per peak of a component with several
+    (``radius``: peak separation in cells per axis; None: never split)."""
     low = cells.min(0)
     local = cells - low
     group = _components(local)
@@ -212,7 +228,7 @@ def _frame_centroids(cells: np.ndarray, prob: np.ndarray, radius: np.ndarray | N
     _, group = np.unique(group, return_inverse=True)
     weight = np.bincount(group, weights=prob)
     centres = [np.bincount(group, weights=prob * axis) / weight for axis in local.T]
-    return np.stack(centres, axis=1) + low
+    return np.stack(centres, axis=1) + low, weight
 
 
 def decode_occupancy(
@@ -260,10 +276,11 @@ def decode_occupancy(
     cells_per_lambda = scale / np.asarray(pixel_size, dtype=np.float64)
     radius = None if split_radius is None else np.maximum(split_radius * cells_per_lambda, 1.0)
     sigma = None if smoothing is None else smoothing * cells_per_lambda
-    positions, frames, items = (
+    positions, frames, items, masses = (
         [np.zeros((0, ndim))],
         [np.zeros(0, np.int64)],
         [np.zeros(0, np.int64)],
+        [np.zeros(0)],
     )
     if len(coords):
         frame_ids = coords[:, 0] * grid[0] + coords[:, 1]
@@ -276,8 +293,9 @@ def decode_occupancy(
                 cells, occupancy = _smoothed(cells, occupancy, sigma, grid[1:], threshold)
                 if not len(cells):
                     continue
-            centres = _frame_centroids(cells, occupancy, radius)
+            centres, mass = _frame_centroids(cells, occupancy, radius)
             positions.append(centres)
+            masses.append(mass)
             frames.append(np.full(len(centres), coords[lo, 1]))
             items.append(np.full(len(centres), coords[lo, 0]))
     items = torch.from_numpy(np.concatenate(items))
@@ -285,4 +303,38 @@ def decode_occupancy(
     if first_frames is not None:
         frames = frames + first_frames[items]
     lam = cell_centres(torch.from_numpy(np.concatenate(positions)), pixel_size, scale)
-    return Detections(lam.to(torch.float32), frames, items)
+    return Detections(
+        lam.to(torch.float32), frames, items, torch.from_numpy(np.concatenate(masses))
+    )
+
+
+def merge_close(found: Detections, radius: float) -> Detections:
+    """``found`` with the detections of each (item, frame) closer than ``radius`` (lambda)
+    merged: the heaviest detection not yet merged takes every unmerged one within ``radius``
+    of it, and they become one bubble at their mass-weighted centroid, of their summed mass."""
+    check_positive(radius, "merge radius")
+    n = len(found.frames)
+    if n < 2:
+        return found
+    positions = found.positions.double().numpy()
+    mass = found.masses.numpy()
+    group = (found.items * (int(found.frames.max()) + 1) + found.frames).numpy()
+    # groups lifted apart along an extra axis: no pair of two groups is within ``radius``
+    lifted = np.c_[positions, group * (2.0 * radius + 1.0)]
+    neighbours = cKDTree(lifted).query_ball_point(lifted, radius)
+    owner = np.full(n, -1)
+    for i in np.argsort(-mass, kind="stable"):
+        if owner[i] < 0:
+            members = np.asarray(neighbours[i])
+            owner[members[owner[members] < 0]] = i
+    roots, owner = np.unique(owner, return_inverse=True)
+    total = np.bincount(owner, weights=mass)
+    centres = np.stack(
+        [np.bincount(owner, weights=mass * axis) / total for axis in positions.T], axis=1
+    )
+    return Detections(
+        torch.from_numpy(centres).to(torch.float32),
+        found.frames[roots],
+        found.items[roots],
+        torch.from_numpy(total),
+    )

@@ -25,7 +25,7 @@ from blockrecon.sparse import SparseTensor
 from blockrecon.ulm.acquisition import UlmAcquisition
 from blockrecon.ulm.blocks import UlmBlocks, acquisition_blocks
 from blockrecon.ulm.canals import CanalPair, canal_pair_gap
-from blockrecon.ulm.decode import Detections, GatedSmoothing, decode_occupancy
+from blockrecon.ulm.decode import Detections, GatedSmoothing, decode_occupancy, merge_close
 from blockrecon.ulm.maps import track_maps
 from blockrecon.ulm.metrics import LocalizationScores, localization_scores
 from blockrecon.ulm.pala_scores import PalaScores, pala_scores
@@ -42,6 +42,11 @@ DECODE_THRESHOLDS = (0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 
 SMOOTHING_SIGMAS = (0.0625, 0.094)
 SMOOTHED_THRESHOLDS = (0.001, 0.002)
 SMOOTHING_LIMITS = (0.005, 0.01, 0.015)
+#: Merge radii (lambda; 0: none) that :func:`calibrate_smoothing` tries by default. On training
+#: simulations of 16-76 bubbles/frame the shipped 3D network's smoothed detections include
+#: duplicates 0.17-0.35 lambda from the bubble another detection matched (benchmarks/README.md,
+#: "Merging duplicates").
+MERGE_RADII = (0.0, 0.25, 0.4, 0.5)
 #: Refinement of the networks' finest occupancy map.
 NETWORK_SCALE = 8
 
@@ -82,6 +87,8 @@ def _gated_decode(
         found = _decode_block(
             out, blocks, index, smoothing.threshold, split_radius, smoothing.sigma
         )
+        if smoothing.merge > 0:
+            found = merge_close(found, smoothing.merge)
     return found
 
 
@@ -228,14 +235,17 @@ def smoothing_candidates(
     sigmas: Sequence[float] = SMOOTHING_SIGMAS,
     thresholds: Sequence[float] = SMOOTHED_THRESHOLDS,
     limits: Sequence[float] = SMOOTHING_LIMITS,
+    merges: Sequence[float] = MERGE_RADII,
 ) -> list[GatedSmoothing]:
     """Every :class:`~blockrecon.ulm.decode.GatedSmoothing` of the given sigmas (lambda),
-    smoothed thresholds and density limits (detections per frame and input voxel)."""
+    smoothed thresholds, density limits (detections per frame and input voxel) and merge radii
+    (lambda)."""
     return [
-        GatedSmoothing(sigma, threshold, below)
+        GatedSmoothing(sigma, threshold, below, merge)
         for sigma in sigmas
         for threshold in thresholds
         for below in limits
+        for merge in merges
     ]
 
 
@@ -277,7 +287,8 @@ def _block_counts(
     candidates: Sequence[GatedSmoothing],
 ) -> dict[GatedSmoothing | None, tuple[int, int, int]]:
     """(true positives, false positives, false negatives) of block ``index`` decoded without
-    smoothing (key None) and with each candidate (each smoothed decoding computed once)."""
+    smoothing (key None) and with each candidate (each smoothed decoding, and each merge of
+    it, computed once)."""
     first = int(blocks.first_frames[index])
     used = (acquisition.frames >= first) & (acquisition.frames < first + blocks.inputs.shape[2])
     truth = acquisition.positions[used], acquisition.frames[used]
@@ -288,17 +299,20 @@ def _block_counts(
 
     plain = _decode_block(logits, blocks, index, model.threshold, model.split_radius)
     result = {None: counts(plain)}
-    smoothed = {}
+    smoothed, merged = {}, {}
     for candidate in candidates:
         if not candidate.applies(len(plain.frames), _block_sites(blocks)):
             result[candidate] = result[None]
             continue
         key = (candidate.sigma, candidate.threshold)
         if key not in smoothed:
-            smoothed[key] = counts(
-                _decode_block(logits, blocks, index, key[1], model.split_radius, key[0])
-            )
-        result[candidate] = smoothed[key]
+            smoothed[key] = _decode_block(logits, blocks, index, key[1], model.split_radius, key[0])
+        if (*key, candidate.merge) not in merged:
+            found = smoothed[key]
+            if candidate.merge > 0:
+                found = merge_close(found, candidate.merge)
+            merged[(*key, candidate.merge)] = counts(found)
+        result[candidate] = merged[(*key, candidate.merge)]
     return result
 
 

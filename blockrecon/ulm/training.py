@@ -5,7 +5,8 @@ A model file has the layout of every blockrecon model file (:mod:`blockrecon.tor
 (``net``) and the input sparsifier (kind, value, learned-mask shape); ``state_dict`` the
 network's weights (``net.*``) and the learned mask's (``mask.*``); ``extra`` the training
 history, the decoding threshold, the split radius and the gated smoothing (``smoothing``: sigma,
-threshold, density limit, or null).
+threshold, density limit and merge radius, or null; files written before the merge radius
+existed load with none).
 
 Recipe: Adam with a cosine learning-rate decay to 0 on multi-scale Dice plus per-site
 cross-entropy, class-balanced for a sparse network, whose heads prune at occupancy 0.5 (see

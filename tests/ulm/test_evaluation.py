@@ -50,7 +50,12 @@ def test_calibrated_threshold_is_the_best_of_the_grid_and_is_saved(trained, acqu
 def test_calibrated_smoothing_is_the_best_candidate_and_is_saved(trained, acquisition, tmp_path):
     calibrate_threshold(trained, [acquisition], 16, progress=False)
     never = GatedSmoothing(0.1, 0.002, 1e-9)  # no block has fewer detections: plain decoding
-    candidates = [GatedSmoothing(0.1, 0.002, 1.0), GatedSmoothing(0.05, 0.01, 1.0), never]
+    candidates = [
+        GatedSmoothing(0.1, 0.002, 1.0),
+        GatedSmoothing(0.05, 0.01, 1.0),
+        GatedSmoothing(0.05, 0.01, 1.0, merge=0.5),
+        never,
+    ]
     jaccard = calibrate_smoothing(trained, [acquisition], 16, candidates, progress=False)
     assert list(jaccard) == [None, *candidates]
     assert jaccard[never] == pytest.approx(jaccard[None])
@@ -82,3 +87,5 @@ def test_gated_smoothing_joins_fragments_only_in_blocks_of_few_detections(blocks
     assert (gated < first).sum() == frames and (gated >= first).sum() == 16 * frames
     with pytest.raises(ValueError, match="density"):
         GatedSmoothing(sigma, 0.01, 0.0)
+    with pytest.raises(ValueError, match="merge radius"):
+        GatedSmoothing(sigma, 0.01, 0.1, merge=-0.1)

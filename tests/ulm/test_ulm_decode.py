@@ -7,7 +7,7 @@ from scipy import ndimage
 
 from blockrecon.sparse import SparseTensor
 from blockrecon.ulm.blocks import cell_centres, occupancy_targets
-from blockrecon.ulm.decode import _components, decode_occupancy
+from blockrecon.ulm.decode import Detections, _components, decode_occupancy, merge_close
 
 BIG = 50.0  # logit whose sigmoid is 1 to float64 rounding
 
@@ -116,3 +116,46 @@ def test_smoothing_joins_the_fragments_of_one_bubble_not_distant_bubbles(sparse)
     torch.testing.assert_close(got, expected.float(), rtol=0, atol=1e-4)
     with pytest.raises(ValueError, match="smoothing"):
         decode_occupancy(logits, pixel, scale=8, smoothing=0.0)
+
+
+def _detections(rows):
+    """Detections of rows (item, frame, x, y, z, mass), in that order."""
+    rows = torch.tensor(rows, dtype=torch.float64)
+    return Detections(
+        rows[:, 2:5].float(), rows[:, 1].long(), rows[:, 0].long(), rows[:, 5].contiguous()
+    )
+
+
+def test_merge_close_joins_detections_of_one_frame_heaviest_first():
+    """Within (item 0, frame 0): B (mass 2) takes A and C, both 0.35 lambda away, though they
+    are 0.7 apart (heaviest first, not a chain from A); D is 1.5 away and stays. The same
+    positions in another frame or block are not merged with them."""
+    found = _detections(
+        [
+            [0, 0, 0.0, 0.0, 0.0, 1.0],  # A
+            [0, 0, 0.35, 0.0, 0.0, 2.0],  # B
+            [0, 0, 0.7, 0.0, 0.0, 1.0],  # C
+            [0, 0, 2.0, 0.0, 0.0, 1.0],  # D
+            [0, 1, 0.3, 0.0, 0.0, 1.0],  # another frame
+            [1, 0, 0.1, 0.0, 0.0, 5.0],  # another block
+        ]
+    )
+    merged = merge_close(found, 0.4)
+    assert merged.items.tolist() == [0, 0, 0, 1] and merged.frames.tolist() == [0, 0, 1, 0]
+    torch.testing.assert_close(merged.positions[:, 0], torch.tensor([0.35, 2.0, 0.3, 0.1]))
+    torch.testing.assert_close(
+        merged.masses, torch.tensor([4.0, 1.0, 1.0, 5.0], dtype=torch.float64)
+    )
+    lopsided = merge_close(_detections([[0, 0, 0.0, 0, 0, 3.0], [0, 0, 0.2, 0, 0, 1.0]]), 0.4)
+    torch.testing.assert_close(lopsided.positions[:, 0], torch.tensor([0.05]))  # mass-weighted
+    assert len(merge_close(found, 0.1).frames) == len(found.frames)
+    with pytest.raises(ValueError, match="merge radius"):
+        merge_close(found, 0.0)
+
+
+def test_decoded_masses_are_the_summed_occupancy_of_each_bubble():
+    logits = torch.full((1, 1, 32, 32), -BIG)
+    logits[0, 0, 4:6, 10:12] = BIG  # 4 cells of occupancy 1
+    logits[0, 0, 20, 3] = 0.0  # one cell of occupancy 0.5
+    found = decode_occupancy(logits, (0.5, 0.5), scale=8, threshold=0.4)
+    assert sorted(found.masses.tolist()) == pytest.approx([0.5, 4.0])

@@ -73,19 +73,24 @@ def test_model_file_round_trip(blocks, tmp_path):
     mask = LearnedMask(2)
     model = build_model("sparse", CONFIG, InputSparsifier("learned", mask=mask))
     model.threshold, model.split_radius = 0.3, None
-    model.smoothing = GatedSmoothing(0.1, 0.002, 0.01)
+    model.smoothing = GatedSmoothing(0.1, 0.002, 0.01, 0.4)
     path = save_model(tmp_path / "m.pt", model)
     again = load_model(path).model
     assert again.kind == "sparse" and again.sparsifier.kind == "learned"
     assert (again.threshold, again.split_radius) == (0.3, None)
     assert again.smoothing == model.smoothing
+    payload = torch.load(path, weights_only=True)
+    payload["extra"]["smoothing"].pop("merge")  # a file written before merging existed
+    torch.save(payload, tmp_path / "old.pt")
+    assert load_model(tmp_path / "old.pt").model.smoothing == GatedSmoothing(0.1, 0.002, 0.01)
     x = blocks.inputs[:1]
     torch.testing.assert_close(again(x)[8].feats, model(x)[8].feats)
     saved = path.read_bytes()
     model.history.append(lambda: None)  # cannot be pickled: the write fails half-way
     with pytest.raises(Exception, match="pickle"):
         save_model(path, model)
-    assert path.read_bytes() == saved and [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+    assert path.read_bytes() == saved
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt", "old.pt"]
     (tmp_path / "bad.pt").write_bytes(b"not a model")
     with pytest.raises(ValueError, match="not a ULM model file: .*bad.pt"):
         load_model(tmp_path / "bad.pt")
