@@ -123,79 +123,142 @@ def _ball(radius: np.ndarray) -> np.ndarray:
     return sum(g**2 for g in grid) <= 1.0 + 1e-9
 
 
-def _peaks(box: np.ndarray, radius: np.ndarray) -> np.ndarray:
-    """Peaks (k, D) of the occupancy ``box`` (zero outside it), in box cells: local maxima,
-    over a ball of ``radius`` cells, of the distance to the nearest empty cell (the centres of
-    touching discs, on either side of their neck) times the occupancy. A plateau of equal
-    maxima is one peak at its centre."""
-    depth = ndimage.distance_transform_edt(np.pad(box > 0, 1), sampling=1.0 / radius)
-    score = depth[(slice(1, -1),) * box.ndim] * box
-    top = score == ndimage.maximum_filter(score, footprint=_ball(radius), mode="constant")
-    top &= box > 0
-    plateaus, count = ndimage.label(top, ndimage.generate_binary_structure(box.ndim, box.ndim))
-    centres = ndimage.center_of_mass(top, plateaus, np.arange(1, count + 1))
-    return np.asarray(centres, dtype=np.float64).reshape(count, box.ndim)
+class _CellIndex:
+    """Neighbour lookup in a set of distinct non-negative cells (m, D), by a sorted raster key
+    (only the cells are stored: a frame's cells can span the whole fine grid, 256^3 at
+    32^3 x 8). Offsets up to ``margin`` cells per axis."""
+
+    def __init__(self, cells: np.ndarray, margin: int) -> None:
+        self.cells, self.margin = cells, margin
+        self.dims = cells.max(0) + 2 * margin + 1
+        self.keys = np.ravel_multi_index(tuple((cells + margin).T), self.dims)
+        self.order = np.argsort(self.keys)
+        self.sorted = self.keys[self.order]
+        self.strides = np.array([int(np.prod(self.dims[d + 1 :])) for d in range(cells.shape[1])])
+
+    def neighbours(self, offset: np.ndarray) -> np.ndarray:
+        """Index (m,) of the cell at ``offset`` from each cell; -1 where there is none."""
+        target = self.sorted + int(offset @ self.strides)  # sorted queries: a fast search
+        at = np.minimum(np.searchsorted(self.sorted, target), len(target) - 1)
+        found = np.where(self.sorted[at] == target, self.order[at], -1)
+        result = np.empty_like(found)
+        result[self.order] = found
+        return result
+
+    def empty_neighbours(self) -> np.ndarray:
+        """The distinct cells (k, D) outside the set that touch it (full connectivity; they
+        may lie outside the grid, at -1)."""
+        keys = [
+            self.keys[self.neighbours(offset) < 0] + int(offset @ self.strides)
+            for offset in _offsets(self.cells.shape[1], 1)
+        ]
+        shell = np.unravel_index(np.unique(np.concatenate(keys)), self.dims)
+        return np.stack(shell, axis=1) - self.margin
 
 
-def _neighbour_offsets(ndim: int) -> np.ndarray:
-    """The (3^ndim - 1) / 2 offsets (k, ndim) of full connectivity whose first non-zero entry
-    is positive (each neighbour pair is found once, from its lower cell)."""
-    grid = np.stack(np.meshgrid(*[np.arange(-1, 2)] * ndim, indexing="ij"), -1).reshape(-1, ndim)
-    first = np.take_along_axis(grid, np.argmax(grid != 0, axis=1)[:, None], axis=1)[:, 0]
-    return grid[first > 0]
+def _offsets(ndim: int, half: int) -> np.ndarray:
+    """The (2 half + 1)^ndim - 1 non-zero offsets (k, ndim) of a cube."""
+    span = np.arange(-half, half + 1)
+    grid = np.stack(np.meshgrid(*[span] * ndim, indexing="ij"), -1).reshape(-1, ndim)
+    return grid[np.any(grid != 0, axis=1)]
 
 
 def _components(cells: np.ndarray) -> np.ndarray:
     """Connected-component index (m,) of the cells (m, D) (distinct, non-negative), with full
     connectivity (8 neighbours in 2D, 26 in 3D), numbered as :func:`scipy.ndimage.label`
     numbers them minus one: in raster order of each component's first cell. Only the cells are
-    visited (a frame's cells can span the whole fine grid: 256^3 at 32^3 x 8)."""
-    m, ndim = cells.shape
-    dims = cells.max(0) + 3  # cells moved by +1 so that every neighbour is inside the grid
-    keys = np.ravel_multi_index(tuple((cells + 1).T), dims)
-    order = np.argsort(keys)
-    ordered = keys[order]
-    unit = np.array([int(np.prod(dims[d + 1 :])) for d in range(ndim)])  # raster strides
+    visited."""
+    index = _CellIndex(cells, 1)
+    m = len(cells)
     rows, cols = [np.arange(m)], [np.arange(m)]
-    for offset in _neighbour_offsets(ndim):
-        target = keys + int(offset @ unit)
-        at = np.minimum(np.searchsorted(ordered, target), m - 1)
-        hit = ordered[at] == target
-        rows.append(np.flatnonzero(hit))
-        cols.append(order[at[hit]])
+    offsets = _offsets(cells.shape[1], 1)
+    for offset in offsets[len(offsets) // 2 :]:  # each pair once, from its lower cell
+        neighbour = index.neighbours(offset)
+        rows.append(np.flatnonzero(neighbour >= 0))
+        cols.append(neighbour[neighbour >= 0])
     rows, cols = np.concatenate(rows), np.concatenate(cols)
     graph = coo_matrix((np.ones(len(rows), np.int8), (rows, cols)), shape=(m, m))
     _, labels = connected_components(graph, directed=False)
     first = np.full(labels.max() + 1, np.iinfo(np.int64).max)
-    np.minimum.at(first, labels, keys)
+    np.minimum.at(first, labels, index.keys)
     rank = np.empty_like(first)
     rank[np.argsort(first)] = np.arange(len(first))
     return rank[labels]
 
 
+def _depth(index: _CellIndex, radius: np.ndarray) -> np.ndarray:
+    """Distance (m,) of each cell to the nearest empty cell, in units of ``radius`` per axis
+    (:func:`scipy.ndimage.distance_transform_edt` with sampling 1 / radius, evaluated at the
+    cells only). The nearest empty cell touches the set: the cell one step from it towards
+    the query is nearer, so it is in the set."""
+    shell = index.empty_neighbours()
+    _, nearest = cKDTree(shell / radius).query(index.cells / radius)
+    delta = (shell[nearest] - index.cells) / radius
+    return np.sqrt(sum(delta[:, d] ** 2 for d in range(delta.shape[1])))
+
+
+def _peaks(
+    group: np.ndarray, index: _CellIndex, prob: np.ndarray, radius: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Peaks of every component: ``(centres (k, D), component (k,))`` in raster order of their
+    first cell. A peak is a plateau of local maxima, over a ball of ``radius`` cells within its
+    component, of the distance to the nearest empty cell (the centres of touching discs, on
+    either side of their neck) times the occupancy; its centre is the plateau's centroid."""
+    score = _depth(index, radius) * prob
+    top = np.ones(len(score), bool)
+    ball = np.argwhere(_ball(radius)) - np.ceil(radius).astype(int)
+    for offset in ball[np.any(ball != 0, axis=1)]:
+        neighbour = index.neighbours(offset)
+        near = np.flatnonzero(neighbour >= 0)
+        near = near[group[neighbour[near]] == group[near]]
+        top[near] &= score[near] >= score[neighbour[near]]
+    cells = index.cells[top]
+    plateau = _components(cells)
+    size = np.bincount(plateau)
+    centres = np.stack([np.bincount(plateau, weights=axis) / size for axis in cells.T], axis=1)
+    component = np.empty(len(size), np.int64)
+    component[plateau] = group[top]
+    return centres, component
+
+
 def _split_merged(
     group: np.ndarray, local: np.ndarray, prob: np.ndarray, radius: np.ndarray
 ) -> np.ndarray:
-    """Bubble index of every cell: ``group`` (its component), with each component larger than
-    one disc that holds several peaks split between them (each cell to its nearest peak)."""
-    group = group.copy()
+    """Bubble index of every cell (m, D): ``group`` (its component), with each component larger
+    than one disc that holds several peaks split between them (each cell to its nearest peak;
+    the parts numbered after the components, in component order)."""
     sizes = np.bincount(group)
-    next_group, disc = len(sizes), _ball(radius).sum()
-    order = np.argsort(group, kind="stable")
-    bounds = np.r_[0, np.cumsum(sizes)]
-    for i in np.flatnonzero(sizes > disc):
-        members = order[bounds[i] : bounds[i + 1]]
-        cells = local[members]
-        low = cells.min(0)
-        box = np.zeros(tuple(cells.max(0) - low + 1))
-        box[tuple((cells - low).T)] = prob[members]
-        peaks = _peaks(box, radius)
-        if len(peaks) < 2:
-            continue
-        _, nearest = cKDTree(peaks / radius).query((cells - low) / radius)
-        group[members] = next_group + nearest
-        next_group += len(peaks)
+    large = np.flatnonzero((sizes > _ball(radius).sum())[group])
+    if not len(large):
+        return group
+    # the peaks of the large components only: the nearest cell outside a component is empty
+    # (see _depth), so the other components change no distance
+    index = _CellIndex(local[large], int(np.ceil(radius).max()))
+    centres, component = _peaks(group[large], index, prob[large], radius)
+    split = np.bincount(component, minlength=len(sizes)) > 1
+    chosen = np.flatnonzero(split[component])
+    chosen = chosen[np.argsort(component[chosen], kind="stable")]
+    if not len(chosen):
+        return group
+    # components lifted apart along an extra axis: a cell's nearest peak is one of its own
+    lift = 2.0 * np.sum((local.max(0) + 1) / radius) + 1.0
+    tree = cKDTree(np.c_[centres[chosen] / radius, component[chosen] * lift])
+    members = np.flatnonzero(split[group])
+    nearest = _nearest_lowest(tree, np.c_[local[members] / radius, group[members] * lift])
+    group = group.copy()
+    group[members] = len(sizes) + nearest
     return group
+
+
+def _nearest_lowest(tree: cKDTree, points: np.ndarray, ties: int = 4) -> np.ndarray:
+    """Index (n,) of the nearest point of ``tree`` to each of ``points`` (n, k); of equally
+    near ones (up to ``ties`` of them; cells and peak centres on a grid are often equidistant),
+    the lowest."""
+    k = min(ties, tree.n)
+    distance, index = tree.query(points, k=k)
+    distance, index = distance.reshape(len(points), k), index.reshape(len(points), k)
+    tied = distance <= distance[:, :1] * (1 + 1e-12)
+    return np.where(tied, index, tree.n).min(axis=1)
 
 
 def _smoothed(

@@ -7,7 +7,16 @@ from scipy import ndimage
 
 from blockrecon.sparse import SparseTensor
 from blockrecon.ulm.blocks import cell_centres, occupancy_targets
-from blockrecon.ulm.decode import Detections, _components, decode_occupancy, merge_close
+from blockrecon.ulm.decode import (
+    Detections,
+    _ball,
+    _CellIndex,
+    _components,
+    _depth,
+    _peaks,
+    decode_occupancy,
+    merge_close,
+)
 
 BIG = 50.0  # logit whose sigmoid is 1 to float64 rounding
 
@@ -94,6 +103,48 @@ def test_components_of_the_cells_are_those_of_scipy_label(shape, fill):
     found = _components(cells[order])
     assert count > 1
     np.testing.assert_array_equal(found, labels[tuple(cells[order].T)] - 1)
+
+
+def _dense_peaks(box: np.ndarray, radius: np.ndarray) -> np.ndarray:
+    """Reference peaks (k, D) of one component's occupancy ``box`` (zero outside it), by scipy
+    on the dense box: local maxima over the ball of the distance transform times the
+    occupancy, plateaus at their centre of mass, in label order."""
+    depth = ndimage.distance_transform_edt(np.pad(box > 0, 1), sampling=1.0 / radius)
+    score = depth[(slice(1, -1),) * box.ndim] * box
+    top = (score == ndimage.maximum_filter(score, footprint=_ball(radius), mode="constant")) & (
+        box > 0
+    )
+    plateaus, count = ndimage.label(top, ndimage.generate_binary_structure(box.ndim, box.ndim))
+    centres = ndimage.center_of_mass(top, plateaus, np.arange(1, count + 1))
+    return np.asarray(centres, dtype=np.float64).reshape(count, box.ndim)
+
+
+@pytest.mark.parametrize("radius", [(2.0, 2.0, 2.0), (1.5, 2.5, 2.0)])
+def test_peaks_from_the_cells_are_those_of_the_dense_distance_transform(radius):
+    """Depth and peaks computed from the cells alone equal scipy's dense distance transform and
+    maximum filter on each component's own box, for random occupancy on random touching
+    discs (several components, some with many peaks)."""
+    radius = np.asarray(radius)
+    rng = np.random.default_rng(0)
+    grid = np.zeros((24, 28, 20))
+    for centre in rng.integers(0, grid.shape, size=(25, 3)):
+        offsets = np.argwhere(_ball(radius)) - np.ceil(radius).astype(int)
+        cells = np.clip(centre + offsets, 0, np.array(grid.shape) - 1)
+        grid[tuple(cells.T)] = np.maximum(grid[tuple(cells.T)], rng.random(len(cells)))
+    cells = np.argwhere(grid > 0)
+    prob = grid[tuple(cells.T)]
+    group = _components(cells)
+    index = _CellIndex(cells, int(np.ceil(radius).max()))
+    whole = ndimage.distance_transform_edt(np.pad(grid > 0, 1), sampling=1.0 / radius)
+    np.testing.assert_array_equal(_depth(index, radius), whole[tuple((cells + 1).T)])
+    centres, component = _peaks(group, index, prob, radius)
+    assert group.max() >= 2 and np.bincount(component).max() >= 3
+    for k in range(group.max() + 1):
+        members = cells[group == k]
+        low = members.min(0)
+        box = np.zeros(tuple(members.max(0) - low + 1))
+        box[tuple((members - low).T)] = prob[group == k]
+        np.testing.assert_allclose(centres[component == k], _dense_peaks(box, radius) + low)
 
 
 @pytest.mark.parametrize("sparse", [False, True])
