@@ -14,12 +14,14 @@ the same for several times the training time; no dense 3D network trains in an h
   target cells kept through pruning together with their neighbours within one cell
   (``keep_margin`` of :func:`blockrecon.ulm.training.train_ulm`: the fine heads learn to reject
   empty sites next to a bubble instead of painting every site they are given); trained with
-  input sites |x|^2 > 0.01, then its decoding is calibrated on the first 16 frames (one block)
-  of each simulation: the input threshold (``input_thresholds``), the decoding threshold
-  (``decode_thresholds``) and the smoothing of blocks with few detections
-  (:func:`blockrecon.ulm.evaluation.calibrate_smoothing`). Decoding a 32^3 block at 1214
-  bubbles/frame with input sites above 0.0025 takes minutes, so the calibration grids are
-  short.
+  input sites |x|^2 > 0.01, then its decoding is calibrated on fresh simulations of 16 frames
+  (one block) per concentration, seeds ``seed + 2000 + c`` (``fresh_calibration``: on its own
+  training data the network finds fewer duplicates than on data it has not seen, and the
+  calibration then merges too little): the input threshold (``input_thresholds``), the
+  decoding threshold (``decode_thresholds``) and the smoothing and merging of blocks with few
+  detections (:func:`blockrecon.ulm.evaluation.calibrate_smoothing`). Decoding a 32^3 block at
+  1214 bubbles/frame with input sites above 0.0025 takes a minute, so the calibration grids
+  are short.
 
 Training data: simulations by :func:`blockrecon.ulm.simulate_acquisition` (random vessel trees,
 SNR 30 dB), seeds ``seed + c``; training by :func:`blockrecon.ulm.run.train_model_file` (what
@@ -68,6 +70,7 @@ from blockrecon.ulm.training import build_model, load_model, save_model
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 HELD_OUT_OFFSET = 1000
+CALIBRATION_OFFSET = 2000
 SCORES = ("jaccard", "precision", "recall", "rmse")
 
 #: Settings of each shipped network, by number of spatial axes.
@@ -94,6 +97,7 @@ SETTINGS = {
         "input_thresholds": [0.0025],
         "decode_thresholds": [0.01, 0.02, 0.05],
         "smoothing": True,
+        "fresh_calibration": True,
     },
 }
 #: Settings both networks share.
@@ -262,18 +266,32 @@ def train(dims: int, settings: dict, args: argparse.Namespace) -> tuple:
         "threads": args.threads,
         "final_loss": sum(run.losses[-20:]) / len(run.losses[-20:]),
     }
-    return run.model, {**training, **calibrate_decoding(run.model, settings, acquisitions)}
+    calibration = calibration_data(settings, args.seed, acquisitions)
+    return run.model, {**training, **calibrate_decoding(run.model, settings, *calibration)}
 
 
-def calibrate_decoding(model, settings: dict, acquisitions: list) -> dict:
+def calibration_data(settings: dict, seed: int, training: list | None = None) -> tuple:
+    """``(acquisitions, description)`` the decoding is calibrated on: with
+    ``settings["fresh_calibration"]`` one new simulation of ``calibration_frames`` frames per
+    concentration, seeds ``seed + CALIBRATION_OFFSET + c``; otherwise the first
+    ``calibration_frames`` frames (default all) of each training simulation (``training``, or
+    simulated again)."""
+    frames = settings.get("calibration_frames")
+    if settings.get("fresh_calibration"):
+        offset = seed + CALIBRATION_OFFSET
+        return simulations(settings, frames, offset), f"{offset} + c, {frames} frames"
+    training = training or simulations(settings, settings["train_frames"], seed)
+    return [a.first_frames(frames) if frames else a for a in training], "training data"
+
+
+def calibrate_decoding(model, settings: dict, calibration: list, description: str) -> dict:
     """Choose ``model``'s input threshold (of ``settings["input_thresholds"]``, default the
     trained one), decoding threshold and, with ``settings["smoothing"]``, gated smoothing
     (:func:`blockrecon.ulm.evaluation.calibrate_smoothing`) of largest Jaccard on the
-    calibration frames of the training ``acquisitions``; returns the metadata of the choice:
-    ``training_jaccard`` per decoding threshold at the chosen input threshold and
-    ``calibration``, one row per input threshold."""
-    frames = settings.get("calibration_frames")
-    calibration = [a.first_frames(frames) if frames else a for a in acquisitions]
+    ``calibration`` acquisitions (see :func:`calibration_data`, whose ``description`` is
+    stored); returns the metadata of the choice: ``training_jaccard`` per decoding threshold at
+    the chosen input threshold, ``calibration``, one row per input threshold, and
+    ``calibration_data``."""
     rows, best = [], None
     for value in settings.get("input_thresholds", [model.sparsifier.value]):
         model.sparsifier.value = value
@@ -302,19 +320,19 @@ def calibrate_decoding(model, settings: dict, acquisitions: list) -> dict:
         if best is None or score > best[0]:
             best = score, value, model.threshold, model.smoothing, jaccard
     _, model.sparsifier.value, model.threshold, model.smoothing, jaccard = best
-    return {"training_jaccard": jaccard, "calibration": rows}
+    return {"training_jaccard": jaccard, "calibration": rows, "calibration_data": description}
 
 
 def recalibrate(out: Path, settings: dict, args: argparse.Namespace) -> tuple:
-    """The trained model of file ``out`` with its threshold calibrated again on the training
-    data's calibration frames, as :func:`train` returns it (the training figures from the
+    """The trained model of file ``out`` with its decoding calibrated again
+    (:func:`calibration_data`), as :func:`train` returns it (the training figures from the
     file's metadata)."""
     if not out.is_file():
         raise SystemExit(f"--rescore: no model file {out} (train it first)")
     loaded = load_model(out)
-    acquisitions = simulations(settings, settings["train_frames"], args.seed)
     kept = {k: loaded.extra[k] for k in ("train_seconds", "threads", "final_loss")}
-    return loaded.model, {**kept, **calibrate_decoding(loaded.model, settings, acquisitions)}
+    calibration = calibration_data(settings, args.seed)
+    return loaded.model, {**kept, **calibrate_decoding(loaded.model, settings, *calibration)}
 
 
 def train_one(dims: int, args: argparse.Namespace) -> dict:

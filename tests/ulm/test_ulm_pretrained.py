@@ -74,6 +74,8 @@ def test_quick_run_writes_loadable_models_with_their_held_out_scores(quick, dims
     inputs = settings.get("input_thresholds", [settings["sparsifier"][1]])  # calibrated
     assert sparsifier["kind"] == settings["sparsifier"][0] and sparsifier["value"] in inputs
     assert [row["input_threshold"] for row in extra["calibration"]] == inputs
+    fresh = f"2000 + c, {settings.get('calibration_frames')} frames"  # seeds unseen in training
+    assert extra["calibration_data"] == (fresh if dims == 3 else "training data")
     assert extra["seed"] == 0 and extra["settings"] == settings
     assert len(extra["history"]) == settings["steps"] and extra["train_seconds"] > 0
     report = json.loads((folder / f"ulm_pretrained_{dims}d.json").read_text())
