@@ -1,19 +1,26 @@
 """Decoding a ULM network's 8x occupancy with and without Gaussian smoothing, per concentration.
 
 The network runs once per held-out simulation (those of ``bench_ulm_accuracy.py``, seed
-1000 + c), at each input threshold asked for (``--input-thresholds``; default the model's); its
-8x maps are decoded (:func:`blockrecon.ulm.decode.decode_occupancy`) at each variant:
-``model``, the model's own decoding (its threshold, and its gated smoothing of the blocks with
-few detections), or ``SIGMA@THRESHOLD`` (SIGMA: the smoothing's standard deviation in lambda, 0
-for none, applied to every block; THRESHOLD: the occupancy a cell must pass, ``model`` for the
-model's), and scored by PALA's rules. The table gives detections per frame (observable without
-the truth), Jaccard, precision and recall; the JSON also the seconds each decoding took.
+1000 + c; ``--seeds S`` for S + c), at each input threshold asked for
+(``--input-thresholds``; default the model's); its 8x maps are decoded
+(:func:`blockrecon.ulm.decode.decode_occupancy`) at each variant:
+
+* ``model``: the model's own decoding (its threshold, and its gated smoothing of the blocks
+  with few detections);
+* ``model:MERGE``: the same with the merge radius of its gated smoothing set to MERGE lambda
+  (0: no merging);
+* ``SIGMA@THRESHOLD``: SIGMA the smoothing's standard deviation in lambda (0 for none),
+  applied to every block; THRESHOLD the occupancy a cell must pass (``model``: the model's);
+
+and scored by PALA's rules. The table gives detections per frame (observable without the
+truth), Jaccard, precision and recall; the JSON also the seconds each decoding took.
 
     python benchmarks/bench_ulm_decoding.py --shape 32 32 32 --frames 64 \\
         --concentrations 4 38 76 152 303 607 1214 --input-thresholds 0.01 0.0025
 """
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -41,9 +48,19 @@ RESULTS = Path(__file__).parent / "results"
 VARIANTS = ("model", "0@model", "0.0625@0.002", "0.094@0.001")
 
 
-def _variant(text: str) -> tuple[float, str] | str:
+def _variant(text: str) -> tuple[float, str] | tuple[str, float] | str:
     if text == "model":
         return text
+    if text.startswith("model:"):
+        try:
+            merge = float(text.removeprefix("model:"))
+            if merge < 0:
+                raise ValueError
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected model:MERGE with MERGE >= 0 lambda, got {text!r}"
+            ) from None
+        return "model", merge
     sigma, sep, threshold = text.partition("@")
     try:
         if not sep or float(sigma) < 0 or (threshold != "model" and not 0 < float(threshold) < 1):
@@ -66,11 +83,14 @@ def decoded_scores(model, acq, variants) -> list[dict]:
     rows = []
     for variant in variants:
         start = time.perf_counter()
-        if variant == "model":
+        if variant == "model" or variant[0] == "model":
+            smoothing = model.smoothing
+            if variant != "model":
+                smoothing = dataclasses.replace(smoothing, merge=variant[1])
             positions, frames = decode_blocks(
-                maps, blocks, model.threshold, model.split_radius, model.smoothing
+                maps, blocks, model.threshold, model.split_radius, smoothing
             )
-            sigma, threshold = "gated", model.threshold
+            sigma, threshold = _name(variant), model.threshold
         else:
             sigma, threshold = variant
             threshold = model.threshold if threshold == "model" else float(threshold)
@@ -106,7 +126,11 @@ def decoded_scores(model, acq, variants) -> list[dict]:
 
 
 def _name(variant) -> str:
-    return variant if variant == "model" else f"{variant[0]:g}@{variant[1]}"
+    if variant == "model":
+        return variant
+    if variant[0] == "model":
+        return f"model:{variant[1]:g}"
+    return f"{variant[0]:g}@{variant[1]}"
 
 
 def run() -> int:
@@ -128,6 +152,8 @@ def run() -> int:
     model = held_out_network(args)
     if model.sparsifier is None or model.sparsifier.kind != "threshold":
         parser.error("the network must be sparse with a threshold sparsifier")
+    if model.smoothing is None and any(v != "model" and v[0] == "model" for v in args.variants):
+        parser.error("model:MERGE needs a model with gated smoothing")
     if args.input_thresholds is not None and min(args.input_thresholds) <= 0:
         parser.error("--input-thresholds must be > 0")
     inputs = args.input_thresholds or [model.sparsifier.value]
