@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
 from blockrecon.sparse import SparseTensor
 from blockrecon.ulm.blocks import cell_centres, occupancy_targets
@@ -13,6 +14,7 @@ from blockrecon.ulm.decode import (
     _CellIndex,
     _components,
     _depth,
+    _nearest_lowest,
     _peaks,
     decode_occupancy,
     merge_close,
@@ -210,3 +212,9 @@ def test_decoded_masses_are_the_summed_occupancy_of_each_bubble():
     logits[0, 0, 20, 3] = 0.0  # one cell of occupancy 0.5
     found = decode_occupancy(logits, (0.5, 0.5), scale=8, threshold=0.4)
     assert sorted(found.masses.tolist()) == pytest.approx([0.5, 4.0])
+
+
+def test_a_cell_equidistant_from_peaks_goes_to_the_first():
+    tree = cKDTree(np.array([[2.0, 0.0], [0.0, 0.0], [1.0, 1.0], [1.0, -1.0]]))
+    points = np.array([[1.0, 0.0], [0.1, 0.0], [1.9, 0.0]])  # all four tie; then nearest
+    np.testing.assert_array_equal(_nearest_lowest(tree, points), [0, 1, 0])
