@@ -372,12 +372,14 @@ def decode_occupancy(
 
 
 def merge_close(found: Detections, radius: float) -> Detections:
-    """``found`` with the detections of each (item, frame) closer than ``radius`` (lambda)
-    merged: the heaviest detection not yet merged takes every unmerged one within ``radius``
-    of it, and they become one bubble at their mass-weighted centroid, of their summed mass."""
-    check_positive(radius, "merge radius")
+    """``found`` with the detections of each (item, frame) closer than ``radius`` (lambda; 0:
+    none) merged: the heaviest detection not yet merged takes every unmerged one within
+    ``radius`` of it, and they become one bubble at their mass-weighted centroid, of their
+    summed mass."""
+    if not (np.isfinite(radius) and radius >= 0):
+        raise ValueError(f"merge radius must be >= 0 (lambda), got {radius}")
     n = len(found.frames)
-    if n < 2:
+    if n < 2 or radius == 0:
         return found
     positions = found.positions.double().numpy()
     mass = found.masses.numpy()

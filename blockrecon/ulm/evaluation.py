@@ -87,8 +87,7 @@ def _gated_decode(
         found = _decode_block(
             out, blocks, index, smoothing.threshold, split_radius, smoothing.sigma
         )
-        if smoothing.merge > 0:
-            found = merge_close(found, smoothing.merge)
+        found = merge_close(found, smoothing.merge)
     return found
 
 
@@ -308,10 +307,7 @@ def _block_counts(
         if key not in smoothed:
             smoothed[key] = _decode_block(logits, blocks, index, key[1], model.split_radius, key[0])
         if (*key, candidate.merge) not in merged:
-            found = smoothed[key]
-            if candidate.merge > 0:
-                found = merge_close(found, candidate.merge)
-            merged[(*key, candidate.merge)] = counts(found)
+            merged[(*key, candidate.merge)] = counts(merge_close(smoothed[key], candidate.merge))
         result[candidate] = merged[(*key, candidate.merge)]
     return result
 

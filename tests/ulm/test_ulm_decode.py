@@ -202,8 +202,9 @@ def test_merge_close_joins_detections_of_one_frame_heaviest_first():
     lopsided = merge_close(_detections([[0, 0, 0.0, 0, 0, 3.0], [0, 0, 0.2, 0, 0, 1.0]]), 0.4)
     torch.testing.assert_close(lopsided.positions[:, 0], torch.tensor([0.05]))  # mass-weighted
     assert len(merge_close(found, 0.1).frames) == len(found.frames)
+    assert merge_close(found, 0.0) is found  # radius 0: no merging
     with pytest.raises(ValueError, match="merge radius"):
-        merge_close(found, 0.0)
+        merge_close(found, -0.1)
 
 
 def test_decoded_masses_are_the_summed_occupancy_of_each_bubble():
