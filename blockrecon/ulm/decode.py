@@ -61,7 +61,7 @@ class GatedSmoothing:
     deviation ``sigma`` (lambda) at occupancy ``threshold`` (the ``smoothing`` and
     ``threshold`` of :func:`decode_occupancy`; smoothed occupancy is lower, so is its
     threshold), and its detections closer than ``merge`` (lambda; 0: none) in one frame are
-    merged (:func:`merge_close`). Chosen on training data by
+    merged (:func:`merge_close`). Chosen on simulations with their truth by
     :func:`blockrecon.ulm.evaluation.calibrate_smoothing`.
     """
 
@@ -75,8 +75,7 @@ class GatedSmoothing:
         check_positive(self.below, "smoothing density limit")
         if not 0 < self.threshold < 1:
             raise ValueError(f"smoothed threshold must be in (0, 1), got {self.threshold}")
-        if not (np.isfinite(self.merge) and self.merge >= 0):
-            raise ValueError(f"merge radius must be >= 0 (lambda), got {self.merge}")
+        _check_merge_radius(self.merge)
 
     def applies(self, detections: int, sites: int) -> bool:
         """Whether a block of ``sites`` (frames x input voxels) in which the unsmoothed decoding
@@ -371,13 +370,17 @@ def decode_occupancy(
     )
 
 
+def _check_merge_radius(radius: float) -> None:
+    if not (np.isfinite(radius) and radius >= 0):
+        raise ValueError(f"merge radius must be >= 0 (lambda), got {radius}")
+
+
 def merge_close(found: Detections, radius: float) -> Detections:
     """``found`` with the detections of each (item, frame) closer than ``radius`` (lambda; 0:
     none) merged: the heaviest detection not yet merged takes every unmerged one within
     ``radius`` of it, and they become one bubble at their mass-weighted centroid, of their
     summed mass."""
-    if not (np.isfinite(radius) and radius >= 0):
-        raise ValueError(f"merge radius must be >= 0 (lambda), got {radius}")
+    _check_merge_radius(radius)
     n = len(found.frames)
     if n < 2 or radius == 0:
         return found
