@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from blockrecon.checks import check_positive, check_positive_int
-from blockrecon.cli.options import positive_float, positive_int
+from blockrecon.cli.options import non_negative_int, positive_float, positive_int
 
 
 @pytest.mark.parametrize("value", [1, np.int64(3)])
@@ -38,7 +38,9 @@ def test_bad_numbers_are_named(value):
 
 def test_argparse_types():
     assert positive_int("4") == 4 and positive_float("0.5") == 0.5
+    assert non_negative_int("0") == 0
     for parse, text, message in [
+        (non_negative_int, "-1", "non-negative integer"),
         (positive_int, "0", "positive integer"),
         (positive_int, "2.5", "not a number"),
         (positive_float, "-1", "positive finite number"),

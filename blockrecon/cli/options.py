@@ -34,6 +34,11 @@ def positive_int(text: str) -> int:
     return _parse(text, int, check_positive_int)
 
 
+def non_negative_int(text: str) -> int:
+    """argparse ``type=``: an integer >= 0."""
+    return _parse(text, int, lambda value, name: check_positive_int(value, name, allow_zero=True))
+
+
 def positive_float(text: str) -> float:
     """argparse ``type=``: a finite number > 0."""
     return _parse(text, float, check_positive)

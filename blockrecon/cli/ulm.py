@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from blockrecon.cli.options import positive_float, positive_int, show_progress
+from blockrecon.cli.options import non_negative_int, positive_float, positive_int, show_progress
 from blockrecon.cli.output import check_output_file, write_json
 
 #: Detection methods of ``ulm evaluate`` and ``ulm map``.
@@ -58,6 +58,15 @@ def _register_simulate(sub) -> None:
         help="mean bubbles in the field of view per frame",
     )
     p.add_argument("--snr", type=float, default=30.0, help="SNR in dB")
+    p.add_argument(
+        "--clutter",
+        type=float,
+        default=None,
+        metavar="DB",
+        help="add slowly drifting tissue clutter of this mean power per voxel relative to a "
+        "bubble's peak, in dB (tree phantom; default: none; 'ulm evaluate' and 'ulm map' "
+        "remove it with --svd-components 2)",
+    )
     p.add_argument("--seed", type=int, default=0, help="simulation seed")
     p.add_argument(
         "--phantom",
@@ -77,15 +86,15 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.out.suffix not in (".h5", ".hdf5"):
         raise ValueError(f"--out {args.out} must end in .h5 or .hdf5")
     check_output_file(args.out)
-    simulate = simulate_canal_pair if args.phantom == "canals" else simulate_acquisition
-    acq = simulate(
-        args.shape,
-        args.frames,
-        args.concentration,
-        seed=args.seed,
-        snr_db=args.snr,
-        progress=show_progress(args),
-    )
+    options = {"seed": args.seed, "snr_db": args.snr, "progress": show_progress(args)}
+    if args.phantom == "canals":
+        if args.clutter is not None:
+            raise ValueError("--clutter is for --phantom tree")
+        acq = simulate_canal_pair(args.shape, args.frames, args.concentration, **options)
+    else:
+        acq = simulate_acquisition(
+            args.shape, args.frames, args.concentration, clutter_db=args.clutter, **options
+        )
     write_ulm_acquisition(args.out, acq)
     print(
         f"Wrote {args.out}: {'x'.join(map(str, acq.spatial_shape))} x {acq.n_frames} frames, "
@@ -392,11 +401,42 @@ def _add_method_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_clutter_option(p: argparse.ArgumentParser) -> None:
+    """``--svd-components`` of ``ulm evaluate`` and ``ulm map`` (see :func:`_without_clutter`)."""
+    p.add_argument(
+        "--svd-components",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="SVD clutter filter: remove the N leading singular components of the frames "
+        "(all frames of --data at once; blockrecon.ulm.svd_clutter_filter) before detection, "
+        "for either method; 0 (default): data already filtered",
+    )
+
+
+def _without_clutter(args: argparse.Namespace, acq):
+    """``acq`` with the ``--svd-components`` leading singular components of its IQ frames
+    removed (unchanged for 0)."""
+    from dataclasses import replace
+
+    from blockrecon.ulm import svd_clutter_filter
+
+    if args.svd_components == 0:
+        return acq
+    if args.svd_components >= acq.n_frames:
+        raise ValueError(
+            f"--svd-components {args.svd_components} must be below the {acq.n_frames} frames "
+            f"of {args.data}"
+        )
+    return replace(acq, iq=svd_clutter_filter(acq.iq, args.svd_components))
+
+
 def _register_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="detect bubbles with a model and score them")
     p.add_argument("--data", type=Path, required=True, help="acquisition .h5 file")
     _add_model_option(p)
     _add_method_option(p)
+    _add_clutter_option(p)
     p.add_argument(
         "--block-frames", type=positive_int, default=16, help="frames per block (as in training)"
     )
@@ -409,14 +449,15 @@ def _model_and_data(args: argparse.Namespace, read: Callable):
     ``ulm map``. With ``--method network``: the model file ``--model`` (read first, so that
     its errors come first), or without it the shipped network of the data's dimensionality,
     checked against the data (``read(--data)``) before any work. With ``--method
-    conventional``: no model (``--model`` is refused)."""
+    conventional``: no model (``--model`` is refused). The acquisition is clutter-filtered
+    last (``--svd-components``, :func:`_without_clutter`)."""
     from blockrecon.ulm.pretrained import pretrained_ulm_path
     from blockrecon.ulm.training import load_model
 
     if args.method == "conventional":
         if args.model is not None:
             raise ValueError("--model is for --method network; conventional ULM uses no model")
-        return None, None, read(args.data)
+        return None, None, _without_clutter(args, read(args.data))
     path = args.model
     loaded = None if path is None else load_model(path)
     acq = read(args.data)
@@ -425,7 +466,7 @@ def _model_and_data(args: argparse.Namespace, read: Callable):
         print(f"Using the shipped network {path}", file=sys.stderr)
         loaded = load_model(path)
     loaded.model.net.config.check_data(tuple(acq.iq.shape), args.block_frames, str(args.data))
-    return loaded, path, acq
+    return loaded, path, _without_clutter(args, acq)
 
 
 def _detections(args: argparse.Namespace, loaded, acq) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -497,6 +538,7 @@ def _register_map(sub) -> None:
     )
     _add_model_option(p)
     _add_method_option(p)
+    _add_clutter_option(p)
     p.add_argument(
         "--data", type=Path, required=True, help="acquisition .h5 file (only /iq is needed)"
     )

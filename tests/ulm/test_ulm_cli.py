@@ -229,6 +229,22 @@ def test_bench_memory(tmp_path):
     assert rows["sparse"]["peak_bytes"] < rows["dense"]["peak_bytes"]
 
 
+def test_svd_filter_removes_simulated_clutter(tmp_path):
+    """Tissue clutter 10 dB above a bubble's peak hides every bubble from conventional ULM;
+    ``--svd-components 2`` removes it (the simulated clutter has rank 2)."""
+    data = tmp_path / "clutter.h5"
+    simulate = ["ulm", "--no-progress", "simulate", "--out", str(data), "--shape", "16", "16"]
+    settings = ["--frames", "64", "--concentration", "4", "--clutter", "10", "--seed", "3"]
+    assert main([*simulate, *settings]) == 0
+    jaccard = {}
+    for components in ("0", "2"):
+        out = tmp_path / f"scores{components}.json"
+        evaluate = ["ulm", "evaluate", "--data", str(data), "--method", "conventional"]
+        assert main([*evaluate, "--svd-components", components, "--json", str(out)]) == 0
+        jaccard[components] = json.loads(out.read_text())["jaccard"]
+    assert jaccard["0"] < 0.05 and jaccard["2"] > 0.6
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -270,6 +286,15 @@ def test_bench_memory(tmp_path):
             "does not exist",
         ),
         (["simulate", "--out", "{tmp}/a.txt"], "must end in .h5"),
+        (
+            ["simulate", "--out", "{tmp}/a.h5", "--phantom", "canals", "--clutter", "3"],
+            "--clutter is for --phantom tree",
+        ),
+        (
+            ["evaluate", "--data", "{acq}", "--method", "conventional"]
+            + ["--svd-components", "32"],
+            "--svd-components 32 must be below the 32 frames of",
+        ),
         (
             ["train", "--data", "{acq}", "--out", "{tmp}/m.pt", "--kind", "dense"]
             + ["--keep-margin", "1"],
