@@ -156,6 +156,9 @@ def simulate_acquisition(
     ):
         check_positive(value, name)
     check_positive(amplitude_sigma, "amplitude_sigma", allow_zero=True)
+    for name, value in (("snr_db", snr_db), ("clutter_db", clutter_db)):
+        if value is not None and not np.isfinite(value):
+            raise ValueError(f"{name} must be a finite number of dB or None, got {value}")
     pixel = check_per_axis("pixel_size", pixel_size, ndim)
     fwhm = check_per_axis("psf_fwhm", psf_fwhm, 2)
     fwhm = (fwhm[0],) + (fwhm[1],) * (ndim - 1)

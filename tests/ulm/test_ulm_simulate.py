@@ -69,6 +69,8 @@ def test_clutter_power_as_requested():
             "pixel_size",
         ),
         (dict(shape=(8, 8), n_frames=4, concentration=1.0, frame_rate=0.0), "frame_rate"),
+        (dict(shape=(8, 8), n_frames=4, concentration=1.0, snr_db=float("inf")), "snr_db"),
+        (dict(shape=(8, 8), n_frames=4, concentration=1.0, clutter_db=float("nan")), "clutter_db"),
     ],
 )
 def test_bad_simulation_arguments_are_named(kwargs, message):
