@@ -1,16 +1,17 @@
 """Train the ULM detection networks shipped as ``blockrecon/ulm/pretrained_ulm{2,3}d.pt``.
 
 Reproducible from its seed on a CPU (2 threads: about 5 minutes for the 2D network, about
-45 minutes for the 3D one): the settings (:data:`SETTINGS`) are those of the best measured
+1 hour 45 minutes for the 3D one): the settings (:data:`SETTINGS`) are those of the best measured
 figures of benchmarks/README.md ("ULM"). Both networks are sparse (a 2D dense one scored about
 the same for several times the training time; no dense 3D network trains in an hour on a CPU):
 
 * 2D: 16x16 fields at lambda/2 pixels, channels 8/16/32, fine tail 8, 3000 steps, lr 1e-2,
   batch 4; one simulation of 512 frames per concentration 2, 4, ..., 64 bubbles/frame;
-* 3D: the source's 32^3 block at lambda/2 voxels, channels 16/32/64, fine tail 8, 800 steps,
+* 3D: the source's 32^3 block at lambda/2 voxels, channels 16/32/64, fine tail 8, 1200 steps,
   lr 3e-3, batch 1 (a step at the highest concentration holds about 4 GiB); one simulation
-  of 256 frames per concentration 4 and 38, 76, ..., 1214 bubbles/frame (2, 4, ..., 64 on a
-  12^3 field scaled to the 32^3 volume; 4 adds blocks whose brightest bubble is dim), with the
+  of 256 frames per concentration 4, 16 and 38, 76, ..., 1214 bubbles/frame (2, 4, ..., 64 on
+  a 12^3 field scaled to the 32^3 volume; 4 adds blocks whose brightest bubble is dim, 16 the
+  sparse end of the accuracy goal), with the
   target cells kept through pruning together with their neighbours within one cell
   (``keep_margin`` of :func:`blockrecon.ulm.training.train_ulm`: the fine heads learn to reject
   empty sites next to a bubble instead of painting every site they are given); trained with
@@ -86,14 +87,14 @@ SETTINGS = {
         "shape": [32, 32, 32],
         "channels": [16, 32, 64],
         "fine_channels": 8,
-        "steps": 800,
+        "steps": 1200,
         "lr": 3e-3,
         "keep_margin": 1,
         "batch_size": 1,
         "train_frames": 256,
         "calibration_frames": 16,
         "held_out_frames": 64,
-        "concentrations": [4, 38, 76, 152, 303, 607, 1214],
+        "concentrations": [4, 16, 38, 76, 152, 303, 607, 1214],
         "input_thresholds": [0.0025],
         "decode_thresholds": [0.01, 0.02, 0.05],
         "smoothing": True,

@@ -43,10 +43,11 @@ SMOOTHING_SIGMAS = (0.0625, 0.094)
 SMOOTHED_THRESHOLDS = (0.001, 0.002)
 SMOOTHING_LIMITS = (0.005, 0.01, 0.015)
 #: Merge radii (lambda; 0: none) that :func:`calibrate_smoothing` tries by default. On training
-#: simulations of 16-76 bubbles/frame the shipped 3D network's smoothed detections include
-#: duplicates 0.17-0.35 lambda from the bubble another detection matched (benchmarks/README.md,
-#: "Merging duplicates").
-MERGE_RADII = (0.0, 0.25, 0.4, 0.5)
+#: simulations of 16-76 bubbles/frame the first 32^3 network's (800 steps) smoothed detections
+#: include duplicates 0.17-0.35 lambda from the bubble another detection matched, and at
+#: 16/frame its held-out Jaccard still rose from 0.5 to 0.6 lambda (benchmarks/README.md,
+#: "Merging duplicates"); the shipped one (1200 steps) is calibrated to merge none.
+MERGE_RADII = (0.0, 0.25, 0.4, 0.5, 0.6)
 #: Refinement of the networks' finest occupancy map.
 NETWORK_SCALE = 8
 
