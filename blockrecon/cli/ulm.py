@@ -341,7 +341,8 @@ def _register_calibrate(sub) -> None:
         "--smoothing",
         action="store_true",
         help="then choose the smoothing of blocks with few detections too (sigma, smoothed "
-        "threshold, density limit and merge radius; none if no candidate scores better)",
+        "threshold, density limit, merge radius and merge density limit; none if no "
+        "candidate scores better)",
     )
     p.set_defaults(func=_calibrate)
 

@@ -16,10 +16,11 @@ map does not hold count 0): the shipped 3D network spreads one bubble over fragm
 cells apart, which decode as duplicates, and smoothing joins them. It also joins bubbles that
 are truly that close, so it pays at low concentrations and costs at high ones (measured:
 benchmarks/README.md, "The shipped ULM networks"). :class:`GatedSmoothing` therefore smooths
-only the blocks where the unsmoothed decoding finds few bubbles, and there also merges the
-detections of one frame that lie closer than a bubble's size (:func:`merge_close`): fragments
-farther apart than smoothing joins, which would otherwise count as one true and one false
-positive.
+only the blocks where the unsmoothed decoding finds few bubbles, and where it finds fewer
+still (a gate of its own) also merges the detections of one frame that lie closer than a
+bubble's size (:func:`merge_close`): fragments farther apart than smoothing joins, which would
+otherwise count as one true and one false positive, but also true neighbours, which are common
+only at higher concentrations.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ class GatedSmoothing:
     voxel (a density; no ground truth needed) is decoded again, with a Gaussian of standard
     deviation ``sigma`` (lambda) at occupancy ``threshold`` (the ``smoothing`` and
     ``threshold`` of :func:`decode_occupancy`; smoothed occupancy is lower, so is its
-    threshold), and its detections closer than ``merge`` (lambda; 0: none) in one frame are
+    threshold). In the smoothed blocks whose unsmoothed density is also below ``merge_below``
+    (None: ``below``), detections closer than ``merge`` (lambda; 0: none) in one frame are
     merged (:func:`merge_close`). Chosen on simulations with their truth by
     :func:`blockrecon.ulm.evaluation.calibrate_smoothing`.
     """
@@ -69,6 +71,7 @@ class GatedSmoothing:
     threshold: float
     below: float
     merge: float = 0.0
+    merge_below: float | None = None
 
     def __post_init__(self) -> None:
         check_positive(self.sigma, "smoothing sigma")
@@ -76,18 +79,31 @@ class GatedSmoothing:
         if not 0 < self.threshold < 1:
             raise ValueError(f"smoothed threshold must be in (0, 1), got {self.threshold}")
         _check_merge_radius(self.merge)
+        if self.merge_below is not None:
+            check_positive(self.merge_below, "merge density limit")
+            if self.merge_below > self.below:
+                raise ValueError(
+                    f"merge density limit {self.merge_below} exceeds the smoothing density "
+                    f"limit {self.below}: only smoothed blocks are merged"
+                )
 
     def applies(self, detections: int, sites: int) -> bool:
         """Whether a block of ``sites`` (frames x input voxels) in which the unsmoothed decoding
         found ``detections`` bubbles is decoded smoothed."""
         return detections < self.below * sites
 
-    def to_dict(self) -> dict[str, float]:
+    def merges(self, detections: int, sites: int) -> bool:
+        """Whether such a block's smoothed detections are also merged."""
+        limit = self.below if self.merge_below is None else self.merge_below
+        return self.merge > 0 and detections < limit * sites
+
+    def to_dict(self) -> dict[str, float | None]:
         return {
             "sigma": self.sigma,
             "threshold": self.threshold,
             "below": self.below,
             "merge": self.merge,
+            "merge_below": self.merge_below,
         }
 
 

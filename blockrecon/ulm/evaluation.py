@@ -48,6 +48,11 @@ SMOOTHING_LIMITS = (0.005, 0.01, 0.015)
 #: 16/frame its held-out Jaccard still rose from 0.5 to 0.6 lambda (benchmarks/README.md,
 #: "Merging duplicates"); the shipped one (1200 steps) is calibrated to merge none.
 MERGE_RADII = (0.0, 0.25, 0.4, 0.5, 0.6)
+#: Merge density limits (detections per frame and input voxel; None: the smoothing's) that
+#: :func:`calibrate_smoothing` tries with each radius. In a 32^3 block they fall between 16,
+#: 38, 76 and 152 bubbles/frame (density 0.00049, 0.0012, 0.0023, 0.0046): merging true
+#: neighbours costs more as bubbles crowd.
+MERGE_LIMITS = (None, 0.00075, 0.0015, 0.003)
 #: Refinement of the networks' finest occupancy map.
 NETWORK_SCALE = 8
 
@@ -84,11 +89,13 @@ def _gated_decode(
     """The bubbles of block ``index`` of ``blocks`` from its 8x logits ``out``: decoded at
     ``threshold``, then again smoothed if ``smoothing`` applies to their density."""
     found = _decode_block(out, blocks, index, threshold, split_radius)
-    if smoothing is not None and smoothing.applies(len(found.frames), _block_sites(blocks)):
+    density = len(found.frames), _block_sites(blocks)
+    if smoothing is not None and smoothing.applies(*density):
         found = _decode_block(
             out, blocks, index, smoothing.threshold, split_radius, smoothing.sigma
         )
-        found = merge_close(found, smoothing.merge)
+        if smoothing.merges(*density):
+            found = merge_close(found, smoothing.merge)
     return found
 
 
@@ -236,16 +243,19 @@ def smoothing_candidates(
     thresholds: Sequence[float] = SMOOTHED_THRESHOLDS,
     limits: Sequence[float] = SMOOTHING_LIMITS,
     merges: Sequence[float] = MERGE_RADII,
+    merge_limits: Sequence[float | None] = MERGE_LIMITS,
 ) -> list[GatedSmoothing]:
     """Every :class:`~blockrecon.ulm.decode.GatedSmoothing` of the given sigmas (lambda),
-    smoothed thresholds, density limits (detections per frame and input voxel) and merge radii
-    (lambda)."""
+    smoothed thresholds, density limits (detections per frame and input voxel), merge radii
+    (lambda) and, for a radius above 0, merge density limits up to the smoothing's."""
     return [
-        GatedSmoothing(sigma, threshold, below, merge)
+        GatedSmoothing(sigma, threshold, below, merge, merge_below)
         for sigma in sigmas
         for threshold in thresholds
         for below in limits
         for merge in merges
+        for merge_below in ([None] if merge == 0 else merge_limits)
+        if merge_below is None or merge_below <= below
     ]
 
 
@@ -288,7 +298,7 @@ def _block_counts(
 ) -> dict[GatedSmoothing | None, tuple[int, int, int]]:
     """(true positives, false positives, false negatives) of block ``index`` decoded without
     smoothing (key None) and with each candidate (each smoothed decoding, and each merge of
-    it, computed once)."""
+    it, computed once; the candidates differ in their gates)."""
     first = int(blocks.first_frames[index])
     used = (acquisition.frames >= first) & (acquisition.frames < first + blocks.inputs.shape[2])
     truth = acquisition.positions[used], acquisition.frames[used]
@@ -299,17 +309,19 @@ def _block_counts(
 
     plain = _decode_block(logits, blocks, index, model.threshold, model.split_radius)
     result = {None: counts(plain)}
+    density = len(plain.frames), _block_sites(blocks)
     smoothed, merged = {}, {}
     for candidate in candidates:
-        if not candidate.applies(len(plain.frames), _block_sites(blocks)):
+        if not candidate.applies(*density):
             result[candidate] = result[None]
             continue
         key = (candidate.sigma, candidate.threshold)
         if key not in smoothed:
             smoothed[key] = _decode_block(logits, blocks, index, key[1], model.split_radius, key[0])
-        if (*key, candidate.merge) not in merged:
-            merged[(*key, candidate.merge)] = counts(merge_close(smoothed[key], candidate.merge))
-        result[candidate] = merged[(*key, candidate.merge)]
+        radius = candidate.merge if candidate.merges(*density) else 0.0
+        if (*key, radius) not in merged:
+            merged[(*key, radius)] = counts(merge_close(smoothed[key], radius))
+        result[candidate] = merged[(*key, radius)]
     return result
 
 

@@ -54,6 +54,7 @@ def test_calibrated_smoothing_is_the_best_candidate_and_is_saved(trained, acquis
         GatedSmoothing(0.1, 0.002, 1.0),
         GatedSmoothing(0.05, 0.01, 1.0),
         GatedSmoothing(0.05, 0.01, 1.0, merge=0.5),
+        GatedSmoothing(0.05, 0.01, 1.0, merge=0.5, merge_below=0.01),
         never,
     ]
     jaccard = calibrate_smoothing(trained, [acquisition], 16, candidates, progress=False)
@@ -89,3 +90,33 @@ def test_gated_smoothing_joins_fragments_only_in_blocks_of_few_detections(blocks
         GatedSmoothing(sigma, 0.01, 0.0)
     with pytest.raises(ValueError, match="merge radius"):
         GatedSmoothing(sigma, 0.01, 0.1, merge=-0.1)
+
+
+def test_merging_has_a_gate_of_its_own(blocks):
+    """Every frame of block 0 holds one pair of fragments 6 fine cells apart, of block 1 eight
+    pairs (2 and 16 detections per frame, 2 / 64 and 0.25 per input voxel); smoothing this
+    narrow joins none. Both blocks are smoothed (gate 1.0): a merge radius of 8 cells joins
+    each pair in both, unless merging is gated at 0.1, where only block 0's pair is joined."""
+    frames = blocks.inputs.shape[2]
+    fine = [NETWORK_SCALE * n for n in blocks.inputs.shape[3:]]
+    maps = [torch.full((1, frames, *fine), -50.0) for _ in range(2)]
+    maps[0][:, :, 10, 10] = maps[0][:, :, 10, 16] = 2.0
+    for row in range(4):
+        for col in range(2):
+            y, x = 8 + 14 * row, 8 + 30 * col
+            maps[1][:, :, y, x] = maps[1][:, :, y, x + 6] = 2.0
+    cell = blocks.pixel_size[0] / NETWORK_SCALE
+    first = int(blocks.first_frames[1])
+
+    def per_block(smoothing):
+        _, found = decode_blocks(maps, blocks, 0.5, None, smoothing)
+        return int((found < first).sum()) // frames, int((found >= first).sum()) // frames
+
+    assert per_block(GatedSmoothing(0.3 * cell, 0.01, 1.0)) == (2, 16)
+    assert per_block(GatedSmoothing(0.3 * cell, 0.01, 1.0, merge=8 * cell)) == (1, 8)
+    assert per_block(GatedSmoothing(0.3 * cell, 0.01, 1.0, 8 * cell, merge_below=0.1)) == (1, 16)
+    assert per_block(GatedSmoothing(0.3 * cell, 0.01, 0.1, 8 * cell, merge_below=0.1)) == (1, 16)
+    with pytest.raises(ValueError, match="merge density limit"):
+        GatedSmoothing(0.3 * cell, 0.01, 0.1, 8 * cell, merge_below=0.0)
+    with pytest.raises(ValueError, match="only smoothed blocks are merged"):
+        GatedSmoothing(0.3 * cell, 0.01, 0.1, 8 * cell, merge_below=0.2)

@@ -73,14 +73,17 @@ def test_model_file_round_trip(blocks, tmp_path):
     mask = LearnedMask(2)
     model = build_model("sparse", CONFIG, InputSparsifier("learned", mask=mask))
     model.threshold, model.split_radius = 0.3, None
-    model.smoothing = GatedSmoothing(0.1, 0.002, 0.01, 0.4)
+    model.smoothing = GatedSmoothing(0.1, 0.002, 0.01, 0.4, 0.005)
     path = save_model(tmp_path / "m.pt", model)
     again = load_model(path).model
     assert again.kind == "sparse" and again.sparsifier.kind == "learned"
     assert (again.threshold, again.split_radius) == (0.3, None)
     assert again.smoothing == model.smoothing
     payload = torch.load(path, weights_only=True)
-    payload["extra"]["smoothing"].pop("merge")  # a file written before merging existed
+    payload["extra"]["smoothing"].pop("merge_below")  # written before merging had its own gate
+    torch.save(payload, tmp_path / "old.pt")
+    assert load_model(tmp_path / "old.pt").model.smoothing == GatedSmoothing(0.1, 0.002, 0.01, 0.4)
+    payload["extra"]["smoothing"].pop("merge")  # written before merging existed
     torch.save(payload, tmp_path / "old.pt")
     assert load_model(tmp_path / "old.pt").model.smoothing == GatedSmoothing(0.1, 0.002, 0.01)
     x = blocks.inputs[:1]
