@@ -1,6 +1,8 @@
 """Evaluation: the calibrated decoding threshold and gated smoothing are the best of their
 candidates and are saved; the smoothing applies only to blocks of few detections."""
 
+from collections.abc import Callable
+
 import pytest
 import torch
 from ulm_cases import CONFIG
@@ -66,26 +68,35 @@ def test_calibrated_smoothing_is_the_best_candidate_and_is_saved(trained, acquis
         calibrate_smoothing(trained, [acquisition], 16, [], progress=False)
 
 
-def test_gated_smoothing_joins_fragments_only_in_blocks_of_few_detections(blocks):
-    """Every frame of block 0 holds one bubble painted as two fragments 3 fine cells apart; of
-    block 1, eight such pairs. Plainly decoded, block 0 has 2 detections per frame (2 / 64 per
-    input voxel), block 1 has 16 (0.25); with a gate at 0.1 only block 0 is smoothed, its pair
-    joined into one bubble."""
+def _fragment_pairs(blocks, gap: int) -> Callable[[GatedSmoothing | None], tuple[int, int]]:
+    """Detections per frame of blocks 0 and 1, decoded at 0.5 with a given smoothing, of 8x
+    logits that hold in every frame one pair of fragments ``gap`` fine cells apart in block 0
+    and eight such pairs in block 1 (plainly decoded: 2 and 16 detections per frame, 2 / 64 and
+    0.25 per input voxel)."""
     frames = blocks.inputs.shape[2]
     fine = [NETWORK_SCALE * n for n in blocks.inputs.shape[3:]]
     maps = [torch.full((1, frames, *fine), -50.0) for _ in range(2)]
-    maps[0][:, :, 10, 10] = maps[0][:, :, 10, 13] = 2.0
+    maps[0][:, :, 10, 10] = maps[0][:, :, 10, 10 + gap] = 2.0
     for row in range(4):
         for col in range(2):
             y, x = 8 + 14 * row, 8 + 30 * col
-            maps[1][:, :, y, x] = maps[1][:, :, y, x + 3] = 2.0
-    sigma = 1.5 * blocks.pixel_size[0] / NETWORK_SCALE
-    gate = GatedSmoothing(sigma, 0.01, 0.1)
-    _, plain = decode_blocks(maps, blocks, 0.5, None)
-    _, gated = decode_blocks(maps, blocks, 0.5, None, gate)
+            maps[1][:, :, y, x] = maps[1][:, :, y, x + gap] = 2.0
     first = int(blocks.first_frames[1])
-    assert (plain < first).sum() == 2 * frames and (plain >= first).sum() == 16 * frames
-    assert (gated < first).sum() == frames and (gated >= first).sum() == 16 * frames
+
+    def per_block(smoothing: GatedSmoothing | None) -> tuple[int, int]:
+        _, found = decode_blocks(maps, blocks, 0.5, None, smoothing)
+        return int((found < first).sum()) // frames, int((found >= first).sum()) // frames
+
+    return per_block
+
+
+def test_gated_smoothing_joins_fragments_only_in_blocks_of_few_detections(blocks):
+    """Fragments 3 fine cells apart (:func:`_fragment_pairs`): with a gate at 0.1 only block 0
+    is smoothed, its pair joined into one bubble."""
+    per_block = _fragment_pairs(blocks, 3)
+    sigma = 1.5 * blocks.pixel_size[0] / NETWORK_SCALE
+    assert per_block(None) == (2, 16)
+    assert per_block(GatedSmoothing(sigma, 0.01, 0.1)) == (1, 16)
     with pytest.raises(ValueError, match="density"):
         GatedSmoothing(sigma, 0.01, 0.0)
     with pytest.raises(ValueError, match="merge radius"):
@@ -93,25 +104,11 @@ def test_gated_smoothing_joins_fragments_only_in_blocks_of_few_detections(blocks
 
 
 def test_merging_has_a_gate_of_its_own(blocks):
-    """Every frame of block 0 holds one pair of fragments 6 fine cells apart, of block 1 eight
-    pairs (2 and 16 detections per frame, 2 / 64 and 0.25 per input voxel); smoothing this
-    narrow joins none. Both blocks are smoothed (gate 1.0): a merge radius of 8 cells joins
-    each pair in both, unless merging is gated at 0.1, where only block 0's pair is joined."""
-    frames = blocks.inputs.shape[2]
-    fine = [NETWORK_SCALE * n for n in blocks.inputs.shape[3:]]
-    maps = [torch.full((1, frames, *fine), -50.0) for _ in range(2)]
-    maps[0][:, :, 10, 10] = maps[0][:, :, 10, 16] = 2.0
-    for row in range(4):
-        for col in range(2):
-            y, x = 8 + 14 * row, 8 + 30 * col
-            maps[1][:, :, y, x] = maps[1][:, :, y, x + 6] = 2.0
+    """Fragments 6 fine cells apart (:func:`_fragment_pairs`), which smoothing this narrow does
+    not join. Both blocks are smoothed (gate 1.0): a merge radius of 8 cells joins each pair in
+    both, unless merging is gated at 0.1, where only block 0's pair is joined."""
+    per_block = _fragment_pairs(blocks, 6)
     cell = blocks.pixel_size[0] / NETWORK_SCALE
-    first = int(blocks.first_frames[1])
-
-    def per_block(smoothing):
-        _, found = decode_blocks(maps, blocks, 0.5, None, smoothing)
-        return int((found < first).sum()) // frames, int((found >= first).sum()) // frames
-
     assert per_block(GatedSmoothing(0.3 * cell, 0.01, 1.0)) == (2, 16)
     assert per_block(GatedSmoothing(0.3 * cell, 0.01, 1.0, merge=8 * cell)) == (1, 8)
     assert per_block(GatedSmoothing(0.3 * cell, 0.01, 1.0, 8 * cell, merge_below=0.1)) == (1, 16)
