@@ -46,7 +46,8 @@ SMOOTHING_LIMITS = (0.005, 0.01, 0.015)
 #: simulations of 16-76 bubbles/frame the first 32^3 network's (800 steps) smoothed detections
 #: include duplicates 0.17-0.35 lambda from the bubble another detection matched, and at
 #: 16/frame its held-out Jaccard still rose from 0.5 to 0.6 lambda (benchmarks/README.md,
-#: "Merging duplicates"); the shipped one (1200 steps) is calibrated to merge none.
+#: "Merging duplicates"). The shipped one (1200 steps) merges within 0.5 lambda in blocks of
+#: under 0.0015 detections per frame and input voxel (:data:`MERGE_LIMITS`).
 MERGE_RADII = (0.0, 0.25, 0.4, 0.5, 0.6)
 #: Merge density limits (detections per frame and input voxel; None: the smoothing's) that
 #: :func:`calibrate_smoothing` tries with each radius. In a 32^3 block they fall between 16,
