@@ -160,7 +160,7 @@ def run_demo(
     methods: dict[str, Callable[[], torch.Tensor]], progress: bool = True
 ) -> list[MethodResult]:
     """Run each method once, in order, with timing and memory; ``progress``: a bar over the
-    methods that names the one under way (only when stderr is a terminal)."""
+    methods that names the one under way (:func:`blockrecon.progress.progress_bar`)."""
     bar = progress_bar(methods.items(), "methods", progress)
     results = []
     for name, fn in bar:

@@ -1,13 +1,37 @@
-"""The one progress bar of blockrecon: a tqdm bar shown only when asked for and when stderr is a
-terminal, so that logs, pipes and tests stay free of bar output."""
+"""The one progress bar of blockrecon: a tqdm bar shown only when asked for.
+
+On a terminal it redraws in place. Elsewhere (a log file, a batch job's output, a pipe) work
+that lasts longer than :data:`LOG_INTERVAL_S` prints its state as one line every
+:data:`LOG_INTERVAL_S` seconds, so that a long run followed with ``tail`` shows its progress and
+ETA, while short work, and tests, leave no bar output.
+"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TextIO
 
-from tqdm.auto import tqdm
+from tqdm.std import tqdm
+
+#: Seconds between the lines of a bar whose stderr is not a terminal; none before this.
+LOG_INTERVAL_S = 60.0
+
+
+class _Lines:
+    """A stream for tqdm that turns each redraw into one line of ``stream`` (and drops the
+    blank redraw that clears a transient bar)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        line = text.replace("\r", "").strip()
+        if line:
+            self.stream.write(line + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 def progress_bar(
@@ -19,9 +43,14 @@ def progress_bar(
 ) -> tqdm:
     """A tqdm bar over ``iterable`` (or a manual one of ``total`` steps) labelled ``desc``.
 
-    Shown only when ``enabled`` and stderr is a terminal; transient (``leave=False``) unless
-    ``kw`` says otherwise. Other keywords (``initial``, ...) go to tqdm.
+    Shown only when ``enabled``: redrawn on a terminal, else written as a line every
+    :data:`LOG_INTERVAL_S` seconds once it has run that long. Transient (``leave=False``)
+    unless ``kw`` says otherwise. Other keywords (``initial``, ...) go to tqdm.
     """
     kw.setdefault("leave", False)
-    show = enabled and sys.stderr.isatty()
-    return tqdm(iterable, desc=desc, total=total, disable=not show, **kw)
+    if enabled and not sys.stderr.isatty():
+        kw.setdefault("file", _Lines(sys.stderr))
+        kw.setdefault("mininterval", LOG_INTERVAL_S)
+        kw.setdefault("delay", LOG_INTERVAL_S)
+        kw.setdefault("ascii", True)
+    return tqdm(iterable, desc=desc, total=total, disable=not enabled, **kw)

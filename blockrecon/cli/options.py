@@ -13,8 +13,7 @@ T = TypeVar("T")
 
 
 def show_progress(args: argparse.Namespace) -> bool:
-    """Progress bars unless ``--no-progress``; they show only on a terminal
-    (:func:`blockrecon.progress.progress_bar`)."""
+    """Progress bars unless ``--no-progress`` (:func:`blockrecon.progress.progress_bar`)."""
     return not args.no_progress
 
 

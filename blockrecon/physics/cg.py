@@ -58,7 +58,7 @@ def conjugate_gradient(
         n_iter: maximum number of iterations.
         tol: relative residual tolerance.
         x0: initial guess (zeros by default).
-        progress: progress bar (only when stderr is a terminal).
+        progress: progress bar (:func:`blockrecon.progress.progress_bar`).
         desc: progress-bar label.
         preconditioner: ``M``, a Hermitian positive definite linear function of a tensor
             shaped like ``rhs`` (``None``: plain CG).

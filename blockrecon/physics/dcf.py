@@ -50,7 +50,7 @@ def pipe_menon_dcf(
         image_shape: image grid ``(nz, ny, nx)`` (or 2D) the coordinates refer to.
         n_iter: iterations (each costs one forward and one adjoint NUFFT).
         backend: NUFFT backend (see :class:`blockrecon.physics.nufft.NUFFT`).
-        progress: show a progress bar (only when stderr is a terminal).
+        progress: show a progress bar (:func:`blockrecon.progress.progress_bar`).
 
     Returns:
         float32 tensor shaped ``coord.shape[:-1]``, positive, on coord's device; scaled as

@@ -257,7 +257,7 @@ def estimate_maps(
         crop: ESPIRiT eigenvalue threshold; maps are zero where the eigenvalue is lower
             (outside the object).
         max_iter: JSENSE outer iterations.
-        progress: show progress bars (only when stderr is a terminal).
+        progress: show progress bars (:func:`blockrecon.progress.progress_bar`).
         backend: NUFFT backend of the calibration (JSENSE runs SigPy's own NUFFT).
 
     Returns:

@@ -104,7 +104,7 @@ def train_segmentation(
         filter_sparsity: group-lasso weight on whole filters, applied as a proximal step
             after each Adam step (threshold ``lr * filter_sparsity``). Filters the data do not
             need become exactly zero, so that structured pruning removes them without loss.
-        progress: show a progress bar (only when stderr is a terminal).
+        progress: show a progress bar (:func:`blockrecon.progress.progress_bar`).
     """
     check_images(images, labels, model.out_ch)
     check_positive_int(epochs, "epochs")

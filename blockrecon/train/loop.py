@@ -280,7 +280,7 @@ def fit(
         seed: seeds the weights, the data order and every random generator.
         resume: continue the run saved in ``run_dir`` (settings must match).
         device: ``"cpu"`` or ``"cuda"``.
-        progress: progress bar (rank 0, and only when stderr is a terminal).
+        progress: progress bar (rank 0; :func:`blockrecon.progress.progress_bar`).
         objective: what training minimises (:mod:`blockrecon.train.objective`): default
             :class:`~blockrecon.train.objective.Supervised` (relative L2 against each pair's
             target); :class:`~blockrecon.train.objective.SelfSupervised` trains on k-space

@@ -88,7 +88,7 @@ def render_bubbles(
         pixel_size: float ``(ndim,)``, voxel size in lambda.
         psf_fwhm: per-axis FWHM in lambda, depth first.
         frames_per_chunk: frames accumulated per ``np.bincount`` call (memory vs. speed).
-        progress: show a progress bar (only when stderr is a terminal).
+        progress: show a progress bar (:func:`blockrecon.progress.progress_bar`).
 
     Returns:
         complex64 ``(n_frames, *shape)``.

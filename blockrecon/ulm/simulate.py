@@ -139,7 +139,7 @@ def simulate_acquisition(
         speed_per_radius: mean blood speed divided by vessel radius, in 1/s (375/s gives
             15 mm/s in a vessel of radius 40 um).
         n_trees: number of vessel trees entering the box around the field of view.
-        progress: show a progress bar while rendering (only on a terminal).
+        progress: show a progress bar while rendering (:func:`blockrecon.progress.progress_bar`).
 
     Returns:
         :class:`UlmAcquisition` with complex64 IQ and the true positions (lambda), frames,
