@@ -8,7 +8,7 @@ The network runs once per held-out simulation (those of ``bench_ulm_accuracy.py`
 * ``model``: the model's own decoding (its threshold, and its gated smoothing of the blocks
   with few detections);
 * ``model:MERGE``: the same with the merge radius of its gated smoothing set to MERGE lambda
-  (0: no merging);
+  (0: no merging), merging where the model's merge gate lets it;
 * ``SIGMA@THRESHOLD``: SIGMA the smoothing's standard deviation in lambda (0 for none),
   applied to every block; THRESHOLD the occupancy a cell must pass (``model``: the model's);
 

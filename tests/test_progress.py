@@ -28,15 +28,21 @@ def test_bar_shows_only_when_enabled(monkeypatch, enabled, terminal, shown):
 def test_bar_off_a_terminal_writes_lines_only_for_long_work(monkeypatch):
     stderr = io.StringIO()
     monkeypatch.setattr("sys.stderr", stderr)
-    assert list(progress_bar(range(3), "short")) == [0, 1, 2]
+    with progress_bar(None, "short", total=3) as bar:
+        for step in range(3):
+            bar.set_postfix(loss=step)  # a postfix writes no line of its own
+            bar.update()
     assert stderr.getvalue() == ""  # shorter than LOG_INTERVAL_S: nothing
     monkeypatch.setattr("blockrecon.progress.LOG_INTERVAL_S", 0.0)
     with progress_bar(None, "long", total=3) as bar:
+        for _ in progress_bar(range(2), "inner"):  # nested: tqdm moves the cursor
+            pass
         for _ in range(3):
             bar.update()
     lines = stderr.getvalue().splitlines(keepends=True)
-    assert "\r" not in stderr.getvalue() and all(line.endswith("\n") for line in lines)
-    assert all(line.startswith("long:") for line in lines)
+    assert not any(c in stderr.getvalue() for c in "\r\x1b")
+    assert all(line.endswith("\n") for line in lines)
+    assert {line.split(":")[0] for line in lines} == {"long", "inner"}
     assert "3/3" in lines[-1]
 
 

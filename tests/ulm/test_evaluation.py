@@ -2,6 +2,7 @@
 candidates and are saved; the smoothing applies only to blocks of few detections."""
 
 from collections.abc import Callable
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -10,6 +11,8 @@ from ulm_cases import CONFIG
 from blockrecon.ulm.decode import GatedSmoothing
 from blockrecon.ulm.evaluation import (
     NETWORK_SCALE,
+    _block_counts,
+    _gated_decode,
     calibrate_smoothing,
     calibrate_threshold,
     decode_blocks,
@@ -68,11 +71,10 @@ def test_calibrated_smoothing_is_the_best_candidate_and_is_saved(trained, acquis
         calibrate_smoothing(trained, [acquisition], 16, [], progress=False)
 
 
-def _fragment_pairs(blocks, gap: int) -> Callable[[GatedSmoothing | None], tuple[int, int]]:
-    """Detections per frame of blocks 0 and 1, decoded at 0.5 with a given smoothing, of 8x
-    logits that hold in every frame one pair of fragments ``gap`` fine cells apart in block 0
-    and eight such pairs in block 1 (plainly decoded: 2 and 16 detections per frame, 2 / 64 and
-    0.25 per input voxel)."""
+def _fragment_maps(blocks, gap: int) -> list[torch.Tensor]:
+    """8x logits of blocks 0 and 1 that hold in every frame one pair of fragments ``gap`` fine
+    cells apart in block 0 and eight such pairs in block 1 (plainly decoded: 2 and 16
+    detections per frame, 2 / 64 and 0.25 per input voxel)."""
     frames = blocks.inputs.shape[2]
     fine = [NETWORK_SCALE * n for n in blocks.inputs.shape[3:]]
     maps = [torch.full((1, frames, *fine), -50.0) for _ in range(2)]
@@ -81,6 +83,13 @@ def _fragment_pairs(blocks, gap: int) -> Callable[[GatedSmoothing | None], tuple
         for col in range(2):
             y, x = 8 + 14 * row, 8 + 30 * col
             maps[1][:, :, y, x] = maps[1][:, :, y, x + gap] = 2.0
+    return maps
+
+
+def _fragment_pairs(blocks, gap: int) -> Callable[[GatedSmoothing | None], tuple[int, int]]:
+    """Detections per frame of blocks 0 and 1 of :func:`_fragment_maps`, decoded at 0.5 with
+    a given smoothing."""
+    maps, frames = _fragment_maps(blocks, gap), blocks.inputs.shape[2]
     first = int(blocks.first_frames[1])
 
     def per_block(smoothing: GatedSmoothing | None) -> tuple[int, int]:
@@ -117,3 +126,25 @@ def test_merging_has_a_gate_of_its_own(blocks):
         GatedSmoothing(0.3 * cell, 0.01, 0.1, 8 * cell, merge_below=0.0)
     with pytest.raises(ValueError, match="only smoothed blocks are merged"):
         GatedSmoothing(0.3 * cell, 0.01, 0.1, 8 * cell, merge_below=0.2)
+
+
+def test_calibration_counts_each_candidate_as_it_decodes(blocks, acquisition):
+    """The calibration scores all candidates of a block from shared decodings; each must get
+    the detections of decoding with it alone, whose gates differ (fragments 6 fine cells
+    apart, :func:`_fragment_maps`): merged in both blocks, in block 0 only, in neither."""
+    maps, frames = _fragment_maps(blocks, 6), blocks.inputs.shape[2]
+    cell = blocks.pixel_size[0] / NETWORK_SCALE
+    candidates = [
+        GatedSmoothing(0.3 * cell, 0.01, 1.0, 8 * cell, merge_below=1e-6),
+        GatedSmoothing(0.3 * cell, 0.01, 1.0, 8 * cell),
+        GatedSmoothing(0.3 * cell, 0.01, 1.0, 8 * cell, merge_below=0.1),
+    ]
+    model = SimpleNamespace(threshold=0.5, split_radius=None)
+    expected = {0: [2, 1, 1], 1: [16, 8, 16]}
+    for index, logits in enumerate(maps):
+        counts = _block_counts(model, acquisition, blocks, index, logits, candidates)
+        for candidate, per_frame in zip(candidates, expected[index], strict=True):
+            alone = _gated_decode(logits, blocks, index, 0.5, None, candidate)
+            assert len(alone.frames) == per_frame * frames
+            true_positives, false_positives, _ = counts[candidate]
+            assert true_positives + false_positives == len(alone.frames)
