@@ -4,9 +4,10 @@
 simulations (one per concentration, in bubbles per frame on the training field) and stores the
 rows in the model file's ``extra["held_out"]``, with the field in ``extra["settings"]["shape"]``.
 From that table this module tells which method scored the higher Jaccard at an acquisition's
-bubble density. The density is read from the network's own detections: at concentration ``c``
-the network makes about ``c * recall / precision`` detections per frame on the field, which
-the table also gives, so no ground truth is needed.
+bubble density (linear between the tabulated concentrations). The density is read from the
+network's own detections: at concentration ``c`` the network makes about
+``c * recall / precision`` detections per frame on the field, which the table also gives, so no
+ground truth is needed.
 """
 
 from __future__ import annotations
@@ -67,12 +68,18 @@ class HeldOutTable:
 
     def crossing(self) -> float | None:
         """The lowest concentration from which the network's Jaccard beats conventional ULM's
-        at every tabulated concentration (None: not at the highest one)."""
-        wins = self.network_jaccard > self.conventional_jaccard
-        if not wins[-1]:
+        from then on (None: not at the highest tabulated one): where the difference of the two,
+        linear between the tabulated concentrations, last turns positive; the first tabulated
+        concentration if the network wins at every one."""
+        lead = self.network_jaccard - self.conventional_jaccard
+        if lead[-1] <= 0:
             return None
-        losses = np.flatnonzero(~wins)
-        return float(self.concentrations[0 if not len(losses) else losses[-1] + 1])
+        losses = np.flatnonzero(lead <= 0)
+        if not len(losses):
+            return float(self.concentrations[0])
+        i = losses[-1]
+        low, high = self.concentrations[i : i + 2]
+        return float(low + (high - low) * -lead[i] / (lead[i + 1] - lead[i]))
 
     def detections_per_voxel(self) -> np.ndarray:
         """The network's detections per frame and voxel at each concentration, float64 ``(k,)``:
@@ -110,7 +117,7 @@ def density_advice(
     beaten = (
         "never beat it on held-out data"
         if crossing is None
-        else f"beat it on held-out data only from {crossing:g} bubbles/frame"
+        else f"beat it on held-out data only from about {crossing:.1f} bubbles/frame"
     )
     return (
         f"warning: {n_detections / n_frames:.0f} detections per frame suggest about "
